@@ -1,0 +1,87 @@
+/* codec.c - %XX quoting (tcp_table) and netstrings (socketmap). */
+#include "config.h"
+
+#include <string.h>
+
+#include "codec.h"
+
+static const char hexdig[] = "0123456789ABCDEF";
+
+void hexq_encode(struct buf *out, const char *raw, size_t len)
+{
+    buf_reserve(out, len);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c > 0x20 && c < 0x7f && c != '%') {
+            buf_addc(out, (char)c);
+        } else {
+            char e[3] = { '%', hexdig[c >> 4], hexdig[c & 15] };
+            buf_add(out, e, 3);
+        }
+    }
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int hexq_decode(struct buf *out, const char *in, size_t len)
+{
+    buf_reserve(out, len);
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] != '%') {
+            buf_addc(out, in[i]);
+            continue;
+        }
+        if (len - i < 3)
+            return -1;
+        int hi = hexval((unsigned char)in[i + 1]);
+        int lo = hexval((unsigned char)in[i + 2]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        buf_addc(out, (char)(hi << 4 | lo));
+        i += 2;
+    }
+    return 0;
+}
+
+enum ns_status ns_parse(const char *in, size_t len, size_t maxlen,
+                        size_t *consumed, const char **data, size_t *dlen)
+{
+    size_t n = 0, i = 0;
+
+    for (; i < len && in[i] >= '0' && in[i] <= '9'; i++) {
+        if (i >= 10)
+            return NS_TOO_LONG;
+        n = n * 10 + (size_t)(in[i] - '0');
+        if (n > maxlen)
+            return NS_TOO_LONG;
+    }
+    if (i == len)
+        return NS_NEED_MORE;
+    if (i == 0 || in[i] != ':')
+        return NS_BAD;
+    i++;
+    if (len - i < n + 1)
+        return NS_NEED_MORE;
+    if (in[i + n] != ',')
+        return NS_BAD;
+    *data = in + i;
+    *dlen = n;
+    *consumed = i + n + 1;
+    return NS_OK;
+}
+
+void ns_format(struct buf *out, const char *data, size_t len)
+{
+    buf_printf(out, "%zu:", len);
+    buf_add(out, data, len);
+    buf_addc(out, ',');
+}

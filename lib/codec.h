@@ -1,0 +1,25 @@
+/* codec.h - wire codecs for Postfix lookup tables: tcp_table(5) %XX quoting
+ * and netstrings (socketmap_table(5)). Pure functions over buffers. */
+#ifndef MR_CODEC_H
+#define MR_CODEC_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Append raw[0..len) to out, replacing '%', whitespace and non-printing
+ * bytes (anything outside 0x21..0x7e) with %XX, as Postfix's hex_quote. */
+void hexq_encode(struct buf *out, const char *raw, size_t len);
+/* Decode %XX (either case) into out. Returns 0, or -1 on a malformed escape. */
+int hexq_decode(struct buf *out, const char *in, size_t len);
+
+enum ns_status { NS_NEED_MORE = 0, NS_OK = 1, NS_BAD = -1, NS_TOO_LONG = -2 };
+
+/* Parse one netstring "LEN:DATA," at the start of in (len octets).
+ * On NS_OK, *data and *dlen point into in and *consumed is its full length.
+ * A length above maxlen gives NS_TOO_LONG as soon as the digits show it. */
+enum ns_status ns_parse(const char *in, size_t len, size_t maxlen,
+                        size_t *consumed, const char **data, size_t *dlen);
+void ns_format(struct buf *out, const char *data, size_t len);
+
+#endif

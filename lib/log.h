@@ -1,0 +1,25 @@
+/* log.h - one logging family for every mailroster program.
+ *
+ * Postfix style: "prog[pid]: warning: text". To syslog (facility mail) by
+ * default, to stderr in the foreground. Never pass secrets to these.
+ */
+#ifndef MR_LOG_H
+#define MR_LOG_H
+
+#include <stdarg.h>
+
+void log_init(const char *progname, int to_stderr);
+void log_set_verbose(int verbose);
+int log_verbose(void);
+
+void msg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void msg_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void msg_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void msg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void msg_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void msg_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Copy at most max bytes of s into a printable, single-line form for logs. */
+const char *log_printable(char *dst, size_t dstlen, const char *s, size_t len);
+
+#endif

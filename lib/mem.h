@@ -1,0 +1,13 @@
+/* mem.h - allocation that never returns NULL (it aborts), like Postfix's mymalloc. */
+#ifndef MR_MEM_H
+#define MR_MEM_H
+
+#include <stddef.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif

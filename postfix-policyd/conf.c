@@ -1,0 +1,27 @@
+/* conf.c - the table of mailrosterd's parameters and their defaults. */
+#include "config.h"
+
+#include <stddef.h>
+
+#include "conf.h"
+
+#define O(f) offsetof(struct mr_conf, f)
+
+const struct cfg_def mr_conf_defs[] = {
+    { "database", CFG_STR, "dbname=mailroster", O(database), 0, 0 },
+    { "snapshot_file", CFG_STR, "", O(snapshot_file), 0, 0 },
+    { "snapshot_interval", CFG_TIME, "60s", O(snapshot_interval), 1, 86400 },
+    { "poll_interval", CFG_TIME, "10s", O(poll_interval), 1, 3600 },
+    { "startup_timeout", CFG_TIME, "10s", O(startup_timeout), 0, 3600 },
+    { "recipient_delimiter", CFG_STR, "+", O(recipient_delimiter), 0, 0 },
+    { "tcp_table_domains", CFG_STR, "", O(tcp_table_domains), 0, 0 },
+    { "tcp_table_mailboxes", CFG_STR, "", O(tcp_table_mailboxes), 0, 0 },
+    { "tcp_table_aliases", CFG_STR, "", O(tcp_table_aliases), 0, 0 },
+    { "tcp_table_senders", CFG_STR, "", O(tcp_table_senders), 0, 0 },
+    { "socketmap_listen", CFG_STR, "", O(socketmap_listen), 0, 0 },
+    { "socketmap_mode", CFG_MODE, "0666", O(socketmap_mode), 0, 0 },
+    { "max_connections", CFG_INT, "1000", O(max_connections), 1, 1000000 },
+    { "idle_timeout", CFG_TIME, "300s", O(idle_timeout), 1, 86400 },
+    { "debug", CFG_BOOL, "no", O(debug), 0, 0 },
+    { NULL, CFG_STR, NULL, 0, 0, 0 },
+};

@@ -1,0 +1,27 @@
+/* conf.h - mailrosterd's configuration (mailroster.conf). */
+#ifndef MR_CONF_H
+#define MR_CONF_H
+
+#include "cfg.h"
+
+struct mr_conf {
+    char *database;             /* libpq connection string */
+    char *snapshot_file;        /* "" = none */
+    int snapshot_interval;      /* at most one snapshot write per this many seconds */
+    int poll_interval;          /* change-log poll when no NOTIFY arrives */
+    int startup_timeout;        /* wait this long for PostgreSQL before using the snapshot */
+    char *recipient_delimiter;  /* as Postfix's; "" = none */
+    char *tcp_table_domains;    /* HOST:PORT or "" */
+    char *tcp_table_mailboxes;
+    char *tcp_table_aliases;
+    char *tcp_table_senders;
+    char *socketmap_listen;     /* list of unix:PATH / inet:HOST:PORT */
+    int socketmap_mode;
+    int max_connections;
+    int idle_timeout;
+    int debug;
+};
+
+extern const struct cfg_def mr_conf_defs[];
+
+#endif

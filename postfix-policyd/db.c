@@ -1,0 +1,588 @@
+/* db.c - the database thread (see db.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "buf.h"
+#include "db.h"
+#include "htab.h"
+#include "log.h"
+#include "mem.h"
+
+struct db {
+    char *conninfo;
+    db_post_fn post;
+    void *arg;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    /* under lock */
+    int poll_interval;
+    int have_base;
+    uint64_t base_seq;
+    /* thread only */
+    PGconn *conn;
+    int loaded;          /* the event loop has a directory at seq */
+    uint64_t seq;        /* last change handed over */
+    int ever_connected;
+};
+
+/* The columns of each directory table, in the order rec_*() reads them. */
+static const char *q_select[DIR_NKINDS] = {
+    [DIR_DOMAIN] = "SELECT x.id, x.name, x.enabled, x.disabled_reason, x.quota_bytes, "
+                   "x.quota_messages, x.send_limit_messages, x.send_limit_recipients, "
+                   "x.send_limit_window FROM mailroster.domains x",
+    [DIR_MAILBOX] = "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, x.password, "
+                    "x.enabled, x.may_send, x.may_receive, x.services::text, "
+                    "coalesce(x.quota_bytes, -1), coalesce(x.quota_messages, -1), "
+                    "coalesce(x.send_limit_messages, -1), coalesce(x.send_limit_recipients, -1), "
+                    "coalesce(x.uid, -1), coalesce(x.gid, -1), x.home, x.mail, x.maildir, "
+                    "x.disabled_reason FROM mailroster.mailboxes x "
+                    "JOIN mailroster.domains d ON d.id = x.domain_id",
+    [DIR_ALIAS] = "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, "
+                  "array_to_string(x.destinations, ','), x.enabled FROM mailroster.aliases x "
+                  "JOIN mailroster.domains d ON d.id = x.domain_id",
+    [DIR_SENDER] = "SELECT x.id, x.mailbox_id, x.address FROM mailroster.sender_addresses x",
+    [DIR_MASTER] = "SELECT x.id, x.name, x.password, x.enabled, array_to_string(x.domains, ',') "
+                   "FROM mailroster.master_users x",
+};
+
+void db_msg_free(struct db_msg *m)
+{
+    if (m == NULL)
+        return;
+    dir_free(m->dir);
+    for (size_t i = 0; i < m->n; i++)
+        free(m->changes[i].rec);
+    free(m->changes);
+    free(m->text);
+    free(m);
+}
+
+static void post(struct db *db, enum db_msg_type type, const char *text)
+{
+    struct db_msg *m = xcalloc(1, sizeof(*m));
+    m->type = type;
+    m->text = text ? xstrdup(text) : NULL;
+    db->post(m, db->arg);
+}
+
+/* libpq's message without its trailing newline (never holds a password). */
+static const char *pq_error(PGconn *c, char *tmp, size_t len)
+{
+    snprintf(tmp, len, "%s", PQerrorMessage(c));
+    size_t n = strlen(tmp);
+    while (n > 0 && (tmp[n - 1] == '\n' || tmp[n - 1] == ' '))
+        tmp[--n] = 0;
+    for (char *p = tmp; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    return tmp;
+}
+
+/* --- rows to records ------------------------------------------------- */
+
+static const char *val(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+static int64_t num(const PGresult *r, int row, int col)
+{
+    const char *v = val(r, row, col);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+static int flag(const PGresult *r, int row, int col)
+{
+    const char *v = val(r, row, col);
+    return v && v[0] == 't';
+}
+
+static void *rec_from_row(enum dir_kind kind, const PGresult *r, int i)
+{
+    switch (kind) {
+    case DIR_DOMAIN: {
+        struct dir_domain t = { 0 };
+        t.id = (uint64_t)num(r, i, 0);
+        t.name = val(r, i, 1);
+        t.enabled = (uint8_t)flag(r, i, 2);
+        t.disabled_reason = val(r, i, 3);
+        t.quota_bytes = num(r, i, 4);
+        t.quota_messages = num(r, i, 5);
+        t.limit_messages = (int32_t)num(r, i, 6);
+        t.limit_recipients = (int32_t)num(r, i, 7);
+        t.limit_window = (int32_t)num(r, i, 8);
+        return dir_domain_new(&t);
+    }
+    case DIR_MAILBOX: {
+        struct dir_mailbox t = { 0 };
+        t.id = (uint64_t)num(r, i, 0);
+        t.domain_id = (uint64_t)num(r, i, 1);
+        t.address = val(r, i, 2);
+        t.password = val(r, i, 3);
+        t.enabled = (uint8_t)flag(r, i, 4);
+        t.may_send = (uint8_t)flag(r, i, 5);
+        t.may_receive = (uint8_t)flag(r, i, 6);
+        if (dir_services_parse(val(r, i, 7) ? val(r, i, 7) : "", &t.services) < 0) {
+            msg_warn("mailbox %s: unknown service in %s; allowing none", t.address, val(r, i, 7));
+            t.services = 0;
+        }
+        t.quota_bytes = num(r, i, 8);
+        t.quota_messages = num(r, i, 9);
+        t.limit_messages = (int32_t)num(r, i, 10);
+        t.limit_recipients = (int32_t)num(r, i, 11);
+        t.uid = (int32_t)num(r, i, 12);
+        t.gid = (int32_t)num(r, i, 13);
+        t.home = val(r, i, 14);
+        t.mail = val(r, i, 15);
+        t.maildir = val(r, i, 16);
+        t.disabled_reason = val(r, i, 17);
+        return dir_mailbox_new(&t);
+    }
+    case DIR_ALIAS: {
+        struct dir_alias t = { 0 };
+        t.id = (uint64_t)num(r, i, 0);
+        t.domain_id = (uint64_t)num(r, i, 1);
+        t.source = val(r, i, 2);
+        t.destinations = val(r, i, 3) ? val(r, i, 3) : "";
+        t.enabled = (uint8_t)flag(r, i, 4);
+        return dir_alias_new(&t);
+    }
+    case DIR_SENDER: {
+        struct dir_sender t = { 0 };
+        t.id = (uint64_t)num(r, i, 0);
+        t.mailbox_id = (uint64_t)num(r, i, 1);
+        t.address = val(r, i, 2);
+        return dir_sender_new(&t);
+    }
+    case DIR_MASTER: {
+        struct dir_master t = { 0 };
+        t.id = (uint64_t)num(r, i, 0);
+        t.name = val(r, i, 1);
+        t.password = val(r, i, 2);
+        t.enabled = (uint8_t)flag(r, i, 3);
+        t.domains = val(r, i, 4);
+        return dir_master_new(&t);
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* --- queries --------------------------------------------------------- */
+
+/* Run a statement that returns no rows; -1 with a reason on failure. */
+static int exec_cmd(struct db *db, const char *sql, struct buf *why)
+{
+    char tmp[512];
+    PGresult *r = PQexec(db->conn, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        buf_printf(why, "%s", pq_error(db->conn, tmp, sizeof(tmp)));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static PGresult *query(struct db *db, const char *sql, int nparams, const char *const *params,
+                       struct buf *why)
+{
+    char tmp[512];
+    PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        buf_printf(why, "%s", pq_error(db->conn, tmp, sizeof(tmp)));
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void rollback(struct db *db)
+{
+    PGresult *r = PQexec(db->conn, "ROLLBACK");
+    PQclear(r);
+}
+
+static int check_schema(struct db *db, struct buf *why)
+{
+    PGresult *r = query(db, "SELECT max(version) FROM mailroster.schema_version", 0, NULL, why);
+    if (r == NULL)
+        return -1;
+    int64_t v = PQgetisnull(r, 0, 0) ? 0 : num(r, 0, 0);
+    PQclear(r);
+    if (v < 1 || v > MR_SCHEMA_VERSION) {
+        buf_printf(why, "database schema version is %" PRId64 ", this mailrosterd needs %d "
+                   "(apply sql/migrations)", v, MR_SCHEMA_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
+/* Load everything in one consistent snapshot, a cursor at a time so that a
+ * million rows never sit in client memory at once. */
+static struct dir *full_load(struct db *db, struct buf *why)
+{
+    struct dir *d = dir_new();
+    struct buf sql;
+    PGresult *r;
+
+    buf_init(&sql);
+    if (exec_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why) < 0)
+        goto fail;
+    if ((r = query(db, "SELECT coalesce(max(seq), 0) FROM mailroster.change_log", 0, NULL, why)) == NULL)
+        goto fail_tx;
+    d->seq = (uint64_t)num(r, 0, 0);
+    PQclear(r);
+    for (int k = 0; k < DIR_NKINDS; k++) {
+        buf_reset(&sql);
+        buf_printf(&sql, "DECLARE mr_load NO SCROLL CURSOR FOR %s", q_select[k]);
+        if (exec_cmd(db, sql.data, why) < 0)
+            goto fail_tx;
+        for (;;) {
+            if ((r = query(db, "FETCH 20000 FROM mr_load", 0, NULL, why)) == NULL)
+                goto fail_tx;
+            int n = PQntuples(r);
+            for (int i = 0; i < n; i++)
+                dir_put(d, (enum dir_kind)k, rec_from_row((enum dir_kind)k, r, i));
+            PQclear(r);
+            if (n == 0)
+                break;
+        }
+        if (exec_cmd(db, "CLOSE mr_load", why) < 0)
+            goto fail_tx;
+    }
+    if (exec_cmd(db, "COMMIT", why) < 0)
+        goto fail;
+    buf_free(&sql);
+    return d;
+fail_tx:
+    rollback(db);
+fail:
+    buf_free(&sql);
+    dir_free(d);
+    return NULL;
+}
+
+static int kind_by_table(const char *t)
+{
+    for (int k = 0; k < DIR_NKINDS; k++)
+        if (strcmp(dir_kind_name((enum dir_kind)k), t) == 0)
+            return k;
+    return -1;
+}
+
+static int cmp_change(const void *a, const void *b)
+{
+    const struct dir_change *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+#define CATCHUP_BATCH 20000
+
+/* (id, kind) of a change, for finding it again in a batch */
+struct chkey {
+    uint64_t key;
+    size_t idx;
+};
+
+static const void *chkey_key(const void *rec, size_t *len)
+{
+    *len = sizeof(uint64_t);
+    return rec;
+}
+
+/* Hand over the changes after db->seq. Returns the number of change-log
+ * rows read (CATCHUP_BATCH means: call again), or -1. */
+static int catch_up(struct db *db, struct buf *why)
+{
+    char seqtxt[32];
+    const char *params[1] = { seqtxt };
+    struct dir_change *ch = NULL;
+    size_t nch = 0;
+    uint64_t max_seq = 0;
+    struct buf ids[DIR_NKINDS], sql;
+    struct chkey *keys = NULL;
+    struct htab index;
+    PGresult *r;
+    int rows;
+
+    htab_init(&index, chkey_key);
+    buf_init(&sql);
+    for (int k = 0; k < DIR_NKINDS; k++)
+        buf_init(&ids[k]);
+    snprintf(seqtxt, sizeof(seqtxt), "%" PRIu64, db->seq);
+    if (exec_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why) < 0)
+        goto fail;
+    r = query(db, "SELECT seq, tbl, row_id FROM mailroster.change_log WHERE seq > $1::bigint "
+                  "ORDER BY seq LIMIT " "20000", 1, params, why);
+    if (r == NULL)
+        goto fail_tx;
+    rows = PQntuples(r);
+    ch = xcalloc((size_t)rows + 1, sizeof(*ch));
+    keys = xcalloc((size_t)rows + 1, sizeof(*keys));
+    /* One change per row touched: the row as it is now, under the seq of
+     * its last change. */
+    for (int i = 0; i < rows; i++) {
+        uint64_t seq = (uint64_t)num(r, i, 0), id = (uint64_t)num(r, i, 2);
+        int k = kind_by_table(PQgetvalue(r, i, 1));
+        max_seq = seq;
+        if (k < 0) {
+            msg_warn("change log row %" PRIu64 ": unknown table %s", seq, PQgetvalue(r, i, 1));
+            continue;
+        }
+        uint64_t key = id << 3 | (uint64_t)k;
+        struct chkey *hit = htab_get(&index, &key, sizeof(key));
+        if (hit != NULL) {
+            ch[hit->idx].seq = seq;
+            continue;
+        }
+        ch[nch].seq = seq;
+        ch[nch].kind = (enum dir_kind)k;
+        ch[nch].id = id;
+        keys[nch].key = key;
+        keys[nch].idx = nch;
+        htab_put(&index, &keys[nch]);
+        nch++;
+        buf_printf(&ids[k], "%s%" PRIu64, ids[k].len ? "," : "{", id);
+    }
+    PQclear(r);
+    for (int k = 0; k < DIR_NKINDS; k++) {
+        if (ids[k].len == 0)
+            continue;
+        buf_addc(&ids[k], '}');
+        buf_reset(&sql);
+        buf_printf(&sql, "%s WHERE x.id = ANY($1::bigint[])", q_select[k]);
+        const char *p[1] = { ids[k].data };
+        if ((r = query(db, sql.data, 1, p, why)) == NULL)
+            goto fail_tx;
+        for (int i = 0; i < PQntuples(r); i++) {
+            uint64_t key = (uint64_t)num(r, i, 0) << 3 | (uint64_t)k;
+            struct chkey *hit = htab_get(&index, &key, sizeof(key));
+            if (hit != NULL && ch[hit->idx].rec == NULL)
+                ch[hit->idx].rec = rec_from_row((enum dir_kind)k, r, i);
+        }
+        PQclear(r);
+    }
+    if (exec_cmd(db, "COMMIT", why) < 0)
+        goto fail;
+    if (rows > 0) {
+        struct db_msg *m = xcalloc(1, sizeof(*m));
+        qsort(ch, nch, sizeof(*ch), cmp_change);
+        m->type = DBM_CHANGES;
+        m->changes = ch;
+        m->n = nch;
+        m->max_seq = max_seq;
+        db->seq = max_seq;
+        db->post(m, db->arg);
+    } else {
+        free(ch);
+    }
+    free(keys);
+    htab_free(&index);
+    buf_free(&sql);
+    for (int k = 0; k < DIR_NKINDS; k++)
+        buf_free(&ids[k]);
+    return rows;
+fail_tx:
+    rollback(db);
+fail:
+    if (ch)
+        for (size_t j = 0; j < nch; j++)
+            free(ch[j].rec);
+    free(ch);
+    free(keys);
+    htab_free(&index);
+    buf_free(&sql);
+    for (int k = 0; k < DIR_NKINDS; k++)
+        buf_free(&ids[k]);
+    return -1;
+}
+
+/* Can the change log bridge from db->seq? Not when rows were pruned after
+ * it, nor when the database is behind us (restored from a backup). */
+static int need_full_load(struct db *db, struct buf *why)
+{
+    PGresult *r;
+    if (!db->loaded)
+        return 1;
+    r = query(db, "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM mailroster.change_log",
+              0, NULL, why);
+    if (r == NULL)
+        return -1;
+    uint64_t lo = (uint64_t)num(r, 0, 0), hi = (uint64_t)num(r, 0, 1);
+    PQclear(r);
+    if (db->seq > hi) {
+        msg_warn("database change log ends at %" PRIu64 ", before our %" PRIu64
+                 " (restored from a backup?): reloading the whole directory", hi, db->seq);
+        return 1;
+    }
+    if (lo > db->seq + 1) {
+        msg_info("change log starts at %" PRIu64 ", after our %" PRIu64 ": reloading the whole directory",
+                 lo, db->seq);
+        return 1;
+    }
+    return 0;
+}
+
+static void sleep_backoff(int seconds)
+{
+    struct timespec ts = { seconds, 0 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* One connection's life: returns when it broke. */
+static void session(struct db *db)
+{
+    struct buf why;
+    char tmp[512];
+    int rc;
+
+    buf_init(&why);
+    if (check_schema(db, &why) < 0)
+        goto fatal;
+    if (exec_cmd(db, "LISTEN mailroster_changes", &why) < 0)
+        goto broken;
+    pthread_mutex_lock(&db->lock);
+    if (db->have_base && !db->loaded) {
+        db->loaded = 1;
+        db->seq = db->base_seq;
+    }
+    db->have_base = 0;
+    pthread_mutex_unlock(&db->lock);
+    if ((rc = need_full_load(db, &why)) < 0)
+        goto broken;
+    if (rc) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        struct dir *d = full_load(db, &why);
+        if (d == NULL)
+            goto fatal;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        msg_info("loaded directory at change %" PRIu64 ": %zu domains, %zu mailboxes, %zu aliases, "
+                 "%zu sender addresses, %zu master users in %.2f s",
+                 d->seq, dir_count(d, DIR_DOMAIN), dir_count(d, DIR_MAILBOX),
+                 dir_count(d, DIR_ALIAS), dir_count(d, DIR_SENDER), dir_count(d, DIR_MASTER),
+                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        db->seq = d->seq;
+        db->loaded = 1;
+        struct db_msg *m = xcalloc(1, sizeof(*m));
+        m->type = DBM_FULL;
+        m->dir = d;
+        db->post(m, db->arg);
+        malloc_trim(0); /* give the load's transient memory back */
+    }
+    for (;;) {
+        while ((rc = catch_up(db, &why)) == CATCHUP_BATCH)
+            ;
+        if (rc < 0)
+            goto broken;
+        pthread_mutex_lock(&db->lock);
+        int wait_ms = db->poll_interval * 1000;
+        pthread_mutex_unlock(&db->lock);
+        struct pollfd pfd = { PQsocket(db->conn), POLLIN, 0 };
+        rc = poll(&pfd, 1, wait_ms);
+        if (rc < 0 && errno != EINTR)
+            goto broken;
+        if (rc > 0) {
+            PGnotify *n;
+            if (!PQconsumeInput(db->conn)) {
+                buf_printf(&why, "%s", pq_error(db->conn, tmp, sizeof(tmp)));
+                goto broken;
+            }
+            while ((n = PQnotifies(db->conn)) != NULL)
+                PQfreemem(n);
+        }
+        if (PQstatus(db->conn) != CONNECTION_OK) {
+            buf_printf(&why, "connection lost");
+            goto broken;
+        }
+    }
+fatal:
+    /* Reachable but unusable: fatal before the first load, a loud error
+     * (and another try later) once we are serving from memory. */
+    if (!db->loaded) {
+        post(db, DBM_FATAL, why.data);
+    } else {
+        msg_error("database: %s; still answering from memory", why.data);
+        post(db, DBM_DOWN, why.data);
+    }
+    buf_free(&why);
+    return;
+broken:
+    if (PQstatus(db->conn) == CONNECTION_OK && why.len) {
+        /* a query failed on a live connection: same as unusable */
+        msg_error("database: %s", why.data);
+    }
+    post(db, DBM_DOWN, why.len ? why.data : "connection lost");
+    buf_free(&why);
+}
+
+static void *db_main(void *arg)
+{
+    struct db *db = arg;
+    const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
+    const char *vals[] = { "mailrosterd", "5", db->conninfo, NULL };
+    int backoff = 1;
+    char tmp[512];
+
+    for (;;) {
+        db->conn = PQconnectdbParams(keys, vals, 1);
+        if (PQstatus(db->conn) != CONNECTION_OK) {
+            post(db, DBM_DOWN, pq_error(db->conn, tmp, sizeof(tmp)));
+            PQfinish(db->conn);
+            db->conn = NULL;
+            sleep_backoff(backoff);
+            backoff = backoff < 16 ? backoff * 2 : 30;
+            continue;
+        }
+        backoff = 1;
+        post(db, DBM_UP, PQdb(db->conn));
+        session(db);
+        PQfinish(db->conn);
+        db->conn = NULL;
+        sleep_backoff(backoff);
+        backoff = backoff < 16 ? backoff * 2 : 30;
+    }
+    return NULL;
+}
+
+struct db *db_start(const char *conninfo, int poll_interval, db_post_fn postfn, void *arg)
+{
+    struct db *db = xcalloc(1, sizeof(*db));
+    pthread_attr_t attr;
+
+    db->conninfo = xstrdup(conninfo);
+    db->post = postfn;
+    db->arg = arg;
+    db->poll_interval = poll_interval;
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&db->thread, &attr, db_main, db) != 0)
+        msg_fatal("cannot start the database thread: %s", strerror(errno));
+    pthread_attr_destroy(&attr);
+    return db;
+}
+
+void db_set_base(struct db *db, uint64_t seq)
+{
+    pthread_mutex_lock(&db->lock);
+    db->have_base = 1;
+    db->base_seq = seq;
+    pthread_mutex_unlock(&db->lock);
+}
+
+void db_set_poll_interval(struct db *db, int seconds)
+{
+    pthread_mutex_lock(&db->lock);
+    db->poll_interval = seconds;
+    pthread_mutex_unlock(&db->lock);
+}

@@ -1,0 +1,49 @@
+/* db.h - the database thread: loads the directory from PostgreSQL and
+ * follows its change log.
+ *
+ * libpq calls block, so they run in a thread of their own and never on
+ * the event loop. The thread hands its results over as messages: a whole
+ * new directory (first load, or when the change log cannot bridge the gap)
+ * or a batch of changes in sequence order. LISTEN/NOTIFY only wakes it; the
+ * change sequence is the truth, and a periodic poll covers a silent
+ * connection. After a lost connection it reconnects with backoff and
+ * catches up from the last change it handed over. */
+#ifndef MR_DB_H
+#define MR_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dir.h"
+
+#define MR_SCHEMA_VERSION 1
+
+enum db_msg_type {
+    DBM_FULL,     /* dir: a complete directory */
+    DBM_CHANGES,  /* changes[n], then the directory is at max_seq */
+    DBM_UP,       /* connected; text says to what */
+    DBM_DOWN,     /* connection lost or refused; text says why */
+    DBM_FATAL,    /* the database is reachable but unusable (schema, rights) */
+};
+
+struct db_msg {
+    enum db_msg_type type;
+    struct dir *dir;
+    struct dir_change *changes;
+    size_t n;
+    uint64_t max_seq;
+    char *text;
+    struct db_msg *next;
+};
+
+void db_msg_free(struct db_msg *m);
+
+typedef void (*db_post_fn)(struct db_msg *m, void *arg);
+
+struct db;
+struct db *db_start(const char *conninfo, int poll_interval, db_post_fn post, void *arg);
+/* The directory came from a snapshot file at seq: catch up from there. */
+void db_set_base(struct db *db, uint64_t seq);
+void db_set_poll_interval(struct db *db, int seconds);
+
+#endif

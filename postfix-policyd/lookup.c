@@ -1,0 +1,230 @@
+/* lookup.c - Postfix lookup-table semantics over the in-memory directory. */
+#include "config.h"
+
+#include <string.h>
+
+#include "addr.h"
+#include "lookup.h"
+
+static const char *map_names[LK_NMAPS] = { "domains", "mailboxes", "aliases", "senders" };
+
+int lk_map_by_name(const char *name, size_t len)
+{
+    for (int i = 0; i < LK_NMAPS; i++)
+        if (strlen(map_names[i]) == len && memcmp(map_names[i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+const char *lk_map_name(enum lk_map map) { return map < LK_NMAPS ? map_names[map] : "?"; }
+
+/* A canonical key split in its parts. */
+struct lk_key {
+    struct buf full;     /* user+ext@domain */
+    struct buf bare;     /* user@domain, when there is an extension */
+    size_t at;           /* offset of '@' in full */
+    size_t ext;          /* offset of the delimiter in full, == at when none */
+};
+
+static int key_split(struct lk_key *k, const char *key, size_t len, const char *delims)
+{
+    buf_init(&k->full);
+    buf_init(&k->bare);
+    if (memchr(key, 0, len) != NULL)
+        return -1;
+    if (addr_canon(key, len, &k->full, &k->at) != ADDR_OK)
+        return -1;
+    k->ext = addr_ext_split(k->full.data, k->at, delims);
+    if (k->ext < k->at) {
+        buf_add(&k->bare, k->full.data, k->ext);
+        buf_add(&k->bare, k->full.data + k->at, k->full.len - k->at);
+    }
+    return 0;
+}
+
+static void key_free(struct lk_key *k)
+{
+    buf_free(&k->full);
+    buf_free(&k->bare);
+}
+
+static const struct dir_domain *key_domain(const struct dir *d, const struct lk_key *k)
+{
+    const struct dir_domain *dom =
+        dir_domain_get(d, k->full.data + k->at + 1, k->full.len - k->at - 1);
+    return dom && dom->enabled ? dom : NULL;
+}
+
+static const struct dir_mailbox *find_mailbox(const struct dir *d, const struct lk_key *k)
+{
+    const struct dir_mailbox *m = dir_mailbox_get(d, k->full.data, k->full.len);
+    if (m == NULL && k->bare.len)
+        m = dir_mailbox_get(d, k->bare.data, k->bare.len);
+    return m;
+}
+
+/* Append the destinations of an alias to value, Postfix-style: a "@domain"
+ * destination gets the key's local part in front; when the alias matched
+ * without the key's extension, each destination gets it back. */
+static void add_destinations(struct buf *value, const char *dests, const struct lk_key *k,
+                             int propagate)
+{
+    const char *p = dests;
+    size_t extlen = k->at - k->ext;
+
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n > 0) {
+            if (value->len)
+                buf_addc(value, ',');
+            if (p[0] == '@') {
+                buf_add(value, k->full.data, k->at); /* local part with its extension */
+                buf_add(value, p, n);
+            } else {
+                const char *at = memchr(p, '@', n);
+                size_t llen = at ? (size_t)(at - p) : n;
+                buf_add(value, p, llen);
+                if (propagate && extlen)
+                    buf_add(value, k->full.data + k->ext, extlen);
+                buf_add(value, p + llen, n - llen);
+            }
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+}
+
+static enum lk_result lookup_alias(const struct dir *d, const struct lk_key *k, struct buf *value)
+{
+    const struct dir_alias *a;
+    const char *dom = k->full.data + k->at;
+
+    if (k->at == 0)
+        return LK_NOTFOUND; /* "@domain" itself is not an address */
+    if ((a = dir_alias_get(d, k->full.data, k->full.len)) != NULL && a->enabled) {
+        add_destinations(value, a->destinations, k, 0);
+        return value->len ? LK_FOUND : LK_NOTFOUND;
+    }
+    if (k->bare.len && (a = dir_alias_get(d, k->bare.data, k->bare.len)) != NULL && a->enabled) {
+        add_destinations(value, a->destinations, k, 1);
+        return value->len ? LK_FOUND : LK_NOTFOUND;
+    }
+    /* A catch-all never swallows a real mailbox. */
+    if (find_mailbox(d, k) != NULL)
+        return LK_NOTFOUND;
+    if ((a = dir_alias_get(d, dom, k->full.len - k->at)) != NULL && a->enabled) {
+        add_destinations(value, a->destinations, k, 0);
+        return value->len ? LK_FOUND : LK_NOTFOUND;
+    }
+    return LK_NOTFOUND;
+}
+
+static void add_owner(struct buf *value, const char *login)
+{
+    /* owners are few: a linear duplicate check is cheap */
+    size_t n = strlen(login);
+    const char *p = value->data;
+    while (p && *p) {
+        size_t m = strcspn(p, ",");
+        if (m == n && memcmp(p, login, n) == 0)
+            return;
+        p += m;
+        if (*p == ',')
+            p++;
+    }
+    if (value->len)
+        buf_addc(value, ',');
+    buf_add(value, login, n);
+}
+
+/* Logins that may send as addr: the mailbox itself, local mailboxes an
+ * alias delivers to, and mailboxes granted the address explicitly. */
+static void owners_of(const struct dir *d, const char *addr, size_t len, struct buf *value)
+{
+    const struct dir_mailbox *m = dir_mailbox_get(d, addr, len);
+    const struct dir_alias *a;
+
+    if (m && m->enabled)
+        add_owner(value, m->address);
+    if ((a = dir_alias_get(d, addr, len)) != NULL && a->enabled) {
+        const char *p = a->destinations;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            const struct dir_mailbox *dm = dir_mailbox_get(d, p, n);
+            if (dm && dm->enabled)
+                add_owner(value, dm->address);
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
+    for (const struct dir_sender *s = dir_sender_get(d, addr, len); s; s = s->next) {
+        const struct dir_mailbox *om = dir_mailbox_by_id(d, s->mailbox_id);
+        if (om && om->enabled)
+            add_owner(value, om->address);
+    }
+}
+
+static enum lk_result lookup_senders(const struct dir *d, const struct lk_key *k, struct buf *value)
+{
+    if (k->at == 0)
+        return LK_NOTFOUND;
+    owners_of(d, k->full.data, k->full.len, value);
+    if (value->len == 0 && k->bare.len)
+        owners_of(d, k->bare.data, k->bare.len, value);
+    if (value->len == 0)
+        owners_of(d, k->full.data + k->at, k->full.len - k->at, value);
+    return value->len ? LK_FOUND : LK_NOTFOUND;
+}
+
+enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, size_t len,
+                         const char *delims, struct buf *value)
+{
+    enum lk_result r = LK_NOTFOUND;
+    struct lk_key k;
+
+    buf_reset(value);
+    if (map == LK_DOMAINS) {
+        const struct dir_domain *dom;
+        if (memchr(key, 0, len) != NULL || addr_domain_canon(key, len, value) != ADDR_OK) {
+            buf_reset(value);
+            return LK_NOTFOUND;
+        }
+        dom = dir_domain_get(d, value->data, value->len);
+        buf_reset(value);
+        if (dom && dom->enabled) {
+            buf_adds(value, dom->name);
+            return LK_FOUND;
+        }
+        return LK_NOTFOUND;
+    }
+    if (key_split(&k, key, len, delims) < 0) {
+        key_free(&k);
+        return LK_NOTFOUND;
+    }
+    if (key_domain(d, &k) != NULL) {
+        switch (map) {
+        case LK_MAILBOXES: {
+            const struct dir_mailbox *m = find_mailbox(d, &k);
+            if (m && m->enabled && m->may_receive && k.at > 0) {
+                buf_adds(value, m->maildir);
+                r = LK_FOUND;
+            }
+            break;
+        }
+        case LK_ALIASES:
+            r = lookup_alias(d, &k, value);
+            break;
+        case LK_SENDERS:
+            r = lookup_senders(d, &k, value);
+            break;
+        default:
+            break;
+        }
+    }
+    key_free(&k);
+    if (r == LK_NOTFOUND)
+        buf_reset(value);
+    return r;
+}

@@ -1,0 +1,28 @@
+/* lookup.h - Postfix table semantics over the directory, shared by every
+ * table transport (tcp_table, socketmap) and the policy service.
+ *
+ * Postfix asks tcp: and socketmap: tables once, with the key as it stands,
+ * so this does what Postfix does itself for hash and pgsql tables: fold
+ * case, try user+ext@domain, then user@domain, then @domain where the map
+ * has such entries, and give alias destinations the unmatched extension. */
+#ifndef MR_LOOKUP_H
+#define MR_LOOKUP_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "dir.h"
+
+enum lk_map { LK_DOMAINS, LK_MAILBOXES, LK_ALIASES, LK_SENDERS, LK_NMAPS };
+
+enum lk_result { LK_NOTFOUND = 0, LK_FOUND = 1 };
+
+/* Map name ("domains", ...) to enum; -1 when unknown. */
+int lk_map_by_name(const char *name, size_t len);
+const char *lk_map_name(enum lk_map map);
+
+/* Look key up in map. On LK_FOUND value holds a non-empty answer. */
+enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, size_t len,
+                         const char *delims, struct buf *value);
+
+#endif

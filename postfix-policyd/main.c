@@ -1,0 +1,530 @@
+/* main.c - mailrosterd: the mail directory in memory, answering Postfix's
+ * lookup tables from one event loop.
+ *
+ * Threads: the event loop (this file, srv.c and the protocol handlers; the
+ * only one that touches the live directory), the database thread (db.c),
+ * and a short-lived snapshot writer. While the writer reads the directory,
+ * the loop keeps answering lookups but holds changes back, so the
+ * directory never changes under the writer. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "db.h"
+#include "dir.h"
+#include "log.h"
+#include "mem.h"
+#include "proto.h"
+#include "snap.h"
+#include "srv.h"
+
+#define MAX_LISTENERS 16
+
+struct map_ctx {
+    enum lk_map map;
+    char name[40];
+};
+
+static struct app {
+    const char *conf_path;
+    struct mr_conf conf;
+    struct event_base *base;
+    struct dir *dir;            /* NULL until loaded */
+    struct db *db;
+    struct lk_stats stats;
+    struct srv_limits lim;
+    struct srv *listeners[MAX_LISTENERS];
+    int nlisteners;
+    struct map_ctx maps[LK_NMAPS];
+    struct map_ctx smap_ctx;
+
+    /* database thread -> event loop */
+    pthread_mutex_t qlock;
+    struct db_msg *qhead, *qtail;
+    int wake[2];
+    struct event *wake_ev;
+
+    int db_up;
+    char *db_state;             /* last word from the database thread */
+    unsigned long changes_applied, changes_duplicate, full_loads;
+
+    /* snapshot file */
+    atomic_int snap_busy;
+    atomic_int snap_result;     /* the writer finished: look at snap_ok */
+    int snap_ok;                /* result of the last write, set by the writer */
+    char snap_err[512];
+    uint64_t snap_seq;          /* what the file holds */
+    unsigned long snap_gen, dir_gen;
+    time_t snap_time;
+    struct event *snap_timer;
+    struct event *startup_timer;
+
+    int ready_fd;               /* tells the parent we are up (daemon mode) */
+} app;
+
+static void wake_loop(void)
+{
+    char c = 0;
+    ssize_t n = write(app.wake[1], &c, 1);
+    (void)n; /* a full pipe already means "wake up" */
+}
+
+static void post_msg(struct db_msg *m, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&app.qlock);
+    if (app.qtail)
+        app.qtail->next = m;
+    else
+        app.qhead = m;
+    app.qtail = m;
+    pthread_mutex_unlock(&app.qlock);
+    wake_loop();
+}
+
+static void tell_ready(void)
+{
+    if (app.ready_fd >= 0) {
+        char c = 'R';
+        ssize_t n = write(app.ready_fd, &c, 1);
+        (void)n;
+        close(app.ready_fd);
+        app.ready_fd = -1;
+    }
+}
+
+/* --- lookups ----------------------------------------------------------- */
+
+static void complain(void *arg, const char *what)
+{
+    msg_warn("%s: %s", (const char *)arg, what);
+}
+
+static ssize_t tcp_handler(void *arg, const char *in, size_t len, struct buf *out)
+{
+    struct map_ctx *m = arg;
+    struct lk_env env = { app.dir, app.conf.recipient_delimiter, &app.stats, complain, m->name };
+    return tcpt_request(&env, m->map, in, len, out);
+}
+
+static ssize_t smap_handler(void *arg, const char *in, size_t len, struct buf *out)
+{
+    struct map_ctx *m = arg;
+    struct lk_env env = { app.dir, app.conf.recipient_delimiter, &app.stats, complain, m->name };
+    return smap_request(&env, in, len, out);
+}
+
+static void open_listener(const char *spec, const char *name, srv_handler h, void *arg)
+{
+    struct buf err;
+    struct srv *s;
+
+    if (app.nlisteners == MAX_LISTENERS)
+        msg_fatal("too many listeners (at most %d)", MAX_LISTENERS);
+    buf_init(&err);
+    s = srv_listen(app.base, spec, app.conf.socketmap_mode, name, h, arg, &app.lim, &err);
+    if (s == NULL)
+        msg_fatal("%s: %s", name, err.data);
+    buf_free(&err);
+    app.listeners[app.nlisteners++] = s;
+    msg_info("%s: listening on %s", name, spec);
+}
+
+static void open_listeners(void)
+{
+    const char *tcp[LK_NMAPS] = { app.conf.tcp_table_domains, app.conf.tcp_table_mailboxes,
+                                  app.conf.tcp_table_aliases, app.conf.tcp_table_senders };
+    for (int i = 0; i < LK_NMAPS; i++) {
+        app.maps[i].map = (enum lk_map)i;
+        snprintf(app.maps[i].name, sizeof(app.maps[i].name), "tcp_table %s", lk_map_name((enum lk_map)i));
+        if (*tcp[i])
+            open_listener(tcp[i], app.maps[i].name, tcp_handler, &app.maps[i]);
+    }
+    snprintf(app.smap_ctx.name, sizeof(app.smap_ctx.name), "socketmap");
+    char *list = xstrdup(app.conf.socketmap_listen), *save = NULL;
+    for (char *tok = strtok_r(list, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save))
+        open_listener(tok, app.smap_ctx.name, smap_handler, &app.smap_ctx);
+    free(list);
+    if (app.nlisteners == 0)
+        msg_warn("no tcp_table_* or socketmap_listen configured: nothing to answer");
+}
+
+/* --- snapshot file ----------------------------------------------------- */
+
+static void *snap_writer(void *arg)
+{
+    struct buf err;
+    buf_init(&err);
+    app.snap_ok = snap_write(arg, app.conf.snapshot_file, &err) == 0;
+    snprintf(app.snap_err, sizeof(app.snap_err), "%s", err.data ? err.data : "");
+    buf_free(&err);
+    atomic_store(&app.snap_result, 1);
+    atomic_store(&app.snap_busy, 0);
+    wake_loop();
+    return NULL;
+}
+
+static void snap_maybe_write(int force)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+
+    if (!*app.conf.snapshot_file || app.dir == NULL || atomic_load(&app.snap_busy))
+        return;
+    if (app.snap_gen == app.dir_gen && app.snap_seq == app.dir->seq)
+        return; /* nothing new */
+    if (!force && time(NULL) - app.snap_time < app.conf.snapshot_interval)
+        return;
+    atomic_store(&app.snap_busy, 1);
+    app.snap_gen = app.dir_gen;
+    app.snap_seq = app.dir->seq;
+    app.snap_time = time(NULL);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, snap_writer, app.dir) != 0) {
+        msg_warn("cannot start the snapshot writer: %s", strerror(errno));
+        atomic_store(&app.snap_busy, 0);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static void snap_done(void)
+{
+    if (app.snap_ok) {
+        msg_debug("snapshot written at change %" PRIu64, app.snap_seq);
+    } else {
+        msg_warn("snapshot file: %s", app.snap_err);
+        app.snap_gen = (unsigned long)-1; /* try again next time */
+    }
+}
+
+static void snap_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    snap_maybe_write(0);
+}
+
+static void start_from_snapshot(const char *why)
+{
+    struct buf err;
+    struct dir *d;
+
+    if (app.dir != NULL)
+        return;
+    if (!*app.conf.snapshot_file) {
+        msg_warn("PostgreSQL unavailable (%s) and no snapshot_file configured: "
+                 "answering temporary failures until the directory is loaded", why);
+        tell_ready();
+        return;
+    }
+    buf_init(&err);
+    d = snap_read(app.conf.snapshot_file, &err);
+    if (d == NULL) {
+        msg_error("PostgreSQL unavailable (%s) and the snapshot file cannot be used: %s; "
+                  "answering temporary failures until the directory is loaded", why, err.data);
+    } else {
+        struct stat st;
+        char when[64] = "unknown time";
+        if (stat(app.conf.snapshot_file, &st) == 0) {
+            struct tm tm;
+            localtime_r(&st.st_mtime, &tm);
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        }
+        msg_warn("PostgreSQL unavailable (%s): starting from snapshot file %s written %s, "
+                 "at change %" PRIu64 " (%zu mailboxes, %zu aliases)", why, app.conf.snapshot_file,
+                 when, d->seq, dir_count(d, DIR_MAILBOX), dir_count(d, DIR_ALIAS));
+        app.dir = d;
+        app.dir_gen++;
+        app.snap_gen = app.dir_gen;
+        app.snap_seq = d->seq;
+        db_set_base(app.db, d->seq);
+    }
+    buf_free(&err);
+    tell_ready();
+}
+
+static void startup_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (app.dir == NULL)
+        start_from_snapshot("no answer within startup_timeout");
+}
+
+/* --- messages from the database thread ---------------------------------- */
+
+static void handle_msg(struct db_msg *m)
+{
+    switch (m->type) {
+    case DBM_FULL:
+        if (app.dir)
+            msg_info("replacing the directory (change %" PRIu64 ") with a full load (change %" PRIu64 ")",
+                     app.dir->seq, m->dir->seq);
+        dir_free(app.dir);
+        app.dir = m->dir;
+        m->dir = NULL;
+        app.dir_gen++;
+        app.full_loads++;
+        tell_ready();
+        snap_maybe_write(1);
+        break;
+    case DBM_CHANGES:
+        if (app.dir == NULL)
+            break; /* cannot happen: changes follow a load */
+        for (size_t i = 0; i < m->n; i++) {
+            if (dir_apply(app.dir, &m->changes[i]))
+                app.changes_applied++;
+            else
+                app.changes_duplicate++;
+        }
+        if (m->max_seq > app.dir->seq)
+            app.dir->seq = m->max_seq;
+        msg_debug("applied changes up to %" PRIu64, app.dir->seq);
+        break;
+    case DBM_UP:
+        if (!app.db_up)
+            msg_info("connected to database %s", m->text);
+        app.db_up = 1;
+        break;
+    case DBM_DOWN:
+        if (app.db_up || app.db_state == NULL || strcmp(app.db_state, m->text) != 0)
+            msg_warn("database unavailable: %s%s", m->text,
+                     app.dir ? "; answering from memory" : "");
+        app.db_up = 0;
+        free(app.db_state);
+        app.db_state = xstrdup(m->text);
+        if (app.dir == NULL)
+            start_from_snapshot(m->text);
+        break;
+    case DBM_FATAL:
+        msg_fatal("database %s is not usable: %s", app.conf.database[0] ? "" : "(default)", m->text);
+    }
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    char drain[256];
+    (void)what;
+    (void)arg;
+    while (read(fd, drain, sizeof(drain)) > 0)
+        ;
+    if (atomic_load(&app.snap_busy))
+        return; /* the writer is reading the directory: hold changes back */
+    if (atomic_exchange(&app.snap_result, 0))
+        snap_done();
+    for (;;) {
+        pthread_mutex_lock(&app.qlock);
+        struct db_msg *m = app.qhead;
+        if (m) {
+            app.qhead = m->next;
+            if (app.qhead == NULL)
+                app.qtail = NULL;
+        }
+        pthread_mutex_unlock(&app.qlock);
+        if (m == NULL)
+            break;
+        handle_msg(m);
+        db_msg_free(m);
+        if (atomic_load(&app.snap_busy))
+            break; /* a full load started a write; the rest waits for it */
+    }
+}
+
+/* --- signals -------------------------------------------------------------- */
+
+static void reload_conf(void)
+{
+    struct mr_conf nc;
+    struct buf err;
+
+    buf_init(&err);
+    cfg_defaults(mr_conf_defs, &nc);
+    if (cfg_load(app.conf_path, mr_conf_defs, &nc, &err) < 0) {
+        msg_error("reload: %s; keeping the running configuration", err.data);
+        cfg_free(mr_conf_defs, &nc);
+        buf_free(&err);
+        return;
+    }
+    const char *fixed[][3] = {
+        { "database", app.conf.database, nc.database },
+        { "snapshot_file", app.conf.snapshot_file, nc.snapshot_file },
+        { "tcp_table_domains", app.conf.tcp_table_domains, nc.tcp_table_domains },
+        { "tcp_table_mailboxes", app.conf.tcp_table_mailboxes, nc.tcp_table_mailboxes },
+        { "tcp_table_aliases", app.conf.tcp_table_aliases, nc.tcp_table_aliases },
+        { "tcp_table_senders", app.conf.tcp_table_senders, nc.tcp_table_senders },
+        { "socketmap_listen", app.conf.socketmap_listen, nc.socketmap_listen },
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (strcmp(fixed[i][1], fixed[i][2]) != 0)
+            msg_warn("reload: %s changed; it takes effect at the next restart", fixed[i][0]);
+    /* what can change at run time */
+    free(app.conf.recipient_delimiter);
+    app.conf.recipient_delimiter = xstrdup(nc.recipient_delimiter);
+    app.conf.snapshot_interval = nc.snapshot_interval;
+    app.conf.poll_interval = nc.poll_interval;
+    app.conf.max_connections = nc.max_connections;
+    app.conf.idle_timeout = nc.idle_timeout;
+    app.conf.debug = nc.debug;
+    app.lim.max_connections = nc.max_connections;
+    app.lim.idle_timeout = nc.idle_timeout;
+    log_set_verbose(nc.debug);
+    db_set_poll_interval(app.db, nc.poll_interval);
+    cfg_free(mr_conf_defs, &nc);
+    buf_free(&err);
+    msg_info("reloaded %s", app.conf_path);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    if (sig == SIGHUP) {
+        reload_conf();
+        return;
+    }
+    msg_info("stopping on signal %d", (int)sig);
+    event_base_loopbreak(app.base);
+}
+
+static void shutdown_cleanly(void)
+{
+    for (int i = 0; i < app.nlisteners; i++)
+        srv_close(app.listeners[i]);
+    app.nlisteners = 0;
+    /* wait for a running write, then leave the newest state on disk */
+    for (int i = 0; i < 1000 && atomic_load(&app.snap_busy); i++)
+        usleep(10000);
+    if (!atomic_load(&app.snap_busy) && *app.conf.snapshot_file && app.dir &&
+        (app.snap_gen != app.dir_gen || app.snap_seq != app.dir->seq)) {
+        struct buf err;
+        buf_init(&err);
+        if (snap_write(app.dir, app.conf.snapshot_file, &err) < 0)
+            msg_warn("snapshot file: %s", err.data);
+        buf_free(&err);
+    }
+    msg_info("stopped");
+}
+
+/* --- start ---------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: mailrosterd [-f] [-v] [-n] [-c config_file]\n"
+                    "  -f  stay in the foreground, log to stderr\n"
+                    "  -v  verbose logging\n"
+                    "  -n  check the configuration file and exit\n");
+    exit(64);
+}
+
+/* Fork into the background; the parent exits 0 once the child says it is
+ * serving, 1 if the child dies first (its reason is in the log). */
+static void daemonize(void)
+{
+    int p[2];
+    pid_t pid;
+    char c;
+
+    if (pipe(p) < 0)
+        msg_fatal("pipe: %s", strerror(errno));
+    if ((pid = fork()) < 0)
+        msg_fatal("fork: %s", strerror(errno));
+    if (pid > 0) {
+        close(p[1]);
+        _exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+    }
+    close(p[0]);
+    setsid();
+    app.ready_fd = p[1];
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int foreground = 0, verbose = 0, check_only = 0, ch;
+    struct buf err;
+    struct event *sigs[3];
+    int signums[3] = { SIGHUP, SIGTERM, SIGINT };
+
+    app.conf_path = SYSCONFDIR "/mailroster/mailroster.conf";
+    app.ready_fd = -1;
+    while ((ch = getopt(argc, argv, "c:fvn")) != -1) {
+        switch (ch) {
+        case 'c': app.conf_path = optarg; break;
+        case 'f': foreground = 1; break;
+        case 'v': verbose = 1; break;
+        case 'n': check_only = 1; break;
+        default: usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    log_init("mailrosterd", foreground || check_only);
+    buf_init(&err);
+    cfg_defaults(mr_conf_defs, &app.conf);
+    if (cfg_load(app.conf_path, mr_conf_defs, &app.conf, &err) < 0)
+        msg_fatal("%s", err.data);
+    if (check_only) {
+        printf("%s: ok\n", app.conf_path);
+        return 0;
+    }
+    log_set_verbose(verbose || app.conf.debug);
+    signal(SIGPIPE, SIG_IGN);
+    if (!foreground)
+        daemonize();
+
+    app.lim.max_connections = app.conf.max_connections;
+    app.lim.idle_timeout = app.conf.idle_timeout;
+    app.snap_ok = 1;
+    pthread_mutex_init(&app.qlock, NULL);
+    if (pipe2(app.wake, O_NONBLOCK | O_CLOEXEC) < 0)
+        msg_fatal("pipe: %s", strerror(errno));
+    if ((app.base = event_base_new()) == NULL)
+        msg_fatal("cannot create the event loop");
+    app.wake_ev = event_new(app.base, app.wake[0], EV_READ | EV_PERSIST, wake_cb, NULL);
+    event_add(app.wake_ev, NULL);
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(app.base, signums[i], signal_cb, NULL);
+        event_add(sigs[i], NULL);
+    }
+    open_listeners();
+
+    struct timeval tv = { 1, 0 }; /* the interval itself is checked in snap_maybe_write */
+    app.snap_timer = event_new(app.base, -1, EV_PERSIST, snap_timer_cb, NULL);
+    event_add(app.snap_timer, &tv);
+    struct timeval st = { app.conf.startup_timeout, 0 };
+    app.startup_timer = event_new(app.base, -1, 0, startup_timer_cb, NULL);
+    event_add(app.startup_timer, &st);
+
+    msg_info("starting (configuration %s)", app.conf_path);
+    app.db = db_start(app.conf.database, app.conf.poll_interval, post_msg, NULL);
+    event_base_dispatch(app.base);
+    shutdown_cleanly();
+    buf_free(&err);
+    return 0;
+}

@@ -1,0 +1,417 @@
+/* snap.c - directory snapshot file: format, parse, atomic write. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "mem.h"
+#include "snap.h"
+
+#define SNAP_MAGIC "mailroster-snapshot"
+#define SNAP_VERSION 1
+
+static void put_str(struct buf *out, const char *s)
+{
+    buf_addc(out, ' ');
+    if (s == NULL) {
+        buf_addc(out, '-');
+        return;
+    }
+    buf_addc(out, '=');
+    hexq_encode(out, s, strlen(s));
+}
+
+void snap_format(const struct dir *d, struct buf *out)
+{
+    size_t n = 0, i;
+    const void *rec;
+
+    buf_printf(out, "%s %d %" PRIu64 "\n", SNAP_MAGIC, SNAP_VERSION, d->seq);
+    for (i = 0; (rec = htab_next(&d->dom_id, &i)) != NULL; n++) {
+        const struct dir_domain *r = rec;
+        buf_printf(out, "D %" PRIu64 " %d %" PRId64 " %" PRId64 " %d %d %d", r->id, r->enabled,
+                   r->quota_bytes, r->quota_messages, r->limit_messages, r->limit_recipients,
+                   r->limit_window);
+        put_str(out, r->name);
+        put_str(out, r->disabled_reason);
+        buf_addc(out, '\n');
+    }
+    for (i = 0; (rec = htab_next(&d->mbox_id, &i)) != NULL; n++) {
+        const struct dir_mailbox *r = rec;
+        buf_printf(out, "M %" PRIu64 " %" PRIu64 " %d %d %d %u %" PRId64 " %" PRId64 " %d %d %d %d",
+                   r->id, r->domain_id, r->enabled, r->may_send, r->may_receive, r->services,
+                   r->quota_bytes, r->quota_messages, r->limit_messages, r->limit_recipients,
+                   r->uid, r->gid);
+        put_str(out, r->address);
+        put_str(out, r->password);
+        put_str(out, r->home);
+        put_str(out, r->mail);
+        put_str(out, r->maildir);
+        put_str(out, r->disabled_reason);
+        buf_addc(out, '\n');
+    }
+    for (i = 0; (rec = htab_next(&d->alias_id, &i)) != NULL; n++) {
+        const struct dir_alias *r = rec;
+        buf_printf(out, "A %" PRIu64 " %" PRIu64 " %d", r->id, r->domain_id, r->enabled);
+        put_str(out, r->source);
+        put_str(out, r->destinations);
+        buf_addc(out, '\n');
+    }
+    for (i = 0; (rec = htab_next(&d->sender_id, &i)) != NULL; n++) {
+        const struct dir_sender *r = rec;
+        buf_printf(out, "S %" PRIu64 " %" PRIu64, r->id, r->mailbox_id);
+        put_str(out, r->address);
+        buf_addc(out, '\n');
+    }
+    for (i = 0; (rec = htab_next(&d->master_id, &i)) != NULL; n++) {
+        const struct dir_master *r = rec;
+        buf_printf(out, "U %" PRIu64 " %d", r->id, r->enabled);
+        put_str(out, r->name);
+        put_str(out, r->password);
+        put_str(out, r->domains);
+        buf_addc(out, '\n');
+    }
+    buf_printf(out, "end %zu\n", n);
+}
+
+/* A line split into fields; strings decoded into one arena. */
+#define MAXF 20
+struct fields {
+    size_t n;
+    const char *f[MAXF];
+    size_t flen[MAXF];
+};
+
+static int split(const char *line, size_t len, struct fields *fs)
+{
+    size_t i = 0;
+    fs->n = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && line[j] != ' ')
+            j++;
+        if (fs->n == MAXF || j == i)
+            return -1;
+        fs->f[fs->n] = line + i;
+        fs->flen[fs->n++] = j - i;
+        i = j + 1;
+        if (j + 1 == len && line[j] == ' ')
+            return -1;
+    }
+    return 0;
+}
+
+static int get_i64(const struct fields *fs, size_t k, int64_t min, int64_t max, int64_t *out)
+{
+    char tmp[24], *end;
+    if (k >= fs->n || fs->flen[k] == 0 || fs->flen[k] >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, fs->f[k], fs->flen[k]);
+    tmp[fs->flen[k]] = 0;
+    if (tmp[0] != '-' && (tmp[0] < '0' || tmp[0] > '9'))
+        return -1;
+    errno = 0;
+    long long v = strtoll(tmp, &end, 10);
+    if (*end || errno || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int get_u64(const struct fields *fs, size_t k, uint64_t *out)
+{
+    char tmp[24], *end;
+    if (k >= fs->n || fs->flen[k] == 0 || fs->flen[k] >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, fs->f[k], fs->flen[k]);
+    tmp[fs->flen[k]] = 0;
+    if (tmp[0] < '0' || tmp[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(tmp, &end, 10);
+    if (*end || errno)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Decode string field k into strs[slot] (NUL-terminated, no NUL inside). */
+static int get_str(const struct fields *fs, size_t k, struct buf *store, const char **out, int required)
+{
+    if (k >= fs->n)
+        return -1;
+    if (fs->flen[k] == 1 && fs->f[k][0] == '-') {
+        *out = NULL;
+        return required ? -1 : 0;
+    }
+    if (fs->f[k][0] != '=')
+        return -1;
+    buf_reset(store);
+    if (hexq_decode(store, fs->f[k] + 1, fs->flen[k] - 1) < 0)
+        return -1;
+    if (memchr(store->data, 0, store->len) != NULL)
+        return -1;
+    if (required && store->len == 0)
+        return -1;
+    *out = store->data;
+    return 0;
+}
+
+#define I(k, lo, hi, dst) \
+    do { int64_t v_; if (get_i64(&fs, k, lo, hi, &v_) < 0) goto bad; dst = v_; } while (0)
+#define U(k, dst) \
+    do { if (get_u64(&fs, k, &dst) < 0) goto bad; } while (0)
+#define S(k, slot, dst, req) \
+    do { if (get_str(&fs, k, &s[slot], &dst, req) < 0) goto bad; } while (0)
+#define FLAG(k, dst) I(k, 0, 1, dst)
+
+struct dir *snap_parse(const char *text, size_t len, struct buf *err)
+{
+    struct dir *d = dir_new();
+    struct buf s[6];
+    struct fields fs;
+    size_t pos = 0, lineno = 0, count = 0;
+    int ended = 0;
+
+    for (int i = 0; i < 6; i++)
+        buf_init(&s[i]);
+    buf_reset(err);
+    while (pos < len) {
+        const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
+        if (nl == NULL) {
+            buf_printf(err, "line %zu: no newline at end of file", lineno + 1);
+            goto fail;
+        }
+        size_t llen = (size_t)(nl - line);
+        pos += llen + 1;
+        lineno++;
+        if (ended || split(line, llen, &fs) < 0 || fs.n == 0)
+            goto bad;
+        if (lineno == 1) {
+            int64_t ver;
+            if (fs.n != 3 || fs.flen[0] != strlen(SNAP_MAGIC) || memcmp(fs.f[0], SNAP_MAGIC, fs.flen[0]))
+                goto bad;
+            if (get_i64(&fs, 1, 0, 1000, &ver) < 0 || ver != SNAP_VERSION) {
+                buf_printf(err, "line 1: unsupported snapshot version");
+                goto fail;
+            }
+            U(2, d->seq);
+            continue;
+        }
+        if (fs.flen[0] != 1 && !(fs.flen[0] == 3 && memcmp(fs.f[0], "end", 3) == 0))
+            goto bad;
+        switch (fs.f[0][0]) {
+        case 'D': {
+            struct dir_domain r = { 0 };
+            if (fs.n != 10) goto bad;
+            U(1, r.id);
+            FLAG(2, r.enabled);
+            I(3, 0, INT64_MAX, r.quota_bytes);
+            I(4, 0, INT64_MAX, r.quota_messages);
+            I(5, 0, INT32_MAX, r.limit_messages);
+            I(6, 0, INT32_MAX, r.limit_recipients);
+            I(7, 1, INT32_MAX, r.limit_window);
+            S(8, 0, r.name, 1);
+            S(9, 1, r.disabled_reason, 0);
+            dir_put(d, DIR_DOMAIN, dir_domain_new(&r));
+            break;
+        }
+        case 'M': {
+            struct dir_mailbox r = { 0 };
+            if (fs.n != 19) goto bad;
+            U(1, r.id);
+            U(2, r.domain_id);
+            FLAG(3, r.enabled);
+            FLAG(4, r.may_send);
+            FLAG(5, r.may_receive);
+            I(6, 0, SVC_ALL, r.services);
+            I(7, -1, INT64_MAX, r.quota_bytes);
+            I(8, -1, INT64_MAX, r.quota_messages);
+            I(9, -1, INT32_MAX, r.limit_messages);
+            I(10, -1, INT32_MAX, r.limit_recipients);
+            I(11, -1, INT32_MAX, r.uid);
+            I(12, -1, INT32_MAX, r.gid);
+            S(13, 0, r.address, 1);
+            S(14, 1, r.password, 0);
+            S(15, 2, r.home, 0);
+            S(16, 3, r.mail, 0);
+            S(17, 4, r.maildir, 1);
+            S(18, 5, r.disabled_reason, 0);
+            if (strchr(r.address, '@') == NULL) goto bad;
+            dir_put(d, DIR_MAILBOX, dir_mailbox_new(&r));
+            break;
+        }
+        case 'A': {
+            struct dir_alias r = { 0 };
+            if (fs.n != 6) goto bad;
+            U(1, r.id);
+            U(2, r.domain_id);
+            FLAG(3, r.enabled);
+            S(4, 0, r.source, 1);
+            S(5, 1, r.destinations, 1);
+            if (strchr(r.source, '@') == NULL) goto bad;
+            dir_put(d, DIR_ALIAS, dir_alias_new(&r));
+            break;
+        }
+        case 'S': {
+            struct dir_sender r = { 0 };
+            if (fs.n != 4) goto bad;
+            U(1, r.id);
+            U(2, r.mailbox_id);
+            S(3, 0, r.address, 1);
+            dir_put(d, DIR_SENDER, dir_sender_new(&r));
+            break;
+        }
+        case 'U': {
+            struct dir_master r = { 0 };
+            if (fs.n != 6) goto bad;
+            U(1, r.id);
+            FLAG(2, r.enabled);
+            S(3, 0, r.name, 1);
+            S(4, 1, r.password, 1);
+            S(5, 2, r.domains, 0);
+            dir_put(d, DIR_MASTER, dir_master_new(&r));
+            break;
+        }
+        case 'e': {
+            uint64_t n;
+            if (fs.n != 2) goto bad;
+            U(1, n);
+            if (n != count) {
+                buf_printf(err, "line %zu: trailer counts %" PRIu64 " records, file has %zu", lineno, n, count);
+                goto fail;
+            }
+            ended = 1;
+            continue;
+        }
+        default:
+            goto bad;
+        }
+        count++;
+    }
+    if (lineno == 0 || !ended) {
+        buf_printf(err, "file is cut short (no trailer line)");
+        goto fail;
+    }
+    /* Record counts may differ from the trailer when ids repeat: refuse. */
+    {
+        size_t total = 0;
+        for (int k = 0; k < DIR_NKINDS; k++)
+            total += dir_count(d, (enum dir_kind)k);
+        if (total != count) {
+            buf_printf(err, "duplicate record ids");
+            goto fail;
+        }
+    }
+    for (int i = 0; i < 6; i++)
+        buf_free(&s[i]);
+    return d;
+bad:
+    buf_printf(err, "line %zu: malformed record", lineno);
+fail:
+    for (int i = 0; i < 6; i++)
+        buf_free(&s[i]);
+    dir_free(d);
+    return NULL;
+}
+
+int snap_write(const struct dir *d, const char *path, struct buf *err)
+{
+    struct buf text, tmp;
+    int fd = -1, rc = -1;
+    size_t off = 0;
+
+    buf_init(&text);
+    buf_init(&tmp);
+    buf_reset(err);
+    snap_format(d, &text);
+    buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+    fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        buf_printf(err, "create %s: %s", tmp.data, strerror(errno));
+        goto out;
+    }
+    fchmod(fd, 0600);
+    while (off < text.len) {
+        ssize_t n = write(fd, text.data + off, text.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            buf_printf(err, "write %s: %s", tmp.data, strerror(errno));
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) < 0) {
+        buf_printf(err, "fsync %s: %s", tmp.data, strerror(errno));
+        goto out;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        buf_printf(err, "close %s: %s", tmp.data, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp.data, path) < 0) {
+        buf_printf(err, "rename %s to %s: %s", tmp.data, path, strerror(errno));
+        goto out;
+    }
+    /* make the rename itself durable */
+    {
+        char *dirpath = xstrdup(path), *slash = strrchr(dirpath, '/');
+        if (slash)
+            *(slash == dirpath ? slash + 1 : slash) = 0;
+        int dfd = open(slash ? dirpath : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dirpath);
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        unlink(tmp.data);
+    buf_free(&text);
+    buf_free(&tmp);
+    return rc;
+}
+
+struct dir *snap_read(const char *path, struct buf *err)
+{
+    FILE *fp = fopen(path, "re");
+    struct buf text;
+    char chunk[65536];
+    size_t n;
+    struct dir *d;
+
+    buf_reset(err);
+    if (fp == NULL) {
+        buf_printf(err, "open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf_init(&text);
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        buf_add(&text, chunk, n);
+    fclose(fp);
+    d = snap_parse(text.data ? text.data : "", text.len, err);
+    if (d == NULL) {
+        struct buf why;
+        buf_init(&why);
+        buf_printf(&why, "%s: %s", path, err->data);
+        buf_reset(err);
+        buf_add(err, why.data, why.len);
+        buf_free(&why);
+    }
+    buf_free(&text);
+    return d;
+}

@@ -1,0 +1,219 @@
+/* srv.c - libevent listeners and connection state machines. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "log.h"
+#include "mem.h"
+#include "srv.h"
+
+struct srv {
+    struct evconnlistener *listener;
+    char *spec;
+    char *name;
+    char *unix_path;         /* removed again on close */
+    srv_handler handler;
+    void *arg;
+    struct srv_limits *lim;
+};
+
+struct conn {
+    struct srv *srv;
+    struct bufferevent *bev;
+    int closing;
+};
+
+static struct buf scratch; /* answers of one read, written in one go */
+
+static void conn_free(struct conn *c)
+{
+    bufferevent_free(c->bev);
+    c->srv->lim->active--;
+    free(c);
+}
+
+static void conn_drained(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_free(arg);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_TIMEOUT)
+        msg_debug("%s: closing idle connection", c->srv->name);
+    else if ((what & BEV_EVENT_ERROR) && errno != ECONNRESET && errno != EPIPE)
+        msg_debug("%s: connection error: %s", c->srv->name, strerror(errno));
+    conn_free(c);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    int broken = 0;
+
+    buf_reset(&scratch);
+    for (;;) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0)
+            break;
+        const char *data = (const char *)evbuffer_pullup(in, -1);
+        ssize_t n = c->srv->handler(c->srv->arg, data, len, &scratch);
+        if (n < 0) {
+            broken = 1;
+            break;
+        }
+        if (n == 0)
+            break;
+        evbuffer_drain(in, (size_t)n);
+    }
+    if (scratch.len)
+        bufferevent_write(bev, scratch.data, scratch.len);
+    if (broken) {
+        /* the error reply goes out, then the connection is closed */
+        c->closing = 1;
+        bufferevent_disable(bev, EV_READ);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_free(c);
+        else
+            bufferevent_setcb(bev, NULL, conn_drained, conn_event, c);
+    }
+}
+
+static void srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                       int salen, void *arg)
+{
+    struct srv *s = arg;
+    struct conn *c;
+    struct timeval idle;
+    (void)l;
+    (void)sa;
+    (void)salen;
+
+    if (s->lim->active >= s->lim->max_connections) {
+        time_t now = time(NULL);
+        s->lim->refused++;
+        if (now - s->lim->last_refusal_log >= 10) {
+            msg_warn("%s: connection limit of %d reached (max_connections); refusing connections",
+                     s->name, s->lim->max_connections);
+            s->lim->last_refusal_log = now;
+        }
+        evutil_closesocket(fd);
+        return;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->srv = s;
+    c->bev = bufferevent_socket_new(evconnlistener_get_base(s->listener), fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    s->lim->active++;
+    idle.tv_sec = s->lim->idle_timeout;
+    idle.tv_usec = 0;
+    bufferevent_set_timeouts(c->bev, &idle, &idle);
+    bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void srv_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct srv *s = arg;
+    (void)l;
+    msg_warn("%s: accept: %s", s->name, strerror(errno));
+}
+
+struct srv *srv_listen(struct event_base *base, const char *spec, int unix_mode,
+                       const char *name, srv_handler handler, void *arg,
+                       struct srv_limits *lim, struct buf *err)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    struct srv *s = xcalloc(1, sizeof(*s));
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+
+    s->spec = xstrdup(spec);
+    s->name = xstrdup(name);
+    s->handler = handler;
+    s->arg = arg;
+    s->lim = lim;
+    memset(&ss, 0, sizeof(ss));
+    if (strncmp(spec, "unix:", 5) == 0) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+        const char *path = spec + 5;
+        struct stat st;
+        if (strlen(path) == 0 || strlen(path) >= sizeof(sun->sun_path)) {
+            buf_printf(err, "%s: bad unix socket path", spec);
+            goto fail;
+        }
+        /* a stale socket from a previous run goes; anything else stays */
+        if (lstat(path, &st) == 0) {
+            if (!S_ISSOCK(st.st_mode)) {
+                buf_printf(err, "%s: exists and is not a socket", path);
+                goto fail;
+            }
+            unlink(path);
+        }
+        sun->sun_family = AF_UNIX;
+        strcpy(sun->sun_path, path);
+        sslen = sizeof(*sun);
+        s->unix_path = xstrdup(path);
+    } else {
+        const char *hp = strncmp(spec, "inet:", 5) == 0 ? spec + 5 : spec;
+        if (evutil_parse_sockaddr_port(hp, (struct sockaddr *)&ss, &sslen) < 0 ||
+            ((struct sockaddr_in *)&ss)->sin_port == 0) {
+            buf_printf(err, "%s: expected HOST:PORT or unix:PATH", spec);
+            goto fail;
+        }
+        flags |= LEV_OPT_REUSEABLE;
+    }
+    s->listener = evconnlistener_new_bind(base, srv_accept, s, flags, 512,
+                                          (struct sockaddr *)&ss, sslen);
+    if (s->listener == NULL) {
+        buf_printf(err, "%s: cannot listen: %s", spec, strerror(errno));
+        goto fail;
+    }
+    if (s->unix_path && chmod(s->unix_path, (mode_t)unix_mode) < 0) {
+        buf_printf(err, "chmod %s: %s", s->unix_path, strerror(errno));
+        goto fail;
+    }
+    evconnlistener_set_error_cb(s->listener, srv_accept_error);
+    return s;
+fail:
+    srv_close(s);
+    return NULL;
+}
+
+void srv_close(struct srv *s)
+{
+    if (s == NULL)
+        return;
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->unix_path && s->listener)
+        unlink(s->unix_path);
+    free(s->unix_path);
+    free(s->spec);
+    free(s->name);
+    free(s);
+}
+
+const char *srv_name(const struct srv *s) { return s->name; }

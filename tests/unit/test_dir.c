@@ -1,0 +1,297 @@
+/* test_dir.c - the directory, lookup semantics, change application and
+ * the snapshot file. */
+#include "config.h"
+
+#include <string.h>
+
+#include "lookup.h"
+#include "snap.h"
+#include "tests.h"
+
+static void add_domain(struct dir *d, uint64_t id, const char *name, int enabled)
+{
+    struct dir_domain t = { .id = id, .name = name, .enabled = (uint8_t)enabled, .limit_window = 3600 };
+    dir_put(d, DIR_DOMAIN, dir_domain_new(&t));
+}
+
+static struct dir_mailbox *mailbox(uint64_t id, uint64_t dom, const char *addr, int enabled)
+{
+    static char maildir[300];
+    struct dir_mailbox t = { .id = id, .domain_id = dom, .address = addr, .enabled = (uint8_t)enabled,
+                             .may_send = 1, .may_receive = 1, .services = SVC_ALL,
+                             .quota_bytes = -1, .quota_messages = -1, .limit_messages = -1,
+                             .limit_recipients = -1, .uid = -1, .gid = -1,
+                             .password = "{SHA512-CRYPT}$6$x$y" };
+    snprintf(maildir, sizeof(maildir), "%s/%llu/", strchr(addr, '@') + 1, (unsigned long long)id);
+    t.maildir = maildir;
+    return dir_mailbox_new(&t);
+}
+
+static void add_alias(struct dir *d, uint64_t id, const char *src, const char *dests, int enabled)
+{
+    struct dir_alias t = { .id = id, .source = src, .destinations = dests, .enabled = (uint8_t)enabled };
+    dir_put(d, DIR_ALIAS, dir_alias_new(&t));
+}
+
+static void add_sender(struct dir *d, uint64_t id, uint64_t mbox, const char *addr)
+{
+    struct dir_sender t = { .id = id, .mailbox_id = mbox, .address = addr };
+    dir_put(d, DIR_SENDER, dir_sender_new(&t));
+}
+
+struct dir *fixture_dir(void)
+{
+    struct dir *d = dir_new();
+    add_domain(d, 1, "example.com", 1);
+    add_domain(d, 2, "off.example", 0);
+    add_domain(d, 3, "xn--mnchen-3ya.de", 1);
+    dir_put(d, DIR_MAILBOX, mailbox(10, 1, "alice@example.com", 1));
+    dir_put(d, DIR_MAILBOX, mailbox(11, 1, "bob@example.com", 1));
+    dir_put(d, DIR_MAILBOX, mailbox(12, 1, "carol@example.com", 0));
+    dir_put(d, DIR_MAILBOX, mailbox(13, 2, "dave@off.example", 1));
+    dir_put(d, DIR_MAILBOX, mailbox(14, 3, "hans@xn--mnchen-3ya.de", 1));
+    struct dir_mailbox *nr = mailbox(15, 1, "norecv@example.com", 1);
+    nr->may_receive = 0;
+    dir_put(d, DIR_MAILBOX, nr);
+    add_alias(d, 20, "info@example.com", "alice@example.com,bob@example.com", 1);
+    add_alias(d, 21, "@example.com", "alice@example.com", 1);
+    add_alias(d, 22, "fwd@example.com", "someone@remote.example", 1);
+    add_alias(d, 23, "@xn--mnchen-3ya.de", "@example.com", 1);
+    add_alias(d, 24, "sales@off.example", "dave@off.example", 1);
+    add_alias(d, 25, "old@example.com", "bob@example.com", 0);
+    add_sender(d, 30, 11, "boss@example.com");
+    add_sender(d, 31, 10, "boss@example.com");
+    add_sender(d, 32, 12, "carol-alt@example.com");
+    d->seq = 100;
+    return d;
+}
+
+static const char *q(const struct dir *d, enum lk_map map, const char *key)
+{
+    static struct buf v;
+    if (lk_lookup(d, map, key, strlen(key), "+", &v) == LK_NOTFOUND)
+        return "(not found)";
+    ck_assert_uint_gt(v.len, 0);
+    return v.data;
+}
+
+START_TEST(lookup_domains)
+{
+    struct dir *d = fixture_dir();
+    ck_assert_str_eq(q(d, LK_DOMAINS, "EXAMPLE.com"), "example.com");
+    ck_assert_str_eq(q(d, LK_DOMAINS, "off.example"), "(not found)");
+    ck_assert_str_eq(q(d, LK_DOMAINS, "m\xc3\xbcnchen.de"), "xn--mnchen-3ya.de");
+    ck_assert_str_eq(q(d, LK_DOMAINS, "xn--mnchen-3ya.de"), "xn--mnchen-3ya.de");
+    ck_assert_str_eq(q(d, LK_DOMAINS, "nowhere.org"), "(not found)");
+    ck_assert_str_eq(q(d, LK_DOMAINS, "ex\xe2\x80\x8b" "ample.com"), "(not found)");
+    ck_assert_str_eq(q(d, LK_DOMAINS, ""), "(not found)");
+    dir_free(d);
+}
+END_TEST
+
+START_TEST(lookup_mailboxes)
+{
+    struct dir *d = fixture_dir();
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "Alice@Example.COM"), "example.com/10/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "alice+tag@example.com"), "example.com/10/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "carol@example.com"), "(not found)");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "dave@off.example"), "(not found)");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "norecv@example.com"), "(not found)");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "hans@M\xc3\x9cNCHEN.de"), "xn--mnchen-3ya.de/14/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "@example.com"), "(not found)");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "alice"), "(not found)");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "alice@example.com\r"), "(not found)");
+    dir_free(d);
+}
+END_TEST
+
+START_TEST(lookup_aliases)
+{
+    struct dir *d = fixture_dir();
+    ck_assert_str_eq(q(d, LK_ALIASES, "INFO@example.com"), "alice@example.com,bob@example.com");
+    /* matched without the extension: each destination gets it back */
+    ck_assert_str_eq(q(d, LK_ALIASES, "info+x@example.com"), "alice+x@example.com,bob+x@example.com");
+    /* a catch-all never swallows a real mailbox, enabled or not */
+    ck_assert_str_eq(q(d, LK_ALIASES, "alice@example.com"), "(not found)");
+    ck_assert_str_eq(q(d, LK_ALIASES, "alice+x@example.com"), "(not found)");
+    ck_assert_str_eq(q(d, LK_ALIASES, "carol@example.com"), "(not found)");
+    /* catch-all: no extension propagation, as Postfix does for @domain */
+    ck_assert_str_eq(q(d, LK_ALIASES, "nobody@example.com"), "alice@example.com");
+    ck_assert_str_eq(q(d, LK_ALIASES, "nobody+x@example.com"), "alice@example.com");
+    ck_assert_str_eq(q(d, LK_ALIASES, "Fwd@EXAMPLE.com"), "someone@remote.example");
+    /* @domain destination: the local part goes in front */
+    ck_assert_str_eq(q(d, LK_ALIASES, "y+z@m\xc3\xbcnchen.de"), "y+z@example.com");
+    ck_assert_str_eq(q(d, LK_ALIASES, "hans@m\xc3\xbcnchen.de"), "(not found)");
+    ck_assert_str_eq(q(d, LK_ALIASES, "sales@off.example"), "(not found)");
+    /* a disabled alias is as if absent */
+    ck_assert_str_eq(q(d, LK_ALIASES, "old@example.com"), "alice@example.com");
+    ck_assert_str_eq(q(d, LK_ALIASES, "@example.com"), "(not found)");
+    dir_free(d);
+}
+END_TEST
+
+START_TEST(lookup_senders)
+{
+    struct dir *d = fixture_dir();
+    ck_assert_str_eq(q(d, LK_SENDERS, "Alice@example.com"), "alice@example.com");
+    ck_assert_str_eq(q(d, LK_SENDERS, "alice+x@example.com"), "alice@example.com");
+    ck_assert_str_eq(q(d, LK_SENDERS, "info@example.com"), "alice@example.com,bob@example.com");
+    ck_assert_str_eq(q(d, LK_SENDERS, "boss@example.com"), "alice@example.com,bob@example.com");
+    ck_assert_str_eq(q(d, LK_SENDERS, "carol@example.com"), "alice@example.com"); /* disabled: catch-all owner */
+    ck_assert_str_eq(q(d, LK_SENDERS, "carol-alt@example.com"), "alice@example.com");
+    ck_assert_str_eq(q(d, LK_SENDERS, "dave@off.example"), "(not found)");
+    ck_assert_str_eq(q(d, LK_SENDERS, "x@nowhere.org"), "(not found)");
+    dir_free(d);
+}
+END_TEST
+
+START_TEST(changes_in_order)
+{
+    struct dir *d = fixture_dir();
+    struct dir_change c = { .seq = 101, .kind = DIR_MAILBOX, .id = 40,
+                            .rec = mailbox(40, 1, "new@example.com", 1) };
+    ck_assert_int_eq(dir_apply(d, &c), 1);
+    ck_assert_uint_eq(d->seq, 101);
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "new@example.com"), "example.com/40/");
+    /* a duplicate (same seq) and an older change are dropped */
+    struct dir_change dup = { .seq = 101, .kind = DIR_MAILBOX, .id = 40, .rec = NULL };
+    ck_assert_int_eq(dir_apply(d, &dup), 0);
+    struct dir_change old = { .seq = 50, .kind = DIR_MAILBOX, .id = 40, .rec = NULL };
+    ck_assert_int_eq(dir_apply(d, &old), 0);
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "new@example.com"), "example.com/40/");
+    ck_assert_uint_eq(d->seq, 101);
+    /* rename: the same id under a new address; the old key goes */
+    struct dir_change ren = { .seq = 105, .kind = DIR_MAILBOX, .id = 40,
+                              .rec = mailbox(40, 1, "renamed@example.com", 1) };
+    ck_assert_int_eq(dir_apply(d, &ren), 1);
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "renamed@example.com"), "example.com/40/");
+    ck_assert_str_eq(q(d, LK_ALIASES, "new@example.com"), "alice@example.com");
+    ck_assert_uint_eq(dir_count(d, DIR_MAILBOX), 7);
+    /* delete */
+    struct dir_change del = { .seq = 106, .kind = DIR_MAILBOX, .id = 40, .rec = NULL };
+    ck_assert_int_eq(dir_apply(d, &del), 1);
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "renamed@example.com"), "(not found)");
+    ck_assert_uint_eq(dir_count(d, DIR_MAILBOX), 6);
+    /* disable a domain: everything under it goes dark */
+    struct dir_domain t = { .id = 1, .name = "example.com", .enabled = 0, .limit_window = 3600 };
+    struct dir_change dis = { .seq = 107, .kind = DIR_DOMAIN, .id = 1, .rec = dir_domain_new(&t) };
+    ck_assert_int_eq(dir_apply(d, &dis), 1);
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "alice@example.com"), "(not found)");
+    ck_assert_str_eq(q(d, LK_ALIASES, "info@example.com"), "(not found)");
+    ck_assert_str_eq(q(d, LK_DOMAINS, "example.com"), "(not found)");
+    dir_free(d);
+}
+END_TEST
+
+START_TEST(sender_chain_delete)
+{
+    struct dir *d = fixture_dir();
+    /* remove the chain head, then the last one */
+    ck_assert_int_eq(dir_del(d, DIR_SENDER, 31), 1);
+    ck_assert_str_eq(q(d, LK_SENDERS, "boss@example.com"), "bob@example.com");
+    ck_assert_int_eq(dir_del(d, DIR_SENDER, 30), 1);
+    ck_assert_str_eq(q(d, LK_SENDERS, "boss@example.com"), "alice@example.com"); /* catch-all */
+    ck_assert_int_eq(dir_del(d, DIR_SENDER, 30), 0);
+    /* remove from the middle of a chain of three */
+    add_sender(d, 50, 10, "x@example.com");
+    add_sender(d, 51, 11, "x@example.com");
+    add_sender(d, 52, 14, "x@example.com");
+    ck_assert_int_eq(dir_del(d, DIR_SENDER, 51), 1);
+    ck_assert_str_eq(q(d, LK_SENDERS, "x@example.com"), "hans@xn--mnchen-3ya.de,alice@example.com");
+    dir_free(d);
+}
+END_TEST
+
+START_TEST(htab_many)
+{
+    /* growth and backward-shift deletion keep every key reachable */
+    struct dir *d = dir_new();
+    char addr[64];
+    add_domain(d, 1, "example.com", 1);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(addr, sizeof(addr), "u%d@example.com", i);
+        dir_put(d, DIR_MAILBOX, mailbox((uint64_t)i + 100, 1, addr, 1));
+    }
+    for (int i = 0; i < 5000; i += 2)
+        ck_assert_int_eq(dir_del(d, DIR_MAILBOX, (uint64_t)i + 100), 1);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(addr, sizeof(addr), "u%d@example.com", i);
+        ck_assert_int_eq(dir_mailbox_get(d, addr, strlen(addr)) != NULL, i % 2);
+    }
+    ck_assert_uint_eq(dir_count(d, DIR_MAILBOX), 2500);
+    dir_free(d);
+}
+END_TEST
+
+static const char *keys[] = { "alice@example.com", "info+x@example.com", "nobody@example.com",
+                              "boss@example.com", "hans@xn--mnchen-3ya.de", "carol@example.com",
+                              "y@xn--mnchen-3ya.de", "example.com", "off.example" };
+
+START_TEST(snapshot_roundtrip)
+{
+    struct dir *d = fixture_dir(), *e;
+    struct buf text, err, a, b;
+    buf_init(&text);
+    buf_init(&err);
+    buf_init(&a);
+    buf_init(&b);
+    struct dir_mailbox *odd = mailbox(60, 1, "odd@example.com", 1);
+    dir_put(d, DIR_MAILBOX, odd);
+    snap_format(d, &text);
+    e = snap_parse(text.data, text.len, &err);
+    ck_assert_msg(e != NULL, "%s", err.data);
+    ck_assert_uint_eq(e->seq, 100);
+    for (int k = 0; k < DIR_NKINDS; k++)
+        ck_assert_uint_eq(dir_count(e, (enum dir_kind)k), dir_count(d, (enum dir_kind)k));
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        for (int m = 0; m < LK_NMAPS; m++) {
+            lk_lookup(d, (enum lk_map)m, keys[i], strlen(keys[i]), "+", &a);
+            lk_lookup(e, (enum lk_map)m, keys[i], strlen(keys[i]), "+", &b);
+            ck_assert_str_eq(a.data ? a.data : "", b.data ? b.data : "");
+        }
+    const struct dir_mailbox *m = dir_mailbox_get(e, "alice@example.com", 17);
+    ck_assert_str_eq(m->password, "{SHA512-CRYPT}$6$x$y");
+    ck_assert_ptr_null(m->home);
+    ck_assert_int_eq(m->quota_bytes, -1);
+    dir_free(e);
+
+    /* a cut file is refused */
+    e = snap_parse(text.data, text.len - 8, &err);
+    ck_assert_ptr_null(e);
+    /* a wrong trailer count is refused */
+    char *t2 = strdup(text.data);
+    char *end = strstr(t2, "\nend ");
+    end[5] = end[5] == '9' ? '8' : (char)(end[5] + 1);
+    e = snap_parse(t2, strlen(t2), &err);
+    ck_assert_ptr_null(e);
+    free(t2);
+    /* a bad version is refused */
+    e = snap_parse("mailroster-snapshot 2 5\nend 0\n", 30, &err);
+    ck_assert_ptr_null(e);
+    ck_assert_ptr_nonnull(strstr(err.data, "version"));
+    e = snap_parse("mailroster-snapshot 1 5\nend 0\n", 30, &err);
+    ck_assert_ptr_nonnull(e);
+    dir_free(e);
+    dir_free(d);
+    buf_free(&text);
+    buf_free(&err);
+    buf_free(&a);
+    buf_free(&b);
+}
+END_TEST
+
+Suite *dir_suite(void)
+{
+    Suite *s = suite_create("dir");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, lookup_domains);
+    tcase_add_test(tc, lookup_mailboxes);
+    tcase_add_test(tc, lookup_aliases);
+    tcase_add_test(tc, lookup_senders);
+    tcase_add_test(tc, changes_in_order);
+    tcase_add_test(tc, sender_chain_delete);
+    tcase_add_test(tc, htab_many);
+    tcase_add_test(tc, snapshot_roundtrip);
+    suite_add_tcase(s, tc);
+    return s;
+}

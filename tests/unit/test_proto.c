@@ -1,0 +1,207 @@
+/* test_proto.c - tcp_table and socketmap request handling. */
+#include "config.h"
+
+#include <string.h>
+
+#include "proto.h"
+#include "tests.h"
+
+static struct dir *D;
+static struct lk_stats stats;
+static int complaints;
+
+static void count_complaint(void *arg, const char *what)
+{
+    (void)arg;
+    (void)what;
+    complaints++;
+}
+
+static struct lk_env env(void)
+{
+    struct lk_env e = { D, "+", &stats, count_complaint, NULL };
+    return e;
+}
+
+static void setup(void)
+{
+    D = fixture_dir();
+    complaints = 0;
+    memset(&stats, 0, sizeof(stats));
+}
+
+static void teardown(void) { dir_free(D); }
+
+/* Feed a whole stream, as the connection loop does; returns the answers. */
+static const char *run_tcp(enum lk_map map, const char *in, size_t len, int *closed)
+{
+    static struct buf out;
+    struct lk_env e = env();
+    size_t pos = 0;
+    buf_reset(&out);
+    *closed = 0;
+    while (pos < len) {
+        ssize_t n = tcpt_request(&e, map, in + pos, len - pos, &out);
+        if (n < 0) {
+            *closed = 1;
+            break;
+        }
+        if (n == 0)
+            break;
+        pos += (size_t)n;
+    }
+    return out.data ? out.data : "";
+}
+
+START_TEST(tcp_get)
+{
+    int closed;
+    const char *in = "get Alice@Example.COM\nget nobody%40nowhere.org\nget info%2Bx@example.com\n";
+    ck_assert_str_eq(run_tcp(LK_MAILBOXES, in, strlen(in), &closed),
+                     "200 example.com/10/\n500 not found\n500 not found\n");
+    in = "get info%2Bx@example.com\nget fwd@example.com\r\n";
+    ck_assert_str_eq(run_tcp(LK_ALIASES, in, strlen(in), &closed),
+                     "200 alice+x@example.com,bob+x@example.com\n200 someone@remote.example\n");
+    ck_assert_int_eq(closed, 0);
+    ck_assert_uint_eq(stats.requests[LK_ALIASES], 2);
+    ck_assert_uint_eq(stats.found[LK_ALIASES], 2);
+}
+END_TEST
+
+START_TEST(tcp_bad_input)
+{
+    int closed;
+    const char *in = "fetch x\nget a b\nget %zz\nget \nput a b\nget\n";
+    ck_assert_str_eq(run_tcp(LK_DOMAINS, in, strlen(in), &closed),
+                     "400 malformed request\n400 malformed request\n400 malformed key\n"
+                     "400 malformed key\n500 put is not implemented: this table is read-only\n"
+                     "400 malformed request\n");
+    ck_assert_int_eq(complaints, 5);
+    ck_assert_int_eq(closed, 0);
+    /* NUL inside the key (encoded) is simply not found; raw NUL is malformed */
+    in = "get a%00b@example.com\n";
+    ck_assert_str_eq(run_tcp(LK_MAILBOXES, in, strlen(in), &closed), "500 not found\n");
+    ck_assert_str_eq(run_tcp(LK_MAILBOXES, "get a\0b\n", 8, &closed), "400 malformed request\n");
+    /* a partial request waits for more */
+    ck_assert_str_eq(run_tcp(LK_MAILBOXES, "get alice@exa", 13, &closed), "");
+    ck_assert_int_eq(closed, 0);
+}
+END_TEST
+
+START_TEST(tcp_too_long)
+{
+    int closed;
+    static char big[TCPT_MAX_REQUEST + 10];
+    memset(big, 'a', sizeof(big));
+    ck_assert_str_eq(run_tcp(LK_MAILBOXES, big, sizeof(big), &closed), "400 request too long\n");
+    ck_assert_int_eq(closed, 1);
+    /* an answer over 4096 octets is refused, not cut */
+    struct buf dests;
+    buf_init(&dests);
+    for (int i = 0; i < 300; i++)
+        buf_printf(&dests, "%sdestination%03d@example.org", i ? "," : "", i);
+    struct dir_alias t = { .id = 99, .source = "big@example.com", .destinations = dests.data, .enabled = 1 };
+    dir_put(D, DIR_ALIAS, dir_alias_new(&t));
+    ck_assert_str_eq(run_tcp(LK_ALIASES, "get big@example.com\n", 20, &closed),
+                     "400 reply too long for tcp_table\n");
+    ck_assert_int_eq(complaints, 2);
+    buf_free(&dests);
+}
+END_TEST
+
+START_TEST(tcp_not_loaded)
+{
+    int closed;
+    struct dir *saved = D;
+    D = NULL;
+    ck_assert_str_eq(run_tcp(LK_MAILBOXES, "get a@b.c\n", 10, &closed), "400 directory not loaded yet\n");
+    D = saved;
+}
+END_TEST
+
+static const char *run_smap(const char *in, size_t len, int *closed)
+{
+    static struct buf out;
+    struct lk_env e = env();
+    size_t pos = 0;
+    buf_reset(&out);
+    *closed = 0;
+    while (pos < len) {
+        ssize_t n = smap_request(&e, in + pos, len - pos, &out);
+        if (n < 0) {
+            *closed = 1;
+            break;
+        }
+        if (n == 0)
+            break;
+        pos += (size_t)n;
+    }
+    return out.data ? out.data : "";
+}
+
+START_TEST(smap_get)
+{
+    int closed;
+    const char *in = "25:mailboxes Bob@example.com,19:domains EXAMPLE.COM,"
+                     "24:aliases info@example.com,21:senders x@nowhere.org,";
+    ck_assert_str_eq(run_smap(in, strlen(in), &closed),
+                     "18:OK example.com/11/,14:OK example.com,"
+                     "36:OK alice@example.com,bob@example.com,9:NOTFOUND ,");
+    ck_assert_int_eq(closed, 0);
+    /* keys may hold spaces: only the first one separates */
+    in = "25:mailboxes a b@example.com,";
+    ck_assert_str_eq(run_smap(in, strlen(in), &closed), "9:NOTFOUND ,");
+}
+END_TEST
+
+START_TEST(smap_bad_input)
+{
+    int closed;
+    ck_assert_str_eq(run_smap("9:nosuchmap,", 12, &closed), "22:PERM malformed request,");
+    ck_assert_str_eq(run_smap("7:other x,", 10, &closed), "21:PERM unknown map name,");
+    ck_assert_int_eq(closed, 0);
+    ck_assert_str_eq(run_smap("3:abcd", 6, &closed), "24:PERM malformed netstring,");
+    ck_assert_int_eq(closed, 1);
+    ck_assert_str_eq(run_smap("abc", 3, &closed), "24:PERM malformed netstring,");
+    ck_assert_int_eq(closed, 1);
+    ck_assert_str_eq(run_smap("100001:", 7, &closed), "21:PERM request too long,");
+    ck_assert_int_eq(closed, 1);
+    ck_assert_str_eq(run_smap("25:mailboxes", 12, &closed), "");
+    ck_assert_int_eq(closed, 0);
+    struct dir *saved = D;
+    D = NULL;
+    ck_assert_str_eq(run_smap("9:domains x,", 12, &closed), "29:TEMP directory not loaded yet,");
+    D = saved;
+}
+END_TEST
+
+START_TEST(smap_reply_too_long)
+{
+    int closed;
+    struct buf dests;
+    buf_init(&dests);
+    for (int i = 0; i < 3000; i++)
+        buf_printf(&dests, "%sa-rather-long-destination-%04d@example.org", i ? "," : "", i);
+    struct dir_alias t = { .id = 99, .source = "big@example.com", .destinations = dests.data, .enabled = 1 };
+    dir_put(D, DIR_ALIAS, dir_alias_new(&t));
+    ck_assert_str_eq(run_smap("23:aliases big@example.com,", 27, &closed),
+                     "33:PERM reply too long for socketmap,");
+    buf_free(&dests);
+}
+END_TEST
+
+Suite *proto_suite(void)
+{
+    Suite *s = suite_create("proto");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, tcp_get);
+    tcase_add_test(tc, tcp_bad_input);
+    tcase_add_test(tc, tcp_too_long);
+    tcase_add_test(tc, tcp_not_loaded);
+    tcase_add_test(tc, smap_get);
+    tcase_add_test(tc, smap_bad_input);
+    tcase_add_test(tc, smap_reply_too_long);
+    suite_add_tcase(s, tc);
+    return s;
+}

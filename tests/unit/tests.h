@@ -1,0 +1,17 @@
+/* tests.h - the unit test suites (check). */
+#ifndef MR_TESTS_H
+#define MR_TESTS_H
+
+#include <check.h>
+
+#include "dir.h"
+
+Suite *codec_suite(void);
+Suite *cfg_suite(void);
+Suite *dir_suite(void);
+Suite *proto_suite(void);
+
+/* A small directory with the edge cases every suite uses. */
+struct dir *fixture_dir(void);
+
+#endif
