@@ -38,6 +38,8 @@ struct conn {
 
 static struct buf scratch; /* answers of one read, written in one go */
 
+static void conn_event(struct bufferevent *bev, short what, void *arg);
+
 static void conn_free(struct conn *c)
 {
     bufferevent_free(c->bev);
@@ -45,10 +47,29 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
+/* After an error reply: discard what the client still sends until it
+ * closes (or a short timeout), so that closing with unread input does not
+ * reset the connection and lose the reply ("lingering close"). */
+static void conn_discard(struct bufferevent *bev, void *arg)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    (void)arg;
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void conn_linger(struct conn *c)
+{
+    struct timeval t = { 2, 0 };
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    bufferevent_set_timeouts(c->bev, &t, &t);
+    bufferevent_setcb(c->bev, conn_discard, NULL, conn_event, c);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
 static void conn_drained(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    conn_free(arg);
+    conn_linger(arg);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg)
@@ -91,7 +112,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
         bufferevent_disable(bev, EV_READ);
         evbuffer_drain(in, evbuffer_get_length(in));
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            conn_free(c);
+            conn_linger(c);
         else
             bufferevent_setcb(bev, NULL, conn_drained, conn_event, c);
     }
