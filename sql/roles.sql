@@ -1,0 +1,113 @@
+-- mailroster: least-privilege group roles and their grants.
+--
+-- Run after sql/schema.sql (or after each migration), as the schema owner or
+-- a superuser (creating roles needs CREATEROLE):
+--
+--   psql -X -v ON_ERROR_STOP=1 -d DB -f sql/roles.sql
+--
+-- Idempotent: it creates the roles only if missing, then revokes and
+-- re-grants every privilege on the schema's objects, so running it again
+-- (also after a migration added objects) leaves exactly the grants below.
+--
+-- The three roles are NOLOGIN groups.  The sysop creates login roles and
+-- makes them members, e.g.
+--   CREATE ROLE mailrosterd LOGIN PASSWORD '...' IN ROLE mailroster_reader;
+--   CREATE ROLE mailroster_panel LOGIN PASSWORD '...' IN ROLE mailroster_admin;
+--   CREATE ROLE dovecot_dict LOGIN PASSWORD '...' IN ROLE mailroster_dovecot_dict;
+--
+-- mailroster_reader        the daemon's lookup connection: reads the
+--                          directory, change_log and usage tables, LISTENs,
+--                          and keeps send_counters.
+-- mailroster_admin         the admin path: the reader's rights plus writes to
+--                          the directory tables and appends to audit_log.
+--                          No DDL.
+-- mailroster_dovecot_dict  Dovecot's quota and last-login dict: quota_usage
+--                          and last_login only.
+--
+-- Nobody gets INSERT on change_log or USAGE on change_log_seq_seq: the
+-- change-log trigger function mailroster.tg_log_change() is SECURITY DEFINER
+-- (owned by the schema owner, search_path pinned to mailroster, pg_temp) and
+-- writes the change log on the writer's behalf.  The other trigger functions
+-- run as the caller and only read tables the admin role may read anyway.
+
+\set ON_ERROR_STOP 1
+
+BEGIN;
+
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['mailroster_reader', 'mailroster_admin', 'mailroster_dovecot_dict'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$roles$;
+
+-- Start from nothing.
+REVOKE ALL ON SCHEMA mailroster
+    FROM PUBLIC, mailroster_reader, mailroster_admin, mailroster_dovecot_dict;
+REVOKE ALL ON ALL TABLES IN SCHEMA mailroster
+    FROM PUBLIC, mailroster_reader, mailroster_admin, mailroster_dovecot_dict;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA mailroster
+    FROM PUBLIC, mailroster_reader, mailroster_admin, mailroster_dovecot_dict;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mailroster
+    FROM PUBLIC, mailroster_reader, mailroster_admin, mailroster_dovecot_dict;
+
+GRANT USAGE ON SCHEMA mailroster
+    TO mailroster_reader, mailroster_admin, mailroster_dovecot_dict;
+
+-- Functions: the validators used by CHECK constraints and the lock-key
+-- function called by the (SECURITY INVOKER) statement trigger run with the
+-- writer's rights, so the admin role needs EXECUTE on them.  Trigger
+-- functions get no EXECUTE grant: triggers fire regardless, and they cannot
+-- be called directly.
+GRANT EXECUTE ON FUNCTION
+    mailroster.directory_lock_key(),
+    mailroster.is_domain_name(text),
+    mailroster.is_local_part(text),
+    mailroster.is_mailbox_local_part(text),
+    mailroster.is_address(text, boolean),
+    mailroster.are_addresses(text[], boolean),
+    mailroster.are_domain_names(text[]),
+    mailroster.is_password_hash(text)
+TO mailroster_admin;
+
+-- mailroster_reader
+GRANT SELECT ON
+    mailroster.domains, mailroster.mailboxes, mailroster.aliases,
+    mailroster.sender_addresses, mailroster.master_users,
+    mailroster.change_log, mailroster.schema_version,
+    mailroster.quota_usage, mailroster.last_login
+TO mailroster_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.send_counters
+TO mailroster_reader;
+
+-- mailroster_admin: the reader's rights ...
+GRANT SELECT ON
+    mailroster.domains, mailroster.mailboxes, mailroster.aliases,
+    mailroster.sender_addresses, mailroster.master_users,
+    mailroster.change_log, mailroster.schema_version,
+    mailroster.quota_usage, mailroster.last_login
+TO mailroster_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.send_counters
+TO mailroster_admin;
+-- ... plus directory writes and the audit trail.
+GRANT INSERT, UPDATE, DELETE ON
+    mailroster.domains, mailroster.mailboxes, mailroster.aliases,
+    mailroster.sender_addresses, mailroster.master_users
+TO mailroster_admin;
+GRANT SELECT, INSERT ON mailroster.audit_log TO mailroster_admin;
+GRANT USAGE ON SEQUENCE
+    mailroster.domains_id_seq, mailroster.mailboxes_id_seq,
+    mailroster.aliases_id_seq, mailroster.sender_addresses_id_seq,
+    mailroster.master_users_id_seq, mailroster.audit_log_id_seq
+TO mailroster_admin;
+
+-- mailroster_dovecot_dict
+GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.quota_usage, mailroster.last_login
+TO mailroster_dovecot_dict;
+
+COMMIT;

@@ -1,0 +1,18 @@
+-- mailroster: complete schema for a fresh database.
+--
+-- This file is, by definition, all migrations applied in order: it includes
+-- them rather than copying them, so it cannot drift from them.  A new
+-- migration NNNN_*.sql is added here as one more \ir line.
+-- tests/integration/schema_test.sh checks that loading this file and
+-- applying the migrations one by one give identical pg_dump --schema-only
+-- output.
+--
+--   psql -X -v ON_ERROR_STOP=1 -d DB -f sql/schema.sql
+--   psql -X -v ON_ERROR_STOP=1 -d DB -f sql/roles.sql
+--
+-- Each migration is its own transaction and records itself in
+-- mailroster.schema_version.
+
+\set ON_ERROR_STOP 1
+
+\ir migrations/0001_initial.sql

@@ -1,0 +1,732 @@
+#!/bin/bash
+# Integration test of sql/schema.sql, sql/migrations/ and sql/roles.sql
+# against a private, throw-away PostgreSQL 15 server.
+#
+#   bash tests/integration/schema_test.sh
+#
+# Starts its own server in a mktemp directory (unix socket only, no TCP),
+# loads the schema and roles, checks constraints, triggers, the change log,
+# NOTIFY, the serialisation of directory writers and the role privileges,
+# prints one "ok - ..." / "not ok - ..." line per assertion and a final
+# "N passed, M failed" line, exits non-zero if anything failed, and always
+# stops the server and removes the directory.
+#
+# Environment: PGBIN (default /usr/lib/postgresql/15/bin).  When run as root,
+# the server runs as user "postgres" (PostgreSQL refuses to run as root).
+
+set -eu
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+SQL=$TOP/sql
+
+PASS=0
+FAIL=0
+SERVER_UP=0
+BG_PIDS=""
+DONE=0
+FDS_SAVED=0
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mailroster-schema.XXXXXX")
+DATA=$TMP/data
+SOCK=$TMP/sock
+PORT=""
+
+if [ "$(id -u)" = 0 ]; then
+    as_pg() { runuser -u postgres -- "$@"; }
+    chown postgres "$TMP"
+else
+    as_pg() { "$@"; }
+fi
+chmod 0755 "$TMP"
+
+cleanup() {
+    local pid
+    set +e
+    if [ "$FDS_SAVED" = 1 ]; then exec 1>&7 2>&8; fi
+    if [ "$DONE" = 0 ]; then
+        not_ok "test script stopped early (see the error above)"
+        echo "$PASS passed, $FAIL failed"
+    fi
+    exec 3>&- 4>&-
+    for pid in $BG_PIDS; do
+        kill "$pid" 2>/dev/null
+    done
+    if [ "$SERVER_UP" = 1 ]; then
+        as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast -t 30 -w stop >/dev/null 2>&1 ||
+            as_pg "$PGBIN/pg_ctl" -D "$DATA" -m immediate -w stop >/dev/null 2>&1
+    fi
+    for pid in $BG_PIDS; do
+        wait "$pid" 2>/dev/null
+    done
+    rm -rf "$TMP"
+}
+trap 'rc=$?; cleanup; exit $rc' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ok()     { PASS=$((PASS + 1)); echo "ok - $*"; }
+not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
+diag()   { sed 's/^/#   /'; }
+
+# ---------------------------------------------------------------------------
+# Server
+# ---------------------------------------------------------------------------
+
+as_pg mkdir -p "$SOCK"
+if ! as_pg "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+        >"$TMP/initdb.log" 2>&1; then
+    diag <"$TMP/initdb.log"
+    echo "Bail out! initdb failed"
+    exit 1
+fi
+
+for attempt in 0 1 2 3 4 5 6 7 8 9; do
+    PORT=$((20000 + ($$ + attempt * 7919) % 10000))
+    if as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$TMP/server.log" -w -t 60 \
+            -o "-k $SOCK -p $PORT -c listen_addresses='' -c fsync=off" start >/dev/null 2>&1; then
+        SERVER_UP=1
+        break
+    fi
+done
+if [ "$SERVER_UP" != 1 ]; then
+    diag <"$TMP/server.log" || true
+    echo "Bail out! could not start PostgreSQL"
+    exit 1
+fi
+
+# Keep the real stdout/stderr (opened only now, so the server does not
+# inherit them): a signal trap can run while a command's redirection to a
+# file in $TMP is still in effect, and cleanup's report must not go there.
+exec 7>&1 8>&2
+FDS_SAVED=1
+
+DB=mr_test
+
+# psql as superuser postgres (or as -U USER given first): quiet, tuples only.
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d "$DB" "$@"; }
+# q_as ROLE SQL: run SQL as a login role.
+q_as() { local u=$1; shift; psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$u" -d "$DB" -c "$*"; }
+
+# expect_ok NAME SQL [USER]
+expect_ok() {
+    local name=$1 sql=$2 user=${3:-postgres}
+    if q_as "$user" "$sql" >"$TMP/out" 2>&1; then
+        ok "$name"
+    else
+        not_ok "$name"; diag <"$TMP/out"
+    fi
+}
+
+# expect_fail NAME SQL PATTERN [USER]: must fail with an error matching PATTERN
+# (extended regex, e.g. the constraint name).
+expect_fail() {
+    local name=$1 sql=$2 pat=$3 user=${4:-postgres}
+    if q_as "$user" "$sql" >"$TMP/out" 2>&1; then
+        not_ok "$name (was accepted)"
+    elif grep -Eq -- "$pat" "$TMP/out"; then
+        ok "$name"
+    else
+        not_ok "$name (wrong error, wanted /$pat/)"; diag <"$TMP/out"
+    fi
+}
+
+# expect_eq NAME SQL EXPECTED [USER]
+expect_eq() {
+    local name=$1 sql=$2 want=$3 user=${4:-postgres} got
+    if got=$(q_as "$user" "$sql" 2>&1) && [ "$got" = "$want" ]; then
+        ok "$name"
+    else
+        not_ok "$name"
+        { echo "want: $want"; echo "got:  $got"; } | diag
+    fi
+}
+
+# Change-log helpers: mark the current end, then list what came after it.
+cl_mark() { q -c "SELECT coalesce(max(seq), 0) FROM mailroster.change_log"; }
+# Sorted "tbl:op:row_id" entries after MARK, space separated.
+cl_since() {
+    q -c "SELECT coalesce(string_agg(tbl || ':' || op || ':' || row_id, ' ' ORDER BY tbl, op, row_id), '')
+            FROM mailroster.change_log WHERE seq > $1"
+}
+expect_log() {
+    local name=$1 mark=$2 want=$3 got
+    got=$(cl_since "$mark")
+    if [ "$got" = "$want" ]; then
+        ok "$name"
+    else
+        not_ok "$name"
+        { echo "want: $want"; echo "got:  $got"; } | diag
+    fi
+}
+
+psql_pg() { psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres "$@"; }
+
+# ---------------------------------------------------------------------------
+# Load: schema.sql into mr_test, the migrations one by one into mr_mig.
+# ---------------------------------------------------------------------------
+
+psql_pg -d postgres -c "CREATE DATABASE mr_test" -c "CREATE DATABASE mr_mig" >/dev/null
+
+if psql_pg -d mr_test -f "$SQL/schema.sql" >"$TMP/out" 2>&1; then
+    ok "schema.sql loads"
+else
+    not_ok "schema.sql loads"; diag <"$TMP/out"
+    echo "Bail out! cannot continue without the schema"
+    exit 1
+fi
+
+mig_ok=1
+for m in "$SQL"/migrations/[0-9][0-9][0-9][0-9]_*.sql; do
+    psql_pg -d mr_mig -f "$m" >"$TMP/out" 2>&1 || { mig_ok=0; diag <"$TMP/out"; }
+done
+if [ $mig_ok = 1 ]; then ok "migrations apply one by one"; else not_ok "migrations apply one by one"; fi
+
+if psql_pg -d mr_test -f "$SQL/roles.sql" >"$TMP/out" 2>&1; then
+    ok "roles.sql runs"
+else
+    not_ok "roles.sql runs"; diag <"$TMP/out"
+fi
+
+dump() {
+    pg_dump -h "$SOCK" -p "$PORT" -U postgres --schema-only -d "$1" |
+        grep -Ev '^\\(un)?restrict ' | grep -v '^-- Dumped '
+}
+dump mr_test >"$TMP/dump_roles1.sql"
+
+if psql_pg -d mr_test -f "$SQL/roles.sql" >"$TMP/out" 2>&1; then
+    ok "roles.sql runs a second time"
+else
+    not_ok "roles.sql runs a second time"; diag <"$TMP/out"
+fi
+dump mr_test >"$TMP/dump_roles2.sql"
+if diff -u "$TMP/dump_roles1.sql" "$TMP/dump_roles2.sql" >"$TMP/out"; then
+    ok "roles.sql is idempotent (same grants after the second run)"
+else
+    not_ok "roles.sql is idempotent"; head -40 "$TMP/out" | diag
+fi
+psql_pg -d mr_mig -f "$SQL/roles.sql" >/dev/null 2>&1 || true
+
+dump mr_mig >"$TMP/dump_mig.sql"
+if diff -u "$TMP/dump_roles2.sql" "$TMP/dump_mig.sql" >"$TMP/out"; then
+    ok "schema.sql and the migrations give the same pg_dump --schema-only"
+else
+    not_ok "schema.sql and the migrations give the same pg_dump --schema-only"
+    head -40 "$TMP/out" | diag
+fi
+expect_eq "schema_version has one row per migration" \
+    "SELECT string_agg(version::text, ',' ORDER BY version) FROM mailroster.schema_version" \
+    "$(cd "$SQL/migrations" && ls [0-9][0-9][0-9][0-9]_*.sql | sed 's/_.*//; s/^0*//' | paste -sd,)"
+
+if psql_pg -d mr_mig -f "$SQL/migrations/0001_initial.sql" >"$TMP/out" 2>&1; then
+    not_ok "re-applying 0001 is refused"
+else
+    ok "re-applying 0001 is refused"
+fi
+if [ "$(psql_pg -At -d mr_mig -c "SELECT count(*) FROM mailroster.schema_version")" = 1 ] &&
+   dump mr_mig | diff -q - "$TMP/dump_mig.sql" >/dev/null; then
+    ok "a failed migration leaves the database unchanged"
+else
+    not_ok "a failed migration leaves the database unchanged"
+fi
+
+# Login roles, members of the groups (as a sysop would create them).
+q -c "CREATE ROLE t_reader LOGIN IN ROLE mailroster_reader;
+      CREATE ROLE t_admin  LOGIN IN ROLE mailroster_admin;
+      CREATE ROLE t_dict   LOGIN IN ROLE mailroster_dovecot_dict;
+      CREATE ROLE t_nobody LOGIN;"
+expect_eq "group roles are NOLOGIN" \
+    "SELECT string_agg(rolname || '=' || rolcanlogin, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'mailroster\_%'" \
+    "mailroster_admin=false,mailroster_dovecot_dict=false,mailroster_reader=false"
+
+# ---------------------------------------------------------------------------
+# Valid rows (written by the admin role, through its own privileges)
+# ---------------------------------------------------------------------------
+
+A=t_admin
+expect_ok "admin inserts domains (incl. xn-- label, single label)" \
+    "INSERT INTO mailroster.domains (name) VALUES ('example.org'), ('xn--bcher-kva.example'), ('localhost'), ('a-b.c0.example')" $A
+expect_ok "admin inserts a mailbox with a hashed password" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part, password)
+     SELECT id, 'bob', '{SHA512-CRYPT}\$6\$salt\$hash' FROM mailroster.domains WHERE name = 'example.org'" $A
+expect_ok "mailbox with NULL password, limits, services subset, uid/gid, home" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part, services, quota_bytes, quota_messages,
+                                       send_limit_messages, send_limit_recipients, home, mail, uid, gid)
+     SELECT id, 'alice.smith', '{imap,submission}', 1000000, 0, 100, 500, '/var/mail/x', 'maildir:~/Maildir', 5000, 5000
+       FROM mailroster.domains WHERE name = 'example.org'" $A
+expect_ok "64-octet local part accepted" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part)
+     SELECT id, repeat('x', 64) FROM mailroster.domains WHERE name = 'example.org'" $A
+expect_ok "UTF-8 local part of 64 octets accepted" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part)
+     SELECT id, repeat('é', 32) FROM mailroster.domains WHERE name = 'example.org'" $A
+expect_ok "alias with local, remote, +tagged and @domain destinations" \
+    "INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
+     SELECT id, 'postmaster', '{bob@example.org,someone+tag@remote.example,@xn--bcher-kva.example}'
+       FROM mailroster.domains WHERE name = 'example.org'" $A
+expect_ok "catch-all alias (empty local part)" \
+    "INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
+     SELECT id, '', '{bob@example.org}' FROM mailroster.domains WHERE name = 'example.org'" $A
+expect_ok "alias with 1000 destinations accepted" \
+    "INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
+     SELECT id, 'many', (SELECT array_agg('u' || i || '@remote.example') FROM generate_series(1, 1000) i)
+       FROM mailroster.domains WHERE name = 'example.org'" $A
+expect_ok "sender addresses (address and @domain wildcard)" \
+    "INSERT INTO mailroster.sender_addresses (mailbox_id, address)
+     SELECT id, unnest('{info@example.org,@localhost}'::text[]) FROM mailroster.mailboxes WHERE local_part = 'bob'" $A
+expect_ok "master users (all domains, some domains)" \
+    "INSERT INTO mailroster.master_users (name, password, domains)
+     VALUES ('master', '{ARGON2ID}\$argon2id\$v=19\$x', NULL), ('helpdesk', '{BLF-CRYPT}\$2y\$05\$x', '{example.org}')" $A
+expect_ok "audit_log append by admin" \
+    "INSERT INTO mailroster.audit_log (actor, action, object, detail) VALUES ('test', 'add', 'bob@example.org', '{\"k\":1}')" $A
+
+# 254-octet address accepted: 63 + 1 + 190.
+LONGDOM=$(printf 'a%.0s' $(seq 63)).$(printf 'b%.0s' $(seq 63)).$(printf 'c%.0s' $(seq 62))
+q -c "INSERT INTO mailroster.domains (name) VALUES ('$LONGDOM')"
+expect_ok "254-octet mailbox address accepted" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part)
+     SELECT id, repeat('l', 63) FROM mailroster.domains WHERE name = '$LONGDOM'" $A
+
+# ---------------------------------------------------------------------------
+# Constraint violations
+# ---------------------------------------------------------------------------
+
+dom_fail() { expect_fail "domain refused: $1" "INSERT INTO mailroster.domains (name) VALUES ($2)" "${3:-domains_name_check}" $A; }
+dom_fail "uppercase"                "'Example.com'"
+dom_fail "underscore in label"      "'ex_ample.com'"
+dom_fail "leading hyphen"           "'-abc.com'"
+dom_fail "trailing hyphen"          "'abc-.com'"
+dom_fail "empty label (a..b)"       "'a..b'"
+dom_fail "trailing dot"             "'abc.com.'"
+dom_fail "leading dot"              "'.abc.com'"
+dom_fail "64-octet label"           "repeat('a', 64) || '.com'"
+dom_fail "254 octets"               "'$LONGDOM' || '.com' || repeat('d', 60)"
+dom_fail "empty name"               "''"
+dom_fail "U-label (not A-label)"    "'bücher.example'"
+dom_fail "space"                    "'a b.com'"
+dom_fail "duplicate name"           "'example.org'" "domains_name_key"
+expect_fail "domain refused: negative quota" \
+    "INSERT INTO mailroster.domains (name, quota_bytes) VALUES ('q.example', -1)" domains_quota_bytes_check $A
+expect_fail "domain refused: send_limit_window 0" \
+    "INSERT INTO mailroster.domains (name, send_limit_window) VALUES ('q.example', 0)" domains_send_limit_window_check $A
+expect_fail "domain rename refused" \
+    "UPDATE mailroster.domains SET name = 'example.net' WHERE name = 'example.org'" "cannot be renamed" $A
+expect_ok "other domain updates allowed" \
+    "UPDATE mailroster.domains SET enabled = false, disabled_reason = 'test', name = name WHERE name = 'localhost'" $A
+
+mb() { # mb LOCAL_PART_SQL [EXTRA_COLS EXTRA_VALS]
+    echo "INSERT INTO mailroster.mailboxes (domain_id, local_part${2:+, $2})
+          SELECT id, $1${3:+, $3} FROM mailroster.domains WHERE name = 'example.org'"
+}
+lp_fail() { expect_fail "mailbox refused: $1" "$(mb "$2")" "${3:-mailboxes_local_part_check}" $A; }
+lp_fail "65-octet local part"         "repeat('x', 65)"
+lp_fail "65-octet UTF-8 local part"   "repeat('é', 32) || 'x'"
+lp_fail "empty local part"            "''"
+lp_fail "uppercase"                   "'Bob2'"
+lp_fail "'..'"                        "'a..b'"
+lp_fail "leading dot"                 "'.ab'"
+lp_fail "trailing dot"                "'ab.'"
+lp_fail "'+' (recipient delimiter)"   "'bob+tag'"
+lp_fail "space"                       "'a b'"
+lp_fail "tab"                         "E'a\\tb'"
+lp_fail "DEL"                         "E'a\\x7fb'"
+lp_fail "no-break space"              "E'a\\u00a0b'"
+for ch in '@' ',' '"' '\' '(' ')' '<' '>' '[' ']' ';' ':'; do
+    lp_fail "'$ch'" "'a${ch}b'"
+done
+lp_fail "duplicate address"           "'bob'" "mailboxes_domain_id_local_part_key"
+expect_fail "mailbox refused: 255-octet address" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part)
+     SELECT id, repeat('m', 64) FROM mailroster.domains WHERE name = '$LONGDOM'" 'is longer than 254 octets' $A
+expect_fail "mailbox refused: password without {SCHEME}" "$(mb "'pw1'" password "'secret'")" mailboxes_password_check $A
+expect_fail "mailbox refused: lowercase scheme" "$(mb "'pw2'" password "'{plain}secret'")" mailboxes_password_check $A
+expect_fail "mailbox refused: scheme only" "$(mb "'pw3'" password "'{PLAIN}'")" mailboxes_password_check $A
+expect_fail "mailbox refused: unknown service" "$(mb "'sv1'" services "'{imap,smtp}'")" mailboxes_services_check $A
+expect_fail "mailbox refused: NULL service" "$(mb "'sv2'" services "'{imap,NULL}'")" mailboxes_services_check $A
+expect_fail "mailbox refused: negative quota" "$(mb "'qt1'" quota_bytes "-5")" mailboxes_quota_bytes_check $A
+expect_fail "mailbox refused: maildir with '..'" "$(mb "'md1'" maildir "'example.org/../x/'")" mailboxes_maildir_check $A
+expect_fail "mailbox refused: absolute maildir" "$(mb "'md2'" maildir "'/etc/'")" mailboxes_maildir_check $A
+expect_fail "mailbox refused: unknown domain" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part) VALUES (999999, 'x')" "does not exist" $A
+
+# Alias / mailbox address conflicts, both directions.
+expect_fail "alias whose source is a mailbox refused (names the address)" \
+    "INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
+     SELECT id, 'bob', '{x@remote.example}' FROM mailroster.domains WHERE name = 'example.org'" \
+    'bob@example.org is already a mailbox' $A
+expect_fail "mailbox whose address is an alias refused (names the address)" \
+    "$(mb "'postmaster'")" 'postmaster@example.org is already an alias' $A
+expect_fail "alias renamed onto a mailbox address refused" \
+    "UPDATE mailroster.aliases SET local_part = 'bob' WHERE local_part = 'postmaster'" \
+    'bob@example.org is already a mailbox' $A
+expect_fail "mailbox renamed onto an alias address refused" \
+    "UPDATE mailroster.mailboxes SET local_part = 'postmaster' WHERE local_part = 'bob'" \
+    'postmaster@example.org is already an alias' $A
+expect_fail "self-referencing alias refused" \
+    "INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
+     SELECT id, 'loop', '{bob@example.org,loop@example.org}' FROM mailroster.domains WHERE name = 'example.org'" \
+    'cannot have itself as a destination' $A
+expect_fail "self-referencing catch-all refused" \
+    "INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
+     SELECT id, '', '{@localhost}' FROM mailroster.domains WHERE name = 'localhost'" \
+    'cannot have itself as a destination' $A
+expect_fail "alias updated to point at itself refused" \
+    "UPDATE mailroster.aliases SET destinations = destinations || '{postmaster@example.org}'::text[] WHERE local_part = 'postmaster'" \
+    'cannot have itself as a destination' $A
+
+al() { echo "INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
+             SELECT id, $1, $2 FROM mailroster.domains WHERE name = 'example.org'"; }
+expect_fail "alias refused: '+' in source"   "$(al "'a+b'" "'{bob@example.org}'")" aliases_local_part_check $A
+expect_fail "alias refused: '..' in source"  "$(al "'a..b'" "'{bob@example.org}'")" aliases_local_part_check $A
+expect_fail "alias refused: no destinations" "$(al "'d0'" "'{}'")" aliases_destinations_count_check $A
+expect_fail "alias refused: 1001 destinations" \
+    "$(al "'d1001'" "(SELECT array_agg('u' || i || '@remote.example') FROM generate_series(1, 1001) i)")" \
+    aliases_destinations_count_check $A
+dest_fail() { expect_fail "alias refused: destination $1" "$(al "'dx'" "$2")" aliases_destinations_check $A; }
+dest_fail "without @"          "'{bob}'"
+dest_fail "with space"         "'{\"a b@remote.example\"}'"
+dest_fail "with comma"         "'{\"a,b@remote.example\"}'"
+dest_fail "uppercase domain"   "'{x@Remote.example}'"
+dest_fail "trailing @"         "'{x@}'"
+dest_fail "bad domain"         "'{x@-remote.example}'"
+dest_fail "NULL element"       "'{bob@example.org,NULL}'"
+dest_fail "control character"  "ARRAY[E'a\\nb@remote.example']"
+dest_fail "65-octet local"     "ARRAY[repeat('x', 65) || '@remote.example']"
+dest_fail "255 octets"         "ARRAY[repeat('y', 64) || '@$LONGDOM']"
+expect_fail "sender address refused: uppercase" \
+    "INSERT INTO mailroster.sender_addresses (mailbox_id, address)
+     SELECT id, 'Info@example.org' FROM mailroster.mailboxes WHERE local_part = 'bob'" sender_addresses_address_check $A
+expect_fail "sender address refused: duplicate" \
+    "INSERT INTO mailroster.sender_addresses (mailbox_id, address)
+     SELECT id, 'info@example.org' FROM mailroster.mailboxes WHERE local_part = 'bob'" sender_addresses_address_mailbox_id_key $A
+expect_fail "master user refused: password without scheme" \
+    "INSERT INTO mailroster.master_users (name, password) VALUES ('m2', 'secret')" master_users_password_check $A
+expect_fail "master user refused: bad domain in domains" \
+    "INSERT INTO mailroster.master_users (name, password, domains) VALUES ('m3', '{PLAIN}x', '{Example.org}')" master_users_domains_check $A
+expect_fail "domain with mailboxes cannot be deleted" \
+    "DELETE FROM mailroster.domains WHERE name = 'example.org'" "foreign key" $A
+expect_fail "TRUNCATE of a directory table refused (even for the owner)" \
+    "TRUNCATE mailroster.sender_addresses" "not allowed" postgres
+expect_fail "id of a directory row cannot change" \
+    "UPDATE mailroster.master_users SET id = id + 1000 WHERE name = 'master'" "cannot be changed" $A
+
+# ---------------------------------------------------------------------------
+# maildir
+# ---------------------------------------------------------------------------
+
+expect_eq "maildir generated as <domain>/<local_part>.<id>/" \
+    "SELECT maildir = 'example.org/bob.' || id || '/' FROM mailroster.mailboxes WHERE local_part = 'bob'" t
+q -c "INSERT INTO mailroster.domains (name) VALUES ('re.example');
+      INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'carol' FROM mailroster.domains WHERE name = 're.example'"
+MD1=$(q -c "SELECT maildir FROM mailroster.mailboxes WHERE local_part = 'carol'")
+q -c "DELETE FROM mailroster.mailboxes WHERE local_part = 'carol';
+      INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'carol' FROM mailroster.domains WHERE name = 're.example'"
+MD2=$(q -c "SELECT maildir FROM mailroster.mailboxes WHERE local_part = 'carol'")
+if [ -n "$MD1" ] && [ -n "$MD2" ] && [ "$MD1" != "$MD2" ]; then
+    ok "re-created address gets a different maildir ($MD1 -> $MD2)"
+else
+    not_ok "re-created address gets a different maildir ($MD1 -> $MD2)"
+fi
+expect_eq "'/' in a local part does not nest directories" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'bob.1/x' FROM mailroster.domains WHERE name = 're.example'
+     RETURNING maildir ~ '^re\.example/bob\.1_x\.[0-9]+/\$'" t
+expect_eq "explicit maildir kept" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part, maildir) SELECT id, 'dave', 'custom/dave/' FROM mailroster.domains WHERE name = 're.example'
+     RETURNING maildir" "custom/dave/"
+expect_fail "duplicate maildir refused" \
+    "INSERT INTO mailroster.mailboxes (domain_id, local_part, maildir) SELECT id, 'erin', 'custom/dave/' FROM mailroster.domains WHERE name = 're.example'" \
+    mailboxes_maildir_key
+
+# ---------------------------------------------------------------------------
+# Change log
+# ---------------------------------------------------------------------------
+
+m=$(cl_mark)
+q_as $A "INSERT INTO mailroster.domains (name) VALUES ('log.example')" >/dev/null
+D=$(q -c "SELECT id FROM mailroster.domains WHERE name = 'log.example'")
+expect_log "domain insert logged" "$m" "domains:I:$D"
+expect_eq "change_log row written by the same transaction as the data row" \
+    "SELECT c.xmin::text = d.xmin::text FROM mailroster.change_log c, mailroster.domains d
+      WHERE d.name = 'log.example' AND c.tbl = 'domains' AND c.op = 'I' AND c.row_id = d.id" t
+
+m=$(cl_mark)
+q_as $A "UPDATE mailroster.domains SET quota_bytes = 10 WHERE id = $D" >/dev/null
+expect_log "domain update logged" "$m" "domains:U:$D"
+expect_eq "updated_at maintained" \
+    "SELECT updated_at > created_at FROM mailroster.domains WHERE id = $D" t
+
+m=$(cl_mark)
+M=$(q_as $A "INSERT INTO mailroster.mailboxes (domain_id, local_part) VALUES ($D, 'frank') RETURNING id")
+S=$(q_as $A "INSERT INTO mailroster.sender_addresses (mailbox_id, address)
+             VALUES ($M, 'f1@log.example'), ($M, 'f2@log.example') RETURNING id" | sort -n | paste -sd' ')
+S1=${S%% *}; S2=${S##* }
+expect_log "mailbox and multi-row sender insert logged (one row each)" "$m" \
+    "mailboxes:I:$M sender_addresses:I:$S1 sender_addresses:I:$S2"
+
+m=$(cl_mark)
+q_as $A "UPDATE mailroster.sender_addresses SET address = address WHERE mailbox_id = $M" >/dev/null
+expect_log "multi-row update logs every row" "$m" "sender_addresses:U:$S1 sender_addresses:U:$S2"
+
+m=$(cl_mark)
+AL=$(q_as $A "INSERT INTO mailroster.aliases (domain_id, local_part, destinations) VALUES ($D, 'info', '{frank@log.example}') RETURNING id")
+q_as $A "UPDATE mailroster.aliases SET enabled = false WHERE id = $AL" >/dev/null
+q_as $A "DELETE FROM mailroster.aliases WHERE id = $AL" >/dev/null
+expect_log "alias insert/update/delete logged" "$m" "aliases:D:$AL aliases:I:$AL aliases:U:$AL"
+
+m=$(cl_mark)
+MU=$(q_as $A "INSERT INTO mailroster.master_users (name, password) VALUES ('logmaster', '{PLAIN}x') RETURNING id")
+q_as $A "UPDATE mailroster.master_users SET enabled = false WHERE id = $MU" >/dev/null
+q_as $A "DELETE FROM mailroster.master_users WHERE id = $MU" >/dev/null
+expect_log "master user insert/update/delete logged" "$m" "master_users:D:$MU master_users:I:$MU master_users:U:$MU"
+
+m=$(cl_mark)
+q_as $A "DELETE FROM mailroster.mailboxes WHERE id = $M" >/dev/null
+expect_log "mailbox delete logs the cascaded sender_addresses deletes" "$m" \
+    "mailboxes:D:$M sender_addresses:D:$S1 sender_addresses:D:$S2"
+
+m=$(cl_mark)
+q_as $A "DELETE FROM mailroster.domains WHERE id = $D" >/dev/null
+expect_log "domain delete logged" "$m" "domains:D:$D"
+
+m=$(cl_mark)
+q_as $A "INSERT INTO mailroster.domains (name) VALUES ('ups.example')
+         ON CONFLICT (name) DO UPDATE SET enabled = true" >/dev/null
+D2=$(q -c "SELECT id FROM mailroster.domains WHERE name = 'ups.example'")
+q_as $A "INSERT INTO mailroster.domains (name) VALUES ('ups.example')
+         ON CONFLICT (name) DO UPDATE SET enabled = false" >/dev/null
+expect_log "INSERT ... ON CONFLICT DO UPDATE logged as I then U" "$m" "domains:I:$D2 domains:U:$D2"
+
+m=$(cl_mark)
+q_as $A "BEGIN; INSERT INTO mailroster.domains (name) VALUES ('rolledback.example'); ROLLBACK" >/dev/null
+q_as $A "INSERT INTO mailroster.domains (name) VALUES ('BAD.example')" >/dev/null 2>&1 || true
+q_as $A "UPDATE mailroster.domains SET enabled = enabled WHERE false" >/dev/null
+expect_log "rolled-back, failed and zero-row writes log nothing" "$m" ""
+
+expect_eq "change_log sequence has CACHE 1" \
+    "SELECT seqcache FROM pg_sequence WHERE seqrelid = 'mailroster.change_log_seq_seq'::regclass" 1
+
+# ---------------------------------------------------------------------------
+# NOTIFY
+# ---------------------------------------------------------------------------
+
+psql -X -h "$SOCK" -p "$PORT" -U $A -d "$DB" >"$TMP/notify.out" 2>&1 <<'EOF' || true
+LISTEN mailroster_changes;
+BEGIN;
+INSERT INTO mailroster.domains (name) VALUES ('notify1.example'), ('notify2.example');
+COMMIT;
+SELECT 1;
+EOF
+n=$(grep -c 'Asynchronous notification "mailroster_changes"' "$TMP/notify.out" || true)
+if [ "$n" = 1 ]; then
+    ok "committed write sends NOTIFY mailroster_changes (once per transaction)"
+else
+    not_ok "committed write sends NOTIFY mailroster_changes once (got $n)"; diag <"$TMP/notify.out"
+fi
+
+psql -X -h "$SOCK" -p "$PORT" -U $A -d "$DB" >"$TMP/notify2.out" 2>&1 <<'EOF' || true
+LISTEN mailroster_changes;
+BEGIN;
+INSERT INTO mailroster.domains (name) VALUES ('notify3.example');
+ROLLBACK;
+SELECT 1;
+EOF
+if grep -q 'Asynchronous notification' "$TMP/notify2.out"; then
+    not_ok "rolled-back write sends no NOTIFY"; diag <"$TMP/notify2.out"
+else
+    ok "rolled-back write sends no NOTIFY"
+fi
+
+# Another session (the daemon, as mailroster_reader) gets the wake-up.
+mkfifo "$TMP/l.fifo"
+psql -X -h "$SOCK" -p "$PORT" -U t_reader -d "$DB" <"$TMP/l.fifo" >"$TMP/l.out" 2>&1 &
+LPID=$!; BG_PIDS="$BG_PIDS $LPID"
+exec 4>"$TMP/l.fifo"
+echo "LISTEN mailroster_changes; SELECT 'listening';" >&4
+for i in $(seq 100); do grep -q listening "$TMP/l.out" && break; sleep 0.1; done
+q_as $A "DELETE FROM mailroster.domains WHERE name = 'notify1.example'" >/dev/null
+echo "SELECT 'after';" >&4
+echo '\q' >&4
+exec 4>&-
+wait $LPID || true
+if grep -q 'Asynchronous notification "mailroster_changes"' "$TMP/l.out"; then
+    ok "reader session LISTENing receives the notification of another session's write"
+else
+    not_ok "reader session LISTENing receives the notification"; diag <"$TMP/l.out"
+fi
+
+# ---------------------------------------------------------------------------
+# Serialisation: change-log order = commit order
+# ---------------------------------------------------------------------------
+
+LAST=$(cl_mark)      # what a daemon has applied so far
+mkfifo "$TMP/a.fifo"
+psql -X -At -h "$SOCK" -p "$PORT" -U $A -d "$DB" <"$TMP/a.fifo" >"$TMP/a.out" 2>&1 &
+APID=$!; BG_PIDS="$BG_PIDS $APID"
+exec 3>"$TMP/a.fifo"
+echo "BEGIN;" >&3
+echo "INSERT INTO mailroster.domains (name) VALUES ('writer-a.example');" >&3
+echo "SELECT 'A_SEQ=' || max(seq) FROM mailroster.change_log;" >&3
+for i in $(seq 100); do grep -q '^A_SEQ=' "$TMP/a.out" && break; sleep 0.1; done
+SEQ_A=$(sed -n 's/^A_SEQ=//p' "$TMP/a.out")
+expect_eq "writer A holds the directory advisory lock while open" \
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+        AND ((classid::bigint << 32) | objid::bigint) = mailroster.directory_lock_key() AND objsubid = 1" 1
+
+psql -X -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U $A -d "$DB" \
+    -c "INSERT INTO mailroster.domains (name) VALUES ('writer-b.example')" >"$TMP/b.out" 2>&1 &
+BPID=$!; BG_PIDS="$BG_PIDS $BPID"
+
+blocked=0
+for i in $(seq 100); do
+    w=$(q -c "SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity
+               WHERE query LIKE '%writer-b.example%' AND pid <> pg_backend_pid()")
+    if [ "$w" = "Lock/advisory" ]; then blocked=1; break; fi
+    sleep 0.1
+done
+if [ $blocked = 1 ] && kill -0 $BPID 2>/dev/null; then
+    ok "writer B waits on the advisory lock while A is open"
+else
+    not_ok "writer B waits on the advisory lock while A is open (wait_event: ${w:-none})"
+fi
+expect_eq "B has not taken a change_log seq while waiting" \
+    "SELECT last_value FROM mailroster.change_log_seq_seq" "$SEQ_A"
+# The daemon polls now and advances its position to the highest seq it saw
+# (the trap: without serialisation it would see B's seq and later skip A's).
+POLL1=$(q_as t_reader "SELECT count(*) || ' ' || coalesce(max(seq), $LAST) FROM mailroster.change_log WHERE seq > $LAST")
+if [ "${POLL1%% *}" = 0 ]; then
+    ok "daemon poll while A is open sees nothing new (seq > last)"
+else
+    not_ok "daemon poll while A is open sees nothing new (saw ${POLL1%% *} rows)"
+fi
+LAST=${POLL1##* }
+
+echo "COMMIT;" >&3
+echo '\q' >&3
+exec 3>&-
+wait $APID || true
+if wait $BPID; then
+    ok "writer B completes after A commits"
+else
+    not_ok "writer B completes after A commits"; diag <"$TMP/b.out"
+fi
+SEQ_B=$(q -c "SELECT seq FROM mailroster.change_log c JOIN mailroster.domains d ON d.id = c.row_id
+              WHERE c.tbl = 'domains' AND c.op = 'I' AND d.name = 'writer-b.example'")
+if [ -n "$SEQ_A" ] && [ -n "$SEQ_B" ] && [ "$SEQ_B" -gt "$SEQ_A" ]; then
+    ok "B's seq ($SEQ_B) > A's seq ($SEQ_A)"
+else
+    not_ok "B's seq (${SEQ_B:-none}) > A's seq (${SEQ_A:-none})"
+fi
+expect_eq "daemon's next poll (seq > its last) gets A then B, each once" \
+    "SELECT string_agg(d.name, ',' ORDER BY c.seq) FROM mailroster.change_log c
+       JOIN mailroster.domains d ON d.id = c.row_id AND c.tbl = 'domains'
+      WHERE c.seq > $LAST" "writer-a.example,writer-b.example" t_reader
+
+# ---------------------------------------------------------------------------
+# Roles
+# ---------------------------------------------------------------------------
+
+# Exact table privileges of each group role (r=SELECT a=INSERT w=UPDATE
+# d=DELETE D=TRUNCATE x=REFERENCES t=TRIGGER), sequence USAGE, functions.
+privs() {
+    q -c "SELECT coalesce(string_agg(relname || ':' || p, ' ' ORDER BY relname), '') FROM (
+            SELECT c.relname, string_agg(v.l, '' ORDER BY v.ord) AS p
+              FROM pg_class c,
+                   (VALUES (1, 'SELECT', 'r'), (2, 'INSERT', 'a'), (3, 'UPDATE', 'w'), (4, 'DELETE', 'd'),
+                           (5, 'TRUNCATE', 'D'), (6, 'REFERENCES', 'x'), (7, 'TRIGGER', 't')) v(ord, priv, l)
+             WHERE c.relnamespace = 'mailroster'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+               AND has_table_privilege('$1', c.oid, v.priv)
+             GROUP BY c.relname) t"
+}
+seqs() {
+    q -c "SELECT coalesce(string_agg(relname, ' ' ORDER BY relname), '') FROM pg_class
+           WHERE relnamespace = 'mailroster'::regnamespace AND relkind = 'S'
+             AND (has_sequence_privilege('$1', oid, 'USAGE') OR has_sequence_privilege('$1', oid, 'SELECT')
+                  OR has_sequence_privilege('$1', oid, 'UPDATE'))"
+}
+funcs() {
+    q -c "SELECT coalesce(string_agg(proname, ' ' ORDER BY proname), '') FROM pg_proc
+           WHERE pronamespace = 'mailroster'::regnamespace AND has_function_privilege('$1', oid, 'EXECUTE')"
+}
+check_privs() {
+    local name=$1 got=$2 want=$3
+    if [ "$got" = "$want" ]; then ok "$name"; else not_ok "$name"; { echo "want: $want"; echo "got:  $got"; } | diag; fi
+}
+check_privs "reader: exactly the specified table privileges" "$(privs mailroster_reader)" \
+    "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:rawd sender_addresses:r"
+check_privs "reader: no sequence or function privileges" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|"
+check_privs "admin: exactly the specified table privileges" "$(privs mailroster_admin)" \
+    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd sender_addresses:rawd"
+check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
+    "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq sender_addresses_id_seq"
+check_privs "admin: EXECUTE on validators and the lock key only" "$(funcs mailroster_admin)" \
+    "are_addresses are_domain_names directory_lock_key is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash"
+check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
+    "last_login:rawd quota_usage:rawd"
+check_privs "dovecot_dict: no sequence or function privileges" "$(seqs mailroster_dovecot_dict)|$(funcs mailroster_dovecot_dict)" "|"
+check_privs "PUBLIC: no schema, table, sequence or function privileges" \
+    "$(q -c "SELECT has_schema_privilege('t_nobody', 'mailroster', 'USAGE') OR has_schema_privilege('t_nobody', 'mailroster', 'CREATE')")|$(privs t_nobody)|$(seqs t_nobody)|$(funcs t_nobody)" "f|||"
+expect_eq "change-log trigger function is SECURITY DEFINER with a pinned search_path" \
+    "SELECT prosecdef || ' ' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'mailroster.tg_log_change()'::regprocedure" \
+    "true search_path=mailroster, pg_temp"
+
+R=t_reader
+expect_ok   "reader can SELECT mailboxes" "SELECT count(*) FROM mailroster.mailboxes" $R
+expect_ok   "reader can SELECT every directory and usage table" \
+    "SELECT (SELECT count(*) FROM mailroster.domains) + (SELECT count(*) FROM mailroster.aliases)
+          + (SELECT count(*) FROM mailroster.sender_addresses) + (SELECT count(*) FROM mailroster.master_users)
+          + (SELECT count(*) FROM mailroster.change_log) + (SELECT count(*) FROM mailroster.schema_version)
+          + (SELECT count(*) FROM mailroster.quota_usage) + (SELECT count(*) FROM mailroster.last_login)" $R
+expect_fail "reader cannot INSERT into mailboxes" "$(mb "'r1'")" "permission denied" $R
+expect_fail "reader cannot UPDATE domains" "UPDATE mailroster.domains SET enabled = true" "permission denied" $R
+expect_fail "reader cannot DELETE aliases" "DELETE FROM mailroster.aliases" "permission denied" $R
+expect_fail "reader cannot SELECT audit_log" "SELECT * FROM mailroster.audit_log" "permission denied" $R
+expect_fail "reader cannot write quota_usage" "INSERT INTO mailroster.quota_usage (username) VALUES ('x')" "permission denied" $R
+expect_ok   "reader can write send_counters" \
+    "INSERT INTO mailroster.send_counters (username, window_start, messages, recipients) VALUES ('bob@example.org', '2024-01-01', 1, 3)
+       ON CONFLICT (username, window_start) DO UPDATE SET messages = send_counters.messages + 1;
+     UPDATE mailroster.send_counters SET recipients = recipients + 1;
+     DELETE FROM mailroster.send_counters WHERE window_start < '2023-01-01'" $R
+expect_ok   "reader can LISTEN" "LISTEN mailroster_changes" $R
+expect_fail "reader cannot create tables in the schema" "CREATE TABLE mailroster.x (i int)" "permission denied" $R
+
+D=t_dict
+expect_ok   "dovecot_dict can upsert quota_usage" \
+    "INSERT INTO mailroster.quota_usage (username, bytes, messages) VALUES ('bob@example.org', 100, 1)
+       ON CONFLICT (username) DO UPDATE SET bytes = quota_usage.bytes + excluded.bytes, messages = quota_usage.messages + excluded.messages;
+     INSERT INTO mailroster.quota_usage (username, bytes, messages) VALUES ('bob@example.org', 100, 1)
+       ON CONFLICT (username) DO UPDATE SET bytes = quota_usage.bytes + excluded.bytes, messages = quota_usage.messages + excluded.messages" $D
+expect_eq   "quota_usage upsert result" "SELECT bytes || '/' || messages FROM mailroster.quota_usage WHERE username = 'bob@example.org'" "200/2" $D
+expect_ok   "dovecot_dict can write last_login" \
+    "INSERT INTO mailroster.last_login (username, at, service, remote_ip) VALUES ('bob@example.org', now(), 'imap', '192.0.2.1')
+       ON CONFLICT (username) DO UPDATE SET at = excluded.at; DELETE FROM mailroster.last_login WHERE username = 'nobody'" $D
+expect_fail "dovecot_dict cannot SELECT mailboxes" "SELECT * FROM mailroster.mailboxes" "permission denied" $D
+expect_fail "dovecot_dict cannot SELECT change_log" "SELECT * FROM mailroster.change_log" "permission denied" $D
+expect_fail "dovecot_dict cannot write send_counters" \
+    "INSERT INTO mailroster.send_counters (username, window_start) VALUES ('x', now())" "permission denied" $D
+
+expect_fail "admin cannot INSERT into change_log directly" \
+    "INSERT INTO mailroster.change_log (tbl, op, row_id) VALUES ('domains', 'I', 1)" "permission denied" $A
+expect_fail "admin cannot take change_log seq values" \
+    "SELECT nextval('mailroster.change_log_seq_seq')" "permission denied" $A
+expect_fail "admin cannot UPDATE audit_log" "UPDATE mailroster.audit_log SET actor = 'x'" "permission denied" $A
+expect_fail "admin cannot DELETE audit_log" "DELETE FROM mailroster.audit_log" "permission denied" $A
+expect_ok   "admin can SELECT audit_log" "SELECT count(*) FROM mailroster.audit_log" $A
+expect_fail "admin cannot create tables in the schema (no DDL)" "CREATE TABLE mailroster.x (i int)" "permission denied" $A
+expect_fail "admin cannot ALTER directory tables (no DDL)" "ALTER TABLE mailroster.domains ADD COLUMN x int" "must be owner" $A
+expect_fail "admin cannot TRUNCATE" "TRUNCATE mailroster.domains" "permission denied" $A
+expect_fail "admin cannot write quota_usage" "INSERT INTO mailroster.quota_usage (username) VALUES ('y')" "permission denied" $A
+
+expect_fail "audit_log UPDATE refused even for the owner" "UPDATE mailroster.audit_log SET actor = 'x'" "append-only" postgres
+expect_fail "audit_log DELETE refused even for the owner" "DELETE FROM mailroster.audit_log" "append-only" postgres
+expect_fail "audit_log TRUNCATE refused even for the owner" "TRUNCATE mailroster.audit_log" "append-only" postgres
+
+expect_fail "PUBLIC has no access to the schema" "SELECT * FROM mailroster.domains" "permission denied for schema" t_nobody
+expect_fail "trigger functions cannot be called directly (no EXECUTE)" \
+    "SELECT mailroster.tg_log_change()" "permission denied for function" $A
+
+# ---------------------------------------------------------------------------
+
+DONE=1
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
