@@ -32,6 +32,7 @@ void buf_reserve(struct buf *b, size_t extra)
         cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
+    b->data[b->len] = 0; /* a fresh buffer is an empty string, not garbage */
 }
 
 void buf_reset(struct buf *b)

@@ -27,7 +27,7 @@ static int parse_long(const char *v, long *out, int time_units)
         case 'd': mul = 86400; break;
         default: return -1;
         }
-        if (n > 0 && n > 0x7fffffffL / mul)
+        if (n > 0x7fffffffL / mul || n < -0x7fffffffL / mul)
             return -1;
         n *= mul;
         end++;

@@ -62,6 +62,11 @@ START_TEST(cfg_errors_name_file_and_line)
     cfg_free(mr_conf_defs, &c);
     ck_assert_int_eq(parse("socketmap_mode = 0999\n", &c, &err), -1);
     cfg_free(mr_conf_defs, &c);
+    /* found by fuzzing: a huge negative time overflowed instead of failing */
+    ck_assert_int_eq(parse("idle_timeout = -144115188075855871d\n", &c, &err), -1);
+    cfg_free(mr_conf_defs, &c);
+    ck_assert_int_eq(parse("poll_interval = -106751991167301d\n", &c, &err), -1);
+    cfg_free(mr_conf_defs, &c);
     buf_free(&err);
 }
 END_TEST

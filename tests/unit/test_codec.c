@@ -1,6 +1,8 @@
 /* test_codec.c - %XX quoting, netstrings, canonical addresses. */
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "addr.h"

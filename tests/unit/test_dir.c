@@ -2,6 +2,8 @@
  * the snapshot file. */
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lookup.h"
@@ -271,6 +273,12 @@ START_TEST(snapshot_roundtrip)
     ck_assert_ptr_nonnull(strstr(err.data, "version"));
     e = snap_parse("mailroster-snapshot 1 5\nend 0\n", 30, &err);
     ck_assert_ptr_nonnull(e);
+    dir_free(e);
+    /* an empty optional string (found by fuzzing: it used to be unterminated) */
+    const char *empty = "mailroster-snapshot 1 0\nD 1 1 0 0 0 0 1 =a =\nend 1\n";
+    e = snap_parse(empty, strlen(empty), &err);
+    ck_assert_msg(e != NULL, "%s", err.data);
+    ck_assert_str_eq(dir_domain_get(e, "a", 1)->disabled_reason, "");
     dir_free(e);
     dir_free(d);
     buf_free(&text);

@@ -1,6 +1,8 @@
 /* test_proto.c - tcp_table and socketmap request handling. */
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"

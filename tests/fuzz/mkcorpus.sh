@@ -1,0 +1,78 @@
+#!/bin/bash
+# mkcorpus.sh [BUILD_DIR] - (re)write the seed corpora under corpus/.
+# Needs BUILD_DIR/mkseed_snap from build.sh for the snapshot seed.
+# Stream targets (tcpt, smap): byte 0 flags (bit 7: directory not loaded,
+# bits 0-1: tcp_table map 0 domains 1 mailboxes 2 aliases 3 senders),
+# bytes 1-2 the split point of the stream, then the stream (see stream.h).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/out}
+c=$here/corpus
+mkdir -p "$c/tcpt" "$c/smap" "$c/snap" "$c/cfg" "$c/addr" "$c/codec"
+
+seed() { # target name printf-format...
+    local t=$1 n=$2
+    shift 2
+    mkdir -p "$c/$t"
+    # shellcheck disable=SC2059
+    printf "$@" > "$c/$t/$n"
+}
+ns() { printf '%d:%s,' "${#1}" "$1"; }   # ASCII only
+
+# tcp_table
+seed tcpt domains '\000\000\005get example.com\nget M%%C3%%BCnchen.de\nget off.example\nget EXAMPLE.COM.\n'
+seed tcpt mailboxes '\001\000\020get Alice@Example.COM\nget alice+tag@example.com\nget nobody%%40nowhere.org\r\nget hans@M%%C3%%9CNCHEN.de\n'
+seed tcpt aliases '\002\000\007get info%%2Bx@example.com\nget y+z@m%%C3%%BCnchen.de\nget odd+q@example.com\nget team@example.com\nget nobody+x@example.com\n'
+seed tcpt senders '\003\000\003get boss@example.com\nget carol-alt@example.com\nget ghost@example.com\nget x@m%%C3%%BCnchen.de\n'
+seed tcpt edge '\002\000\040get edge4096@example.com\nget edge4097@example.com\nget edge4096+x@example.com\n'
+seed tcpt bad '\000\000\002fetch x\nget a b\nget %%zz\nget \nput a b\nget\nget %%4\nget a%%00b@example.com\n'
+seed tcpt notloaded '\201\000\000get alice@example.com\nget example.com\n'
+seed tcpt partial '\001\000\010get alice@example.com\nget alice@exa'
+{ printf '\000\100\000get '; head -c 16400 /dev/zero | tr '\0' x; } > "$c/tcpt/toolong"
+
+# socketmap
+{ printf '\000\000\005'; ns 'domains example.com'; ns 'domains xn--mnchen-3ya.de'; ns 'mailboxes Alice@Example.COM'; ns 'mailboxes carol@example.com'; } > "$c/smap/lookups"
+{ printf '\000\000\014'; ns 'aliases info+x@example.com'; ns 'aliases @example.com'; ns 'senders boss@example.com'; ns 'senders alice+x@example.com'; } > "$c/smap/pipelined"
+{ printf '\000\000\003'; ns 'aliases huge@example.com'; ns 'aliases huge1@example.com'; ns 'aliases huge+x@example.com'; } > "$c/smap/edge"
+{ printf '\000\000\001'; ns 'nomap x'; ns 'domains'; ns ' example.com'; ns 'domains '; printf '3:abc;'; } > "$c/smap/bad"
+seed smap toolong '\000\000\002100001:domains x'
+seed smap notloaded '\200\000\000%s' "$(ns 'domains example.com')"
+seed smap partial '\000\000\011%s25:mailboxes alice@exa' "$(ns 'mailboxes bob@example.com')"
+seed smap leadingzero '\000\000\000019:domains example.com,0:,'
+
+# snapshot
+"$out/mkseed_snap" > "$c/snap/fixture.snap"
+seed snap empty 'mailroster-snapshot 1 0\nend 0\n'
+seed snap cut 'mailroster-snapshot 1 7\nD 1 1 0 0 0 0 3600 =example.com -\n'
+seed snap dupid 'mailroster-snapshot 1 7\nD 1 1 0 0 0 0 3600 =example.com -\nD 1 1 0 0 0 0 60 =example.org -\nend 2\n'
+seed snap dupkey 'mailroster-snapshot 1 9\nA 1 1 1 =a@example.com =b@example.com\nA 2 1 0 =a@example.com =c@example.com\nS 3 4 =a@example.com\nS 5 6 =a@example.com\nend 4\n'
+seed snap version 'mailroster-snapshot 2 1\nend 0\n'
+
+# configuration
+seed cfg full '# mailroster.conf\n\ndatabase = host=/run/postgresql\n    dbname=mailroster user=mailroster\nsnapshot_file = /var/lib/mailroster/snapshot\nsnapshot_interval = 5m\npoll_interval=10s\nstartup_timeout = 0\nrecipient_delimiter = +-\ntcp_table_domains = 127.0.0.1:10100\ntcp_table_mailboxes = 127.0.0.1:10101\ntcp_table_aliases = 127.0.0.1:10102\ntcp_table_senders = 127.0.0.1:10103\nsocketmap_listen = unix:/run/mailroster/socketmap,\n\tinet:127.0.0.1:10104\n# a comment between\n  , inet:[::1]:10104\nsocketmap_mode = 0660\nmax_connections = 1000000\nidle_timeout = 1d\ndebug = yes\n'
+seed cfg crlf 'debug = true\r\nmax_connections = 10\r\n\r\nidle_timeout = 2h\r\n'
+seed cfg errors 'poll_interval = 61m\n'
+seed cfg continuation '  indented = 1\n'
+seed cfg noeq 'debug\n'
+seed cfg negative 'startup_timeout = -5s\nsocketmap_mode = 0999\n'
+seed cfg nonl 'database = dbname=x'
+
+# addresses and domains
+seed addr plain 'Alice@Example.COM'
+seed addr idn 'hans+tag@M\303\234NCHEN.de'
+seed addr idn_domain 'm\303\274nchen.de'
+seed addr catchall '@example.com'
+seed addr dots 'a..b.@example.com'
+seed addr twoat 'a@b@xn--mnchen-3ya.de'
+seed addr ignorable 'x@ex\342\200\213ample.com'
+seed addr fullwidth_dot 'example\357\274\216com'
+seed addr bad_label 'x@-a.b-.c..d'
+seed addr local_delim 'a+b-c=d'
+seed addr local64 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@example.com'
+
+# codecs
+seed codec quoted 'a%%20b%%25c%%0d%%0A'
+seed codec badescape '%%zz%%4'
+seed codec netstring '5:hello,'
+seed codec nested '12:5:hello,0:,,'
+seed codec binary '\000\001\377 %%\n'
