@@ -17,6 +17,12 @@ struct mr_conf {
     char *tcp_table_senders;
     char *socketmap_listen;     /* list of unix:PATH / inet:HOST:PORT */
     int socketmap_mode;
+    char *admin_socket;         /* unix socket path, "" = none */
+    int admin_socket_mode;
+    char *admin_database;       /* libpq connection string of the admin role, "" = read-only */
+    char *admin_allow_admin;    /* users, @groups or numeric ids with every right */
+    char *admin_allow_readonly; /* ... that may only look */
+    char *admin_allow_domain;   /* "user:domain" / "@group:domain" pairs */
     int max_connections;
     int idle_timeout;
     int debug;

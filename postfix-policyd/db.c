@@ -84,7 +84,7 @@ static const char *pq_error(PGconn *c, char *tmp, size_t len)
     while (n > 0 && (tmp[n - 1] == '\n' || tmp[n - 1] == ' '))
         tmp[--n] = 0;
     for (char *p = tmp; *p; p++)
-        if (*p == '\n')
+        if (*p == '\n' || *p == '\t')
             *p = ' ';
     return tmp;
 }
@@ -179,14 +179,25 @@ static void *rec_from_row(enum dir_kind kind, const PGresult *r, int i)
 
 /* --- queries --------------------------------------------------------- */
 
+/* Why a statement failed: the server's one-line message when there is
+ * one, else libpq's (connection trouble). */
+static void result_error(struct db *db, const PGresult *r, struct buf *why)
+{
+    char tmp[512];
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (primary)
+        buf_printf(why, "%s", primary);
+    else
+        buf_printf(why, "%s", pq_error(db->conn, tmp, sizeof(tmp)));
+}
+
 /* Run a statement that returns no rows; -1 with a reason on failure. */
 static int exec_cmd(struct db *db, const char *sql, struct buf *why)
 {
-    char tmp[512];
     PGresult *r = PQexec(db->conn, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
-        buf_printf(why, "%s", pq_error(db->conn, tmp, sizeof(tmp)));
+        result_error(db, r, why);
     PQclear(r);
     return ok ? 0 : -1;
 }
@@ -194,10 +205,9 @@ static int exec_cmd(struct db *db, const char *sql, struct buf *why)
 static PGresult *query(struct db *db, const char *sql, int nparams, const char *const *params,
                        struct buf *why)
 {
-    char tmp[512];
     PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        buf_printf(why, "%s", pq_error(db->conn, tmp, sizeof(tmp)));
+        result_error(db, r, why);
         PQclear(r);
         return NULL;
     }
@@ -507,7 +517,11 @@ static void session(struct db *db)
     }
 fatal:
     /* Reachable but unusable: fatal before the first load, a loud error
-     * (and another try later) once we are serving from memory. */
+     * (and another try later) once we are serving from memory. A query
+     * that failed because the connection broke is no verdict on the
+     * schema: that is an outage. */
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        goto broken;
     if (!db->loaded) {
         post(db, DBM_FATAL, why.data);
     } else {

@@ -24,6 +24,8 @@
 
 #include <event2/event.h>
 
+#include "adm_db.h"
+#include "admin.h"
 #include "buf.h"
 #include "conf.h"
 #include "db.h"
@@ -54,9 +56,11 @@ static struct app {
     struct map_ctx maps[LK_NMAPS];
     struct map_ctx smap_ctx;
 
-    /* database thread -> event loop */
+    /* database threads -> event loop */
     pthread_mutex_t qlock;
     struct db_msg *qhead, *qtail;
+    struct adm_job *jhead, *jtail;
+    time_t started;
     int wake[2];
     struct event *wake_ev;
 
@@ -76,6 +80,8 @@ static struct app {
     struct event *startup_timer;
 
     int ready_fd;               /* tells the parent we are up (daemon mode) */
+    int verbose_flag;
+    int snap_tried;             /* looked at the snapshot file at start */           /* -v: stays on across reloads */
 } app;
 
 static void wake_loop(void)
@@ -98,6 +104,18 @@ static void post_msg(struct db_msg *m, void *arg)
     wake_loop();
 }
 
+static void post_job(struct adm_job *j)
+{
+    pthread_mutex_lock(&app.qlock);
+    if (app.jtail)
+        app.jtail->next = j;
+    else
+        app.jhead = j;
+    app.jtail = j;
+    pthread_mutex_unlock(&app.qlock);
+    wake_loop();
+}
+
 static void tell_ready(void)
 {
     if (app.ready_fd >= 0) {
@@ -116,17 +134,19 @@ static void complain(void *arg, const char *what)
     msg_warn("%s: %s", (const char *)arg, what);
 }
 
-static ssize_t tcp_handler(void *arg, const char *in, size_t len, struct buf *out)
+static ssize_t tcp_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
     struct map_ctx *m = arg;
     struct lk_env env = { app.dir, app.conf.recipient_delimiter, &app.stats, complain, m->name };
+    (void)c;
     return tcpt_request(&env, m->map, in, len, out);
 }
 
-static ssize_t smap_handler(void *arg, const char *in, size_t len, struct buf *out)
+static ssize_t smap_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
     struct map_ctx *m = arg;
     struct lk_env env = { app.dir, app.conf.recipient_delimiter, &app.stats, complain, m->name };
+    (void)c;
     return smap_request(&env, in, len, out);
 }
 
@@ -161,6 +181,14 @@ static void open_listeners(void)
     for (char *tok = strtok_r(list, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save))
         open_listener(tok, app.smap_ctx.name, smap_handler, &app.smap_ctx);
     free(list);
+    if (*app.conf.admin_socket) {
+        char spec[1100];
+        snprintf(spec, sizeof(spec), "unix:%s", app.conf.admin_socket);
+        int mode = app.conf.socketmap_mode;
+        app.conf.socketmap_mode = app.conf.admin_socket_mode;
+        open_listener(spec, "admin", adm_handler, NULL);
+        app.conf.socketmap_mode = mode;
+    }
     if (app.nlisteners == 0)
         msg_warn("no tcp_table_* or socketmap_listen configured: nothing to answer");
 }
@@ -220,6 +248,51 @@ static void snap_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     snap_maybe_write(0);
+    adm_tick();
+}
+
+static const struct dir *current_dir(void) { return app.dir; }
+
+/* rows for the admin "status" command */
+static void status_rows(struct buf *out)
+{
+    char v[64];
+    time_t now = time(NULL);
+#define ROW(k, val) do { buf_adds(out, "*"); adm_field(out, "key", k); adm_field(out, "value", val); buf_addc(out, '\n'); } while (0)
+    snprintf(v, sizeof(v), "%ld", (long)(now - app.started));
+    ROW("uptime_seconds", v);
+    ROW("database", app.db_up ? "connected" : "unavailable");
+    if (!app.db_up && app.db_state)
+        ROW("database_error", app.db_state);
+    ROW("directory", app.dir ? "loaded" : "not loaded");
+    if (app.dir) {
+        snprintf(v, sizeof(v), "%" PRIu64, app.dir->seq);
+        ROW("change_seq", v);
+        for (int k = 0; k < DIR_NKINDS; k++) {
+            snprintf(v, sizeof(v), "%zu", dir_count(app.dir, (enum dir_kind)k));
+            ROW(dir_kind_name((enum dir_kind)k), v);
+        }
+    }
+    snprintf(v, sizeof(v), "%lu", app.changes_applied);
+    ROW("changes_applied", v);
+    snprintf(v, sizeof(v), "%lu", app.changes_duplicate);
+    ROW("changes_duplicate", v);
+    snprintf(v, sizeof(v), "%lu", app.full_loads);
+    ROW("full_loads", v);
+    if (*app.conf.snapshot_file) {
+        ROW("snapshot_file", app.conf.snapshot_file);
+        if (app.snap_time) {
+            snprintf(v, sizeof(v), "%ld", (long)(now - app.snap_time));
+            ROW("snapshot_age_seconds", v);
+        }
+    }
+    snprintf(v, sizeof(v), "%d", app.lim.active);
+    ROW("connections", v);
+    snprintf(v, sizeof(v), "%lu", app.lim.refused);
+    ROW("connections_refused", v);
+    snprintf(v, sizeof(v), "%lu", app.stats.errors);
+    ROW("lookup_errors", v);
+#undef ROW
 }
 
 static void start_from_snapshot(const char *why)
@@ -227,8 +300,9 @@ static void start_from_snapshot(const char *why)
     struct buf err;
     struct dir *d;
 
-    if (app.dir != NULL)
+    if (app.dir != NULL || app.snap_tried)
         return;
+    app.snap_tried = 1;
     if (!*app.conf.snapshot_file) {
         msg_warn("PostgreSQL unavailable (%s) and no snapshot_file configured: "
                  "answering temporary failures until the directory is loaded", why);
@@ -285,6 +359,7 @@ static void handle_msg(struct db_msg *m)
         app.dir_gen++;
         app.full_loads++;
         tell_ready();
+        adm_dir_advanced(app.dir->seq);
         snap_maybe_write(1);
         break;
     case DBM_CHANGES:
@@ -299,6 +374,7 @@ static void handle_msg(struct db_msg *m)
         if (m->max_seq > app.dir->seq)
             app.dir->seq = m->max_seq;
         msg_debug("applied changes up to %" PRIu64, app.dir->seq);
+        adm_dir_advanced(app.dir->seq);
         break;
     case DBM_UP:
         if (!app.db_up)
@@ -315,8 +391,17 @@ static void handle_msg(struct db_msg *m)
         if (app.dir == NULL)
             start_from_snapshot(m->text);
         break;
-    case DBM_FATAL:
-        msg_fatal("database %s is not usable: %s", app.conf.database[0] ? "" : "(default)", m->text);
+    case DBM_FATAL: {
+        char text[600];
+        if (app.dir != NULL) {
+            /* started from the snapshot meanwhile: keep answering */
+            msg_error("database is not usable: %s; answering from memory", m->text);
+            break;
+        }
+        snprintf(text, sizeof(text), "%s", m->text ? m->text : "");
+        db_msg_free(m);
+        msg_fatal("database is not usable: %s", text);
+    }
     }
 }
 
@@ -327,6 +412,20 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     while (read(fd, drain, sizeof(drain)) > 0)
         ;
+    for (;;) {
+        pthread_mutex_lock(&app.qlock);
+        struct adm_job *j = app.jhead;
+        if (j) {
+            app.jhead = j->next;
+            if (app.jhead == NULL)
+                app.jtail = NULL;
+            j->next = NULL;
+        }
+        pthread_mutex_unlock(&app.qlock);
+        if (j == NULL)
+            break;
+        adm_job_done(j);
+    }
     if (atomic_load(&app.snap_busy))
         return; /* the writer is reading the directory: hold changes back */
     if (atomic_exchange(&app.snap_result, 0))
@@ -372,6 +471,11 @@ static void reload_conf(void)
         { "tcp_table_aliases", app.conf.tcp_table_aliases, nc.tcp_table_aliases },
         { "tcp_table_senders", app.conf.tcp_table_senders, nc.tcp_table_senders },
         { "socketmap_listen", app.conf.socketmap_listen, nc.socketmap_listen },
+        { "admin_socket", app.conf.admin_socket, nc.admin_socket },
+        { "admin_database", app.conf.admin_database, nc.admin_database },
+        { "admin_allow_admin", app.conf.admin_allow_admin, nc.admin_allow_admin },
+        { "admin_allow_readonly", app.conf.admin_allow_readonly, nc.admin_allow_readonly },
+        { "admin_allow_domain", app.conf.admin_allow_domain, nc.admin_allow_domain },
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (strcmp(fixed[i][1], fixed[i][2]) != 0)
@@ -386,7 +490,7 @@ static void reload_conf(void)
     app.conf.debug = nc.debug;
     app.lim.max_connections = nc.max_connections;
     app.lim.idle_timeout = nc.idle_timeout;
-    log_set_verbose(nc.debug);
+    log_set_verbose(nc.debug || app.verbose_flag);
     db_set_poll_interval(app.db, nc.poll_interval);
     cfg_free(mr_conf_defs, &nc);
     buf_free(&err);
@@ -453,6 +557,9 @@ static void daemonize(void)
     }
     close(p[0]);
     setsid();
+    umask(027);
+    if (chdir("/") < 0)
+        msg_fatal("chdir /: %s", strerror(errno));
     app.ready_fd = p[1];
     int fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
@@ -484,7 +591,7 @@ int main(int argc, char **argv)
     }
     if (optind != argc)
         usage();
-    log_init("mailrosterd", foreground || check_only);
+    log_init("mailrosterd", 1); /* errors before the start go to the terminal */
     buf_init(&err);
     cfg_defaults(mr_conf_defs, &app.conf);
     if (cfg_load(app.conf_path, mr_conf_defs, &app.conf, &err) < 0)
@@ -493,10 +600,13 @@ int main(int argc, char **argv)
         printf("%s: ok\n", app.conf_path);
         return 0;
     }
+    app.verbose_flag = verbose;
     log_set_verbose(verbose || app.conf.debug);
     signal(SIGPIPE, SIG_IGN);
-    if (!foreground)
+    if (!foreground) {
+        log_init("mailrosterd", 0);
         daemonize();
+    }
 
     app.lim.max_connections = app.conf.max_connections;
     app.lim.idle_timeout = app.conf.idle_timeout;
@@ -512,6 +622,13 @@ int main(int argc, char **argv)
         sigs[i] = evsignal_new(app.base, signums[i], signal_cb, NULL);
         event_add(sigs[i], NULL);
     }
+    app.started = time(NULL);
+    struct adm_host host = { current_dir, app.conf.recipient_delimiter, &app.stats, status_rows,
+                             app.conf.admin_allow_admin, app.conf.admin_allow_readonly,
+                             app.conf.admin_allow_domain, *app.conf.admin_database != 0 };
+    adm_init(&host);
+    if (*app.conf.admin_database)
+        adm_db_start(app.conf.admin_database, post_job);
     open_listeners();
 
     struct timeval tv = { 1, 0 }; /* the interval itself is checked in snap_maybe_write */

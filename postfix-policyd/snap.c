@@ -333,7 +333,9 @@ int snap_write(const struct dir *d, const char *path, struct buf *err)
     buf_reset(err);
     snap_format(d, &text);
     buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* never follow or reuse what someone else left at the temporary name */
+    unlink(tmp.data);
+    fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         buf_printf(err, "create %s: %s", tmp.data, strerror(errno));
         goto out;

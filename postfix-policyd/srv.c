@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,15 +32,22 @@ struct srv {
     struct srv_limits *lim;
 };
 
-struct conn {
+struct srv_conn {
     struct srv *srv;
     struct bufferevent *bev;
     int closing;
+    int suspended;           /* waiting for srv_conn_reply() */
+    int gone;                /* the client left while suspended */
+    int eof;                 /* the client is done sending; answer, then close */
+    int have_cred;
+    struct ucred cred;
 };
+#define conn srv_conn
 
 static struct buf scratch; /* answers of one read, written in one go */
 
 static void conn_event(struct bufferevent *bev, short what, void *arg);
+static void conn_drained_free(struct bufferevent *bev, void *arg);
 
 static void conn_free(struct conn *c)
 {
@@ -72,10 +81,37 @@ static void conn_drained(struct bufferevent *bev, void *arg)
     conn_linger(arg);
 }
 
+static void conn_drained_free(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_free(arg);
+}
+
+static void conn_close_when_flushed(struct conn *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_free(c);
+    else
+        bufferevent_setcb(c->bev, NULL, conn_drained_free, conn_event, c);
+}
+
 static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     (void)bev;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->closing) {
+        /* a half-close: the client still reads what it asked for */
+        c->eof = 1;
+        if (!c->suspended)
+            conn_close_when_flushed(c);
+        return;
+    }
+    if (c->suspended) {
+        /* a deferred answer is on its way: free when it arrives */
+        c->gone = 1;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT)
         msg_debug("%s: closing idle connection", c->srv->name);
     else if ((what & BEV_EVENT_ERROR) && errno != ECONNRESET && errno != EPIPE)
@@ -89,13 +125,15 @@ static void conn_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     int broken = 0;
 
+    if (c->suspended)
+        return;
     buf_reset(&scratch);
     for (;;) {
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             break;
         const char *data = (const char *)evbuffer_pullup(in, -1);
-        ssize_t n = c->srv->handler(c->srv->arg, data, len, &scratch);
+        ssize_t n = c->srv->handler(c->srv->arg, c, data, len, &scratch);
         if (n < 0) {
             broken = 1;
             break;
@@ -103,6 +141,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
         if (n == 0)
             break;
         evbuffer_drain(in, (size_t)n);
+        if (c->suspended)
+            break;
     }
     if (scratch.len)
         bufferevent_write(bev, scratch.data, scratch.len);
@@ -148,11 +188,48 @@ static void srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sock
         return;
     }
     s->lim->active++;
+    if (s->unix_path) {
+        socklen_t cl = sizeof(c->cred);
+        c->have_cred = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &cl) == 0;
+    }
     idle.tv_sec = s->lim->idle_timeout;
     idle.tv_usec = 0;
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+void srv_conn_suspend(struct conn *c)
+{
+    c->suspended = 1;
+}
+
+void srv_conn_reply(struct conn *c, const char *data, size_t len)
+{
+    c->suspended = 0;
+    if (c->gone) {
+        conn_free(c);
+        return;
+    }
+    if (len)
+        bufferevent_write(c->bev, data, len);
+    if (c->closing)
+        return;
+    /* requests that arrived meanwhile */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        conn_read(c->bev, c);
+    if (c->eof && !c->suspended && !c->closing && !c->gone)
+        conn_close_when_flushed(c);
+}
+
+int srv_conn_peer(const struct conn *c, uid_t *uid, gid_t *gid, pid_t *pid)
+{
+    if (!c->have_cred)
+        return -1;
+    *uid = c->cred.uid;
+    *gid = c->cred.gid;
+    *pid = c->cred.pid;
+    return 0;
 }
 
 static void srv_accept_error(struct evconnlistener *l, void *arg)
@@ -186,15 +263,24 @@ struct srv *srv_listen(struct event_base *base, const char *spec, int unix_mode,
             goto fail;
         }
         /* a stale socket from a previous run goes; anything else stays */
+        sun->sun_family = AF_UNIX;
+        strcpy(sun->sun_path, path);
         if (lstat(path, &st) == 0) {
             if (!S_ISSOCK(st.st_mode)) {
                 buf_printf(err, "%s: exists and is not a socket", path);
                 goto fail;
             }
+            /* someone still answering there is not stale: leave it */
+            int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            int live = probe >= 0 && connect(probe, (struct sockaddr *)sun, sizeof(*sun)) == 0;
+            if (probe >= 0)
+                close(probe);
+            if (live) {
+                buf_printf(err, "%s: another process is listening there (a second mailrosterd?)", path);
+                goto fail;
+            }
             unlink(path);
         }
-        sun->sun_family = AF_UNIX;
-        strcpy(sun->sun_path, path);
         sslen = sizeof(*sun);
         s->unix_path = xstrdup(path);
     } else {
@@ -202,6 +288,14 @@ struct srv *srv_listen(struct event_base *base, const char *spec, int unix_mode,
         if (evutil_parse_sockaddr_port(hp, (struct sockaddr *)&ss, &sslen) < 0 ||
             ((struct sockaddr_in *)&ss)->sin_port == 0) {
             buf_printf(err, "%s: expected HOST:PORT or unix:PATH", spec);
+            goto fail;
+        }
+        /* the table protocols have no authentication: loopback only */
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        if (!((ss.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127) ||
+              (ss.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)))) {
+            buf_printf(err, "%s: not a loopback address (these protocols have no authentication)", spec);
             goto fail;
         }
         flags |= LEV_OPT_REUSEABLE;

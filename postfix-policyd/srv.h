@@ -15,7 +15,21 @@
 
 struct event_base;
 
-typedef ssize_t (*srv_handler)(void *arg, const char *in, size_t len, struct buf *out);
+struct srv_conn;
+
+/* Answer at most one request: bytes consumed (> 0), 0 for more input,
+ * < 0 when the stream is broken. A handler that cannot answer at once
+ * calls srv_conn_suspend() and returns the bytes of the request; the
+ * connection then reads nothing more until srv_conn_reply(). */
+typedef ssize_t (*srv_handler)(void *arg, struct srv_conn *c, const char *in, size_t len,
+                               struct buf *out);
+
+void srv_conn_suspend(struct srv_conn *c);
+/* Send the deferred answer and go on with buffered requests. Safe when the
+ * client went away meanwhile (the connection is freed then). */
+void srv_conn_reply(struct srv_conn *c, const char *data, size_t len);
+/* Peer credentials of a unix-socket connection; -1 elsewhere. */
+int srv_conn_peer(const struct srv_conn *c, uid_t *uid, gid_t *gid, pid_t *pid);
 
 struct srv_limits {
     int max_connections;

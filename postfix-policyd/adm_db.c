@@ -1,0 +1,687 @@
+/* adm_db.c - the admin database thread (see adm_db.h). Every write is one
+ * transaction: the directory change (whose triggers append the change log
+ * and raise NOTIFY) and its audit row commit together. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "adm_db.h"
+#include "log.h"
+#include "mem.h"
+
+static struct {
+    char *conninfo;
+    adm_post_fn done;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct adm_job *head, *tail;
+    PGconn *pg;
+} A = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+void adm_job_free(struct adm_job *j)
+{
+    if (j == NULL)
+        return;
+    adm_args_free(&j->args);
+    free(j->key1);
+    free(j->key2);
+    for (int i = 0; i < j->nset; i++)
+        free(j->set_val[i]);
+    for (int i = 0; i < j->nlist; i++)
+        free(j->list[i]);
+    free(j->list);
+    buf_free(&j->reply);
+    free(j);
+}
+
+void adm_db_submit(struct adm_job *j)
+{
+    pthread_mutex_lock(&A.lock);
+    if (A.tail)
+        A.tail->next = j;
+    else
+        A.head = j;
+    A.tail = j;
+    pthread_cond_signal(&A.cond);
+    pthread_mutex_unlock(&A.lock);
+}
+
+/* --- one transaction's helpers ------------------------------------------- */
+
+static void err_reply(struct adm_job *j, const char *code, const char *text)
+{
+    buf_reset(&j->reply);
+    buf_printf(&j->reply, "ERR %s %s\n", code, text);
+    j->ok = 0;
+}
+
+/* Map a failed statement to the protocol's error codes. */
+static void pg_fail(struct adm_job *j, PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char text[512];
+
+    if (msg == NULL)
+        msg = PQerrorMessage(A.pg);
+    snprintf(text, sizeof(text), "%s", msg);
+    for (char *p = text; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    if (state == NULL || PQstatus(A.pg) != CONNECTION_OK || strncmp(state, "08", 2) == 0)
+        err_reply(j, "unavailable", "database unavailable");
+    else if (!strcmp(state, "23505"))
+        err_reply(j, "exists", text);
+    else if (!strcmp(state, "23503"))
+        err_reply(j, "refused", text);
+    else if (!strncmp(state, "23", 2) || !strncmp(state, "22", 2) || !strcmp(state, "P0001"))
+        err_reply(j, "bad-input", text);
+    else if (!strcmp(state, "42501")) {
+        msg_error("admin database: %s", text);
+        err_reply(j, "internal", "the admin_database role lacks a right (see the log)");
+    } else {
+        msg_error("admin database: %s: %s", state, text);
+        err_reply(j, "internal", "database error (see the log)");
+    }
+}
+
+static PGresult *q(struct adm_job *j, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(A.pg, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    pg_fail(j, r);
+    PQclear(r);
+    return NULL;
+}
+
+static int cmd(struct adm_job *j, const char *sql)
+{
+    PGresult *r = q(j, sql, 0, NULL);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static void rollback(void)
+{
+    PQclear(PQexec(A.pg, "ROLLBACK"));
+}
+
+/* The request words for the audit row, passwords left out. */
+static void audit_words(struct adm_job *j, struct buf *out)
+{
+    for (int i = 0; i < j->args.argc; i++) {
+        if (i)
+            buf_addc(out, ' ');
+        if (!strncmp(j->args.argv[i], "password=", 9))
+            buf_adds(out, "password=(hash)");
+        else if (i == 3 && !strcmp(j->cmd, "user passwd"))
+            buf_adds(out, "(hash)");
+        else
+            adm_quote(out, j->args.argv[i]);
+    }
+}
+
+/* Audit row, the change to wait for, commit, "OK word text". */
+static int finish(struct adm_job *j, const char *object, const char *word, const char *text)
+{
+    struct buf words;
+    PGresult *r;
+    buf_init(&words);
+    audit_words(j, &words);
+    const char *p[4] = { j->actor, j->cmd, object, words.data };
+    r = q(j, "INSERT INTO mailroster.audit_log (actor, action, object, detail) "
+             "VALUES ($1, $2, $3, jsonb_build_object('command', $4::text))", 4, p);
+    buf_free(&words);
+    if (r == NULL)
+        return -1;
+    PQclear(r);
+    /* directory writers hold the advisory lock: the newest seq is ours */
+    if ((r = q(j, "SELECT coalesce(max(seq), 0) FROM mailroster.change_log", 0, NULL)) == NULL)
+        return -1;
+    j->seq = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (cmd(j, "COMMIT") < 0)
+        return -1;
+    buf_reset(&j->reply);
+    buf_printf(&j->reply, "OK %s%s%s\n", word, text && *text ? " " : "", text ? text : "");
+    j->ok = 1;
+    return 0;
+}
+
+/* Append ", col = $n::cast" for each prepared value, from $first. */
+static void set_list(struct adm_job *j, struct buf *sql, int first, const char *sep)
+{
+    for (int i = 0; i < j->nset; i++)
+        buf_printf(sql, "%s%s = $%d::%s", i || *sep == ',' ? ", " : "", j->set_col[i], first + i,
+                   j->set_cast[i]);
+}
+
+static void params_from(struct adm_job *j, const char **p, int first)
+{
+    for (int i = 0; i < j->nset; i++)
+        p[first + i] = j->set_val[i];
+}
+
+/* --- the jobs -------------------------------------------------------------- */
+
+/* domain add / ensure: key1 = name */
+static int run_domain_add(void *pg, struct adm_job *j)
+{
+    struct buf sql;
+    const char *p[32] = { j->key1 };
+    PGresult *r;
+    int ensure = !strcmp(j->cmd, "domain ensure");
+    (void)pg;
+
+    buf_init(&sql);
+    params_from(j, p, 1);
+    if (cmd(j, "BEGIN") < 0)
+        goto out;
+    if (ensure) {
+        if ((r = q(j, "SELECT id FROM mailroster.domains WHERE name = $1 FOR UPDATE", 1, p)) == NULL)
+            goto fail;
+        int exists = PQntuples(r) > 0;
+        PQclear(r);
+        if (exists) {
+            if (j->nset == 0) {
+                rollback();
+                buf_printf(&j->reply, "OK unchanged %s\n", j->key1);
+                j->ok = 1;
+                goto out;
+            }
+            buf_adds(&sql, "UPDATE mailroster.domains SET ");
+            set_list(j, &sql, 2, "");
+            buf_adds(&sql, " WHERE name = $1 AND (");
+            for (int i = 0; i < j->nset; i++)
+                buf_printf(&sql, "%s%s IS DISTINCT FROM $%d::%s", i ? " OR " : "", j->set_col[i], i + 2,
+                           j->set_cast[i]);
+            buf_adds(&sql, ")");
+            if ((r = q(j, sql.data, 1 + j->nset, p)) == NULL)
+                goto fail;
+            int changed = atoi(PQcmdTuples(r)) > 0;
+            PQclear(r);
+            if (!changed) {
+                rollback();
+                buf_printf(&j->reply, "OK unchanged %s\n", j->key1);
+                j->ok = 1;
+                goto out;
+            }
+            finish(j, j->key1, "updated", j->key1);
+            goto out;
+        }
+    }
+    buf_adds(&sql, "INSERT INTO mailroster.domains (name");
+    for (int i = 0; i < j->nset; i++)
+        buf_printf(&sql, ", %s", j->set_col[i]);
+    buf_adds(&sql, ") VALUES ($1");
+    for (int i = 0; i < j->nset; i++)
+        buf_printf(&sql, ", $%d::%s", i + 2, j->set_cast[i]);
+    buf_adds(&sql, ")");
+    if ((r = q(j, sql.data, 1 + j->nset, p)) == NULL)
+        goto fail;
+    PQclear(r);
+    finish(j, j->key1, "created", j->key1);
+    goto out;
+fail:
+    rollback();
+out:
+    buf_free(&sql);
+    return 0;
+}
+
+/* domain set / enable / disable: key1 = name */
+static int run_domain_update(void *pg, struct adm_job *j)
+{
+    struct buf sql;
+    const char *p[32] = { j->key1 };
+    PGresult *r;
+    (void)pg;
+
+    buf_init(&sql);
+    params_from(j, p, 1);
+    buf_adds(&sql, "UPDATE mailroster.domains SET ");
+    set_list(j, &sql, 2, "");
+    buf_adds(&sql, " WHERE name = $1");
+    if (cmd(j, "BEGIN") < 0)
+        goto out;
+    if ((r = q(j, sql.data, 1 + j->nset, p)) == NULL)
+        goto fail;
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (n == 0) {
+        rollback();
+        err_reply(j, "not-found", "no such domain");
+        goto out;
+    }
+    finish(j, j->key1, "updated", j->key1);
+    goto out;
+fail:
+    rollback();
+out:
+    buf_free(&sql);
+    return 0;
+}
+
+/* domain remove [--force]: key1 = name */
+static int run_domain_remove(void *pg, struct adm_job *j)
+{
+    const char *p[1] = { j->key1 };
+    PGresult *r;
+    (void)pg;
+
+    if (cmd(j, "BEGIN") < 0)
+        return 0;
+    r = q(j, "SELECT d.id, (SELECT count(*) FROM mailroster.mailboxes m WHERE m.domain_id = d.id), "
+             "(SELECT count(*) FROM mailroster.aliases a WHERE a.domain_id = d.id) "
+             "FROM mailroster.domains d WHERE d.name = $1 FOR UPDATE", 1, p);
+    if (r == NULL)
+        goto fail;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        rollback();
+        err_reply(j, "not-found", "no such domain");
+        return 0;
+    }
+    long nm = atol(PQgetvalue(r, 0, 1)), na = atol(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    if ((nm || na) && !j->flag) {
+        char text[200];
+        rollback();
+        snprintf(text, sizeof(text), "domain still has %ld mailboxes and %ld aliases "
+                 "(remove them first, or use --force)", nm, na);
+        err_reply(j, "refused", text);
+        return 0;
+    }
+    if (cmd(j, "SET LOCAL lock_timeout = '10s'") < 0)
+        goto fail;
+    if ((r = q(j, "DELETE FROM mailroster.aliases WHERE domain_id = (SELECT id FROM mailroster.domains WHERE name = $1)", 1, p)) == NULL)
+        goto fail;
+    PQclear(r);
+    if ((r = q(j, "DELETE FROM mailroster.mailboxes WHERE domain_id = (SELECT id FROM mailroster.domains WHERE name = $1)", 1, p)) == NULL)
+        goto fail;
+    PQclear(r);
+    if ((r = q(j, "DELETE FROM mailroster.domains WHERE name = $1", 1, p)) == NULL)
+        goto fail;
+    PQclear(r);
+    {
+        char text[300];
+        snprintf(text, sizeof(text), "%s (with %ld mailboxes and %ld aliases)", j->key1, nm, na);
+        finish(j, j->key1, "removed", text);
+    }
+    return 0;
+fail:
+    rollback();
+    return 0;
+}
+
+/* user add / ensure: key1 = domain, key2 = local part */
+static int run_user_add(void *pg, struct adm_job *j)
+{
+    struct buf sql, addr;
+    const char *p[32] = { j->key1, j->key2 };
+    PGresult *r;
+    int ensure = !strcmp(j->cmd, "user ensure");
+    (void)pg;
+
+    buf_init(&sql);
+    buf_init(&addr);
+    buf_printf(&addr, "%s@%s", j->key2, j->key1);
+    params_from(j, p, 2);
+    if (cmd(j, "BEGIN") < 0)
+        goto out;
+    if (ensure) {
+        r = q(j, "SELECT m.id FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id "
+                 "WHERE d.name = $1 AND m.local_part = $2 FOR UPDATE OF m", 2, p);
+        if (r == NULL)
+            goto fail;
+        int exists = PQntuples(r) > 0;
+        PQclear(r);
+        if (!exists) {
+            r = q(j, "SELECT 1 FROM mailroster.aliases a JOIN mailroster.domains d ON d.id = a.domain_id "
+                     "WHERE d.name = $1 AND a.local_part = $2", 2, p);
+            if (r == NULL)
+                goto fail;
+            int alias = PQntuples(r) > 0;
+            PQclear(r);
+            if (alias) {
+                rollback();
+                buf_printf(&j->reply, "OK conflict %s is an alias, not a mailbox\n", addr.data);
+                j->ok = 1;
+                goto out;
+            }
+        } else {
+            /* an existing account keeps its password: ensure never resets it */
+            int nupd = 0;
+            buf_adds(&sql, "UPDATE mailroster.mailboxes m SET ");
+            for (int i = 0; i < j->nset; i++) {
+                if (!strcmp(j->set_col[i], "password"))
+                    continue;
+                buf_printf(&sql, "%s%s = $%d::%s", nupd ? ", " : "", j->set_col[i], i + 3, j->set_cast[i]);
+                nupd++;
+            }
+            if (nupd == 0) {
+                rollback();
+                buf_printf(&j->reply, "OK unchanged %s\n", addr.data);
+                j->ok = 1;
+                goto out;
+            }
+            buf_adds(&sql, " FROM mailroster.domains d WHERE d.id = m.domain_id AND d.name = $1 "
+                           "AND m.local_part = $2 AND (");
+            nupd = 0;
+            for (int i = 0; i < j->nset; i++) {
+                if (!strcmp(j->set_col[i], "password"))
+                    continue;
+                buf_printf(&sql, "%sm.%s IS DISTINCT FROM $%d::%s", nupd++ ? " OR " : "", j->set_col[i],
+                           i + 3, j->set_cast[i]);
+            }
+            buf_adds(&sql, ")");
+            /* unused password parameter still has to be typed */
+            for (int i = 0; i < j->nset; i++)
+                if (!strcmp(j->set_col[i], "password"))
+                    buf_printf(&sql, " AND $%d::text IS NOT NULL", i + 3);
+            if ((r = q(j, sql.data, 2 + j->nset, p)) == NULL)
+                goto fail;
+            int changed = atoi(PQcmdTuples(r)) > 0;
+            PQclear(r);
+            if (!changed) {
+                rollback();
+                buf_printf(&j->reply, "OK unchanged %s\n", addr.data);
+                j->ok = 1;
+                goto out;
+            }
+            finish(j, addr.data, "updated", addr.data);
+            goto out;
+        }
+    }
+    buf_adds(&sql, "INSERT INTO mailroster.mailboxes (domain_id, local_part");
+    for (int i = 0; i < j->nset; i++)
+        buf_printf(&sql, ", %s", j->set_col[i]);
+    buf_adds(&sql, ") SELECT d.id, $2");
+    for (int i = 0; i < j->nset; i++)
+        buf_printf(&sql, ", $%d::%s", i + 3, j->set_cast[i]);
+    buf_adds(&sql, " FROM mailroster.domains d WHERE d.name = $1");
+    if ((r = q(j, sql.data, 2 + j->nset, p)) == NULL)
+        goto fail;
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (n == 0) {
+        rollback();
+        err_reply(j, "not-found", "no such domain");
+        goto out;
+    }
+    finish(j, addr.data, "created", addr.data);
+    goto out;
+fail:
+    rollback();
+out:
+    buf_free(&sql);
+    buf_free(&addr);
+    return 0;
+}
+
+/* user set / passwd / enable / disable / remove: key1 = domain, key2 = local */
+static int run_user_update(void *pg, struct adm_job *j)
+{
+    struct buf sql, addr;
+    const char *p[32] = { j->key1, j->key2 };
+    PGresult *r;
+    (void)pg;
+
+    buf_init(&sql);
+    buf_init(&addr);
+    buf_printf(&addr, "%s@%s", j->key2, j->key1);
+    params_from(j, p, 2);
+    if (j->flag) /* remove --purge */
+        buf_adds(&sql, "DELETE FROM mailroster.mailboxes m USING mailroster.domains d "
+                       "WHERE d.id = m.domain_id AND d.name = $1 AND m.local_part = $2");
+    else {
+        buf_adds(&sql, "UPDATE mailroster.mailboxes m SET ");
+        set_list(j, &sql, 3, "");
+        buf_adds(&sql, " FROM mailroster.domains d WHERE d.id = m.domain_id AND d.name = $1 AND m.local_part = $2");
+    }
+    if (cmd(j, "BEGIN") < 0)
+        goto out;
+    if ((r = q(j, sql.data, 2 + (j->flag ? 0 : j->nset), p)) == NULL)
+        goto fail;
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (n == 0) {
+        rollback();
+        err_reply(j, "not-found", "no such mailbox");
+        goto out;
+    }
+    finish(j, addr.data, j->flag ? "purged" : "updated", addr.data);
+    goto out;
+fail:
+    rollback();
+out:
+    buf_free(&sql);
+    buf_free(&addr);
+    return 0;
+}
+
+/* destinations as a PostgreSQL array literal */
+static void array_literal(struct adm_job *j, struct buf *out)
+{
+    buf_addc(out, '{');
+    for (int i = 0; i < j->nlist; i++) {
+        buf_adds(out, i ? ",\"" : "\"");
+        for (const char *s = j->list[i]; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                buf_addc(out, '\\');
+            buf_addc(out, *s);
+        }
+        buf_addc(out, '"');
+    }
+    buf_addc(out, '}');
+}
+
+/* alias add / ensure / remove: key1 = domain, key2 = local part ("" = catch-all) */
+static int run_alias(void *pg, struct adm_job *j)
+{
+    struct buf arr, src;
+    const char *p[3] = { j->key1, j->key2, NULL };
+    PGresult *r;
+    (void)pg;
+
+    buf_init(&arr);
+    buf_init(&src);
+    buf_printf(&src, "%s@%s", j->key2, j->key1);
+    array_literal(j, &arr);
+    p[2] = arr.data;
+    if (cmd(j, "BEGIN") < 0)
+        goto out;
+    if (!strcmp(j->cmd, "alias remove")) {
+        r = q(j, "DELETE FROM mailroster.aliases a USING mailroster.domains d WHERE d.id = a.domain_id "
+                 "AND d.name = $1 AND a.local_part = $2", 2, p);
+        if (r == NULL)
+            goto fail;
+        int n = atoi(PQcmdTuples(r));
+        PQclear(r);
+        if (n == 0) {
+            rollback();
+            err_reply(j, "not-found", "no such alias");
+            goto out;
+        }
+        finish(j, src.data, "removed", src.data);
+        goto out;
+    }
+    if (!strcmp(j->cmd, "alias ensure")) {
+        r = q(j, "SELECT a.destinations = $3::text[] FROM mailroster.aliases a JOIN mailroster.domains d "
+                 "ON d.id = a.domain_id WHERE d.name = $1 AND a.local_part = $2 FOR UPDATE OF a", 3, p);
+        if (r == NULL)
+            goto fail;
+        if (PQntuples(r) > 0) {
+            int same = PQgetvalue(r, 0, 0)[0] == 't';
+            PQclear(r);
+            if (same) {
+                rollback();
+                buf_printf(&j->reply, "OK unchanged %s\n", src.data);
+                j->ok = 1;
+                goto out;
+            }
+            r = q(j, "UPDATE mailroster.aliases a SET destinations = $3::text[] FROM mailroster.domains d "
+                     "WHERE d.id = a.domain_id AND d.name = $1 AND a.local_part = $2", 3, p);
+            if (r == NULL)
+                goto fail;
+            PQclear(r);
+            finish(j, src.data, "updated", src.data);
+            goto out;
+        }
+        PQclear(r);
+        r = q(j, "SELECT 1 FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id "
+                 "WHERE d.name = $1 AND m.local_part = $2", 2, p);
+        if (r == NULL)
+            goto fail;
+        int mbox = PQntuples(r) > 0;
+        PQclear(r);
+        if (mbox) {
+            rollback();
+            buf_printf(&j->reply, "OK conflict %s is a mailbox, not an alias\n", src.data);
+            j->ok = 1;
+            goto out;
+        }
+    }
+    r = q(j, "INSERT INTO mailroster.aliases (domain_id, local_part, destinations) "
+             "SELECT d.id, $2, $3::text[] FROM mailroster.domains d WHERE d.name = $1", 3, p);
+    if (r == NULL)
+        goto fail;
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (n == 0) {
+        rollback();
+        err_reply(j, "not-found", "no such domain");
+        goto out;
+    }
+    finish(j, src.data, "created", src.data);
+    goto out;
+fail:
+    rollback();
+out:
+    buf_free(&arr);
+    buf_free(&src);
+    return 0;
+}
+
+/* sender add / remove: key1 = address (or @domain), key2 = owner login */
+static int run_sender(void *pg, struct adm_job *j)
+{
+    const char *p[2] = { j->key1, j->key2 };
+    PGresult *r;
+    int add = !strcmp(j->cmd, "sender add");
+    (void)pg;
+
+    if (cmd(j, "BEGIN") < 0)
+        return 0;
+    if (add)
+        r = q(j, "INSERT INTO mailroster.sender_addresses (mailbox_id, address) SELECT m.id, $1 "
+                 "FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id "
+                 "WHERE m.local_part || '@' || d.name = $2", 2, p);
+    else
+        r = q(j, "DELETE FROM mailroster.sender_addresses s USING mailroster.mailboxes m, mailroster.domains d "
+                 "WHERE m.id = s.mailbox_id AND d.id = m.domain_id AND s.address = $1 "
+                 "AND m.local_part || '@' || d.name = $2", 2, p);
+    if (r == NULL)
+        goto fail;
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (n == 0) {
+        rollback();
+        err_reply(j, "not-found", add ? "no such mailbox" : "no such sender address for that login");
+        return 0;
+    }
+    finish(j, j->key1, add ? "created" : "removed", j->key1);
+    return 0;
+fail:
+    rollback();
+    return 0;
+}
+
+int (*adm_run_domain_add)(void *, struct adm_job *) = run_domain_add;
+int (*adm_run_domain_update)(void *, struct adm_job *) = run_domain_update;
+int (*adm_run_domain_remove)(void *, struct adm_job *) = run_domain_remove;
+int (*adm_run_user_add)(void *, struct adm_job *) = run_user_add;
+int (*adm_run_user_update)(void *, struct adm_job *) = run_user_update;
+int (*adm_run_alias)(void *, struct adm_job *) = run_alias;
+int (*adm_run_sender)(void *, struct adm_job *) = run_sender;
+
+/* --- the thread -------------------------------------------------------------- */
+
+static int ensure_conn(void)
+{
+    const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
+    const char *vals[] = { "mailrosterd-admin", "5", A.conninfo, NULL };
+
+    if (A.pg && PQstatus(A.pg) == CONNECTION_OK)
+        return 0;
+    if (A.pg)
+        PQfinish(A.pg);
+    A.pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(A.pg) != CONNECTION_OK) {
+        char text[512];
+        snprintf(text, sizeof(text), "%s", PQerrorMessage(A.pg));
+        text[strcspn(text, "\n")] = 0;
+        msg_warn("admin database unavailable: %s", text);
+        return -1;
+    }
+    return 0;
+}
+
+static void *adm_db_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&A.lock);
+        while (A.head == NULL)
+            pthread_cond_wait(&A.cond, &A.lock);
+        struct adm_job *j = A.head;
+        A.head = j->next;
+        if (A.head == NULL)
+            A.tail = NULL;
+        j->next = NULL;
+        pthread_mutex_unlock(&A.lock);
+
+        if (ensure_conn() < 0)
+            err_reply(j, "unavailable", "database unavailable");
+        else {
+            j->run(A.pg, j);
+            if (!j->ok && strstr(j->cmd, "ensure") && !strncmp(j->reply.data, "ERR exists", 10)) {
+                /* another host created it between our look and our insert:
+                 * looking again answers "unchanged" or "updated" */
+                buf_reset(&j->reply);
+                j->run(A.pg, j);
+            }
+            if (!j->ok && PQstatus(A.pg) != CONNECTION_OK) {
+                /* the connection died under the job: one more try */
+                if (ensure_conn() == 0) {
+                    buf_reset(&j->reply);
+                    j->run(A.pg, j);
+                }
+            }
+        }
+        A.done(j);
+    }
+    return NULL;
+}
+
+void adm_db_start(const char *conninfo, adm_post_fn done)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+
+    A.conninfo = xstrdup(conninfo);
+    A.done = done;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, adm_db_main, NULL) != 0)
+        msg_fatal("cannot start the admin database thread: %s", strerror(errno));
+    pthread_attr_destroy(&attr);
+}

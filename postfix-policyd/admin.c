@@ -1,0 +1,1200 @@
+/* admin.c - the admin socket's commands (see admin.h). */
+#include "config.h"
+
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "addr.h"
+#include "adm_db.h"
+#include "admin.h"
+#include "admproto.h"
+#include "log.h"
+#include "mem.h"
+#include "srv.h"
+
+extern int (*adm_run_domain_add)(void *, struct adm_job *);
+extern int (*adm_run_domain_update)(void *, struct adm_job *);
+extern int (*adm_run_domain_remove)(void *, struct adm_job *);
+extern int (*adm_run_user_add)(void *, struct adm_job *);
+extern int (*adm_run_user_update)(void *, struct adm_job *);
+extern int (*adm_run_alias)(void *, struct adm_job *);
+extern int (*adm_run_sender)(void *, struct adm_job *);
+
+enum role { ROLE_NONE, ROLE_READONLY, ROLE_DOMAIN, ROLE_ADMIN };
+
+/* Who is asking, decided once per request from the peer's credentials. */
+struct caller {
+    enum role role;
+    char domains[1024];     /* for ROLE_DOMAIN: " a.example b.example " */
+    char actor[128];
+};
+
+struct cmd;
+typedef void (*cmd_fn)(const struct cmd *c, struct adm_args *a, struct caller *who,
+                        struct srv_conn *conn, struct buf *out);
+
+struct cmd {
+    const char *name;       /* "user add" */
+    int min, max;           /* words after the name */
+    int write;              /* needs the admin role (or domain admin of the target) */
+    cmd_fn fn;
+    const char *usage;
+    const char *help;
+};
+
+static struct adm_host H;
+static struct adm_job *waiting;   /* writes done, waiting for their change to arrive */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void err(struct buf *out, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void err(struct buf *out, const char *code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    buf_printf(out, "ERR %s %s\n", code, text);
+}
+
+/* --- access ------------------------------------------------------------------- */
+
+/* Does the list ("root, 1001, @mail") name this uid or gid? */
+static int listed(const char *list, uid_t uid, gid_t gid, const char *word, size_t wlen)
+{
+    char name[256];
+    (void)list;
+    if (wlen == 0 || wlen >= sizeof(name))
+        return 0;
+    memcpy(name, word, wlen);
+    name[wlen] = 0;
+    if (name[0] == '@') {
+        struct group *g = getgrnam(name + 1);
+        char *end;
+        long n = strtol(name + 1, &end, 10);
+        if (g == NULL && *end == 0 && end != name + 1)
+            return (gid_t)n == gid;
+        if (g == NULL)
+            return 0;
+        if (g->gr_gid == gid)
+            return 1;
+        struct passwd *pw = getpwuid(uid);
+        for (char **m = g->gr_mem; pw && *m; m++)
+            if (!strcmp(*m, pw->pw_name))
+                return 1;
+        return 0;
+    }
+    char *end;
+    long n = strtol(name, &end, 10);
+    if (*end == 0 && end != name)
+        return (uid_t)n == uid;
+    struct passwd *pw = getpwnam(name);
+    return pw && pw->pw_uid == uid;
+}
+
+static int in_list(const char *list, uid_t uid, gid_t gid)
+{
+    const char *p = list;
+    while (p && *p) {
+        p += strspn(p, ", \t");
+        size_t n = strcspn(p, ", \t");
+        if (n && listed(list, uid, gid, p, n))
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
+static void identify(struct srv_conn *conn, struct caller *who)
+{
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+
+    memset(who, 0, sizeof(*who));
+    if (srv_conn_peer(conn, &uid, &gid, &pid) < 0) {
+        snprintf(who->actor, sizeof(who->actor), "unknown peer");
+        return;
+    }
+    struct passwd *pw = getpwuid(uid);
+    snprintf(who->actor, sizeof(who->actor), "uid=%ld(%s) pid=%ld", (long)uid,
+             pw ? pw->pw_name : "?", (long)pid);
+    if (in_list(H.allow_admin, uid, gid)) {
+        who->role = ROLE_ADMIN;
+        return;
+    }
+    /* admin_allow_domain: "bbs:bbs.example, @web:club.example" */
+    const char *p = H.allow_domain;
+    size_t dl = 1;
+    who->domains[0] = ' ';
+    while (p && *p) {
+        p += strspn(p, ", \t");
+        size_t n = strcspn(p, ", \t");
+        const char *colon = memchr(p, ':', n);
+        if (colon && listed(NULL, uid, gid, p, (size_t)(colon - p))) {
+            size_t dn = n - (size_t)(colon + 1 - p);
+            if (dl + dn + 2 < sizeof(who->domains)) {
+                memcpy(who->domains + dl, colon + 1, dn);
+                dl += dn;
+                who->domains[dl++] = ' ';
+                who->domains[dl] = 0;
+                who->role = ROLE_DOMAIN;
+            }
+        }
+        p += n;
+    }
+    if (who->role == ROLE_DOMAIN)
+        return;
+    if (in_list(H.allow_readonly, uid, gid))
+        who->role = ROLE_READONLY;
+}
+
+static int may_domain(const struct caller *who, const char *domain)
+{
+    char pat[300];
+    if (who->role == ROLE_ADMIN)
+        return 1;
+    if (who->role != ROLE_DOMAIN)
+        return 0;
+    snprintf(pat, sizeof(pat), " %s ", domain);
+    return strstr(who->domains, pat) != NULL;
+}
+
+/* --- input validation ---------------------------------------------------------- */
+
+static int canon_domain(const char *in, struct buf *out, struct buf *reply)
+{
+    int rc = addr_domain_canon(in, strlen(in), out);
+    if (rc != ADDR_OK) {
+        err(reply, "bad-input", "%s: %s", in, addr_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* "local@domain" into canonical parts; catch_all allows "@domain". */
+static int canon_address(const char *in, int catch_all, struct buf *local, struct buf *domain,
+                         struct buf *reply)
+{
+    const char *at = strrchr(in, '@');
+    int rc;
+    if (at == NULL) {
+        err(reply, "bad-input", "%s: %s", in, addr_strerror(ADDR_NO_AT));
+        return -1;
+    }
+    buf_reset(local);
+    for (const char *p = in; p < at; p++)
+        buf_addc(local, (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p);
+    if (local->len == 0 && catch_all) {
+        /* the catch-all */
+    } else if ((rc = addr_local_check(local->data ? local->data : "", local->len, H.delims)) != ADDR_OK) {
+        err(reply, "bad-input", "%s: %s", in, addr_strerror(rc));
+        return -1;
+    }
+    if (canon_domain(at + 1, domain, reply) < 0)
+        return -1;
+    if (local->len + 1 + domain->len > 254) {
+        err(reply, "bad-input", "%s: %s", in, addr_strerror(ADDR_TOO_LONG));
+        return -1;
+    }
+    return 0;
+}
+
+/* A quota or size: 2G, 500M, 1024K, 12345 (bytes); 0 = unlimited. */
+static int parse_size(const char *s, char *out, size_t outlen)
+{
+    char *end;
+    unsigned long long n;
+    if (*s < '0' || *s > '9')
+        return -1;
+    n = strtoull(s, &end, 10);
+    unsigned long long mul = 1;
+    switch (*end) {
+    case 0: break;
+    case 'k': case 'K': mul = 1024ULL; end++; break;
+    case 'm': case 'M': mul = 1024ULL * 1024; end++; break;
+    case 'g': case 'G': mul = 1024ULL * 1024 * 1024; end++; break;
+    case 't': case 'T': mul = 1024ULL * 1024 * 1024 * 1024; end++; break;
+    default: return -1;
+    }
+    if ((*end == 'b' || *end == 'B') && mul > 1)
+        end++;
+    if (*end || n > (unsigned long long)INT64_MAX / mul)
+        return -1;
+    snprintf(out, outlen, "%llu", n * mul);
+    return 0;
+}
+
+static int parse_count(const char *s, long max, char *out, size_t outlen)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    long long n = strtoll(s, &end, 10);
+    if (*end || n < 0 || n > max)
+        return -1;
+    snprintf(out, outlen, "%lld", n);
+    return 0;
+}
+
+static int parse_bool(const char *s, char *out, size_t outlen)
+{
+    if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "on"))
+        snprintf(out, outlen, "true");
+    else if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "off"))
+        snprintf(out, outlen, "false");
+    else
+        return -1;
+    return 0;
+}
+
+enum opt_type { O_SIZE, O_COUNT, O_BOOL, O_SERVICES, O_PATH, O_TEXT, O_ID, O_DURATION, O_HASH };
+
+struct opt {
+    const char *key;
+    const char *col;
+    const char *cast;
+    enum opt_type type;
+    const char *help;
+};
+
+static const struct opt domain_opts[] = {
+    { "quota", "quota_bytes", "bigint", O_SIZE, "default storage quota, e.g. 2G (0 = unlimited)" },
+    { "quota_messages", "quota_messages", "bigint", O_COUNT, "default message quota" },
+    { "send_limit_messages", "send_limit_messages", "int", O_COUNT, "messages per window" },
+    { "send_limit_recipients", "send_limit_recipients", "int", O_COUNT, "recipients per window" },
+    { "send_limit_window", "send_limit_window", "int", O_DURATION, "window, e.g. 1h" },
+    { NULL, NULL, NULL, 0, NULL },
+};
+
+static const struct opt user_opts[] = {
+    { "password", "password", "text", O_HASH, "a {SCHEME} hash (the CLI hashes for you)" },
+    { "quota", "quota_bytes", "bigint", O_SIZE, "storage quota, e.g. 2G" },
+    { "quota_messages", "quota_messages", "bigint", O_COUNT, "message quota" },
+    { "may_send", "may_send", "boolean", O_BOOL, "yes/no" },
+    { "may_receive", "may_receive", "boolean", O_BOOL, "yes/no" },
+    { "services", "services", "text[]", O_SERVICES, "imap,pop3,submission,lmtp,sieve" },
+    { "send_limit_messages", "send_limit_messages", "int", O_COUNT, "messages per window" },
+    { "send_limit_recipients", "send_limit_recipients", "int", O_COUNT, "recipients per window" },
+    { "home", "home", "text", O_PATH, "home directory override" },
+    { "mail", "mail", "text", O_TEXT, "mail location override" },
+    { "uid", "uid", "int", O_ID, "system uid" },
+    { "gid", "gid", "int", O_ID, "system gid" },
+    { NULL, NULL, NULL, 0, NULL },
+};
+
+/* Schemes Dovecot knows that we accept ready-made. */
+static int hash_ok(const char *h, const char **why)
+{
+    static const char *schemes[] = { "{CRYPT}$", "{BLF-CRYPT}$2", "{SHA512-CRYPT}$6$",
+                                     "{SHA256-CRYPT}$5$", "{ARGON2ID}$argon2id$" };
+    size_t len = strlen(h);
+    for (const char *p = h; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+            *why = "password hash has a space or a non-ASCII character";
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+        if (!strncmp(h, schemes[i], strlen(schemes[i]))) {
+            if (len < strlen(schemes[i]) + 20 || len > 512) {
+                *why = "password hash is too short or too long for its scheme";
+                return 0;
+            }
+            return 1;
+        }
+    *why = "password must be a hash with a {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} "
+           "or {ARGON2ID} prefix (the mailroster command hashes for you)";
+    return 0;
+}
+
+/* key=value words from argv[from..] into the job's column list. */
+static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args *a, int from,
+                     struct buf *out)
+{
+    for (int i = from; i < a->argc; i++) {
+        const char *w = a->argv[i], *eq = strchr(w, '=');
+        const struct opt *o;
+        char val[64];
+        const char *v = eq ? eq + 1 : NULL;
+        if (eq == NULL) {
+            err(out, "usage", "expected key=value, got '%s'", w);
+            return -1;
+        }
+        for (o = table; o->key; o++)
+            if (strlen(o->key) == (size_t)(eq - w) && !memcmp(o->key, w, (size_t)(eq - w)))
+                break;
+        if (o->key == NULL) {
+            err(out, "usage", "unknown option '%.*s'", (int)(eq - w), w);
+            return -1;
+        }
+        if (j->nset == 24) {
+            err(out, "usage", "too many options");
+            return -1;
+        }
+        char *stored = NULL;
+        const char *why = NULL;
+        switch (o->type) {
+        case O_SIZE:
+            if (parse_size(v, val, sizeof(val)) < 0)
+                why = "not a size (e.g. 500M, 2G, 0 for unlimited)";
+            break;
+        case O_COUNT:
+            if (parse_count(v, 0x7fffffffL, val, sizeof(val)) < 0)
+                why = "not a whole number";
+            break;
+        case O_ID:
+            if (parse_count(v, 0x7fffffffL, val, sizeof(val)) < 0 || !strcmp(val, "0"))
+                why = "not a uid/gid above 0";
+            break;
+        case O_DURATION: {
+            char *end;
+            long n = strtol(v, &end, 10), mul = 1;
+            if (*end == 's') end++;
+            else if (*end == 'm') { mul = 60; end++; }
+            else if (*end == 'h') { mul = 3600; end++; }
+            else if (*end == 'd') { mul = 86400; end++; }
+            if (end == v || *end || n <= 0 || n > 0x7fffffffL / mul)
+                why = "not a duration (e.g. 3600, 60m, 1h, 1d)";
+            else
+                snprintf(val, sizeof(val), "%ld", n * mul);
+            break;
+        }
+        case O_BOOL:
+            if (parse_bool(v, val, sizeof(val)) < 0)
+                why = "not yes or no";
+            break;
+        case O_SERVICES: {
+            uint32_t bits;
+            if (dir_services_parse(v, &bits) < 0)
+                why = "services are imap, pop3, submission, lmtp, sieve";
+            else {
+                struct buf b;
+                buf_init(&b);
+                buf_addc(&b, '{');
+                dir_services_format(&b, bits);
+                buf_addc(&b, '}');
+                stored = xstrdup(b.data);
+                buf_free(&b);
+            }
+            break;
+        }
+        case O_PATH:
+            if (v[0] != '/')
+                why = "not an absolute path";
+            /* fall through */
+        case O_TEXT:
+            for (const char *p = v; *p && !why; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                    why = "has a control character";
+            if (!why && strlen(v) > 1024)
+                why = "longer than 1024 octets";
+            stored = why ? NULL : xstrdup(v);
+            break;
+        case O_HASH:
+            if (hash_ok(v, &why))
+                stored = xstrdup(v);
+            else {
+                err(out, "bad-input", "%s", why);
+                return -1;
+            }
+            break;
+        }
+        if (why) {
+            err(out, "bad-input", "%s: '%s' is %s", o->key, o->type == O_HASH ? "(hash)" : v, why);
+            free(stored);
+            return -1;
+        }
+        j->set_col[j->nset] = o->col;
+        j->set_cast[j->nset] = o->cast;
+        j->set_val[j->nset++] = stored ? stored : xstrdup(val);
+    }
+    return 0;
+}
+
+static struct adm_job *job_new(const struct cmd *c, struct adm_args *a, struct caller *who,
+                               struct srv_conn *conn, int (*run)(void *, struct adm_job *))
+{
+    struct adm_job *j = xcalloc(1, sizeof(*j));
+    const char *why;
+    struct buf line;
+    j->cmd = c->name;
+    j->conn = conn;
+    j->run = run;
+    snprintf(j->actor, sizeof(j->actor), "%s", who->actor);
+    adm_args_init(&j->args);
+    /* keep our own copy of the words: the request buffer goes away */
+    buf_init(&line);
+    for (int i = 0; i < a->argc; i++) {
+        if (i)
+            buf_addc(&line, ' ');
+        adm_quote(&line, a->argv[i]);
+    }
+    adm_split(&j->args, line.data, line.len, &why);
+    buf_free(&line);
+    buf_init(&j->reply);
+    return j;
+}
+
+static void submit(struct adm_job *j, struct buf *out)
+{
+    if (!H.have_db) {
+        err(out, "unavailable", "no admin_database configured: this daemon cannot write");
+        adm_job_free(j);
+        return;
+    }
+    srv_conn_suspend(j->conn);
+    adm_db_submit(j);
+}
+
+/* --- commands: domains ------------------------------------------------------------ */
+
+static int domain_target(struct adm_args *a, struct caller *who, struct buf *dom, struct buf *out)
+{
+    if (canon_domain(a->argv[2], dom, out) < 0)
+        return -1;
+    if (!may_domain(who, dom->data)) {
+        err(out, "refused", "%s may not manage domain %s", who->actor, dom->data);
+        msg_warn("admin: refused %s %s for %s", a->argv[0], a->argv[1], who->actor);
+        return -1;
+    }
+    return 0;
+}
+
+static void c_domain_write(const struct cmd *c, struct adm_args *a, struct caller *who,
+                           struct srv_conn *conn, struct buf *out)
+{
+    struct buf dom;
+    int (*run)(void *, struct adm_job *) = adm_run_domain_update;
+    int from = 3;
+    buf_init(&dom);
+    if (domain_target(a, who, &dom, out) < 0)
+        goto out;
+    if (!strcmp(c->name, "domain add") || !strcmp(c->name, "domain ensure")) {
+        if (who->role != ROLE_ADMIN) {
+            err(out, "refused", "only an admin may add domains");
+            goto out;
+        }
+        run = adm_run_domain_add;
+    } else if (!strcmp(c->name, "domain remove")) {
+        if (who->role != ROLE_ADMIN) {
+            err(out, "refused", "only an admin may remove domains");
+            goto out;
+        }
+        run = adm_run_domain_remove;
+    }
+    struct adm_job *j = job_new(c, a, who, conn, run);
+    j->key1 = xstrdup(dom.data);
+    if (!strcmp(c->name, "domain enable") || !strcmp(c->name, "domain disable")) {
+        int en = !strcmp(c->name, "domain enable");
+        const char *reason = NULL;
+        for (int i = 3; i < a->argc; i++) {
+            if (!strncmp(a->argv[i], "reason=", 7) && !en)
+                reason = a->argv[i] + 7;
+            else {
+                err(out, "usage", "usage: %s", c->usage);
+                adm_job_free(j);
+                goto out;
+            }
+        }
+        j->set_col[0] = "enabled"; j->set_cast[0] = "boolean"; j->set_val[0] = xstrdup(en ? "true" : "false");
+        j->set_col[1] = "disabled_reason"; j->set_cast[1] = "text";
+        j->set_val[1] = en ? NULL : xstrdup(reason ? reason : "disabled by admin");
+        j->nset = 2;
+        from = a->argc;
+    } else if (!strcmp(c->name, "domain remove")) {
+        for (int i = 3; i < a->argc; i++) {
+            if (!strcmp(a->argv[i], "--force"))
+                j->flag = 1;
+            else {
+                err(out, "usage", "usage: %s", c->usage);
+                adm_job_free(j);
+                goto out;
+            }
+        }
+        from = a->argc;
+    }
+    if (take_opts(j, domain_opts, a, from, out) < 0) {
+        adm_job_free(j);
+        goto out;
+    }
+    if (!strcmp(c->name, "domain set") && j->nset == 0) {
+        err(out, "usage", "usage: %s", c->usage);
+        adm_job_free(j);
+        goto out;
+    }
+    submit(j, out);
+out:
+    buf_free(&dom);
+}
+
+static void domain_row(struct buf *out, const struct dir_domain *d, const struct dir *dir)
+{
+    char n[32];
+    buf_adds(out, "*");
+    adm_field(out, "domain", d->name);
+    adm_field(out, "enabled", d->enabled ? "yes" : "no");
+    adm_field(out, "disabled_reason", d->disabled_reason);
+    snprintf(n, sizeof(n), "%" PRId64, d->quota_bytes);
+    adm_field(out, "quota_bytes", n);
+    snprintf(n, sizeof(n), "%" PRId64, d->quota_messages);
+    adm_field(out, "quota_messages", n);
+    snprintf(n, sizeof(n), "%d", d->limit_messages);
+    adm_field(out, "send_limit_messages", n);
+    snprintf(n, sizeof(n), "%d", d->limit_recipients);
+    adm_field(out, "send_limit_recipients", n);
+    snprintf(n, sizeof(n), "%d", d->limit_window);
+    adm_field(out, "send_limit_window", n);
+    (void)dir;
+    buf_addc(out, '\n');
+}
+
+static void c_domain_show(const struct cmd *c, struct adm_args *a, struct caller *who,
+                          struct srv_conn *conn, struct buf *out)
+{
+    const struct dir *d = H.dir();
+    struct buf dom;
+    (void)c;
+    (void)conn;
+    buf_init(&dom);
+    if (domain_target(a, who, &dom, out) == 0) {
+        const struct dir_domain *r = d ? dir_domain_get(d, dom.data, dom.len) : NULL;
+        if (r == NULL)
+            err(out, "not-found", "no such domain: %s", dom.data);
+        else {
+            domain_row(out, r, d);
+            buf_adds(out, "OK 1 domain\n");
+        }
+    }
+    buf_free(&dom);
+}
+
+static void c_domain_list(const struct cmd *c, struct adm_args *a, struct caller *who,
+                          struct srv_conn *conn, struct buf *out)
+{
+    const struct dir *d = H.dir();
+    const struct dir_domain *r;
+    size_t n = 0;
+    (void)c;
+    (void)a;
+    (void)conn;
+    if (d == NULL) {
+        err(out, "unavailable", "directory not loaded yet");
+        return;
+    }
+    for (size_t i = 0; (r = htab_next(&d->dom_id, &i)) != NULL;)
+        if (who->role != ROLE_DOMAIN || may_domain(who, r->name)) {
+            domain_row(out, r, d);
+            n++;
+        }
+    buf_printf(out, "OK %zu domains\n", n);
+}
+
+/* --- commands: users -------------------------------------------------------------- */
+
+static int user_target(const char *addr, struct caller *who, struct buf *local, struct buf *dom,
+                       struct buf *out, int catch_all)
+{
+    if (canon_address(addr, catch_all, local, dom, out) < 0)
+        return -1;
+    if (!may_domain(who, dom->data)) {
+        err(out, "refused", "%s may not manage domain %s", who->actor, dom->data);
+        msg_warn("admin: refused a write in %s for %s", dom->data, who->actor);
+        return -1;
+    }
+    return 0;
+}
+
+static void c_user_write(const struct cmd *c, struct adm_args *a, struct caller *who,
+                         struct srv_conn *conn, struct buf *out)
+{
+    struct buf local, dom;
+    struct adm_job *j = NULL;
+    int from = 3;
+    int (*run)(void *, struct adm_job *) = adm_run_user_update;
+
+    buf_init(&local);
+    buf_init(&dom);
+    if (user_target(a->argv[2], who, &local, &dom, out, 0) < 0)
+        goto out;
+    if (!strcmp(c->name, "user add") || !strcmp(c->name, "user ensure"))
+        run = adm_run_user_add;
+    j = job_new(c, a, who, conn, run);
+    j->key1 = xstrdup(dom.data);
+    j->key2 = xstrdup(local.data);
+    if (!strcmp(c->name, "user passwd")) {
+        const char *why;
+        if (!hash_ok(a->argv[3], &why)) {
+            err(out, "bad-input", "%s", why);
+            goto fail;
+        }
+        j->set_col[0] = "password"; j->set_cast[0] = "text"; j->set_val[0] = xstrdup(a->argv[3]);
+        j->nset = 1;
+        from = a->argc;
+    } else if (!strcmp(c->name, "user enable") || !strcmp(c->name, "user disable") ||
+               !strcmp(c->name, "user remove")) {
+        int en = !strcmp(c->name, "user enable");
+        const char *reason = !strcmp(c->name, "user remove") ? "removed" : "disabled by admin";
+        for (int i = 3; i < a->argc; i++) {
+            if (!strncmp(a->argv[i], "reason=", 7) && !en)
+                reason = a->argv[i] + 7;
+            else if (!strcmp(a->argv[i], "--purge") && !strcmp(c->name, "user remove"))
+                j->flag = 1;
+            else {
+                err(out, "usage", "usage: %s", c->usage);
+                goto fail;
+            }
+        }
+        j->set_col[0] = "enabled"; j->set_cast[0] = "boolean"; j->set_val[0] = xstrdup(en ? "true" : "false");
+        j->set_col[1] = "disabled_reason"; j->set_cast[1] = "text"; j->set_val[1] = en ? NULL : xstrdup(reason);
+        j->nset = 2;
+        from = a->argc;
+    }
+    if (take_opts(j, user_opts, a, from, out) < 0)
+        goto fail;
+    if (!strcmp(c->name, "user set") && j->nset == 0) {
+        err(out, "usage", "usage: %s", c->usage);
+        goto fail;
+    }
+    submit(j, out);
+    j = NULL;
+fail:
+    adm_job_free(j);
+out:
+    buf_free(&local);
+    buf_free(&dom);
+}
+
+static const char *scheme_of(const char *pw, char *buf, size_t len)
+{
+    const char *end;
+    if (pw == NULL)
+        return "none";
+    if (pw[0] != '{' || (end = strchr(pw, '}')) == NULL)
+        return "unknown";
+    snprintf(buf, len, "%.*s", (int)(end - pw - 1), pw + 1);
+    return buf;
+}
+
+static void user_row(struct buf *out, const struct dir_mailbox *m, const struct dir *d)
+{
+    char n[40], sch[40];
+    const char *at = strchr(m->address, '@');
+    const struct dir_domain *dom = at ? dir_domain_get(d, at + 1, strlen(at + 1)) : NULL;
+    struct buf s;
+    buf_init(&s);
+    buf_adds(out, "*");
+    adm_field(out, "address", m->address);
+    adm_field(out, "enabled", m->enabled && dom && dom->enabled ? "yes" : "no");
+    adm_field(out, "disabled_reason", !m->enabled ? (m->disabled_reason ? m->disabled_reason : "disabled")
+                                      : dom && !dom->enabled ? "domain disabled" : "");
+    adm_field(out, "may_send", m->may_send ? "yes" : "no");
+    adm_field(out, "may_receive", m->may_receive ? "yes" : "no");
+    dir_services_format(&s, m->services);
+    adm_field(out, "services", s.data ? s.data : "");
+    snprintf(n, sizeof(n), "%" PRId64, m->quota_bytes >= 0 ? m->quota_bytes : dom ? dom->quota_bytes : 0);
+    adm_field(out, "quota_bytes", n);
+    snprintf(n, sizeof(n), "%" PRId64, m->quota_messages >= 0 ? m->quota_messages : dom ? dom->quota_messages : 0);
+    adm_field(out, "quota_messages", n);
+    snprintf(n, sizeof(n), "%d", m->limit_messages >= 0 ? m->limit_messages : dom ? dom->limit_messages : 0);
+    adm_field(out, "send_limit_messages", n);
+    snprintf(n, sizeof(n), "%d", m->limit_recipients >= 0 ? m->limit_recipients : dom ? dom->limit_recipients : 0);
+    adm_field(out, "send_limit_recipients", n);
+    adm_field(out, "password_scheme", scheme_of(m->password, sch, sizeof(sch)));
+    adm_field(out, "maildir", m->maildir);
+    adm_field(out, "home", m->home);
+    adm_field(out, "mail", m->mail);
+    buf_addc(out, '\n');
+    buf_free(&s);
+}
+
+static void c_user_show(const struct cmd *c, struct adm_args *a, struct caller *who,
+                        struct srv_conn *conn, struct buf *out)
+{
+    const struct dir *d = H.dir();
+    struct buf local, dom, addr;
+    (void)c;
+    (void)conn;
+    buf_init(&local);
+    buf_init(&dom);
+    buf_init(&addr);
+    if (user_target(a->argv[2], who, &local, &dom, out, 0) == 0) {
+        buf_printf(&addr, "%s@%s", local.data, dom.data);
+        const struct dir_mailbox *m = d ? dir_mailbox_get(d, addr.data, addr.len) : NULL;
+        if (m == NULL)
+            err(out, "not-found", "no such mailbox: %s", addr.data);
+        else {
+            user_row(out, m, d);
+            buf_adds(out, "OK 1 mailbox\n");
+        }
+    }
+    buf_free(&local);
+    buf_free(&dom);
+    buf_free(&addr);
+}
+
+static void c_user_list(const struct cmd *c, struct adm_args *a, struct caller *who,
+                        struct srv_conn *conn, struct buf *out)
+{
+    const struct dir *d = H.dir();
+    const struct dir_mailbox *m;
+    struct buf dom;
+    size_t n = 0;
+    (void)c;
+    (void)conn;
+    buf_init(&dom);
+    if (d == NULL) {
+        err(out, "unavailable", "directory not loaded yet");
+        goto out;
+    }
+    if (a->argc > 2 && domain_target(a, who, &dom, out) < 0)
+        goto out;
+    for (size_t i = 0; (m = htab_next(&d->mbox_id, &i)) != NULL;) {
+        const char *md = strchr(m->address, '@') + 1;
+        if (dom.len && strcmp(md, dom.data))
+            continue;
+        if (who->role == ROLE_DOMAIN && !may_domain(who, md))
+            continue;
+        user_row(out, m, d);
+        n++;
+    }
+    buf_printf(out, "OK %zu mailboxes\n", n);
+out:
+    buf_free(&dom);
+}
+
+/* --- commands: aliases and senders ---------------------------------------------- */
+
+/* Would an alias source -> dests close a loop through existing aliases? */
+static int alias_loops(const struct dir *d, const char *source, char **dests, int n)
+{
+    const char *stack[256];
+    int sp = 0, steps = 0;
+    for (int i = 0; i < n && sp < 256; i++)
+        stack[sp++] = dests[i];
+    while (sp > 0 && steps++ < 10000) {
+        const char *cur = stack[--sp];
+        if (!strcmp(cur, source))
+            return 1;
+        const struct dir_alias *a = dir_alias_get(d, cur, strlen(cur));
+        if (a == NULL || !a->enabled)
+            continue;
+        const char *p = a->destinations;
+        while (*p && sp < 256) {
+            size_t len = strcspn(p, ",");
+            /* point into the record: the directory does not change meanwhile */
+            static char tmp[256][256];
+            if (len < 256) {
+                memcpy(tmp[sp], p, len);
+                tmp[sp][len] = 0;
+                stack[sp] = tmp[sp];
+                sp++;
+            }
+            p += len;
+            if (*p == ',')
+                p++;
+        }
+    }
+    return 0;
+}
+
+static void c_alias_write(const struct cmd *c, struct adm_args *a, struct caller *who,
+                          struct srv_conn *conn, struct buf *out)
+{
+    struct buf local, dom, dl, dd, src;
+    struct adm_job *j = NULL;
+
+    buf_init(&local);
+    buf_init(&dom);
+    buf_init(&dl);
+    buf_init(&dd);
+    buf_init(&src);
+    if (user_target(a->argv[2], who, &local, &dom, out, 1) < 0)
+        goto out;
+    buf_printf(&src, "%s@%s", local.data ? local.data : "", dom.data);
+    j = job_new(c, a, who, conn, adm_run_alias);
+    j->key1 = xstrdup(dom.data);
+    j->key2 = xstrdup(local.data ? local.data : "");
+    if (strcmp(c->name, "alias remove") != 0) {
+        j->list = xcalloc((size_t)a->argc, sizeof(char *));
+        for (int i = 3; i < a->argc; i++) {
+            /* a destination: local@domain, or @domain to rewrite the domain */
+            if (canon_address(a->argv[i], 1, &dl, &dd, out) < 0)
+                goto fail;
+            buf_reset(&src);
+            buf_printf(&src, "%s@%s", dl.data ? dl.data : "", dd.data);
+            j->list[j->nlist++] = xstrdup(src.data);
+        }
+        buf_reset(&src);
+        buf_printf(&src, "%s@%s", j->key2, j->key1);
+        for (int i = 0; i < j->nlist; i++)
+            if (!strcmp(j->list[i], src.data)) {
+                err(out, "bad-input", "alias %s points to itself", src.data);
+                goto fail;
+            }
+        if (H.dir() && alias_loops(H.dir(), src.data, j->list, j->nlist)) {
+            err(out, "bad-input", "alias %s would make a loop through other aliases", src.data);
+            goto fail;
+        }
+    }
+    submit(j, out);
+    j = NULL;
+fail:
+    adm_job_free(j);
+out:
+    buf_free(&local);
+    buf_free(&dom);
+    buf_free(&dl);
+    buf_free(&dd);
+    buf_free(&src);
+}
+
+static void c_alias_list(const struct cmd *c, struct adm_args *a, struct caller *who,
+                         struct srv_conn *conn, struct buf *out)
+{
+    const struct dir *d = H.dir();
+    const struct dir_alias *al;
+    struct buf dom;
+    size_t n = 0;
+    (void)c;
+    (void)conn;
+    buf_init(&dom);
+    if (d == NULL) {
+        err(out, "unavailable", "directory not loaded yet");
+        goto out;
+    }
+    if (a->argc > 2 && domain_target(a, who, &dom, out) < 0)
+        goto out;
+    for (size_t i = 0; (al = htab_next(&d->alias_id, &i)) != NULL;) {
+        const char *md = strchr(al->source, '@') + 1;
+        if ((dom.len && strcmp(md, dom.data)) || (who->role == ROLE_DOMAIN && !may_domain(who, md)))
+            continue;
+        buf_adds(out, "*");
+        adm_field(out, "source", al->source);
+        adm_field(out, "destinations", al->destinations);
+        adm_field(out, "enabled", al->enabled ? "yes" : "no");
+        buf_addc(out, '\n');
+        n++;
+    }
+    buf_printf(out, "OK %zu aliases\n", n);
+out:
+    buf_free(&dom);
+}
+
+static void c_sender_write(const struct cmd *c, struct adm_args *a, struct caller *who,
+                           struct srv_conn *conn, struct buf *out)
+{
+    struct buf l1, d1, l2, d2, s;
+    struct adm_job *j;
+    buf_init(&l1);
+    buf_init(&d1);
+    buf_init(&l2);
+    buf_init(&d2);
+    buf_init(&s);
+    if (user_target(a->argv[2], who, &l1, &d1, out, 1) < 0 ||
+        user_target(a->argv[3], who, &l2, &d2, out, 0) < 0)
+        goto out;
+    j = job_new(c, a, who, conn, adm_run_sender);
+    buf_printf(&s, "%s@%s", l1.data ? l1.data : "", d1.data);
+    j->key1 = xstrdup(s.data);
+    buf_reset(&s);
+    buf_printf(&s, "%s@%s", l2.data, d2.data);
+    j->key2 = xstrdup(s.data);
+    submit(j, out);
+out:
+    buf_free(&l1);
+    buf_free(&d1);
+    buf_free(&l2);
+    buf_free(&d2);
+    buf_free(&s);
+}
+
+static void c_sender_list(const struct cmd *c, struct adm_args *a, struct caller *who,
+                          struct srv_conn *conn, struct buf *out)
+{
+    const struct dir *d = H.dir();
+    const struct dir_sender *s;
+    size_t n = 0;
+    (void)c;
+    (void)conn;
+    if (d == NULL) {
+        err(out, "unavailable", "directory not loaded yet");
+        return;
+    }
+    for (size_t i = 0; (s = htab_next(&d->sender_id, &i)) != NULL;) {
+        const struct dir_mailbox *m = dir_mailbox_by_id(d, s->mailbox_id);
+        if (m == NULL)
+            continue;
+        if (a->argc > 2 && strcasecmp(a->argv[2], m->address))
+            continue;
+        if (who->role == ROLE_DOMAIN && !may_domain(who, strchr(m->address, '@') + 1))
+            continue;
+        buf_adds(out, "*");
+        adm_field(out, "address", s->address);
+        adm_field(out, "login", m->address);
+        buf_addc(out, '\n');
+        n++;
+    }
+    buf_printf(out, "OK %zu sender addresses\n", n);
+}
+
+/* --- commands: the daemon ------------------------------------------------------------ */
+
+static void c_stats(const struct cmd *c, struct adm_args *a, struct caller *who,
+                    struct srv_conn *conn, struct buf *out)
+{
+    char n[32];
+    (void)c;
+    (void)a;
+    (void)who;
+    (void)conn;
+    for (int m = 0; m < LK_NMAPS; m++) {
+        buf_adds(out, "*");
+        adm_field(out, "map", lk_map_name((enum lk_map)m));
+        snprintf(n, sizeof(n), "%lu", H.stats->requests[m]);
+        adm_field(out, "lookups", n);
+        snprintf(n, sizeof(n), "%lu", H.stats->found[m]);
+        adm_field(out, "found", n);
+        buf_addc(out, '\n');
+    }
+    buf_adds(out, "OK\n");
+}
+
+static void c_status(const struct cmd *c, struct adm_args *a, struct caller *who,
+                     struct srv_conn *conn, struct buf *out)
+{
+    (void)c;
+    (void)a;
+    (void)who;
+    (void)conn;
+    H.status(out);
+    buf_adds(out, "OK\n");
+}
+
+static void c_help(const struct cmd *c, struct adm_args *a, struct caller *who,
+                   struct srv_conn *conn, struct buf *out);
+
+static const struct cmd cmds[] = {
+    { "domain add", 1, 6, 1, c_domain_write, "domain add DOMAIN [quota=SIZE] [quota_messages=N] [send_limit_messages=N] [send_limit_recipients=N] [send_limit_window=DURATION]", "add a hosted domain" },
+    { "domain ensure", 1, 6, 1, c_domain_write, "domain ensure DOMAIN [options as for add]", "add or update a domain; answers created, updated or unchanged" },
+    { "domain set", 2, 6, 1, c_domain_write, "domain set DOMAIN key=value...", "change a domain's defaults" },
+    { "domain enable", 1, 1, 1, c_domain_write, "domain enable DOMAIN", "enable a domain" },
+    { "domain disable", 1, 2, 1, c_domain_write, "domain disable DOMAIN [reason=TEXT]", "disable a domain: its addresses are not found" },
+    { "domain remove", 1, 2, 1, c_domain_write, "domain remove DOMAIN [--force]", "remove a domain; with mailboxes or aliases left only with --force" },
+    { "domain show", 1, 1, 0, c_domain_show, "domain show DOMAIN", "show a domain" },
+    { "domain list", 0, 0, 0, c_domain_list, "domain list", "list domains" },
+    { "user add", 1, 13, 1, c_user_write, "user add ADDRESS [password=HASH] [quota=SIZE] [quota_messages=N] [may_send=yes|no] [may_receive=yes|no] [services=LIST] [send_limit_messages=N] [send_limit_recipients=N] [home=PATH] [mail=LOCATION] [uid=N] [gid=N]", "add a mailbox" },
+    { "user ensure", 1, 13, 1, c_user_write, "user ensure ADDRESS [options as for add]", "add or update a mailbox (an existing password is kept); answers created, updated, unchanged or conflict" },
+    { "user set", 2, 13, 1, c_user_write, "user set ADDRESS key=value...", "change a mailbox" },
+    { "user passwd", 2, 2, 1, c_user_write, "user passwd ADDRESS HASH", "set a mailbox's password hash" },
+    { "user enable", 1, 1, 1, c_user_write, "user enable ADDRESS", "enable a mailbox" },
+    { "user disable", 1, 2, 1, c_user_write, "user disable ADDRESS [reason=TEXT]", "disable a mailbox: no mail in, none out, no login" },
+    { "user remove", 1, 3, 1, c_user_write, "user remove ADDRESS [--purge] [reason=TEXT]", "disable a mailbox and keep its data; --purge deletes the row" },
+    { "user show", 1, 1, 0, c_user_show, "user show ADDRESS", "show everything about a mailbox" },
+    { "user list", 0, 1, 0, c_user_list, "user list [DOMAIN]", "list mailboxes" },
+    { "alias add", 2, 1001, 1, c_alias_write, "alias add SOURCE DESTINATION...", "add an alias (SOURCE @domain is the catch-all)" },
+    { "alias ensure", 2, 1001, 1, c_alias_write, "alias ensure SOURCE DESTINATION...", "add or update an alias; answers created, updated, unchanged or conflict" },
+    { "alias remove", 1, 1, 1, c_alias_write, "alias remove SOURCE", "remove an alias" },
+    { "alias list", 0, 1, 0, c_alias_list, "alias list [DOMAIN]", "list aliases" },
+    { "sender add", 2, 2, 1, c_sender_write, "sender add ADDRESS LOGIN", "let LOGIN send as ADDRESS (or @domain)" },
+    { "sender remove", 2, 2, 1, c_sender_write, "sender remove ADDRESS LOGIN", "take that right away" },
+    { "sender list", 0, 1, 0, c_sender_list, "sender list [LOGIN]", "list extra sender addresses" },
+    { "stats", 0, 0, 0, c_stats, "stats", "lookup counters" },
+    { "status", 0, 0, 0, c_status, "status", "directory size, change sequence, database and snapshot state" },
+    { "help", 0, 2, 0, c_help, "help [COMMAND]", "list commands, or show one" },
+    { NULL, 0, 0, 0, NULL, NULL, NULL },
+};
+
+static void c_help(const struct cmd *c, struct adm_args *a, struct caller *who,
+                   struct srv_conn *conn, struct buf *out)
+{
+    size_t n = 0;
+    struct buf want;
+    (void)c;
+    (void)who;
+    (void)conn;
+    buf_init(&want);
+    for (int i = 2; i < a->argc; i++) { /* argv[0..1] are "help help" */
+        if (want.len)
+            buf_addc(&want, ' ');
+        buf_adds(&want, a->argv[i]);
+    }
+    for (const struct cmd *k = cmds; k->name; k++) {
+        if (want.len && strncmp(k->name, want.data, want.len))
+            continue;
+        buf_adds(out, "*");
+        adm_field(out, "command", k->name);
+        adm_field(out, "usage", k->usage);
+        adm_field(out, "help", k->help);
+        buf_addc(out, '\n');
+        n++;
+    }
+    if (n == 0)
+        err(out, "unknown-command", "no command %s", want.data);
+    else
+        buf_printf(out, "OK %zu commands\n", n);
+    buf_free(&want);
+}
+
+/* --- the request loop -------------------------------------------------------------- */
+
+static void dispatch(struct srv_conn *conn, const char *line, size_t len, struct buf *out)
+{
+    struct adm_args a;
+    struct caller who;
+    const char *why;
+    const struct cmd *k, *found = NULL;
+    int words = 0;
+
+    identify(conn, &who);
+    adm_args_init(&a);
+    if (who.role == ROLE_NONE) {
+        err(out, "refused", "%s is not allowed to use the admin socket", who.actor);
+        msg_warn("admin: refused %s (not in admin_allow_*)", who.actor);
+        goto out;
+    }
+    if (adm_split(&a, line, len, &why) < 0) {
+        err(out, "usage", "%s", why);
+        msg_warn("admin: malformed request from %s: %s", who.actor, why);
+        goto out;
+    }
+    if (a.argc == 0) {
+        err(out, "usage", "empty request; try: help");
+        goto out;
+    }
+    for (k = cmds; k->name; k++) {
+        const char *sp = strchr(k->name, ' ');
+        int kw = sp ? 2 : 1;
+        if (kw > a.argc)
+            continue;
+        if (kw == 1 ? !strcmp(k->name, a.argv[0])
+                    : (strlen(a.argv[0]) == (size_t)(sp - k->name) &&
+                       !memcmp(a.argv[0], k->name, (size_t)(sp - k->name)) && !strcmp(sp + 1, a.argv[1]))) {
+            found = k;
+            words = kw;
+            break;
+        }
+    }
+    if (found == NULL) {
+        err(out, "unknown-command", "unknown command '%s%s%s'; try: help", a.argv[0],
+            a.argc > 1 ? " " : "", a.argc > 1 ? a.argv[1] : "");
+        goto out;
+    }
+    if (a.argc - words < found->min || a.argc - words > found->max) {
+        err(out, "usage", "usage: %s", found->usage);
+        goto out;
+    }
+    if (found->write && who.role == ROLE_READONLY) {
+        err(out, "refused", "%s has read-only access", who.actor);
+        msg_warn("admin: refused %s for read-only %s", found->name, who.actor);
+        goto out;
+    }
+    /* "domain list" and friends use argv[2..]; shift for one-word commands */
+    if (words == 1) {
+        /* argv[0] is the command; argv[1..] the arguments: present them
+         * the same way as two-word commands (argument at argv[2]) */
+        if (a.argc >= ADM_MAX_ARGS) {
+            err(out, "usage", "too many words");
+            goto out;
+        }
+        memmove(a.argv + 1, a.argv, sizeof(char *) * (size_t)a.argc);
+        a.argc++;
+    }
+    found->fn(found, &a, &who, conn, out);
+out:
+    adm_args_free(&a);
+}
+
+ssize_t adm_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
+{
+    const char *nl = memchr(in, '\n', len > ADM_MAX_LINE ? ADM_MAX_LINE : len);
+    size_t llen;
+    (void)arg;
+    if (nl == NULL) {
+        if (len >= ADM_MAX_LINE) {
+            err(out, "usage", "line longer than %d octets", ADM_MAX_LINE);
+            return -1;
+        }
+        return 0;
+    }
+    llen = (size_t)(nl - in);
+    if (llen > 0 && in[llen - 1] == '\r')
+        llen--;
+    dispatch(c, in, llen, out);
+    return (ssize_t)(nl - in) + 1;
+}
+
+/* --- answers from the database thread ----------------------------------------------- */
+
+static void answer(struct adm_job *j)
+{
+    srv_conn_reply(j->conn, j->reply.data, j->reply.len);
+    adm_job_free(j);
+}
+
+void adm_job_done(struct adm_job *j)
+{
+    const struct dir *d = H.dir();
+    if (j->ok && j->seq > 0 && (d == NULL || d->seq < j->seq)) {
+        /* answer once this daemon's directory shows the change */
+        j->deadline = now() + 5.0;
+        j->next = waiting;
+        waiting = j;
+        return;
+    }
+    if (j->ok && j->seq > 0)
+        msg_info("admin: %s %s by %s", j->cmd, j->args.argc > 2 ? j->args.argv[2] : "", j->actor);
+    answer(j);
+}
+
+void adm_dir_advanced(uint64_t seq)
+{
+    struct adm_job **pp = &waiting;
+    while (*pp) {
+        struct adm_job *j = *pp;
+        if (j->seq <= seq) {
+            *pp = j->next;
+            msg_info("admin: %s %s by %s", j->cmd, j->args.argc > 2 ? j->args.argv[2] : "", j->actor);
+            answer(j);
+        } else {
+            pp = &j->next;
+        }
+    }
+}
+
+void adm_tick(void)
+{
+    double t = now();
+    struct adm_job **pp = &waiting;
+    while (*pp) {
+        struct adm_job *j = *pp;
+        if (j->deadline <= t) {
+            *pp = j->next;
+            /* committed, but not yet seen here: say so, it is not an error */
+            buf_truncate(&j->reply, j->reply.len ? j->reply.len - 1 : 0);
+            buf_adds(&j->reply, " (committed; not yet in this daemon's memory)\n");
+            msg_warn("admin: %s committed at change %" PRIu64 " but not yet applied here", j->cmd, j->seq);
+            answer(j);
+        } else {
+            pp = &j->next;
+        }
+    }
+}
+
+void adm_init(const struct adm_host *host)
+{
+    H = *host;
+}

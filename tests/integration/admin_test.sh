@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# admin_test.sh - provisioning through mailrosterd's admin socket, raw (the
+# line protocol, as an application speaks it) and with the mailroster
+# command: success paths, validation errors, unknown objects, access by
+# peer credentials, ensure, concurrent admins, audit rows, and lookups
+# answered while a write waits on the database.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+MRD=${MRD:-$TOP/mailrosterd}
+CLI=${CLI:-$(dirname "$MRD")/mailroster}
+STACK_DIR=$(mktemp -d /tmp/mr-admin.XXXXXX)
+export STACK_DIR
+STACK_PIDS=()
+. "$TOP/scripts/lib/stack.sh"
+. "$TOP/tests/integration/lib.sh"
+trap stack_cleanup EXIT
+LOG=$STACK_DIR/mailrosterd.log
+
+# users the access tests connect as (system accounts, no login)
+for u in mrbbs mrview; do
+    id -u "$u" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$u"
+done
+stack_pg_start || exit 1
+mr_setup_db || exit 1
+ADM=$STACK_DIR/mr/admin
+CONF=$STACK_DIR/mailroster.conf
+mr_write_conf "$CONF" "admin_socket = $ADM" "admin_socket_mode = 0666" \
+    "admin_database = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mradm" \
+    "admin_allow_admin = root" "admin_allow_readonly = mrview" "admin_allow_domain = mrbbs:bbs.example"
+mr_start "$CONF" "$LOG" || { notok "mailrosterd starts"; t_summary; exit 1; }
+
+# adm LINE...: send lines on one connection, print the replies
+adm() { printf '%s\n' "$@" | socat -t 20 - "UNIX-CONNECT:$ADM"; }
+adm_as() { local u=$1; shift; printf '%s\n' "$@" | su -s /bin/sh "$u" -c "socat -t 20 - UNIX-CONNECT:$ADM"; }
+last() { tail -n 1; }
+
+# --- domains ---------------------------------------------------------------------
+check "domain add" "OK created example.com" "$(adm 'domain add Example.COM quota=2G send_limit_messages=100 send_limit_window=1h' | last)"
+check "domain add again: exists" "ERR exists" "$(adm 'domain add example.com' | last | cut -d' ' -f1-2)"
+check "domain add an IDN U-label stores the A-label" "OK created xn--mnchen-3ya.de" "$(adm 'domain add München.de' | last)"
+check "domain add: zero-width space refused" "ERR bad-input" "$(adm "domain add $(printf 'ex\xe2\x80\x8bample.org')" | last | cut -d' ' -f1-2)"
+check "domain add: soft hyphen refused" "ERR bad-input" "$(adm "domain add $(printf 'ex\xc2\xadample.org')" | last | cut -d' ' -f1-2)"
+check "domain add: underscore refused" "ERR bad-input" "$(adm 'domain add ex_ample.org' | last | cut -d' ' -f1-2)"
+check "domain add: bad quota" "ERR bad-input quota: '2X' is not a size (e.g. 500M, 2G, 0 for unlimited)" "$(adm 'domain add q.example quota=2X' | last)"
+check "domain add: unknown option" "ERR usage unknown option 'colour'" "$(adm 'domain add q.example colour=blue' | last)"
+check "domain show" "quota_bytes=2147483648" "$(adm 'domain show example.com' | head -1 | grep -o 'quota_bytes=[0-9]*')"
+check "domain show unknown" "ERR not-found no such domain: nowhere.example" "$(adm 'domain show nowhere.example' | last)"
+check "domain ensure existing, same: unchanged" "OK unchanged example.com" "$(adm 'domain ensure example.com quota=2G' | last)"
+check "domain ensure existing, other quota: updated" "OK updated example.com" "$(adm 'domain ensure example.com quota=3G' | last)"
+check "domain ensure new: created" "OK created bbs.example" "$(adm 'domain ensure bbs.example' | last)"
+check "domain disable" "OK updated xn--mnchen-3ya.de" "$(adm 'domain disable xn--mnchen-3ya.de reason=unpaid' | last)"
+check "a disabled domain is not found at once" "(not found)" "$(q_smap domains xn--mnchen-3ya.de)"
+check "domain enable" "OK updated xn--mnchen-3ya.de" "$(adm 'domain enable münchen.de' | last)"
+check "an enabled domain is found at once" "xn--mnchen-3ya.de" "$(q_smap domains xn--mnchen-3ya.de)"
+
+# --- users -------------------------------------------------------------------------
+HASH='{SHA512-CRYPT}$6$abcdefgh$0123456789012345678901234567890123456789012345678901234567890123456789012345678901234'
+check "user add with a hash" "OK created alice@example.com" "$(adm "user add Alice@Example.com password=$HASH quota=1G services=imap,lmtp" | last)"
+check "visible to lookups as soon as the command returns" "example.com/alice.1/" "$(q_smap mailboxes alice@example.com)"
+check "user add: plaintext password refused" "ERR bad-input" "$(adm 'user add bob@example.com password=secret' | last | cut -d' ' -f1-2)"
+check "user add: unknown domain" "ERR not-found no such domain" "$(adm 'user add bob@nowhere.example' | last)"
+for bad in 'a..b@example.com' '.a@example.com' 'a.@example.com' 'a+b@example.com' 'nobody' \
+    "$(head -c 65 /dev/zero | tr '\0' a)@example.com" 'a@-bad.example'; do
+    check "user add '$bad' refused" "ERR bad-input" "$(adm "user add \"$bad\"" | last | cut -d' ' -f1-2)"
+done
+check "user add: an alias source" "ERR exists address info@example.com is already an alias; it cannot also be a mailbox" "$(adm 'alias add info@example.com alice@example.com' 'user add info@example.com' | last)"
+out=$(adm 'user show alice@example.com')
+case $out in *"services=imap,lmtp"*"quota_bytes=1073741824"*"password_scheme=SHA512-CRYPT"*) ok "user show" ;; *) notok "user show: $out" ;; esac
+case $out in *'$6$'*) notok "user show prints the hash" ;; *) ok "user show never prints the hash" ;; esac
+check "user set" "OK updated alice@example.com" "$(adm 'user set alice@example.com quota=500M may_send=no' | last)"
+check "user set: bad boolean" "ERR bad-input may_send: 'maybe' is not yes or no" "$(adm 'user set alice@example.com may_send=maybe' | last)"
+check "user set: unknown service" "ERR bad-input" "$(adm 'user set alice@example.com services=imap,ftp' | last | cut -d' ' -f1-2)"
+check "user set unknown user" "ERR not-found no such mailbox" "$(adm 'user set nobody@example.com quota=1G' | last)"
+check "user passwd" "OK updated alice@example.com" "$(adm "user passwd alice@example.com $HASH" | last)"
+check "user ensure existing: unchanged" "OK unchanged alice@example.com" "$(adm 'user ensure alice@example.com quota=500M' | last)"
+check "user ensure on an alias: conflict" "OK conflict info@example.com is an alias, not a mailbox" "$(adm 'user ensure info@example.com' | last)"
+check "user ensure new: created" "OK created carol@example.com" "$(adm 'user ensure carol@example.com' | last)"
+check "user disable" "OK updated carol@example.com" "$(adm 'user disable carol@example.com reason=left' | last)"
+check "a disabled mailbox is not found at once" "(not found)" "$(q_smap mailboxes carol@example.com)"
+check "user show: disabled with its reason" "enabled=no disabled_reason=left" "$(adm 'user show carol@example.com' | head -1 | grep -o 'enabled=no disabled_reason=left')"
+check "user remove keeps the row" "OK updated carol@example.com" "$(adm 'user remove carol@example.com' | last)"
+check "user remove --purge" "OK purged carol@example.com" "$(adm 'user remove carol@example.com --purge' | last)"
+check "re-created address gets a new maildir" "OK created carol@example.com" "$(adm 'user add carol@example.com' | last)"
+md=$(q_smap mailboxes carol@example.com)
+case $md in example.com/carol.[0-9]*/) [ "$md" != "example.com/carol.2/" ] && ok "new maildir $md differs from the purged one" || notok "maildir reused: $md" ;;
+    *) notok "maildir of the re-created address: $md" ;; esac
+check "user list example.com" "2" "$(adm 'user list example.com' | grep -c '^\* ')"
+
+# --- aliases and senders ------------------------------------------------------------
+check "alias add multi, remote" "OK created sales@example.com" "$(adm 'alias add sales@example.com alice@example.com Bob@Remote.ORG' | last)"
+check "alias answered" "alice@example.com,bob@remote.org" "$(q_smap aliases sales@example.com)"
+check "catch-all" "OK created @example.com" "$(adm 'alias add @example.com alice@example.com' | last)"
+check "catch-all does not take a real mailbox" "(not found)" "$(q_smap aliases carol@example.com)"
+check "self-reference refused" "ERR bad-input alias x@example.com points to itself" "$(adm 'alias add x@example.com X@example.com' | last)"
+adm 'alias add a1@example.com a2@example.com' >/dev/null
+check "loop refused" "ERR bad-input alias a2@example.com would make a loop through other aliases" "$(adm 'alias add a2@example.com a1@example.com' | last)"
+check "alias ensure same: unchanged" "OK unchanged sales@example.com" "$(adm 'alias ensure sales@example.com alice@example.com bob@remote.org' | last)"
+check "alias ensure other: updated" "OK updated sales@example.com" "$(adm 'alias ensure sales@example.com alice@example.com' | last)"
+check "alias ensure on a mailbox: conflict" "OK conflict alice@example.com is a mailbox, not an alias" "$(adm 'alias ensure alice@example.com bob@remote.org' | last)"
+check "alias remove" "OK removed a1@example.com" "$(adm 'alias remove a1@example.com' | last)"
+check "alias remove unknown" "ERR not-found no such alias" "$(adm 'alias remove a1@example.com' | last)"
+check "sender add" "OK created boss@example.com" "$(adm 'sender add boss@example.com alice@example.com' | last)"
+check "sender answered" "alice@example.com" "$(q_smap senders boss@example.com)"
+check "sender add for an unknown login" "ERR not-found no such mailbox" "$(adm 'sender add boss@example.com nobody@example.com' | last)"
+check "sender remove" "OK removed boss@example.com" "$(adm 'sender remove boss@example.com alice@example.com' | last)"
+
+# --- protocol ------------------------------------------------------------------------
+check "unknown command" "ERR unknown-command unknown command 'frobnicate'; try: help" "$(adm 'frobnicate' | last)"
+check "wrong arity" "ERR usage usage: user passwd ADDRESS HASH" "$(adm 'user passwd alice@example.com' | last)"
+check "unterminated quote" "ERR usage unterminated quote" "$(adm 'user show "alice' | last)"
+check "quoted words" "OK 1 mailbox" "$(adm 'user show "alice@example.com"' | last)"
+check "pipelined: three answers in order" "OK 1 domain|OK 1 mailbox|ERR not-found no such domain: nope.example" \
+    "$(adm 'domain show example.com' 'user show alice@example.com' 'domain show nope.example' | grep -v '^\*' | paste -sd'|')"
+check "help lists commands" "OK" "$(adm 'help' | last | cut -d' ' -f1)"
+check "help COMMAND" '* "command=user add"' "$(adm 'help user add' | head -1 | cut -c1-20)"
+check "status answers" "* key=database value=connected" "$(adm 'status' | grep 'key=database ')"
+
+# --- access by peer credentials --------------------------------------------------------
+check "a uid in no list is refused" "ERR refused" "$(adm_as daemon 'domain list' | last | cut -d' ' -f1-2)"
+grep -q "admin: refused uid=1(daemon)" "$LOG" && ok "the refusal is logged" || notok "the refusal is logged"
+check "read-only may list" "OK" "$(adm_as mrview 'domain list' | last | cut -d' ' -f1)"
+check "read-only may not write" "ERR refused" "$(adm_as mrview 'domain add ro.example' | last | cut -d' ' -f1-2)"
+check "domain admin adds in its domain" "OK created member@bbs.example" "$(adm_as mrbbs 'user add member@bbs.example' | last)"
+check "domain admin refused elsewhere" "ERR refused" "$(adm_as mrbbs 'user add member@example.com' | last | cut -d' ' -f1-2)"
+check "domain admin may not add domains" "ERR refused" "$(adm_as mrbbs 'domain add other.example' | last | cut -d' ' -f1-2)"
+check "domain admin lists only its domain" "bbs.example" "$(adm_as mrbbs 'domain list' | grep '^\*' | grep -o 'domain=[^ ]*' | cut -d= -f2 | paste -sd,)"
+
+# --- domain remove ------------------------------------------------------------------------
+out=$(adm 'domain remove bbs.example' | last)
+check "domain remove with a mailbox left is refused and says what is left" "ERR refused domain still has 1 mailboxes and 0 aliases (remove them first, or use --force)" "$out"
+check "domain remove --force" "OK removed bbs.example (with 1 mailboxes and 0 aliases)" "$(adm 'domain remove bbs.example --force' | last)"
+check "a removed domain is gone from lookups" "(not found)" "$(q_smap mailboxes member@bbs.example)"
+
+# --- audit ----------------------------------------------------------------------------------
+check "every write has an audit row with its actor" "uid=0(root)" "$(sql -c "SELECT DISTINCT split_part(actor, ' ', 1) FROM mailroster.audit_log WHERE actor LIKE 'uid=0%'")"
+check "the domain admin's write is audited as such" "1" "$(sql -c "SELECT count(*) FROM mailroster.audit_log WHERE actor LIKE 'uid=%(mrbbs)%' AND object = 'member@bbs.example'")"
+check "no password hash in the audit log" "0" "$(sql -c "SELECT count(*) FROM mailroster.audit_log WHERE detail::text LIKE '%\$6\$%'")"
+check "no password hash in the daemon's log" "0" "$(grep -c '\$6\$' "$LOG")"
+
+# --- concurrent admins -------------------------------------------------------------------------
+pids=()
+for i in $(seq 1 10); do adm "sender add s$i@example.com alice@example.com" >"$STACK_DIR/c$i.out" & pids+=($!); done
+for i in $(seq 1 10); do adm "user set alice@example.com quota_messages=$((i * 100))" >"$STACK_DIR/q$i.out" & pids+=($!); done
+wait "${pids[@]}"
+check "10 concurrent sender adds all kept" "10" "$(sql -c "SELECT count(*) FROM mailroster.sender_addresses WHERE address LIKE 's%@example.com'")"
+check "concurrent updates of another field lost none of them" "10" "$(cat "$STACK_DIR"/c*.out | grep -c '^OK created')"
+pids=()
+for i in 1 2 3 4 5; do adm 'user ensure signup@example.com' >"$STACK_DIR/e$i.out" & pids+=($!); done
+wait "${pids[@]}"
+check "5 concurrent ensures: one created, four unchanged" "1 4" \
+    "$(cat "$STACK_DIR"/e*.out | grep -c 'OK created') $(cat "$STACK_DIR"/e*.out | grep -c 'OK unchanged')"
+
+# --- lookups keep flowing while a write waits on the database ------------------------------------
+mkfifo "$STACK_DIR/lock.fifo"
+psql -X -q -d "$MR_DB" <"$STACK_DIR/lock.fifo" >/dev/null 2>&1 &
+lockpid=$!
+exec 7>"$STACK_DIR/lock.fifo"
+echo "BEGIN; SELECT pg_advisory_xact_lock(mailroster.directory_lock_key());" >&7
+sleep 0.3
+adm 'user add waiting@example.com' >"$STACK_DIR/wait.out" &
+wpid=$!
+sleep 0.3
+t0=$(date +%s%N)
+got=$(q_smap mailboxes alice@example.com)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "a lookup is answered while a write waits (${ms} ms incl. postmap start)" "example.com/alice.1/" "$got"
+check "the write is still waiting" "" "$(cat "$STACK_DIR/wait.out")"
+check "admin reads are answered too" "OK 1 mailbox" "$(adm 'user show alice@example.com' | last)"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$wpid"; wait "$lockpid"
+check "the write completes once the lock is gone" "OK created waiting@example.com" "$(cat "$STACK_DIR/wait.out")"
+
+# --- the mailroster command ------------------------------------------------------------------------
+if [ -x "$CLI" ]; then
+    export MAILROSTER_SOCKET=$ADM
+    out=$("$CLI" -f json user show alice@example.com); rc=$?
+    check "mailroster -f json user show: exit 0" 0 "$rc"
+    echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[0]["address"]=="alice@example.com", d' \
+        && ok "json output parses, address right" || notok "json output: $out"
+    "$CLI" user show nobody@example.com >/dev/null 2>&1; check "unknown user: exit 67" 67 "$?"
+    "$CLI" user add 'a..b@example.com' </dev/null >/dev/null 2>&1; check "bad input: exit 65" 65 "$?"
+    su -s /bin/sh daemon -c "MAILROSTER_SOCKET=$ADM $CLI domain list" >/dev/null 2>&1; check "refused: exit 77" 77 "$?"
+    "$CLI" -s "$STACK_DIR/no-such-socket" domain list >/dev/null 2>&1; check "no daemon: exit 69" 69 "$?"
+    out=$(printf 's3cret-Pass\n' | "$CLI" user add dave@example.com --password-stdin); rc=$?
+    check "mailroster user add --password-stdin" "0 created dave@example.com" "$rc $out"
+    check "the stored hash is yescrypt" '{CRYPT}$y$' "$(sql -c "SELECT left(password, 10) FROM mailroster.mailboxes WHERE local_part = 'dave'")"
+    grep -q 's3cret-Pass' "$LOG" && notok "plaintext in the daemon log" || ok "plaintext never in the daemon log"
+    check "plaintext never in the database" 0 "$(sql -c "SELECT count(*) FROM mailroster.audit_log WHERE detail::text LIKE '%s3cret%'")"
+    out=$(printf 'x\n' | "$CLI" user passwd dave@example.com --password-stdin --scheme bcrypt --bcrypt-cost 5); rc=$?
+    check "mailroster user passwd bcrypt" "0" "$rc"
+    check "bcrypt with the cost asked for" '{BLF-CRYPT}$2b$05$' "$(sql -c "SELECT left(password, 18) FROM mailroster.mailboxes WHERE local_part = 'dave'")"
+    check "mailroster user ensure prints the outcome" "unchanged dave@example.com" "$("$CLI" user ensure dave@example.com </dev/null)"
+    check "mailroster -f tab user list: header + 6 rows" 7 "$("$CLI" -f tab user list example.com | wc -l)"
+else
+    notok "the mailroster command was not built ($CLI)"
+fi
+
+mr_stop
+t_summary
