@@ -15,14 +15,29 @@
 #include "log.h"
 #include "mem.h"
 
-static struct {
-    char *conninfo;
-    adm_post_fn done;
+/* Two workers, each with its own connection: writes run one at a time in
+ * order; reads (usage, counters, export) never wait behind a write that
+ * waits on a lock. */
+struct worker {
+    const char *name;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct adm_job *head, *tail;
     PGconn *pg;
-} A = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+};
+
+static struct {
+    char *conninfo;
+    adm_post_fn done;
+    struct worker w[2];
+} W = { .w = { { .name = "mailrosterd-admin", .lock = PTHREAD_MUTEX_INITIALIZER,
+                 .cond = PTHREAD_COND_INITIALIZER },
+               { .name = "mailrosterd-admin-read", .lock = PTHREAD_MUTEX_INITIALIZER,
+                 .cond = PTHREAD_COND_INITIALIZER } } };
+
+/* the connection of the worker running this job */
+static __thread PGconn *cur_pg;
+#define A_PG cur_pg
 
 void adm_job_free(struct adm_job *j)
 {
@@ -42,14 +57,15 @@ void adm_job_free(struct adm_job *j)
 
 void adm_db_submit(struct adm_job *j)
 {
-    pthread_mutex_lock(&A.lock);
-    if (A.tail)
-        A.tail->next = j;
+    struct worker *w = &W.w[j->read_only ? 1 : 0];
+    pthread_mutex_lock(&w->lock);
+    if (w->tail)
+        w->tail->next = j;
     else
-        A.head = j;
-    A.tail = j;
-    pthread_cond_signal(&A.cond);
-    pthread_mutex_unlock(&A.lock);
+        w->head = j;
+    w->tail = j;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* --- one transaction's helpers ------------------------------------------- */
@@ -69,12 +85,12 @@ static void pg_fail(struct adm_job *j, PGresult *r)
     char text[512];
 
     if (msg == NULL)
-        msg = PQerrorMessage(A.pg);
+        msg = PQerrorMessage(A_PG);
     snprintf(text, sizeof(text), "%s", msg);
     for (char *p = text; *p; p++)
         if (*p == '\n')
             *p = ' ';
-    if (state == NULL || PQstatus(A.pg) != CONNECTION_OK || strncmp(state, "08", 2) == 0)
+    if (state == NULL || PQstatus(A_PG) != CONNECTION_OK || strncmp(state, "08", 2) == 0)
         err_reply(j, "unavailable", "database unavailable");
     else if (!strcmp(state, "23505"))
         err_reply(j, "exists", text);
@@ -93,7 +109,7 @@ static void pg_fail(struct adm_job *j, PGresult *r)
 
 static PGresult *q(struct adm_job *j, const char *sql, int n, const char *const *params)
 {
-    PGresult *r = PQexecParams(A.pg, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(A_PG, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;
@@ -111,7 +127,7 @@ static int cmd(struct adm_job *j, const char *sql)
 
 static void rollback(void)
 {
-    PQclear(PQexec(A.pg, "ROLLBACK"));
+    PQclear(PQexec(A_PG, "ROLLBACK"));
 }
 
 /* The request words for the audit row, passwords left out. */
@@ -605,6 +621,207 @@ fail:
     return 0;
 }
 
+/* user show, second half: usage rows Dovecot's dict and the policy
+ * service write. j->reply holds the row so far (no newline); key1 is the
+ * address, key2 the send-limit window in seconds. */
+static int run_user_usage(void *pg, struct adm_job *j)
+{
+    const char *p[2] = { j->key1, j->key2 };
+    PGresult *r;
+    (void)pg;
+
+    r = PQexecParams(A_PG, "SELECT (SELECT bytes FROM mailroster.quota_usage WHERE username = $1), "
+                           "(SELECT messages FROM mailroster.quota_usage WHERE username = $1), "
+                           "(SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                           "   FROM mailroster.last_login WHERE username = $1), "
+                           "(SELECT service FROM mailroster.last_login WHERE username = $1), "
+                           "(SELECT coalesce(sum(messages), 0) FROM mailroster.send_counters "
+                           "   WHERE username = $1 AND window_start > now() - make_interval(secs => $2::int)), "
+                           "(SELECT coalesce(sum(recipients), 0) FROM mailroster.send_counters "
+                           "   WHERE username = $1 AND window_start > now() - make_interval(secs => $2::int))",
+                     2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        static const char *keys[] = { "quota_used_bytes", "quota_used_messages", "last_login",
+                                      "last_login_service", "sent_messages_window",
+                                      "sent_recipients_window" };
+        for (int i = 0; i < 6; i++)
+            adm_field(&j->reply, keys[i], PQgetisnull(r, 0, i) ? "" : PQgetvalue(r, 0, i));
+        buf_adds(&j->reply, "\nOK 1 mailbox\n");
+    } else {
+        adm_field(&j->reply, "usage", "unavailable");
+        buf_adds(&j->reply, "\nOK 1 mailbox (database unavailable: usage not shown)\n");
+    }
+    PQclear(r);
+    j->ok = 1;
+    return 0;
+}
+
+/* limit show / reset: key1 = the login */
+static int run_limit(void *pg, struct adm_job *j)
+{
+    const char *p[1] = { j->key1 };
+    PGresult *r;
+    (void)pg;
+
+    if (!strcmp(j->cmd, "limit show")) {
+        r = q(j, "SELECT to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                 "messages, recipients FROM mailroster.send_counters WHERE username = $1 ORDER BY window_start",
+              1, p);
+        if (r == NULL)
+            return 0;
+        buf_reset(&j->reply);
+        for (int i = 0; i < PQntuples(r); i++) {
+            buf_adds(&j->reply, "*");
+            adm_field(&j->reply, "window_start", PQgetvalue(r, i, 0));
+            adm_field(&j->reply, "messages", PQgetvalue(r, i, 1));
+            adm_field(&j->reply, "recipients", PQgetvalue(r, i, 2));
+            buf_addc(&j->reply, '\n');
+        }
+        buf_printf(&j->reply, "OK %d windows\n", PQntuples(r));
+        PQclear(r);
+        j->ok = 1;
+        return 0;
+    }
+    if (cmd(j, "BEGIN") < 0)
+        return 0;
+    if ((r = q(j, "DELETE FROM mailroster.send_counters WHERE username = $1", 1, p)) == NULL) {
+        rollback();
+        return 0;
+    }
+    char text[300];
+    snprintf(text, sizeof(text), "%s (%s windows cleared)", j->key1, PQcmdTuples(r));
+    PQclear(r);
+    finish(j, j->key1, "reset", text);
+    return 0;
+}
+
+/* master add / remove: key1 = name */
+static int run_master(void *pg, struct adm_job *j)
+{
+    struct buf sql;
+    const char *p[32] = { j->key1 };
+    PGresult *r;
+    (void)pg;
+
+    buf_init(&sql);
+    params_from(j, p, 1);
+    if (!strcmp(j->cmd, "master remove"))
+        buf_adds(&sql, "DELETE FROM mailroster.master_users WHERE name = $1");
+    else {
+        buf_adds(&sql, "INSERT INTO mailroster.master_users (name");
+        for (int i = 0; i < j->nset; i++)
+            buf_printf(&sql, ", %s", j->set_col[i]);
+        buf_adds(&sql, ") VALUES ($1");
+        for (int i = 0; i < j->nset; i++)
+            buf_printf(&sql, ", $%d::%s", i + 2, j->set_cast[i]);
+        buf_adds(&sql, ")");
+    }
+    if (cmd(j, "BEGIN") < 0)
+        goto out;
+    if ((r = q(j, sql.data, 1 + j->nset, p)) == NULL) {
+        rollback();
+        goto out;
+    }
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (n == 0) {
+        rollback();
+        err_reply(j, "not-found", "no such master user");
+        goto out;
+    }
+    finish(j, j->key1, strcmp(j->cmd, "master remove") ? "created" : "removed", j->key1);
+out:
+    buf_free(&sql);
+    return 0;
+}
+
+/* export [DOMAIN]: key1 = domain or NULL */
+static int run_export(void *pg, struct adm_job *j)
+{
+    const char *p[1] = { j->key1 };
+    PGresult *r;
+    (void)pg;
+    if (cmd(j, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
+        return 0;
+    r = q(j, "SELECT l FROM mailroster.export_jsonl($1) AS l", 1, p);
+    if (r == NULL) {
+        rollback();
+        return 0;
+    }
+    buf_reset(&j->reply);
+    for (int i = 0; i < PQntuples(r); i++) {
+        buf_adds(&j->reply, "*");
+        adm_field(&j->reply, "json", PQgetvalue(r, i, 0));
+        buf_addc(&j->reply, '\n');
+    }
+    buf_printf(&j->reply, "OK %d lines\n", PQntuples(r));
+    PQclear(r);
+    rollback();
+    j->ok = 1;
+    return 0;
+}
+
+/* import commit: key1 = the JSON lines, flag = dry run */
+static int run_import(void *pg, struct adm_job *j)
+{
+    const char *p[2] = { j->key1, j->flag ? "true" : "false" };
+    PGresult *r;
+    long created = 0, updated = 0, unchanged = 0;
+    struct buf rows;
+    (void)pg;
+
+    if (cmd(j, "BEGIN") < 0)
+        return 0;
+    r = q(j, "SELECT line, action, kind, key FROM mailroster.import_jsonl($1, $2::boolean)", 2, p);
+    if (r == NULL) {
+        rollback();
+        return 0;
+    }
+    buf_init(&rows);
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *action = PQgetvalue(r, i, 1);
+        if (!strcmp(action, "created"))
+            created++;
+        else if (!strcmp(action, "updated"))
+            updated++;
+        else
+            unchanged++;
+        if (!strcmp(action, "unchanged"))
+            continue;
+        buf_adds(&rows, "*");
+        adm_field(&rows, "line", PQgetvalue(r, i, 0));
+        adm_field(&rows, "action", action);
+        adm_field(&rows, "kind", PQgetvalue(r, i, 2));
+        adm_field(&rows, "key", PQgetvalue(r, i, 3));
+        buf_addc(&rows, '\n');
+    }
+    PQclear(r);
+    char text[200];
+    snprintf(text, sizeof(text), "%ld created, %ld updated, %ld unchanged", created, updated, unchanged);
+    if (j->flag) {
+        rollback();
+        buf_reset(&j->reply);
+        buf_add(&j->reply, rows.data ? rows.data : "", rows.len);
+        buf_printf(&j->reply, "OK dry-run: would be %s\n", text);
+        j->ok = 1;
+    } else if (finish(j, "import", "imported", text) == 0) {
+        struct buf final;
+        buf_init(&final);
+        buf_add(&final, rows.data ? rows.data : "", rows.len);
+        buf_add(&final, j->reply.data, j->reply.len);
+        buf_reset(&j->reply);
+        buf_add(&j->reply, final.data, final.len);
+        buf_free(&final);
+    }
+    buf_free(&rows);
+    return 0;
+}
+
+int (*adm_run_user_usage)(void *, struct adm_job *) = run_user_usage;
+int (*adm_run_limit)(void *, struct adm_job *) = run_limit;
+int (*adm_run_master)(void *, struct adm_job *) = run_master;
+int (*adm_run_export)(void *, struct adm_job *) = run_export;
+int (*adm_run_import)(void *, struct adm_job *) = run_import;
 int (*adm_run_domain_add)(void *, struct adm_job *) = run_domain_add;
 int (*adm_run_domain_update)(void *, struct adm_job *) = run_domain_update;
 int (*adm_run_domain_remove)(void *, struct adm_job *) = run_domain_remove;
@@ -615,19 +832,21 @@ int (*adm_run_sender)(void *, struct adm_job *) = run_sender;
 
 /* --- the thread -------------------------------------------------------------- */
 
-static int ensure_conn(void)
+static int ensure_conn(struct worker *w)
 {
     const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
-    const char *vals[] = { "mailrosterd-admin", "5", A.conninfo, NULL };
+    const char *vals[] = { w->name, "5", W.conninfo, NULL };
 
-    if (A.pg && PQstatus(A.pg) == CONNECTION_OK)
+    if (w->pg && PQstatus(w->pg) == CONNECTION_OK) {
+        cur_pg = w->pg;
         return 0;
-    if (A.pg)
-        PQfinish(A.pg);
-    A.pg = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(A.pg) != CONNECTION_OK) {
+    }
+    if (w->pg)
+        PQfinish(w->pg);
+    w->pg = cur_pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(A_PG) != CONNECTION_OK) {
         char text[512];
-        snprintf(text, sizeof(text), "%s", PQerrorMessage(A.pg));
+        snprintf(text, sizeof(text), "%s", PQerrorMessage(A_PG));
         text[strcspn(text, "\n")] = 0;
         msg_warn("admin database unavailable: %s", text);
         return -1;
@@ -637,37 +856,37 @@ static int ensure_conn(void)
 
 static void *adm_db_main(void *arg)
 {
-    (void)arg;
+    struct worker *w = arg;
     for (;;) {
-        pthread_mutex_lock(&A.lock);
-        while (A.head == NULL)
-            pthread_cond_wait(&A.cond, &A.lock);
-        struct adm_job *j = A.head;
-        A.head = j->next;
-        if (A.head == NULL)
-            A.tail = NULL;
+        pthread_mutex_lock(&w->lock);
+        while (w->head == NULL)
+            pthread_cond_wait(&w->cond, &w->lock);
+        struct adm_job *j = w->head;
+        w->head = j->next;
+        if (w->head == NULL)
+            w->tail = NULL;
         j->next = NULL;
-        pthread_mutex_unlock(&A.lock);
+        pthread_mutex_unlock(&w->lock);
 
-        if (ensure_conn() < 0)
+        if (ensure_conn(w) < 0)
             err_reply(j, "unavailable", "database unavailable");
         else {
-            j->run(A.pg, j);
+            j->run(A_PG, j);
             if (!j->ok && strstr(j->cmd, "ensure") && !strncmp(j->reply.data, "ERR exists", 10)) {
                 /* another host created it between our look and our insert:
                  * looking again answers "unchanged" or "updated" */
                 buf_reset(&j->reply);
-                j->run(A.pg, j);
+                j->run(A_PG, j);
             }
-            if (!j->ok && PQstatus(A.pg) != CONNECTION_OK) {
+            if (!j->ok && PQstatus(A_PG) != CONNECTION_OK) {
                 /* the connection died under the job: one more try */
-                if (ensure_conn() == 0) {
+                if (ensure_conn(w) == 0) {
                     buf_reset(&j->reply);
-                    j->run(A.pg, j);
+                    j->run(A_PG, j);
                 }
             }
         }
-        A.done(j);
+        W.done(j);
     }
     return NULL;
 }
@@ -677,11 +896,12 @@ void adm_db_start(const char *conninfo, adm_post_fn done)
     pthread_t t;
     pthread_attr_t attr;
 
-    A.conninfo = xstrdup(conninfo);
-    A.done = done;
+    W.conninfo = xstrdup(conninfo);
+    W.done = done;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, adm_db_main, NULL) != 0)
-        msg_fatal("cannot start the admin database thread: %s", strerror(errno));
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&t, &attr, adm_db_main, &W.w[i]) != 0)
+            msg_fatal("cannot start the admin database thread: %s", strerror(errno));
     pthread_attr_destroy(&attr);
 }

@@ -25,7 +25,8 @@ struct adm_job {
     char *set_val[24];
     char **list;                     /* destinations */
     int nlist;
-    int flag;                        /* --force / --purge */
+    int flag;                        /* --force / --purge / --dry-run */
+    int read_only;                   /* runs beside the writes, not behind them */
     /* results */
     struct buf reply;                /* rows + final line */
     uint64_t seq;                    /* change to wait for before answering */

@@ -24,6 +24,11 @@ extern int (*adm_run_user_add)(void *, struct adm_job *);
 extern int (*adm_run_user_update)(void *, struct adm_job *);
 extern int (*adm_run_alias)(void *, struct adm_job *);
 extern int (*adm_run_sender)(void *, struct adm_job *);
+extern int (*adm_run_user_usage)(void *, struct adm_job *);
+extern int (*adm_run_limit)(void *, struct adm_job *);
+extern int (*adm_run_master)(void *, struct adm_job *);
+extern int (*adm_run_export)(void *, struct adm_job *);
+extern int (*adm_run_import)(void *, struct adm_job *);
 
 enum role { ROLE_NONE, ROLE_READONLY, ROLE_DOMAIN, ROLE_ADMIN };
 
@@ -726,8 +731,6 @@ static void c_user_show(const struct cmd *c, struct adm_args *a, struct caller *
 {
     const struct dir *d = H.dir();
     struct buf local, dom, addr;
-    (void)c;
-    (void)conn;
     buf_init(&local);
     buf_init(&dom);
     buf_init(&addr);
@@ -736,9 +739,21 @@ static void c_user_show(const struct cmd *c, struct adm_args *a, struct caller *
         const struct dir_mailbox *m = d ? dir_mailbox_get(d, addr.data, addr.len) : NULL;
         if (m == NULL)
             err(out, "not-found", "no such mailbox: %s", addr.data);
-        else {
+        else if (!H.have_db) {
             user_row(out, m, d);
             buf_adds(out, "OK 1 mailbox\n");
+        } else {
+            /* the row from memory, then usage and counters from the database */
+            struct adm_job *j = job_new(c, a, who, conn, adm_run_user_usage);
+            j->read_only = 1;
+            const struct dir_domain *dm = dir_domain_get(d, dom.data, dom.len);
+            char win[32];
+            user_row(&j->reply, m, d);
+            buf_truncate(&j->reply, j->reply.len - 1);
+            snprintf(win, sizeof(win), "%d", dm ? dm->limit_window : 3600);
+            j->key1 = xstrdup(addr.data);
+            j->key2 = xstrdup(win);
+            submit(j, out);
         }
     }
     buf_free(&local);
@@ -951,6 +966,223 @@ static void c_sender_list(const struct cmd *c, struct adm_args *a, struct caller
     buf_printf(out, "OK %zu sender addresses\n", n);
 }
 
+/* --- commands: limits, master users, export and import ------------------------------ */
+
+static void c_limit(const struct cmd *c, struct adm_args *a, struct caller *who,
+                    struct srv_conn *conn, struct buf *out)
+{
+    struct buf local, dom;
+    buf_init(&local);
+    buf_init(&dom);
+    if (user_target(a->argv[2], who, &local, &dom, out, 0) == 0) {
+        if (!strcmp(c->name, "limit reset") && who->role == ROLE_READONLY)
+            err(out, "refused", "%s has read-only access", who->actor);
+        else {
+            struct adm_job *j = job_new(c, a, who, conn, adm_run_limit);
+            j->read_only = !strcmp(c->name, "limit show");
+            struct buf addr;
+            buf_init(&addr);
+            buf_printf(&addr, "%s@%s", local.data, dom.data);
+            j->key1 = xstrdup(addr.data);
+            buf_free(&addr);
+            submit(j, out);
+        }
+    }
+    buf_free(&local);
+    buf_free(&dom);
+}
+
+static void c_master_write(const struct cmd *c, struct adm_args *a, struct caller *who,
+                           struct srv_conn *conn, struct buf *out)
+{
+    const char *name = a->argv[2];
+    struct adm_job *j;
+    if (who->role != ROLE_ADMIN) {
+        err(out, "refused", "only an admin may manage master users");
+        return;
+    }
+    if (strlen(name) > 254 || strpbrk(name, " \t\r\n") != NULL) {
+        err(out, "bad-input", "a master user name is 1 to 254 octets without white space");
+        return;
+    }
+    j = job_new(c, a, who, conn, adm_run_master);
+    j->key1 = xstrdup(name);
+    if (!strcmp(c->name, "master add")) {
+        int have_pw = 0;
+        for (int i = 3; i < a->argc; i++) {
+            const char *w = a->argv[i], *why;
+            if (!strncmp(w, "password=", 9)) {
+                if (!hash_ok(w + 9, &why)) {
+                    err(out, "bad-input", "%s", why);
+                    goto fail;
+                }
+                j->set_col[j->nset] = "password"; j->set_cast[j->nset] = "text";
+                j->set_val[j->nset++] = xstrdup(w + 9);
+                have_pw = 1;
+            } else if (!strncmp(w, "domains=", 8)) {
+                /* a comma-separated list of hosted domains the master may open */
+                struct buf lit, one;
+                buf_init(&lit);
+                buf_init(&one);
+                buf_addc(&lit, '{');
+                const char *p = w + 8;
+                while (*p) {
+                    size_t n = strcspn(p, ",");
+                    char tmp[300];
+                    snprintf(tmp, sizeof(tmp), "%.*s", (int)(n < 299 ? n : 299), p);
+                    if (canon_domain(tmp, &one, out) < 0) {
+                        buf_free(&lit);
+                        buf_free(&one);
+                        goto fail;
+                    }
+                    if (lit.len > 1)
+                        buf_addc(&lit, ',');
+                    buf_add(&lit, one.data, one.len);
+                    p += n;
+                    if (*p == ',')
+                        p++;
+                }
+                buf_addc(&lit, '}');
+                j->set_col[j->nset] = "domains"; j->set_cast[j->nset] = "text[]";
+                j->set_val[j->nset++] = xstrdup(lit.data);
+                buf_free(&lit);
+                buf_free(&one);
+            } else {
+                err(out, "usage", "usage: %s", c->usage);
+                goto fail;
+            }
+        }
+        if (!have_pw) {
+            err(out, "usage", "a master user needs password=HASH");
+            goto fail;
+        }
+    }
+    submit(j, out);
+    return;
+fail:
+    adm_job_free(j);
+}
+
+static void c_master_list(const struct cmd *c, struct adm_args *a, struct caller *who,
+                          struct srv_conn *conn, struct buf *out)
+{
+    const struct dir *d = H.dir();
+    const struct dir_master *m;
+    size_t n = 0;
+    char sch[40];
+    (void)c;
+    (void)a;
+    (void)conn;
+    if (who->role == ROLE_DOMAIN) {
+        err(out, "refused", "master users are for admins");
+        return;
+    }
+    if (d == NULL) {
+        err(out, "unavailable", "directory not loaded yet");
+        return;
+    }
+    for (size_t i = 0; (m = htab_next(&d->master_id, &i)) != NULL; n++) {
+        buf_adds(out, "*");
+        adm_field(out, "name", m->name);
+        adm_field(out, "enabled", m->enabled ? "yes" : "no");
+        adm_field(out, "domains", m->domains ? m->domains : "(all)");
+        adm_field(out, "password_scheme", scheme_of(m->password, sch, sizeof(sch)));
+        buf_addc(out, '\n');
+    }
+    buf_printf(out, "OK %zu master users\n", n);
+}
+
+static void c_export(const struct cmd *c, struct adm_args *a, struct caller *who,
+                     struct srv_conn *conn, struct buf *out)
+{
+    struct buf dom;
+    struct adm_job *j;
+    buf_init(&dom);
+    if (a->argc > 2) {
+        if (domain_target(a, who, &dom, out) < 0)
+            goto out;
+    } else if (who->role == ROLE_DOMAIN) {
+        err(out, "refused", "a domain admin exports one domain: export DOMAIN");
+        goto out;
+    }
+    j = job_new(c, a, who, conn, adm_run_export);
+    j->read_only = 1;
+    j->key1 = dom.len ? xstrdup(dom.data) : NULL;
+    submit(j, out);
+out:
+    buf_free(&dom);
+}
+
+/* An import collects its lines on the connection, then runs as one
+ * transaction at "import commit". */
+struct import_session {
+    struct buf text;
+    size_t lines;
+};
+
+#define IMPORT_MAX_OCTETS (512UL * 1024 * 1024)
+
+static void import_free(void *p)
+{
+    struct import_session *s = p;
+    if (s) {
+        buf_free(&s->text);
+        free(s);
+    }
+}
+
+static void c_import(const struct cmd *c, struct adm_args *a, struct caller *who,
+                     struct srv_conn *conn, struct buf *out)
+{
+    struct import_session *s = srv_conn_data(conn);
+    if (who->role != ROLE_ADMIN) {
+        err(out, "refused", "only an admin may import");
+        return;
+    }
+    if (!strcmp(c->name, "import begin")) {
+        s = xcalloc(1, sizeof(*s));
+        buf_init(&s->text);
+        srv_conn_set_data(conn, s, import_free);
+        buf_adds(out, "OK send \"import line JSON\" for each line, then \"import commit [--dry-run]\"\n");
+        return;
+    }
+    if (s == NULL) {
+        err(out, "usage", "no import in progress: import begin first");
+        return;
+    }
+    if (!strcmp(c->name, "import line")) {
+        if (s->text.len + strlen(a->argv[2]) + 1 > IMPORT_MAX_OCTETS) {
+            err(out, "bad-input", "import larger than 512 MiB");
+            return;
+        }
+        buf_adds(&s->text, a->argv[2]);
+        buf_addc(&s->text, '\n');
+        s->lines++;
+        buf_printf(out, "OK %zu\n", s->lines);
+        return;
+    }
+    if (!strcmp(c->name, "import abort")) {
+        srv_conn_set_data(conn, NULL, NULL);
+        buf_adds(out, "OK aborted\n");
+        return;
+    }
+    /* import commit [--dry-run] */
+    int dry = 0;
+    for (int i = 2; i < a->argc; i++) {
+        if (!strcmp(a->argv[i], "--dry-run"))
+            dry = 1;
+        else {
+            err(out, "usage", "usage: %s", c->usage);
+            return;
+        }
+    }
+    struct adm_job *j = job_new(c, a, who, conn, adm_run_import);
+    j->key1 = xstrndup(s->text.data ? s->text.data : "", s->text.len);
+    j->flag = dry;
+    srv_conn_set_data(conn, NULL, NULL);
+    submit(j, out);
+}
+
 /* --- commands: the daemon ------------------------------------------------------------ */
 
 static void c_stats(const struct cmd *c, struct adm_args *a, struct caller *who,
@@ -1012,6 +1244,16 @@ static const struct cmd cmds[] = {
     { "sender add", 2, 2, 1, c_sender_write, "sender add ADDRESS LOGIN", "let LOGIN send as ADDRESS (or @domain)" },
     { "sender remove", 2, 2, 1, c_sender_write, "sender remove ADDRESS LOGIN", "take that right away" },
     { "sender list", 0, 1, 0, c_sender_list, "sender list [LOGIN]", "list extra sender addresses" },
+    { "limit show", 1, 1, 0, c_limit, "limit show ADDRESS", "the account's send counters per window" },
+    { "limit reset", 1, 1, 1, c_limit, "limit reset ADDRESS", "clear the account's send counters" },
+    { "master add", 2, 3, 1, c_master_write, "master add NAME password=HASH [domains=DOMAIN,...]", "add a master user (a gateway that may open mailboxes), optionally for some domains only" },
+    { "master remove", 1, 1, 1, c_master_write, "master remove NAME", "remove a master user" },
+    { "master list", 0, 0, 0, c_master_list, "master list", "list master users" },
+    { "export", 0, 1, 0, c_export, "export [DOMAIN]", "the directory (or one domain) as JSON lines" },
+    { "import begin", 0, 0, 1, c_import, "import begin", "start an import on this connection" },
+    { "import line", 1, 1, 1, c_import, "import line JSON", "one JSON line of the import" },
+    { "import commit", 0, 1, 1, c_import, "import commit [--dry-run]", "run the import as one transaction, or only report what it would change" },
+    { "import abort", 0, 0, 1, c_import, "import abort", "forget the lines sent" },
     { "stats", 0, 0, 0, c_stats, "stats", "lookup counters" },
     { "status", 0, 0, 0, c_status, "status", "directory size, change sequence, database and snapshot state" },
     { "help", 0, 2, 0, c_help, "help [COMMAND]", "list commands, or show one" },

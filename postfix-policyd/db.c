@@ -227,9 +227,9 @@ static int check_schema(struct db *db, struct buf *why)
         return -1;
     int64_t v = PQgetisnull(r, 0, 0) ? 0 : num(r, 0, 0);
     PQclear(r);
-    if (v < 1 || v > MR_SCHEMA_VERSION) {
-        buf_printf(why, "database schema version is %" PRId64 ", this mailrosterd needs %d "
-                   "(apply sql/migrations)", v, MR_SCHEMA_VERSION);
+    if (v < MR_SCHEMA_MIN || v > MR_SCHEMA_VERSION) {
+        buf_printf(why, "database schema version is %" PRId64 ", this mailrosterd works with %d to %d "
+                   "(apply sql/migrations)", v, MR_SCHEMA_MIN, MR_SCHEMA_VERSION);
         return -1;
     }
     return 0;

@@ -16,7 +16,9 @@
 
 #include "dir.h"
 
-#define MR_SCHEMA_VERSION 1
+/* schema versions this daemon works with (sql/migrations) */
+#define MR_SCHEMA_MIN 1
+#define MR_SCHEMA_VERSION 2
 
 enum db_msg_type {
     DBM_FULL,     /* dir: a complete directory */

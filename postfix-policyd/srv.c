@@ -41,6 +41,8 @@ struct srv_conn {
     int eof;                 /* the client is done sending; answer, then close */
     int have_cred;
     struct ucred cred;
+    void *data;
+    void (*data_free)(void *);
 };
 #define conn srv_conn
 
@@ -51,6 +53,8 @@ static void conn_drained_free(struct bufferevent *bev, void *arg);
 
 static void conn_free(struct conn *c)
 {
+    if (c->data_free)
+        c->data_free(c->data);
     bufferevent_free(c->bev);
     c->srv->lim->active--;
     free(c);
@@ -220,6 +224,16 @@ void srv_conn_reply(struct conn *c, const char *data, size_t len)
         conn_read(c->bev, c);
     if (c->eof && !c->suspended && !c->closing && !c->gone)
         conn_close_when_flushed(c);
+}
+
+void *srv_conn_data(const struct conn *c) { return c->data; }
+
+void srv_conn_set_data(struct conn *c, void *data, void (*free_fn)(void *))
+{
+    if (c->data_free)
+        c->data_free(c->data);
+    c->data = data;
+    c->data_free = free_fn;
 }
 
 int srv_conn_peer(const struct conn *c, uid_t *uid, gid_t *gid, pid_t *pid)

@@ -28,6 +28,9 @@ void srv_conn_suspend(struct srv_conn *c);
 /* Send the deferred answer and go on with buffered requests. Safe when the
  * client went away meanwhile (the connection is freed then). */
 void srv_conn_reply(struct srv_conn *c, const char *data, size_t len);
+/* A protocol's own state for one connection, freed with it. */
+void *srv_conn_data(const struct srv_conn *c);
+void srv_conn_set_data(struct srv_conn *c, void *data, void (*free_fn)(void *));
 /* Peer credentials of a unix-socket connection; -1 elsewhere. */
 int srv_conn_peer(const struct srv_conn *c, uid_t *uid, gid_t *gid, pid_t *pid);
 
