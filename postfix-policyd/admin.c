@@ -15,6 +15,7 @@
 #include "admproto.h"
 #include "log.h"
 #include "mem.h"
+#include "pwhash.h"
 #include "srv.h"
 
 extern int (*adm_run_domain_add)(void *, struct adm_job *);
@@ -302,28 +303,10 @@ static const struct opt user_opts[] = {
     { NULL, NULL, NULL, 0, NULL },
 };
 
-/* Schemes Dovecot knows that we accept ready-made. */
+/* A ready hash: its scheme prefix and its form (pwhash.c). */
 static int hash_ok(const char *h, const char **why)
 {
-    static const char *schemes[] = { "{CRYPT}$", "{BLF-CRYPT}$2", "{SHA512-CRYPT}$6$",
-                                     "{SHA256-CRYPT}$5$", "{ARGON2ID}$argon2id$" };
-    size_t len = strlen(h);
-    for (const char *p = h; *p; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
-            *why = "password hash has a space or a non-ASCII character";
-            return 0;
-        }
-    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-        if (!strncmp(h, schemes[i], strlen(schemes[i]))) {
-            if (len < strlen(schemes[i]) + 20 || len > 512) {
-                *why = "password hash is too short or too long for its scheme";
-                return 0;
-            }
-            return 1;
-        }
-    *why = "password must be a hash with a {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} "
-           "or {ARGON2ID} prefix (the mailroster command hashes for you)";
-    return 0;
+    return pw_hash_check(h, why);
 }
 
 /* key=value words from argv[from..] into the job's column list. */

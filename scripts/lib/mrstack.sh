@@ -24,6 +24,7 @@ mrs_admin_sql() { psql -X -q -v ON_ERROR_STOP=1 -At -U mradm -d "$MR_DB" "$@"; }
 mrs_daemon() {
     mkdir -p "$STACK_DIR/mr" && chmod 755 "$STACK_DIR/mr"
     MRS_SMAP=$STACK_DIR/mr/socketmap
+    MRS_ADMIN=$STACK_DIR/mr/admin
     MRS_CONF=$STACK_DIR/mr/mailroster.conf
     MRS_LOG=$STACK_DIR/mr/mailrosterd.log
     cat >"$MRS_CONF" <<CONF
@@ -31,6 +32,8 @@ database = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mrd
 snapshot_file = $STACK_DIR/mr/directory.snapshot
 socketmap_listen = unix:$MRS_SMAP
 socketmap_mode = 0666
+admin_socket = $MRS_ADMIN
+admin_database = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mradm
 CONF
     "$MRD" -f -c "$MRS_CONF" >>"$MRS_LOG" 2>&1 &
     STACK_PIDS+=("$!")
@@ -62,14 +65,22 @@ virtual_gid_maps = static:$MRS_GID
 ${1:-}" || return 1
 }
 
-# mrs_dovecot_user ADDRESS PASSWORD: until the roster auth driver exists,
-# Dovecot learns the account from a passwd-file; its home is the mailbox's
-# maildir as mailrosterd answers it (so Postfix and Dovecot agree).
+# mailroster CLI against this stack's admin socket
+mrs_cli() { MAILROSTER_SOCKET=$MRS_ADMIN "$MRS_CLI" "$@"; }
+MRS_CLI=${MRS_CLI:-$(dirname "$MRD")/mailroster}
+
+# mrs_dovecot_user ADDRESS: until the roster auth driver exists, Dovecot
+# learns the account from a passwd-file holding the hash mailroster stored
+# (the CLI hashed it with libxcrypt; Dovecot's CRYPT scheme verifies it);
+# its home is the mailbox's maildir as mailrosterd answers it, so Postfix
+# and Dovecot agree.
 mrs_dovecot_user() {
-    local addr=$1 pass=$2 maildir hash
+    local addr=$1 maildir hash
     maildir=$(postmap -q "$addr" "socketmap:unix:$MRS_SMAP:mailboxes") || return 1
-    hash=$(doveadm pw -s SHA512-CRYPT -p "$pass") || return 1
-    echo "$addr:${hash#\{SHA512-CRYPT\}}:$MRS_UID:$MRS_GID::$STACK_DIR/vmail/${maildir%/}::" >>"$MRS_PASSWD"
+    hash=$(psql -X -At -d "$MR_DB" -c "SELECT password FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id WHERE m.local_part || '@' || d.name = '$addr'") || return 1
+    [ -n "$hash" ] || { echo "no password stored for $addr" >&2; return 1; }
+    # passwd-file with scheme=CRYPT: the {CRYPT} prefix goes
+    echo "$addr:${hash#\{CRYPT\}}:$MRS_UID:$MRS_GID::$STACK_DIR/vmail/${maildir%/}::" >>"$MRS_PASSWD"
     MRS_HOME=$STACK_DIR/vmail/${maildir%/}
 }
 

@@ -36,12 +36,13 @@ fi
 
 INC="-I$out/include -I$top/lib -I$top/postfix-policyd -I$here"
 SRCS="$top/lib/addr.c $top/lib/buf.c $top/lib/cfg.c $top/lib/codec.c $top/lib/log.c $top/lib/mem.c
+      $top/lib/admproto.c $top/lib/pwhash.c
       $top/postfix-policyd/htab.c $top/postfix-policyd/dir.c $top/postfix-policyd/lookup.c
       $top/postfix-policyd/snap.c $top/postfix-policyd/tcpt.c $top/postfix-policyd/smap.c
       $top/postfix-policyd/conf.c"
-LIBS="-lidn2 -pthread"
+LIBS="-lidn2 -lcrypt -pthread"
 
-targets="tcpt smap snap cfg addr codec"
+targets="tcpt smap snap cfg addr codec admproto"
 
 # the code under test, compiled once with the same instrumentation
 mkdir -p "$out/obj"

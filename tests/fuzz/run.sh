@@ -8,7 +8,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-20}
 out=${2:-$here/out}
-targets="tcpt smap snap cfg addr codec"
+targets="tcpt smap snap cfg addr codec admproto"
 
 max_len() {
     case $1 in

@@ -54,7 +54,7 @@ check "domain enable" "OK updated xn--mnchen-3ya.de" "$(adm 'domain enable münc
 check "an enabled domain is found at once" "xn--mnchen-3ya.de" "$(q_smap domains xn--mnchen-3ya.de)"
 
 # --- users -------------------------------------------------------------------------
-HASH='{SHA512-CRYPT}$6$abcdefgh$0123456789012345678901234567890123456789012345678901234567890123456789012345678901234'
+HASH=$(doveadm pw -s SHA512-CRYPT -p 'fixture password')
 check "user add with a hash" "OK created alice@example.com" "$(adm "user add Alice@Example.com password=$HASH quota=1G services=imap,lmtp" | last)"
 check "visible to lookups as soon as the command returns" "example.com/alice.1/" "$(q_smap mailboxes alice@example.com)"
 check "user add: plaintext password refused" "ERR bad-input" "$(adm 'user add bob@example.com password=secret' | last | cut -d' ' -f1-2)"
@@ -191,7 +191,7 @@ if [ -x "$CLI" ]; then
     check "mailroster user passwd bcrypt" "0" "$rc"
     check "bcrypt with the cost asked for" '{BLF-CRYPT}$2b$05$' "$(sql -c "SELECT left(password, 18) FROM mailroster.mailboxes WHERE local_part = 'dave'")"
     check "mailroster user ensure prints the outcome" "unchanged dave@example.com" "$("$CLI" user ensure dave@example.com </dev/null)"
-    check "mailroster -f tab user list: header + 6 rows" 7 "$("$CLI" -f tab user list example.com | wc -l)"
+    check "mailroster -f tab user list: header + 5 rows" 6 "$("$CLI" -f tab user list example.com | wc -l)"
 else
     notok "the mailroster command was not built ($CLI)"
 fi

@@ -25,7 +25,8 @@ INSERT INTO mailroster.aliases (domain_id, local_part, destinations) SELECT id, 
 SQL
 mrs_admin_sql -c "UPDATE mailroster.mailboxes SET enabled = false WHERE local_part = 'gone'"
 mrs_mail "recipient_delimiter = +" || { notok "Dovecot and Postfix start"; t_summary; exit 1; }
-mrs_dovecot_user alice@example.test secret1 || notok "Dovecot user"
+echo secret1 | mrs_cli user passwd alice@example.test --password-stdin --scheme sha512 >/dev/null || notok "mailroster user passwd"
+mrs_dovecot_user alice@example.test || notok "Dovecot user"
 sleep 0.3
 
 send() { # TO SUBJECT: 250 when queued, else the first 4xx/5xx reply code

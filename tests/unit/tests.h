@@ -10,6 +10,8 @@ Suite *codec_suite(void);
 Suite *cfg_suite(void);
 Suite *dir_suite(void);
 Suite *proto_suite(void);
+Suite *pwhash_suite(void);
+Suite *admproto_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);
