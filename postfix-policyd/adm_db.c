@@ -630,7 +630,7 @@ static int run_user_usage(void *pg, struct adm_job *j)
     PGresult *r;
     (void)pg;
 
-    r = PQexecParams(A_PG, "SELECT (SELECT bytes FROM mailroster.quota_usage WHERE username = $1), "
+    r = A_PG == NULL ? NULL : PQexecParams(A_PG, "SELECT (SELECT bytes FROM mailroster.quota_usage WHERE username = $1), "
                            "(SELECT messages FROM mailroster.quota_usage WHERE username = $1), "
                            "(SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
                            "   FROM mailroster.last_login WHERE username = $1), "
@@ -868,8 +868,12 @@ static void *adm_db_main(void *arg)
         j->next = NULL;
         pthread_mutex_unlock(&w->lock);
 
-        if (ensure_conn(w) < 0)
-            err_reply(j, "unavailable", "database unavailable");
+        if (ensure_conn(w) < 0) {
+            if (j->soft)
+                j->run(NULL, j); /* answers without the database */
+            else
+                err_reply(j, "unavailable", "database unavailable");
+        }
         else {
             j->run(A_PG, j);
             if (!j->ok && strstr(j->cmd, "ensure") && !strncmp(j->reply.data, "ERR exists", 10)) {

@@ -36,6 +36,7 @@ enum role { ROLE_NONE, ROLE_READONLY, ROLE_DOMAIN, ROLE_ADMIN };
 /* Who is asking, decided once per request from the peer's credentials. */
 struct caller {
     enum role role;
+    int reading;            /* the command only looks */
     char domains[1024];     /* for ROLE_DOMAIN: " a.example b.example " */
     char actor[128];
 };
@@ -153,13 +154,19 @@ static void identify(struct srv_conn *conn, struct caller *who)
         const char *colon = memchr(p, ':', n);
         if (colon && listed(NULL, uid, gid, p, (size_t)(colon - p))) {
             size_t dn = n - (size_t)(colon + 1 - p);
-            if (dl + dn + 2 < sizeof(who->domains)) {
-                memcpy(who->domains + dl, colon + 1, dn);
-                dl += dn;
+            struct buf canon;
+            buf_init(&canon);
+            if (addr_domain_canon(colon + 1, dn, &canon) != ADDR_OK)
+                msg_warn("admin_allow_domain: '%.*s' is not a domain name", (int)dn, colon + 1);
+            else if (dl + canon.len + 2 < sizeof(who->domains)) {
+                memcpy(who->domains + dl, canon.data, canon.len);
+                dl += canon.len;
                 who->domains[dl++] = ' ';
                 who->domains[dl] = 0;
                 who->role = ROLE_DOMAIN;
-            }
+            } else
+                msg_warn("admin_allow_domain: too many domains for %s; the rest are ignored", who->actor);
+            buf_free(&canon);
         }
         p += n;
     }
@@ -169,10 +176,25 @@ static void identify(struct srv_conn *conn, struct caller *who)
         who->role = ROLE_READONLY;
 }
 
+/* a reason=TEXT: printable, bounded */
+static int reason_ok(const char *r, struct buf *out)
+{
+    for (const char *p = r; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            err(out, "bad-input", "reason has a control character");
+            return 0;
+        }
+    if (strlen(r) > 500) {
+        err(out, "bad-input", "reason longer than 500 octets");
+        return 0;
+    }
+    return 1;
+}
+
 static int may_domain(const struct caller *who, const char *domain)
 {
     char pat[300];
-    if (who->role == ROLE_ADMIN)
+    if (who->role == ROLE_ADMIN || (who->role == ROLE_READONLY && who->reading))
         return 1;
     if (who->role != ROLE_DOMAIN)
         return 0;
@@ -192,9 +214,19 @@ static int canon_domain(const char *in, struct buf *out, struct buf *reply)
     return 0;
 }
 
-/* "local@domain" into canonical parts; catch_all allows "@domain". */
+/* "local@domain" into canonical parts; catch_all allows "@domain".
+ * Addresses we store as mailboxes or alias sources may not hold the
+ * recipient delimiter; destinations (perhaps remote) may. */
+static int canon_address_d(const char *in, int catch_all, const char *delims, struct buf *local,
+                           struct buf *domain, struct buf *reply);
 static int canon_address(const char *in, int catch_all, struct buf *local, struct buf *domain,
                          struct buf *reply)
+{
+    return canon_address_d(in, catch_all, H.delims, local, domain, reply);
+}
+
+static int canon_address_d(const char *in, int catch_all, const char *delims, struct buf *local,
+                           struct buf *domain, struct buf *reply)
 {
     const char *at = strrchr(in, '@');
     int rc;
@@ -207,7 +239,7 @@ static int canon_address(const char *in, int catch_all, struct buf *local, struc
         buf_addc(local, (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p);
     if (local->len == 0 && catch_all) {
         /* the catch-all */
-    } else if ((rc = addr_local_check(local->data ? local->data : "", local->len, H.delims)) != ADDR_OK) {
+    } else if ((rc = addr_local_check(local->data ? local->data : "", local->len, delims)) != ADDR_OK) {
         err(reply, "bad-input", "%s: %s", in, addr_strerror(rc));
         return -1;
     }
@@ -333,6 +365,11 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
             err(out, "usage", "too many options");
             return -1;
         }
+        for (int k = 0; k < j->nset; k++)
+            if (!strcmp(j->set_col[k], o->col)) {
+                err(out, "usage", "option '%s' given twice", o->key);
+                return -1;
+            }
         char *stored = NULL;
         const char *why = NULL;
         switch (o->type) {
@@ -490,8 +527,13 @@ static void c_domain_write(const struct cmd *c, struct adm_args *a, struct calle
         int en = !strcmp(c->name, "domain enable");
         const char *reason = NULL;
         for (int i = 3; i < a->argc; i++) {
-            if (!strncmp(a->argv[i], "reason=", 7) && !en)
+            if (!strncmp(a->argv[i], "reason=", 7) && !en) {
                 reason = a->argv[i] + 7;
+                if (!reason_ok(reason, out)) {
+                    adm_job_free(j);
+                    goto out;
+                }
+            }
             else {
                 err(out, "usage", "usage: %s", c->usage);
                 adm_job_free(j);
@@ -637,8 +679,11 @@ static void c_user_write(const struct cmd *c, struct adm_args *a, struct caller 
         int en = !strcmp(c->name, "user enable");
         const char *reason = !strcmp(c->name, "user remove") ? "removed" : "disabled by admin";
         for (int i = 3; i < a->argc; i++) {
-            if (!strncmp(a->argv[i], "reason=", 7) && !en)
+            if (!strncmp(a->argv[i], "reason=", 7) && !en) {
                 reason = a->argv[i] + 7;
+                if (!reason_ok(reason, out))
+                    goto fail;
+            }
             else if (!strcmp(a->argv[i], "--purge") && !strcmp(c->name, "user remove"))
                 j->flag = 1;
             else {
@@ -729,6 +774,7 @@ static void c_user_show(const struct cmd *c, struct adm_args *a, struct caller *
             /* the row from memory, then usage and counters from the database */
             struct adm_job *j = job_new(c, a, who, conn, adm_run_user_usage);
             j->read_only = 1;
+            j->soft = 1;
             const struct dir_domain *dm = dir_domain_get(d, dom.data, dom.len);
             char win[32];
             user_row(&j->reply, m, d);
@@ -830,7 +876,7 @@ static void c_alias_write(const struct cmd *c, struct adm_args *a, struct caller
         j->list = xcalloc((size_t)a->argc, sizeof(char *));
         for (int i = 3; i < a->argc; i++) {
             /* a destination: local@domain, or @domain to rewrite the domain */
-            if (canon_address(a->argv[i], 1, &dl, &dd, out) < 0)
+            if (canon_address_d(a->argv[i], 1, NULL, &dl, &dd, out) < 0)
                 goto fail;
             buf_reset(&src);
             buf_printf(&src, "%s@%s", dl.data ? dl.data : "", dd.data);
@@ -902,8 +948,13 @@ static void c_sender_write(const struct cmd *c, struct adm_args *a, struct calle
     buf_init(&l2);
     buf_init(&d2);
     buf_init(&s);
-    if (user_target(a->argv[2], who, &l1, &d1, out, 1) < 0 ||
-        user_target(a->argv[3], who, &l2, &d2, out, 0) < 0)
+    if (canon_address_d(a->argv[2], 1, NULL, &l1, &d1, out) < 0)
+        goto out;
+    if (!may_domain(who, d1.data)) {
+        err(out, "refused", "%s may not manage domain %s", who->actor, d1.data);
+        goto out;
+    }
+    if (user_target(a->argv[3], who, &l2, &d2, out, 0) < 0)
         goto out;
     j = job_new(c, a, who, conn, adm_run_sender);
     buf_printf(&s, "%s@%s", l1.data ? l1.data : "", d1.data);
@@ -1322,6 +1373,7 @@ static void dispatch(struct srv_conn *conn, const char *line, size_t len, struct
         err(out, "usage", "usage: %s", found->usage);
         goto out;
     }
+    who.reading = !found->write;
     if (found->write && who.role == ROLE_READONLY) {
         err(out, "refused", "%s has read-only access", who.actor);
         msg_warn("admin: refused %s for read-only %s", found->name, who.actor);
@@ -1422,4 +1474,9 @@ void adm_tick(void)
 void adm_init(const struct adm_host *host)
 {
     H = *host;
+}
+
+void adm_set_delims(const char *delims)
+{
+    H.delims = delims;
 }

@@ -28,6 +28,8 @@ struct adm_host {
 };
 
 void adm_init(const struct adm_host *host);
+/* The recipient delimiter changed (SIGHUP). */
+void adm_set_delims(const char *delims);
 ssize_t adm_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out);
 /* A job came back from the admin database thread. */
 void adm_job_done(struct adm_job *j);

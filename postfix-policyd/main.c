@@ -483,6 +483,7 @@ static void reload_conf(void)
     /* what can change at run time */
     free(app.conf.recipient_delimiter);
     app.conf.recipient_delimiter = xstrdup(nc.recipient_delimiter);
+    adm_set_delims(app.conf.recipient_delimiter);
     app.conf.snapshot_interval = nc.snapshot_interval;
     app.conf.poll_interval = nc.poll_interval;
     app.conf.max_connections = nc.max_connections;

@@ -69,6 +69,8 @@ case $out in *"services=imap,lmtp"*"quota_bytes=1073741824"*"password_scheme=SHA
 case $out in *'$6$'*) notok "user show prints the hash" ;; *) ok "user show never prints the hash" ;; esac
 check "user set" "OK updated alice@example.com" "$(adm 'user set alice@example.com quota=500M may_send=no' | last)"
 check "user set: bad boolean" "ERR bad-input may_send: 'maybe' is not yes or no" "$(adm 'user set alice@example.com may_send=maybe' | last)"
+check "user set: an option twice" "ERR usage option 'quota' given twice" "$(adm 'user set alice@example.com quota=1G quota=2G' | last)"
+check "user disable: a reason with a control character" "ERR bad-input reason has a control character" "$(adm 'user disable alice@example.com "reason=a\x01b"' | last)"
 check "user set: unknown service" "ERR bad-input" "$(adm 'user set alice@example.com services=imap,ftp' | last | cut -d' ' -f1-2)"
 check "user set unknown user" "ERR not-found no such mailbox" "$(adm 'user set nobody@example.com quota=1G' | last)"
 check "user passwd" "OK updated alice@example.com" "$(adm "user passwd alice@example.com $HASH" | last)"
@@ -87,14 +89,14 @@ case $md in example.com/carol.[0-9]*/) [ "$md" != "example.com/carol.2/" ] && ok
 check "user list example.com" "2" "$(adm 'user list example.com' | grep -c '^\* ')"
 
 # --- aliases and senders ------------------------------------------------------------
-check "alias add multi, remote" "OK created sales@example.com" "$(adm 'alias add sales@example.com alice@example.com Bob@Remote.ORG' | last)"
-check "alias answered" "alice@example.com,bob@remote.org" "$(q_smap aliases sales@example.com)"
+check "alias add multi, remote (a destination may carry an extension)" "OK created sales@example.com" "$(adm 'alias add sales@example.com alice@example.com Bob+Lists@Remote.ORG' | last)"
+check "alias answered" "alice@example.com,bob+lists@remote.org" "$(q_smap aliases sales@example.com)"
 check "catch-all" "OK created @example.com" "$(adm 'alias add @example.com alice@example.com' | last)"
 check "catch-all does not take a real mailbox" "(not found)" "$(q_smap aliases carol@example.com)"
 check "self-reference refused" "ERR bad-input alias x@example.com points to itself" "$(adm 'alias add x@example.com X@example.com' | last)"
 adm 'alias add a1@example.com a2@example.com' >/dev/null
 check "loop refused" "ERR bad-input alias a2@example.com would make a loop through other aliases" "$(adm 'alias add a2@example.com a1@example.com' | last)"
-check "alias ensure same: unchanged" "OK unchanged sales@example.com" "$(adm 'alias ensure sales@example.com alice@example.com bob@remote.org' | last)"
+check "alias ensure same: unchanged" "OK unchanged sales@example.com" "$(adm 'alias ensure sales@example.com alice@example.com bob+lists@remote.org' | last)"
 check "alias ensure other: updated" "OK updated sales@example.com" "$(adm 'alias ensure sales@example.com alice@example.com' | last)"
 check "alias ensure on a mailbox: conflict" "OK conflict alice@example.com is a mailbox, not an alias" "$(adm 'alias ensure alice@example.com bob@remote.org' | last)"
 check "alias remove" "OK removed a1@example.com" "$(adm 'alias remove a1@example.com' | last)"
@@ -119,6 +121,7 @@ check "status answers" "* key=database value=connected" "$(adm 'status' | grep '
 check "a uid in no list is refused" "ERR refused" "$(adm_as daemon 'domain list' | last | cut -d' ' -f1-2)"
 grep -q "admin: refused uid=1(daemon)" "$LOG" && ok "the refusal is logged" || notok "the refusal is logged"
 check "read-only may list" "OK" "$(adm_as mrview 'domain list' | last | cut -d' ' -f1)"
+check "read-only may show a user" "OK 1 mailbox" "$(adm_as mrview 'user show alice@example.com' | last)"
 check "read-only may not write" "ERR refused" "$(adm_as mrview 'domain add ro.example' | last | cut -d' ' -f1-2)"
 check "domain admin adds in its domain" "OK created member@bbs.example" "$(adm_as mrbbs 'user add member@bbs.example' | last)"
 check "domain admin refused elsewhere" "ERR refused" "$(adm_as mrbbs 'user add member@example.com' | last | cut -d' ' -f1-2)"
