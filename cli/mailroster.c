@@ -38,6 +38,7 @@
 enum format { F_TABLE, F_TAB, F_JSON };
 
 static int verbose;
+static int err_exit(const char *code);
 
 static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const char *fmt, ...)
 {
@@ -732,6 +733,91 @@ static void guard_password_words(int n, char **w)
 
 /* --- main ------------------------------------------------------------------------ */
 
+/* import [--dry-run] [FILE]: the lines go as "import line" requests
+ * between "import begin" and "import commit", a batch at a time; the
+ * answers to all but the commit are checked and dropped here. Returns the
+ * number of answers to skip before the commit's. */
+#define IMPORT_BATCH 500
+
+static void import_expect(struct reader *rd, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        char *line = read_line(rd, &len);
+        if (line == NULL)
+            die(EX_TEMPFAIL, "mailrosterd closed the connection during the import");
+        if (!strncmp(line, "ERR ", 4)) {
+            size_t cl = strcspn(line + 4, " ");
+            char code[32];
+            snprintf(code, sizeof(code), "%.*s", (int)(cl < 31 ? cl : 31), line + 4);
+            fputs("mailroster: ", stderr);
+            put_text(stderr, line[4 + cl] ? line + 5 + cl : code);
+            fputc('\n', stderr);
+            exit(err_exit(code));
+        }
+        if (strncmp(line, "OK", 2) != 0)
+            die(EX_SOFTWARE, "unexpected answer from mailrosterd during the import");
+    }
+}
+
+static void send_import(int fd, struct reader *rd, int argc, char **argv)
+{
+    const char *path = "-";
+    int dry = 0;
+    FILE *fp;
+    struct buf req;
+    char *line = NULL;
+    size_t cap = 0, pending = 0, lines = 0;
+    ssize_t n;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dry-run"))
+            dry = 1;
+        else if (path[0] == '-' && path[1] == 0 && (strcmp(argv[i], "-") == 0 || argv[i][0] != '-'))
+            path = argv[i];
+        else
+            die(EX_USAGE, "usage: mailroster import [--dry-run] [FILE]");
+    }
+    fp = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (fp == NULL)
+        die(EX_NOINPUT, "%s: %s", path, strerror(errno));
+    buf_init(&req);
+    buf_adds(&req, "import begin\n");
+    pending = 1;
+    while ((n = getline(&line, &cap, fp)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        lines++;
+        if (n == 0)
+            continue;
+        if (memchr(line, 0, (size_t)n) != NULL)
+            die(EX_DATAERR, "%s: line %zu has a NUL byte", path, lines);
+        buf_adds(&req, "import line ");
+        adm_quote(&req, line);
+        buf_addc(&req, '\n');
+        if (++pending >= IMPORT_BATCH) {
+            if (send_all(fd, req.data, req.len) < 0)
+                die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
+            buf_reset(&req);
+            import_expect(rd, pending);
+            pending = 0;
+        }
+    }
+    if (ferror(fp))
+        die(EX_IOERR, "%s: %s", path, strerror(errno));
+    if (fp != stdin)
+        fclose(fp);
+    free(line);
+    if (send_all(fd, req.data, req.len) < 0)
+        die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
+    import_expect(rd, pending);
+    buf_reset(&req);
+    buf_adds(&req, dry ? "import commit --dry-run\n" : "import commit\n");
+    if (send_all(fd, req.data, req.len) < 0)
+        die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
+    buf_free(&req);
+}
+
 static int err_exit(const char *code)
 {
     static const struct {
@@ -807,6 +893,18 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
+    rd.fd = -1;
+    buf_init(&rd.in);
+    rd.pos = 0;
+    if (!strcmp(argv[0], "import")) {
+        /* a stream of requests, then the commit's answer as usual */
+        fd = admin_connect(sock);
+        rd.fd = fd;
+        send_import(fd, &rd, argc, argv);
+        send_failed = 0;
+        goto answer;
+    }
+
     /* the words to send; the password options stay here */
     words = xcalloc((size_t)argc + 1, sizeof(*words));
     if (argc >= 2 && !strcmp(argv[0], "user") &&
@@ -866,8 +964,7 @@ int main(int argc, char **argv)
 
     /* rows, then OK or ERR */
     rd.fd = fd;
-    buf_init(&rd.in);
-    rd.pos = 0;
+answer:
     adm_args_init(&args);
     for (;;) {
         line = read_line(&rd, &len);
@@ -907,6 +1004,12 @@ int main(int argc, char **argv)
             fputc(')', stderr);
         }
         fputc('\n', stderr);
+    } else if (!strcmp(argv[0], "export")) {
+        /* JSON lines, as they are: what import reads back */
+        for (size_t i = 0; i < rows.n; i++)
+            for (int k = 0; k < rows.v[i].n; k++)
+                if (!strcmp(rows.v[i].kv[2 * k], "json"))
+                    printf("%s\n", rows.v[i].kv[2 * k + 1]);
     } else {
         if (fmt == F_JSON)
             print_json(&rows);
@@ -915,7 +1018,7 @@ int main(int argc, char **argv)
         if (rows.n == 0 && fmt != F_JSON && *ok_text) {
             put_text(stdout, ok_text);
             putchar('\n');
-        } else if (verbose && *ok_text) {
+        } else if ((verbose || !strcmp(argv[0], "import")) && *ok_text) {
             fflush(stdout);
             fputs("mailroster: ", stderr);
             put_text(stderr, ok_text);

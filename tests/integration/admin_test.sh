@@ -195,6 +195,28 @@ if [ -x "$CLI" ]; then
     check "bcrypt with the cost asked for" '{BLF-CRYPT}$2b$05$' "$(sql -c "SELECT left(password, 18) FROM mailroster.mailboxes WHERE local_part = 'dave'")"
     check "mailroster user ensure prints the outcome" "unchanged dave@example.com" "$("$CLI" user ensure dave@example.com </dev/null)"
     check "mailroster -f tab user list: header + 5 rows" 6 "$("$CLI" -f tab user list example.com | wc -l)"
+    # export, then import into another domain: one transaction, dry run first
+    "$CLI" export example.com >"$STACK_DIR/export.jsonl"; rc=$?
+    check "mailroster export example.com: exit 0" 0 "$rc"
+    check "export: one domain line first" '{"kind":"domain","name":"example.com",' "$(head -1 "$STACK_DIR/export.jsonl" | cut -c1-38)"
+    sed 's/example\.com/copy.example/g' "$STACK_DIR/export.jsonl" >"$STACK_DIR/copy.jsonl"
+    seq0=$(sql -c "SELECT max(seq) FROM mailroster.change_log")
+    out=$("$CLI" import --dry-run "$STACK_DIR/copy.jsonl" 2>&1); rc=$?
+    check "import --dry-run: exit 0" 0 "$rc"
+    case $out in *"would be"*"created"*) ok "import --dry-run reports what it would create" ;; *) notok "dry run: $out" ;; esac
+    check "import --dry-run changes nothing" "$seq0" "$(sql -c "SELECT max(seq) FROM mailroster.change_log")"
+    check "after a dry run the domain is still unknown" "(not found)" "$(q_smap domains copy.example)"
+    "$CLI" import "$STACK_DIR/copy.jsonl" >/dev/null 2>&1; rc=$?
+    check "import: exit 0" 0 "$rc"
+    check "imported mailbox answered at once" "copy.example/alice.1/" "$(q_smap mailboxes alice@copy.example)"
+    out=$("$CLI" import "$STACK_DIR/copy.jsonl" 2>&1)
+    case $out in *"0 created, 0 updated"*) ok "importing again changes nothing" ;; *) notok "re-import: $out" ;; esac
+    "$CLI" export copy.example | sed 's/copy\.example/example.com/g' >"$STACK_DIR/back.jsonl"
+    check "export of the copy matches the original" "" "$(diff "$STACK_DIR/export.jsonl" "$STACK_DIR/back.jsonl")"
+    printf '{"kind":"domain","name":"bad.example"}\n{"kind":"nonsense"}\n' >"$STACK_DIR/bad.jsonl"
+    "$CLI" import "$STACK_DIR/bad.jsonl" >/dev/null 2>&1; rc=$?
+    check "a malformed import: exit 65" 65 "$rc"
+    check "a malformed import changes nothing" "(not found)" "$(q_smap domains bad.example)"
 else
     notok "the mailroster command was not built ($CLI)"
 fi
