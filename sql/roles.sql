@@ -110,4 +110,12 @@ TO mailroster_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.quota_usage, mailroster.last_login
 TO mailroster_dovecot_dict;
 
+-- Export and import as JSON lines (migration 0002).  Both are SECURITY
+-- INVOKER: they read and write with the caller's table rights above, and the
+-- triggers keep the change log.  Only the admin role may import.
+GRANT EXECUTE ON FUNCTION mailroster.export_jsonl(text)
+TO mailroster_reader, mailroster_admin;
+GRANT EXECUTE ON FUNCTION mailroster.import_jsonl(text, boolean)
+TO mailroster_admin;
+
 COMMIT;

@@ -16,3 +16,4 @@
 \set ON_ERROR_STOP 1
 
 \ir migrations/0001_initial.sql
+\ir migrations/0002_import_export.sql

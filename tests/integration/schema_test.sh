@@ -224,7 +224,7 @@ if psql_pg -d mr_mig -f "$SQL/migrations/0001_initial.sql" >"$TMP/out" 2>&1; the
 else
     ok "re-applying 0001 is refused"
 fi
-if [ "$(psql_pg -At -d mr_mig -c "SELECT count(*) FROM mailroster.schema_version")" = 1 ] &&
+if [ "$(psql_pg -At -d mr_mig -c "SELECT count(*) FROM mailroster.schema_version")" = "$(ls "$SQL"/migrations/[0-9][0-9][0-9][0-9]_*.sql | wc -l)" ] &&
    dump mr_mig | diff -q - "$TMP/dump_mig.sql" >/dev/null; then
     ok "a failed migration leaves the database unchanged"
 else
@@ -654,13 +654,13 @@ check_privs() {
 }
 check_privs "reader: exactly the specified table privileges" "$(privs mailroster_reader)" \
     "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:rawd sender_addresses:r"
-check_privs "reader: no sequence or function privileges" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|"
+check_privs "reader: no sequence privileges; EXECUTE on export_jsonl only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl"
 check_privs "admin: exactly the specified table privileges" "$(privs mailroster_admin)" \
     "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd sender_addresses:rawd"
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
     "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq sender_addresses_id_seq"
-check_privs "admin: EXECUTE on validators and the lock key only" "$(funcs mailroster_admin)" \
-    "are_addresses are_domain_names directory_lock_key is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash"
+check_privs "admin: EXECUTE on validators, the lock key, export and import only" "$(funcs mailroster_admin)" \
+    "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash"
 check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
     "last_login:rawd quota_usage:rawd"
 check_privs "dovecot_dict: no sequence or function privileges" "$(seqs mailroster_dovecot_dict)|$(funcs mailroster_dovecot_dict)" "|"
