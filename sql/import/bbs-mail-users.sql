@@ -58,6 +58,8 @@
 
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SET LOCAL work_mem = '64MB';   -- hashed lookups over all addresses
+SET LOCAL jit = off;           -- compiling this one big query costs more than it saves
+SET LOCAL enable_nestloop = off;  -- row estimates of the CTEs are poor; never loop over all addresses per address
 SET LOCAL mailroster_import.maildir = :'maildir';
 SET LOCAL mailroster_import.default_pass_scheme = :'default_pass_scheme';
 SET LOCAL mailroster_import.mb_bytes = :'mb_bytes';

@@ -66,7 +66,7 @@ DECLARE
 BEGIN
     IF p_domain IS NOT NULL THEN
         SELECT d.id INTO v_domain_id FROM mailroster.domains d
-         WHERE d.name = translate(p_domain, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz');
+         WHERE d.name = lower(p_domain COLLATE "C");
         IF NOT FOUND THEN
             RAISE EXCEPTION 'no such domain: %', p_domain USING ERRCODE = 'no_data_found';
         END IF;
@@ -143,8 +143,6 @@ CREATE FUNCTION mailroster.import_jsonl(p_lines text, p_dry_run boolean DEFAULT 
     SET search_path = mailroster, pg_temp
 AS $fn$
 DECLARE
-    c_up CONSTANT text := 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-    c_lo CONSTANT text := 'abcdefghijklmnopqrstuvwxyz';
     c_services CONSTANT text[] := '{imap,pop3,submission,lmtp,sieve}';
     c_kinds CONSTANT text[] := '{domain,mailbox,alias,sender,master}';
     -- What each kind's keys are: name, type, nullable, minimum, maximum.
@@ -199,7 +197,6 @@ DECLARE
     v_did   bigint;
     v_mid   bigint;
     v_name  text;
-    v_pw    text;
     v_arr   text[];
     v_dr    mailroster.domains%ROWTYPE;
     v_mr    mailroster.mailboxes%ROWTYPE;
@@ -390,29 +387,29 @@ BEGIN
             ck_what := '{}'; ck_val := '{}'; ck_type := '{}';
             CASE v_k
                 WHEN 'domain' THEN
-                    v_canon := translate(v_obj ->> 'name', c_up, c_lo);
+                    v_canon := lower((v_obj ->> 'name') COLLATE "C");
                     ck_what := ARRAY['name']; ck_val := ARRAY[v_canon]; ck_type := ARRAY['domain'];
                 WHEN 'mailbox' THEN
-                    v_canon := translate(v_obj ->> 'address', c_up, c_lo);
+                    v_canon := lower((v_obj ->> 'address') COLLATE "C");
                     ck_what := ARRAY['address']; ck_val := ARRAY[v_canon]; ck_type := ARRAY['mailbox'];
                 WHEN 'alias' THEN
-                    v_canon := translate(v_obj ->> 'source', c_up, c_lo);
-                    v_arr := ARRAY(SELECT translate(e.v, c_up, c_lo)
+                    v_canon := lower((v_obj ->> 'source') COLLATE "C");
+                    v_arr := ARRAY(SELECT lower(e.v COLLATE "C")
                                      FROM json_array_elements_text(v_obj -> 'destinations') AS e(v));
                     ck_what := ARRAY['source'] || array_fill('destinations'::text, ARRAY[cardinality(v_arr)]);
                     ck_val := ARRAY[v_canon] || v_arr;
                     ck_type := ARRAY['source'] || array_fill('destination'::text, ARRAY[cardinality(v_arr)]);
                 WHEN 'sender' THEN
-                    v_canon := translate(v_obj ->> 'address', c_up, c_lo) || ' '
-                               || translate(v_obj ->> 'login', c_up, c_lo);
+                    v_canon := lower((v_obj ->> 'address') COLLATE "C") || ' '
+                               || lower((v_obj ->> 'login') COLLATE "C");
                     ck_what := ARRAY['address', 'login'];
-                    ck_val := ARRAY[translate(v_obj ->> 'address', c_up, c_lo),
-                                    translate(v_obj ->> 'login', c_up, c_lo)];
+                    ck_val := ARRAY[lower((v_obj ->> 'address') COLLATE "C"),
+                                    lower((v_obj ->> 'login') COLLATE "C")];
                     ck_type := ARRAY['sender', 'mailbox'];
                 ELSE -- master
                     v_canon := v_obj ->> 'name';
                     IF json_typeof(v_obj -> 'domains') = 'array' THEN
-                        v_arr := ARRAY(SELECT translate(e.v, c_up, c_lo)
+                        v_arr := ARRAY(SELECT lower(e.v COLLATE "C")
                                          FROM json_array_elements_text(v_obj -> 'domains') AS e(v));
                         ck_what := array_fill('domains'::text, ARRAY[cardinality(v_arr)]);
                         ck_val := v_arr;
@@ -639,7 +636,7 @@ BEGIN
                         v_cur_line, to_json(v_dom), to_json(v_canon)
                         USING ERRCODE = 'foreign_key_violation';
                 END IF;
-                v_arr := ARRAY(SELECT translate(e.v, c_up, c_lo)
+                v_arr := ARRAY(SELECT lower(e.v COLLATE "C")
                                  FROM json_array_elements_text(v_obj -> 'destinations') AS e(v));
                 SELECT * INTO v_ar FROM mailroster.aliases a WHERE a.domain_id = v_did AND a.local_part = v_lp;
                 IF NOT FOUND THEN
@@ -655,7 +652,7 @@ BEGIN
                 END IF;
 
             ELSIF x_kind[v_i] = 'sender' THEN
-                v_name := translate(v_obj ->> 'login', c_up, c_lo);
+                v_name := lower((v_obj ->> 'login') COLLATE "C");
                 v_at := length(v_name) - strpos(reverse(v_name), '@') + 1;
                 SELECT m.id INTO v_mid
                   FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
@@ -664,7 +661,7 @@ BEGIN
                     RAISE EXCEPTION 'line %: sender: the login % is not a mailbox', v_cur_line, to_json(v_name)
                         USING ERRCODE = 'foreign_key_violation';
                 END IF;
-                v_name := translate(v_obj ->> 'address', c_up, c_lo);
+                v_name := lower((v_obj ->> 'address') COLLATE "C");
                 PERFORM 1 FROM mailroster.sender_addresses s WHERE s.address = v_name AND s.mailbox_id = v_mid;
                 IF NOT FOUND THEN
                     INSERT INTO mailroster.sender_addresses (mailbox_id, address) VALUES (v_mid, v_name);
@@ -673,7 +670,7 @@ BEGIN
 
             ELSE -- master
                 IF json_typeof(v_obj -> 'domains') = 'array' THEN
-                    v_arr := ARRAY(SELECT translate(e.v, c_up, c_lo)
+                    v_arr := ARRAY(SELECT lower(e.v COLLATE "C")
                                      FROM json_array_elements_text(v_obj -> 'domains') AS e(v));
                 ELSE
                     v_arr := NULL;
