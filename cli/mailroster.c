@@ -813,6 +813,10 @@ static void send_import(int fd, struct reader *rd, int argc, char **argv)
     import_expect(rd, pending);
     buf_reset(&req);
     buf_adds(&req, dry ? "import commit --dry-run\n" : "import commit\n");
+    /* one transaction over the whole file: give it an hour, not 30 s */
+    struct timeval tv = { 3600, 0 };
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        die(EX_OSERR, "cannot set the socket timeout: %s", strerror(errno));
     if (send_all(fd, req.data, req.len) < 0)
         die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
     buf_free(&req);

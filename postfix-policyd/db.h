@@ -33,6 +33,7 @@ struct db_msg {
     struct dir *dir;
     struct dir_change *changes;
     size_t n;
+    size_t done;                /* changes applied so far (event loop) */
     uint64_t max_seq;
     char *text;
     struct db_msg *next;

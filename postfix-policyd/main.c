@@ -346,7 +346,13 @@ static void startup_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- messages from the database thread ---------------------------------- */
 
-static void handle_msg(struct db_msg *m)
+/* Changes are applied this many at a time, with the loop's other events
+ * (lookups) served in between: a large import never stalls a lookup for
+ * the whole batch. */
+#define APPLY_SLICE 1000
+
+/* 1 when the message is done with, 0 when it has more to apply */
+static int handle_msg(struct db_msg *m)
 {
     switch (m->type) {
     case DBM_FULL:
@@ -365,12 +371,14 @@ static void handle_msg(struct db_msg *m)
     case DBM_CHANGES:
         if (app.dir == NULL)
             break; /* cannot happen: changes follow a load */
-        for (size_t i = 0; i < m->n; i++) {
-            if (dir_apply(app.dir, &m->changes[i]))
+        for (size_t stop = m->done + APPLY_SLICE; m->done < m->n && m->done < stop; m->done++) {
+            if (dir_apply(app.dir, &m->changes[m->done]))
                 app.changes_applied++;
             else
                 app.changes_duplicate++;
         }
+        if (m->done < m->n)
+            return 0;
         if (m->max_seq > app.dir->seq)
             app.dir->seq = m->max_seq;
         msg_debug("applied changes up to %" PRIu64, app.dir->seq);
@@ -403,6 +411,7 @@ static void handle_msg(struct db_msg *m)
         msg_fatal("database is not usable: %s", text);
     }
     }
+    return 1;
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -433,15 +442,18 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     for (;;) {
         pthread_mutex_lock(&app.qlock);
         struct db_msg *m = app.qhead;
-        if (m) {
-            app.qhead = m->next;
-            if (app.qhead == NULL)
-                app.qtail = NULL;
-        }
         pthread_mutex_unlock(&app.qlock);
         if (m == NULL)
             break;
-        handle_msg(m);
+        if (!handle_msg(m)) {
+            wake_loop(); /* the rest after the events waiting now */
+            break;
+        }
+        pthread_mutex_lock(&app.qlock);
+        app.qhead = m->next;
+        if (app.qhead == NULL)
+            app.qtail = NULL;
+        pthread_mutex_unlock(&app.qlock);
         db_msg_free(m);
         if (atomic_load(&app.snap_busy))
             break; /* a full load started a write; the rest waits for it */

@@ -205,16 +205,20 @@ static void srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sock
 
 void srv_conn_suspend(struct conn *c)
 {
+    /* a long write (a large import) is not an idle client */
     c->suspended = 1;
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
 }
 
 void srv_conn_reply(struct conn *c, const char *data, size_t len)
 {
+    struct timeval idle = { c->srv->lim->idle_timeout, 0 };
     c->suspended = 0;
     if (c->gone) {
         conn_free(c);
         return;
     }
+    bufferevent_set_timeouts(c->bev, &idle, &idle);
     if (len)
         bufferevent_write(c->bev, data, len);
     if (c->closing)
