@@ -340,7 +340,11 @@ static void startup_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    if (app.dir == NULL)
+    if (app.dir == NULL && app.db_up)
+        /* connected and loading: the load is newer than any snapshot, and
+         * reading both would hold two directories at once */
+        msg_info("still loading the directory from PostgreSQL after startup_timeout; waiting for it");
+    else if (app.dir == NULL)
         start_from_snapshot("no answer within startup_timeout");
 }
 

@@ -28,7 +28,9 @@ static void put_str(struct buf *out, const char *s)
     hexq_encode(out, s, strlen(s));
 }
 
-void snap_format(const struct dir *d, struct buf *out)
+/* Write the directory to out; with flush, hand out over whenever it holds
+ * a megabyte, so a million records never sit in memory twice. */
+static int snap_emit(const struct dir *d, struct buf *out, int (*flush)(void *, struct buf *), void *arg)
 {
     size_t n = 0, i;
     const void *rec;
@@ -42,6 +44,8 @@ void snap_format(const struct dir *d, struct buf *out)
         put_str(out, r->name);
         put_str(out, r->disabled_reason);
         buf_addc(out, '\n');
+        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+            return -1;
     }
     for (i = 0; (rec = htab_next(&d->mbox_id, &i)) != NULL; n++) {
         const struct dir_mailbox *r = rec;
@@ -56,6 +60,8 @@ void snap_format(const struct dir *d, struct buf *out)
         put_str(out, r->maildir);
         put_str(out, r->disabled_reason);
         buf_addc(out, '\n');
+        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+            return -1;
     }
     for (i = 0; (rec = htab_next(&d->alias_id, &i)) != NULL; n++) {
         const struct dir_alias *r = rec;
@@ -63,12 +69,16 @@ void snap_format(const struct dir *d, struct buf *out)
         put_str(out, r->source);
         put_str(out, r->destinations);
         buf_addc(out, '\n');
+        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+            return -1;
     }
     for (i = 0; (rec = htab_next(&d->sender_id, &i)) != NULL; n++) {
         const struct dir_sender *r = rec;
         buf_printf(out, "S %" PRIu64 " %" PRIu64, r->id, r->mailbox_id);
         put_str(out, r->address);
         buf_addc(out, '\n');
+        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+            return -1;
     }
     for (i = 0; (rec = htab_next(&d->master_id, &i)) != NULL; n++) {
         const struct dir_master *r = rec;
@@ -77,8 +87,16 @@ void snap_format(const struct dir *d, struct buf *out)
         put_str(out, r->password);
         put_str(out, r->domains);
         buf_addc(out, '\n');
+        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+            return -1;
     }
     buf_printf(out, "end %zu\n", n);
+    return flush ? flush(arg, out) : 0;
+}
+
+void snap_format(const struct dir *d, struct buf *out)
+{
+    snap_emit(d, out, NULL, NULL);
 }
 
 /* A line split into fields; strings decoded into one arena. */
@@ -172,25 +190,33 @@ static int get_str(const struct fields *fs, size_t k, struct buf *store, const c
     do { if (get_str(&fs, k, &s[slot], &dst, req) < 0) goto bad; } while (0)
 #define FLAG(k, dst) I(k, 0, 1, dst)
 
-struct dir *snap_parse(const char *text, size_t len, struct buf *err)
+/* Where lines come from: 1 with a line (without its newline), 0 at the
+ * end, -1 for a last line that has no newline. The file is read a line at
+ * a time, so a start from a large snapshot never holds the file and the
+ * directory in memory together. */
+typedef int (*snap_next_fn)(void *arg, const char **line, size_t *len);
+
+static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *err)
 {
     struct dir *d = dir_new();
     struct buf s[6];
     struct fields fs;
-    size_t pos = 0, lineno = 0, count = 0;
+    size_t lineno = 0, count = 0;
     int ended = 0;
 
     for (int i = 0; i < 6; i++)
         buf_init(&s[i]);
     buf_reset(err);
-    while (pos < len) {
-        const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
-        if (nl == NULL) {
+    for (;;) {
+        const char *line;
+        size_t llen;
+        int more = next(arg, &line, &llen);
+        if (more == 0)
+            break;
+        if (more < 0) {
             buf_printf(err, "line %zu: no newline at end of file", lineno + 1);
             goto fail;
         }
-        size_t llen = (size_t)(nl - line);
-        pos += llen + 1;
         lineno++;
         if (ended || split(line, llen, &fs) < 0 || fs.n == 0)
             goto bad;
@@ -322,16 +348,81 @@ fail:
     return NULL;
 }
 
+struct mem_src {
+    const char *text;
+    size_t len, pos;
+};
+
+static int mem_next(void *arg, const char **line, size_t *len)
+{
+    struct mem_src *m = arg;
+    if (m->pos >= m->len)
+        return 0;
+    const char *start = m->text + m->pos, *nl = memchr(start, '\n', m->len - m->pos);
+    if (nl == NULL)
+        return -1;
+    *line = start;
+    *len = (size_t)(nl - start);
+    m->pos += *len + 1;
+    return 1;
+}
+
+struct dir *snap_parse(const char *text, size_t len, struct buf *err)
+{
+    struct mem_src m = { text, len, 0 };
+    return snap_parse_lines(mem_next, &m, err);
+}
+
+struct file_src {
+    FILE *fp;
+    char *line;
+    size_t cap;
+};
+
+static int file_next(void *arg, const char **line, size_t *len)
+{
+    struct file_src *f = arg;
+    ssize_t n = getline(&f->line, &f->cap, f->fp);
+    if (n <= 0)
+        return 0;
+    if (f->line[n - 1] != '\n')
+        return -1;
+    *line = f->line;
+    *len = (size_t)n - 1;
+    return 1;
+}
+
+struct fd_sink {
+    int fd;
+    int error;                  /* errno of a failed write */
+};
+
+static int fd_flush(void *arg, struct buf *out)
+{
+    struct fd_sink *k = arg;
+    size_t off = 0;
+    while (off < out->len) {
+        ssize_t n = write(k->fd, out->data + off, out->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            k->error = n < 0 ? errno : EIO;
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    buf_reset(out);
+    return 0;
+}
+
 int snap_write(const struct dir *d, const char *path, struct buf *err)
 {
     struct buf text, tmp;
     int fd = -1, rc = -1;
-    size_t off = 0;
 
     buf_init(&text);
     buf_init(&tmp);
     buf_reset(err);
-    snap_format(d, &text);
     buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
     /* never follow or reuse what someone else left at the temporary name */
     unlink(tmp.data);
@@ -341,15 +432,12 @@ int snap_write(const struct dir *d, const char *path, struct buf *err)
         goto out;
     }
     fchmod(fd, 0600);
-    while (off < text.len) {
-        ssize_t n = write(fd, text.data + off, text.len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            buf_printf(err, "write %s: %s", tmp.data, strerror(errno));
+    {
+        struct fd_sink sink = { fd, 0 };
+        if (snap_emit(d, &text, fd_flush, &sink) < 0) {
+            buf_printf(err, "write %s: %s", tmp.data, strerror(sink.error));
             goto out;
         }
-        off += (size_t)n;
     }
     if (fsync(fd) < 0) {
         buf_printf(err, "fsync %s: %s", tmp.data, strerror(errno));
@@ -390,30 +478,27 @@ out:
 
 struct dir *snap_read(const char *path, struct buf *err)
 {
-    FILE *fp = fopen(path, "re");
-    struct buf text;
-    char chunk[65536];
-    size_t n;
+    struct file_src f = { NULL, NULL, 0 };
     struct dir *d;
 
     buf_reset(err);
-    if (fp == NULL) {
+    f.fp = fopen(path, "re");
+    if (f.fp == NULL) {
         buf_printf(err, "open %s: %s", path, strerror(errno));
         return NULL;
     }
-    buf_init(&text);
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        buf_add(&text, chunk, n);
-    fclose(fp);
-    d = snap_parse(text.data ? text.data : "", text.len, err);
-    if (d == NULL) {
+    d = snap_parse_lines(file_next, &f, err);
+    if (d == NULL || ferror(f.fp)) {
         struct buf why;
         buf_init(&why);
-        buf_printf(&why, "%s: %s", path, err->data);
+        buf_printf(&why, "%s: %s", path, ferror(f.fp) ? strerror(errno) : err->data);
         buf_reset(err);
         buf_add(err, why.data, why.len);
         buf_free(&why);
+        dir_free(d);
+        d = NULL;
     }
-    buf_free(&text);
+    free(f.line);
+    fclose(f.fp);
     return d;
 }
