@@ -172,6 +172,26 @@ static int finish(struct adm_job *j, const char *object, const char *word, const
     return 0;
 }
 
+/* A write that must touch a row, then the commit: "OK word object".
+ * Nothing matched: rolled back, "ERR not-found missing". */
+static void write_one(struct adm_job *j, const char *sql, int n, const char *const *p,
+                      const char *missing, const char *object, const char *word)
+{
+    PGresult *r = q(j, sql, n, p);
+    if (r == NULL) {
+        rollback();
+        return;
+    }
+    int rows = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (rows == 0) {
+        rollback();
+        err_reply(j, "not-found", missing);
+        return;
+    }
+    finish(j, object, word, object);
+}
+
 /* Append ", col = $n::cast" for each prepared value, from $first. */
 static void set_list(struct adm_job *j, struct buf *sql, int first, const char *sep)
 {
@@ -258,7 +278,6 @@ static int run_domain_update(void *pg, struct adm_job *j)
 {
     struct buf sql;
     const char *p[32] = { j->key1 };
-    PGresult *r;
     (void)pg;
 
     buf_init(&sql);
@@ -268,19 +287,7 @@ static int run_domain_update(void *pg, struct adm_job *j)
     buf_adds(&sql, " WHERE name = $1");
     if (cmd(j, "BEGIN") < 0)
         goto out;
-    if ((r = q(j, sql.data, 1 + j->nset, p)) == NULL)
-        goto fail;
-    int n = atoi(PQcmdTuples(r));
-    PQclear(r);
-    if (n == 0) {
-        rollback();
-        err_reply(j, "not-found", "no such domain");
-        goto out;
-    }
-    finish(j, j->key1, "updated", j->key1);
-    goto out;
-fail:
-    rollback();
+    write_one(j, sql.data, 1 + j->nset, p, "no such domain", j->key1, "updated");
 out:
     buf_free(&sql);
     return 0;
@@ -424,16 +431,7 @@ static int run_user_add(void *pg, struct adm_job *j)
     for (int i = 0; i < j->nset; i++)
         buf_printf(&sql, ", $%d::%s", i + 3, j->set_cast[i]);
     buf_adds(&sql, " FROM mailroster.domains d WHERE d.name = $1");
-    if ((r = q(j, sql.data, 2 + j->nset, p)) == NULL)
-        goto fail;
-    int n = atoi(PQcmdTuples(r));
-    PQclear(r);
-    if (n == 0) {
-        rollback();
-        err_reply(j, "not-found", "no such domain");
-        goto out;
-    }
-    finish(j, addr.data, "created", addr.data);
+    write_one(j, sql.data, 2 + j->nset, p, "no such domain", addr.data, "created");
     goto out;
 fail:
     rollback();
@@ -448,7 +446,6 @@ static int run_user_update(void *pg, struct adm_job *j)
 {
     struct buf sql, addr;
     const char *p[32] = { j->key1, j->key2 };
-    PGresult *r;
     (void)pg;
 
     buf_init(&sql);
@@ -465,19 +462,8 @@ static int run_user_update(void *pg, struct adm_job *j)
     }
     if (cmd(j, "BEGIN") < 0)
         goto out;
-    if ((r = q(j, sql.data, 2 + (j->flag ? 0 : j->nset), p)) == NULL)
-        goto fail;
-    int n = atoi(PQcmdTuples(r));
-    PQclear(r);
-    if (n == 0) {
-        rollback();
-        err_reply(j, "not-found", "no such mailbox");
-        goto out;
-    }
-    finish(j, addr.data, j->flag ? "purged" : "updated", addr.data);
-    goto out;
-fail:
-    rollback();
+    write_one(j, sql.data, 2 + (j->flag ? 0 : j->nset), p, "no such mailbox", addr.data,
+              j->flag ? "purged" : "updated");
 out:
     buf_free(&sql);
     buf_free(&addr);
@@ -516,18 +502,8 @@ static int run_alias(void *pg, struct adm_job *j)
     if (cmd(j, "BEGIN") < 0)
         goto out;
     if (!strcmp(j->cmd, "alias remove")) {
-        r = q(j, "DELETE FROM mailroster.aliases a USING mailroster.domains d WHERE d.id = a.domain_id "
-                 "AND d.name = $1 AND a.local_part = $2", 2, p);
-        if (r == NULL)
-            goto fail;
-        int n = atoi(PQcmdTuples(r));
-        PQclear(r);
-        if (n == 0) {
-            rollback();
-            err_reply(j, "not-found", "no such alias");
-            goto out;
-        }
-        finish(j, src.data, "removed", src.data);
+        write_one(j, "DELETE FROM mailroster.aliases a USING mailroster.domains d WHERE d.id = a.domain_id "
+                     "AND d.name = $1 AND a.local_part = $2", 2, p, "no such alias", src.data, "removed");
         goto out;
     }
     if (!strcmp(j->cmd, "alias ensure")) {
@@ -566,18 +542,9 @@ static int run_alias(void *pg, struct adm_job *j)
             goto out;
         }
     }
-    r = q(j, "INSERT INTO mailroster.aliases (domain_id, local_part, destinations) "
-             "SELECT d.id, $2, $3::text[] FROM mailroster.domains d WHERE d.name = $1", 3, p);
-    if (r == NULL)
-        goto fail;
-    int n = atoi(PQcmdTuples(r));
-    PQclear(r);
-    if (n == 0) {
-        rollback();
-        err_reply(j, "not-found", "no such domain");
-        goto out;
-    }
-    finish(j, src.data, "created", src.data);
+    write_one(j, "INSERT INTO mailroster.aliases (domain_id, local_part, destinations) "
+                 "SELECT d.id, $2, $3::text[] FROM mailroster.domains d WHERE d.name = $1", 3, p,
+              "no such domain", src.data, "created");
     goto out;
 fail:
     rollback();
@@ -700,7 +667,6 @@ static int run_master(void *pg, struct adm_job *j)
 {
     struct buf sql;
     const char *p[32] = { j->key1 };
-    PGresult *r;
     (void)pg;
 
     buf_init(&sql);
@@ -718,18 +684,8 @@ static int run_master(void *pg, struct adm_job *j)
     }
     if (cmd(j, "BEGIN") < 0)
         goto out;
-    if ((r = q(j, sql.data, 1 + j->nset, p)) == NULL) {
-        rollback();
-        goto out;
-    }
-    int n = atoi(PQcmdTuples(r));
-    PQclear(r);
-    if (n == 0) {
-        rollback();
-        err_reply(j, "not-found", "no such master user");
-        goto out;
-    }
-    finish(j, j->key1, strcmp(j->cmd, "master remove") ? "created" : "removed", j->key1);
+    write_one(j, sql.data, 1 + j->nset, p, "no such master user", j->key1,
+              strcmp(j->cmd, "master remove") ? "created" : "removed");
 out:
     buf_free(&sql);
     return 0;
