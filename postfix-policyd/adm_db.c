@@ -559,11 +559,26 @@ static int run_sender(void *pg, struct adm_job *j)
 {
     const char *p[2] = { j->key1, j->key2 };
     PGresult *r;
-    int add = !strcmp(j->cmd, "sender add");
+    int add = strcmp(j->cmd, "sender remove") != 0;
     (void)pg;
 
     if (cmd(j, "BEGIN") < 0)
         return 0;
+    if (!strcmp(j->cmd, "sender ensure")) {
+        r = q(j, "SELECT 1 FROM mailroster.sender_addresses s JOIN mailroster.mailboxes m ON m.id = s.mailbox_id "
+                 "JOIN mailroster.domains d ON d.id = m.domain_id "
+                 "WHERE s.address = $1 AND m.local_part || '@' || d.name = $2", 2, p);
+        if (r == NULL)
+            goto fail;
+        int exists = PQntuples(r) > 0;
+        PQclear(r);
+        if (exists) {
+            rollback();
+            buf_printf(&j->reply, "OK unchanged %s\n", j->key1);
+            j->ok = 1;
+            return 0;
+        }
+    }
     if (add)
         r = q(j, "INSERT INTO mailroster.sender_addresses (mailbox_id, address) SELECT m.id, $1 "
                  "FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id "
@@ -671,6 +686,36 @@ static int run_master(void *pg, struct adm_job *j)
 
     buf_init(&sql);
     params_from(j, p, 1);
+    if (cmd(j, "BEGIN") < 0)
+        goto out;
+    if (!strcmp(j->cmd, "master ensure")) {
+        /* an existing master keeps its password; its domains follow the request */
+        const char *dom = NULL;
+        for (int i = 0; i < j->nset; i++)
+            if (!strcmp(j->set_col[i], "domains"))
+                dom = j->set_val[i];
+        const char *pp[2] = { j->key1, dom };
+        PGresult *r = q(j, "SELECT domains IS NOT DISTINCT FROM $2::text[] FROM mailroster.master_users "
+                           "WHERE name = $1 FOR UPDATE", 2, pp);
+        if (r == NULL) {
+            rollback();
+            goto out;
+        }
+        if (PQntuples(r) > 0) {
+            int same = PQgetvalue(r, 0, 0)[0] == 't';
+            PQclear(r);
+            if (same) {
+                rollback();
+                buf_printf(&j->reply, "OK unchanged %s\n", j->key1);
+                j->ok = 1;
+                goto out;
+            }
+            write_one(j, "UPDATE mailroster.master_users SET domains = $2::text[] WHERE name = $1", 2, pp,
+                      "no such master user", j->key1, "updated");
+            goto out;
+        }
+        PQclear(r);
+    }
     if (!strcmp(j->cmd, "master remove"))
         buf_adds(&sql, "DELETE FROM mailroster.master_users WHERE name = $1");
     else {
@@ -682,8 +727,6 @@ static int run_master(void *pg, struct adm_job *j)
             buf_printf(&sql, ", $%d::%s", i + 2, j->set_cast[i]);
         buf_adds(&sql, ")");
     }
-    if (cmd(j, "BEGIN") < 0)
-        goto out;
     write_one(j, sql.data, 1 + j->nset, p, "no such master user", j->key1,
               strcmp(j->cmd, "master remove") ? "created" : "removed");
 out:

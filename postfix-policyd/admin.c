@@ -1041,7 +1041,7 @@ static void c_master_write(const struct cmd *c, struct adm_args *a, struct calle
     }
     j = job_new(c, a, who, conn, adm_run_master);
     j->key1 = xstrdup(name);
-    if (!strcmp(c->name, "master add")) {
+    if (strcmp(c->name, "master remove") != 0) {
         int have_pw = 0;
         for (int i = 3; i < a->argc; i++) {
             const char *w = a->argv[i], *why;
@@ -1276,11 +1276,13 @@ static const struct cmd cmds[] = {
     { "alias remove", 1, 1, 1, c_alias_write, "alias remove SOURCE", "remove an alias" },
     { "alias list", 0, 1, 0, c_alias_list, "alias list [DOMAIN]", "list aliases" },
     { "sender add", 2, 2, 1, c_sender_write, "sender add ADDRESS LOGIN", "let LOGIN send as ADDRESS (or @domain)" },
+    { "sender ensure", 2, 2, 1, c_sender_write, "sender ensure ADDRESS LOGIN", "let LOGIN send as ADDRESS unless it may already; answers created or unchanged" },
     { "sender remove", 2, 2, 1, c_sender_write, "sender remove ADDRESS LOGIN", "take that right away" },
     { "sender list", 0, 1, 0, c_sender_list, "sender list [LOGIN]", "list extra sender addresses" },
     { "limit show", 1, 1, 0, c_limit, "limit show ADDRESS", "the account's send counters per window" },
     { "limit reset", 1, 1, 1, c_limit, "limit reset ADDRESS", "clear the account's send counters" },
     { "master add", 2, 3, 1, c_master_write, "master add NAME password=HASH [domains=DOMAIN,...]", "add a master user (a gateway that may open mailboxes), optionally for some domains only" },
+    { "master ensure", 2, 3, 1, c_master_write, "master ensure NAME password=HASH [domains=DOMAIN,...]", "add a master user, or bring its domains in line (an existing password is kept); answers created, updated or unchanged" },
     { "master remove", 1, 1, 1, c_master_write, "master remove NAME", "remove a master user" },
     { "master list", 0, 0, 0, c_master_list, "master list", "list master users" },
     { "export", 0, 1, 0, c_export, "export [DOMAIN]", "the directory (or one domain) as JSON lines" },

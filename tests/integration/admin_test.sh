@@ -104,6 +104,14 @@ check "alias remove unknown" "ERR not-found no such alias" "$(adm 'alias remove 
 check "sender add" "OK created boss@example.com" "$(adm 'sender add boss@example.com alice@example.com' | last)"
 check "sender answered" "alice@example.com" "$(q_smap senders boss@example.com)"
 check "sender add for an unknown login" "ERR not-found no such mailbox" "$(adm 'sender add boss@example.com nobody@example.com' | last)"
+check "sender ensure existing: unchanged" "OK unchanged boss@example.com" "$(adm 'sender ensure boss@example.com alice@example.com' | last)"
+MHASH=$(doveadm pw -s SHA512-CRYPT -p 'gateway secret')
+check "master add" "OK created gateway" "$(adm "master add gateway password=$MHASH domains=example.com" | last)"
+check "master ensure same: unchanged" "OK unchanged gateway" "$(adm "master ensure gateway password=$MHASH domains=example.com" | last)"
+check "master ensure other domains: updated" "OK updated gateway" "$(adm "master ensure gateway password=$MHASH domains=example.com,münchen.de" | last)"
+check "master list shows the domains as A-labels" "domains=example.com,xn--mnchen-3ya.de" "$(adm 'master list' | grep -o 'domains=[^ ]*')"
+check "master add without a password" "ERR usage a master user needs password=HASH" "$(adm 'master add other domains=example.com' | last)"
+check "master remove" "OK removed gateway" "$(adm 'master remove gateway' | last)"
 check "sender remove" "OK removed boss@example.com" "$(adm 'sender remove boss@example.com alice@example.com' | last)"
 
 # --- protocol ------------------------------------------------------------------------
