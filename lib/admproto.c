@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "admproto.h"
+#include "codec.h"
 
 void adm_args_init(struct adm_args *a)
 {
@@ -15,17 +16,6 @@ void adm_args_free(struct adm_args *a)
 {
     buf_free(&a->store);
     a->argc = 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int adm_split(struct adm_args *a, const char *line, size_t len, const char **why)
@@ -78,8 +68,8 @@ int adm_split(struct adm_args *a, const char *line, size_t len, const char **why
                 case 't': buf_addc(&a->store, '\t'); break;
                 case 'r': buf_addc(&a->store, '\r'); break;
                 case 'x': {
-                    int hi = i < len ? hexval(line[i]) : -1;
-                    int lo = i + 1 < len ? hexval(line[i + 1]) : -1;
+                    int hi = i < len ? hex_digit((unsigned char)line[i]) : -1;
+                    int lo = i + 1 < len ? hex_digit((unsigned char)line[i + 1]) : -1;
                     if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                         *why = "bad \\x escape";
                         return -1;

@@ -21,7 +21,7 @@ void hexq_encode(struct buf *out, const char *raw, size_t len)
     }
 }
 
-static int hexval(unsigned char c)
+int hex_digit(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -42,8 +42,8 @@ int hexq_decode(struct buf *out, const char *in, size_t len)
         }
         if (len - i < 3)
             return -1;
-        int hi = hexval((unsigned char)in[i + 1]);
-        int lo = hexval((unsigned char)in[i + 2]);
+        int hi = hex_digit((unsigned char)in[i + 1]);
+        int lo = hex_digit((unsigned char)in[i + 2]);
         if (hi < 0 || lo < 0)
             return -1;
         buf_addc(out, (char)(hi << 4 | lo));

@@ -7,6 +7,9 @@
 
 #include "buf.h"
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int hex_digit(unsigned char c);
+
 /* Append raw[0..len) to out, replacing '%', whitespace and non-printing
  * bytes (anything outside 0x21..0x7e) with %XX, as Postfix's hex_quote. */
 void hexq_encode(struct buf *out, const char *raw, size_t len);

@@ -790,27 +790,43 @@ static void c_user_show(const struct cmd *c, struct adm_args *a, struct caller *
     buf_free(&addr);
 }
 
+/* "... list [DOMAIN]": the directory and the domain asked for (dom stays
+ * empty for all); NULL with the error in out. */
+static const struct dir *list_begin(struct adm_args *a, struct caller *who, struct buf *dom,
+                                    struct buf *out)
+{
+    const struct dir *d = H.dir();
+    if (d == NULL) {
+        err(out, "unavailable", "directory not loaded yet");
+        return NULL;
+    }
+    if (a->argc > 2 && domain_target(a, who, dom, out) < 0)
+        return NULL;
+    return d;
+}
+
+/* Does a listing for dom (empty: all) by who show an object of domain? */
+static int list_wants(const struct caller *who, const struct buf *dom, const char *domain)
+{
+    if (dom->len && strcmp(domain, dom->data))
+        return 0;
+    return who->role != ROLE_DOMAIN || may_domain(who, domain);
+}
+
 static void c_user_list(const struct cmd *c, struct adm_args *a, struct caller *who,
                         struct srv_conn *conn, struct buf *out)
 {
-    const struct dir *d = H.dir();
+    const struct dir *d;
     const struct dir_mailbox *m;
     struct buf dom;
     size_t n = 0;
     (void)c;
     (void)conn;
     buf_init(&dom);
-    if (d == NULL) {
-        err(out, "unavailable", "directory not loaded yet");
-        goto out;
-    }
-    if (a->argc > 2 && domain_target(a, who, &dom, out) < 0)
+    if ((d = list_begin(a, who, &dom, out)) == NULL)
         goto out;
     for (size_t i = 0; (m = htab_next(&d->mbox_id, &i)) != NULL;) {
-        const char *md = strchr(m->address, '@') + 1;
-        if (dom.len && strcmp(md, dom.data))
-            continue;
-        if (who->role == ROLE_DOMAIN && !may_domain(who, md))
+        if (!list_wants(who, &dom, strchr(m->address, '@') + 1))
             continue;
         user_row(out, m, d);
         n++;
@@ -909,22 +925,17 @@ out:
 static void c_alias_list(const struct cmd *c, struct adm_args *a, struct caller *who,
                          struct srv_conn *conn, struct buf *out)
 {
-    const struct dir *d = H.dir();
+    const struct dir *d;
     const struct dir_alias *al;
     struct buf dom;
     size_t n = 0;
     (void)c;
     (void)conn;
     buf_init(&dom);
-    if (d == NULL) {
-        err(out, "unavailable", "directory not loaded yet");
-        goto out;
-    }
-    if (a->argc > 2 && domain_target(a, who, &dom, out) < 0)
+    if ((d = list_begin(a, who, &dom, out)) == NULL)
         goto out;
     for (size_t i = 0; (al = htab_next(&d->alias_id, &i)) != NULL;) {
-        const char *md = strchr(al->source, '@') + 1;
-        if ((dom.len && strcmp(md, dom.data)) || (who->role == ROLE_DOMAIN && !may_domain(who, md)))
+        if (!list_wants(who, &dom, strchr(al->source, '@') + 1))
             continue;
         buf_adds(out, "*");
         adm_field(out, "source", al->source);
