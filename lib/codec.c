@@ -85,3 +85,44 @@ void ns_format(struct buf *out, const char *data, size_t len)
     buf_add(out, data, len);
     buf_addc(out, ',');
 }
+
+void tabesc_encode(struct buf *out, const char *raw, size_t len)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        char e;
+        switch (raw[i]) {
+        case '\001': e = '1'; break;
+        case '\t': e = 't'; break;
+        case '\n': e = 'n'; break;
+        case '\r': e = 'r'; break;
+        default: continue;
+        }
+        buf_add(out, raw + start, i - start);
+        buf_addc(out, '\001');
+        buf_addc(out, e);
+        start = i + 1;
+    }
+    buf_add(out, raw + start, len - start);
+}
+
+long tabesc_decode(char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\001') {
+            s[o++] = s[i];
+            continue;
+        }
+        if (++i == len)
+            return -1;
+        switch (s[i]) {
+        case '1': s[o++] = '\001'; break;
+        case 't': s[o++] = '\t'; break;
+        case 'n': s[o++] = '\n'; break;
+        case 'r': s[o++] = '\r'; break;
+        default: return -1;
+        }
+    }
+    return (long)o;
+}

@@ -1,5 +1,5 @@
-/* codec.h - wire codecs for Postfix lookup tables: tcp_table(5) %XX quoting
- * and netstrings (socketmap_table(5)). Pure functions over buffers. */
+/* codec.h - wire codecs for Postfix lookup tables: tcp_table(5) %XX quoting,
+ * netstrings (socketmap_table(5)) and Dovecot's tab escaping. Pure functions over buffers. */
 #ifndef MR_CODEC_H
 #define MR_CODEC_H
 
@@ -24,5 +24,13 @@ enum ns_status { NS_NEED_MORE = 0, NS_OK = 1, NS_BAD = -1, NS_TOO_LONG = -2 };
 enum ns_status ns_parse(const char *in, size_t len, size_t maxlen,
                         size_t *consumed, const char **data, size_t *dlen);
 void ns_format(struct buf *out, const char *data, size_t len);
+
+/* Dovecot's tab escaping (str_tabescape): 0x01 -> 0x01 '1', TAB -> 0x01 't',
+ * LF -> 0x01 'n', CR -> 0x01 'r', so a field never holds a TAB or a line
+ * break and Dovecot's own t_strsplit_tabescaped() reads it back. */
+void tabesc_encode(struct buf *out, const char *raw, size_t len);
+/* Decode in place (the result is never longer); returns the new length,
+ * or -1 on 0x01 followed by anything else or at the end. */
+long tabesc_decode(char *s, size_t len);
 
 #endif

@@ -1240,6 +1240,7 @@ static void c_stats(const struct cmd *c, struct adm_args *a, struct caller *who,
     (void)conn;
     for (int m = 0; m < LK_NMAPS; m++) {
         buf_adds(out, "*");
+        adm_field(out, "service", "lookup");
         adm_field(out, "map", lk_map_name((enum lk_map)m));
         snprintf(n, sizeof(n), "%lu", H.stats->requests[m]);
         adm_field(out, "lookups", n);
@@ -1247,6 +1248,34 @@ static void c_stats(const struct cmd *c, struct adm_args *a, struct caller *who,
         adm_field(out, "found", n);
         buf_addc(out, '\n');
     }
+    snprintf(n, sizeof(n), "%lu", H.stats->errors);
+    buf_adds(out, "*");
+    adm_field(out, "service", "lookup");
+    adm_field(out, "malformed", n);
+    buf_addc(out, '\n');
+    /* the auth endpoint: per kind of request, how each was answered */
+    for (int k = 0; k < AUTH_NKINDS; k++) {
+        unsigned long total = 0;
+        for (int o = 0; o < AUTH_NOUTCOMES; o++)
+            total += H.auth_stats->n[k][o];
+        buf_adds(out, "*");
+        adm_field(out, "service", "auth");
+        adm_field(out, "request", auth_kind_name((enum auth_kind)k));
+        snprintf(n, sizeof(n), "%lu", total);
+        adm_field(out, "requests", n);
+        for (int o = 0; o < AUTH_NOUTCOMES; o++) {
+            snprintf(n, sizeof(n), "%lu", H.auth_stats->n[k][o]);
+            adm_field(out, auth_outcome_name((enum auth_outcome)o), n);
+        }
+        buf_addc(out, '\n');
+    }
+    buf_adds(out, "*");
+    adm_field(out, "service", "auth");
+    snprintf(n, sizeof(n), "%lu", H.auth_stats->errors);
+    adm_field(out, "malformed", n);
+    snprintf(n, sizeof(n), "%lu", H.auth_stats->refused);
+    adm_field(out, "refused_clients", n);
+    buf_addc(out, '\n');
     buf_adds(out, "OK\n");
 }
 
@@ -1301,7 +1330,7 @@ static const struct cmd cmds[] = {
     { "import line", 1, 1, 1, c_import, "import line JSON", "one JSON line of the import" },
     { "import commit", 0, 1, 1, c_import, "import commit [--dry-run]", "run the import as one transaction, or only report what it would change" },
     { "import abort", 0, 0, 1, c_import, "import abort", "forget the lines sent" },
-    { "stats", 0, 0, 0, c_stats, "stats", "lookup counters" },
+    { "stats", 0, 0, 0, c_stats, "stats", "lookup and auth counters" },
     { "status", 0, 0, 0, c_status, "status", "directory size, change sequence, database and snapshot state" },
     { "help", 0, 2, 0, c_help, "help [COMMAND]", "list commands, or show one" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "dir.h"
+#include "auth.h"
 #include "proto.h"
 
 struct srv_conn;
@@ -21,6 +22,7 @@ struct adm_host {
     const struct dir *(*dir)(void);
     const char *delims;
     const struct lk_stats *stats;
+    const struct auth_stats *auth_stats;
     void (*status)(struct buf *out);    /* appends "* ..." rows */
     /* access lists from the configuration */
     const char *allow_admin, *allow_readonly, *allow_domain;

@@ -23,6 +23,11 @@ struct mr_conf {
     char *admin_allow_admin;    /* users, @groups or numeric ids with every right */
     char *admin_allow_readonly; /* ... that may only look */
     char *admin_allow_domain;   /* "user:domain" / "@group:domain" pairs */
+    char *auth_socket;          /* unix socket path of the auth endpoint, "" = none */
+    int auth_socket_mode;
+    char *auth_allow;           /* users, @groups or ids that may ask it (hashes!) */
+    char *mail_base;            /* maildirs are relative to this (Postfix's virtual_mailbox_base) */
+    int mail_uid, mail_gid;     /* userdb uid/gid unless the mailbox has its own; 0 = none */
     int max_connections;
     int idle_timeout;
     int debug;

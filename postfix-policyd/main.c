@@ -26,6 +26,7 @@
 
 #include "adm_db.h"
 #include "admin.h"
+#include "auth.h"
 #include "buf.h"
 #include "conf.h"
 #include "db.h"
@@ -33,6 +34,7 @@
 #include "log.h"
 #include "mem.h"
 #include "proto.h"
+#include "peer.h"
 #include "snap.h"
 #include "srv.h"
 
@@ -50,6 +52,9 @@ static struct app {
     struct dir *dir;            /* NULL until loaded */
     struct db *db;
     struct lk_stats stats;
+    struct auth_stats auth_stats;
+    struct auth_defaults auth_defaults;
+    struct peer_list auth_peers;
     struct srv_limits lim;
     struct srv *listeners[MAX_LISTENERS];
     int nlisteners;
@@ -150,6 +155,63 @@ static ssize_t smap_handler(void *arg, struct srv_conn *c, const char *in, size_
     return smap_request(&env, in, len, out);
 }
 
+/* --- the auth endpoint (Dovecot's roster driver) ------------------------- */
+
+struct auth_conn {
+    long uid, pid;
+};
+
+static void auth_log(void *arg, int warn, const char *text)
+{
+    const struct auth_conn *ac = arg;
+    if (warn)
+        msg_warn("auth: %s (client uid %ld pid %ld)", text, ac->uid, ac->pid);
+    else
+        msg_info("auth: %s (client uid %ld pid %ld)", text, ac->uid, ac->pid);
+}
+
+/* The answers carry password hashes: only the peers in auth_allow, checked
+ * once per connection from the kernel's credentials. */
+static ssize_t auth_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
+{
+    struct auth_conn *ac = srv_conn_data(c);
+    (void)arg;
+    if (ac == NULL) {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        if (srv_conn_peer(c, &uid, &gid, &pid) < 0 || !peer_list_has(&app.auth_peers, uid, gid)) {
+            if (srv_conn_peer(c, &uid, &gid, &pid) < 0)
+                uid = (uid_t)-1, gid = (gid_t)-1, pid = -1;
+            msg_warn("auth: refused a client uid %ld gid %ld pid %ld: not in auth_allow",
+                     (long)uid, (long)gid, (long)pid);
+            app.auth_stats.refused++;
+            buf_adds(out, "0\tERROR\treason=not allowed by auth_allow\n");
+            return -1;
+        }
+        ac = xcalloc(1, sizeof(*ac));
+        ac->uid = (long)uid;
+        ac->pid = (long)pid;
+        srv_conn_set_data(c, ac, free);
+    }
+    struct auth_env env = { app.dir, &app.auth_defaults, &app.auth_stats, auth_log, ac };
+    return auth_request(&env, in, len, out);
+}
+
+static void auth_conf(void)
+{
+    struct buf warn;
+    buf_init(&warn);
+    peer_list_free(&app.auth_peers);
+    peer_list_load(&app.auth_peers, app.conf.auth_allow, &warn);
+    if (warn.len && *app.conf.auth_socket)
+        msg_warn("auth_allow: no such user or group: %s", warn.data);
+    buf_free(&warn);
+    app.auth_defaults.mail_base = app.conf.mail_base;
+    app.auth_defaults.uid = app.conf.mail_uid;
+    app.auth_defaults.gid = app.conf.mail_gid;
+}
+
 static void open_listener(const char *spec, const char *name, srv_handler h, void *arg)
 {
     struct buf err;
@@ -187,6 +249,14 @@ static void open_listeners(void)
         int mode = app.conf.socketmap_mode;
         app.conf.socketmap_mode = app.conf.admin_socket_mode;
         open_listener(spec, "admin", adm_handler, NULL);
+        app.conf.socketmap_mode = mode;
+    }
+    if (*app.conf.auth_socket) {
+        char spec[1100];
+        snprintf(spec, sizeof(spec), "unix:%s", app.conf.auth_socket);
+        int mode = app.conf.socketmap_mode;
+        app.conf.socketmap_mode = app.conf.auth_socket_mode;
+        open_listener(spec, "auth", auth_handler, NULL);
         app.conf.socketmap_mode = mode;
     }
     if (app.nlisteners == 0)
@@ -492,6 +562,7 @@ static void reload_conf(void)
         { "admin_allow_admin", app.conf.admin_allow_admin, nc.admin_allow_admin },
         { "admin_allow_readonly", app.conf.admin_allow_readonly, nc.admin_allow_readonly },
         { "admin_allow_domain", app.conf.admin_allow_domain, nc.admin_allow_domain },
+        { "auth_socket", app.conf.auth_socket, nc.auth_socket },
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (strcmp(fixed[i][1], fixed[i][2]) != 0)
@@ -505,6 +576,17 @@ static void reload_conf(void)
     app.conf.max_connections = nc.max_connections;
     app.conf.idle_timeout = nc.idle_timeout;
     app.conf.debug = nc.debug;
+    if (nc.mail_base[0] != '/') {
+        msg_warn("reload: mail_base must be an absolute path; keeping %s", app.conf.mail_base);
+    } else {
+        free(app.conf.mail_base);
+        app.conf.mail_base = xstrdup(nc.mail_base);
+    }
+    free(app.conf.auth_allow);
+    app.conf.auth_allow = xstrdup(nc.auth_allow);
+    app.conf.mail_uid = nc.mail_uid;
+    app.conf.mail_gid = nc.mail_gid;
+    auth_conf();
     app.lim.max_connections = nc.max_connections;
     app.lim.idle_timeout = nc.idle_timeout;
     log_set_verbose(nc.debug || app.verbose_flag);
@@ -542,6 +624,7 @@ static void shutdown_cleanly(void)
             msg_warn("snapshot file: %s", err.data);
         buf_free(&err);
     }
+    peer_list_free(&app.auth_peers);
     msg_info("stopped");
 }
 
@@ -613,6 +696,8 @@ int main(int argc, char **argv)
     cfg_defaults(mr_conf_defs, &app.conf);
     if (cfg_load(app.conf_path, mr_conf_defs, &app.conf, &err) < 0)
         msg_fatal("%s", err.data);
+    if (app.conf.mail_base[0] != '/')
+        msg_fatal("%s: mail_base must be an absolute path", app.conf_path);
     if (check_only) {
         printf("%s: ok\n", app.conf_path);
         return 0;
@@ -640,7 +725,8 @@ int main(int argc, char **argv)
         event_add(sigs[i], NULL);
     }
     app.started = time(NULL);
-    struct adm_host host = { current_dir, app.conf.recipient_delimiter, &app.stats, status_rows,
+    auth_conf();
+    struct adm_host host = { current_dir, app.conf.recipient_delimiter, &app.stats, &app.auth_stats, status_rows,
                              app.conf.admin_allow_admin, app.conf.admin_allow_readonly,
                              app.conf.admin_allow_domain, *app.conf.admin_database != 0 };
     adm_init(&host);

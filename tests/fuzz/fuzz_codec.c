@@ -83,10 +83,32 @@ static void fuzz_ns(const char *in, size_t len)
     }
 }
 
+/* Dovecot tab escaping: encoded text has no TAB, CR or LF and decodes back;
+ * decoding arbitrary input never grows it. */
+static void fuzz_tabesc(const char *data, size_t size)
+{
+    struct buf enc;
+    char *copy = malloc(size ? size : 1);
+    FUZZ_CHECK(copy != NULL);
+    buf_init(&enc);
+    tabesc_encode(&enc, data, size);
+    FUZZ_CHECK(enc.len >= size);
+    for (size_t i = 0; i < enc.len; i++)
+        FUZZ_CHECK(enc.data[i] != '\t' && enc.data[i] != '\n' && enc.data[i] != '\r');
+    long n = tabesc_decode(enc.data, enc.len);
+    FUZZ_CHECK(n == (long)size && (size == 0 || !memcmp(enc.data, data, size)));
+    memcpy(copy, data, size);
+    n = tabesc_decode(copy, size);
+    FUZZ_CHECK(n <= (long)size);
+    free(copy);
+    buf_free(&enc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_hexq((const char *)data, size);
+    fuzz_tabesc((const char *)data, size);
     fuzz_ns((const char *)data, size);
     return 0;
 }

@@ -8,11 +8,11 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-20}
 out=${2:-$here/out}
-targets="tcpt smap snap cfg addr codec admproto"
+targets="tcpt smap snap cfg addr codec admproto auth"
 
 max_len() {
     case $1 in
-    tcpt|smap) echo 20000 ;;
+    tcpt|smap|auth) echo 20000 ;;
     snap) echo 65536 ;;
     cfg) echo 8192 ;;
     addr) echo 2048 ;;

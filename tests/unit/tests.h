@@ -12,6 +12,7 @@ Suite *dir_suite(void);
 Suite *proto_suite(void);
 Suite *pwhash_suite(void);
 Suite *admproto_suite(void);
+Suite *auth_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);

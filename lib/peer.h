@@ -1,0 +1,28 @@
+/* peer.h - lists of local users and groups allowed on a unix socket
+ * ("root, dovecot, 1001, @mail"), resolved to ids once, when the
+ * configuration is read, so that checking a peer never asks NSS (which
+ * may be LDAP and slow) on the event loop. */
+#ifndef MR_PEER_H
+#define MR_PEER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+struct peer_list {
+    uid_t *uids;        /* users named, and the members of the groups named */
+    size_t nuids;
+    gid_t *gids;        /* primary groups named */
+    size_t ngids;
+};
+
+/* Resolve spec. Names that do not exist are skipped and reported in warn
+ * (one "name, name" list; empty when all resolved). Numeric ids are taken
+ * as they are. */
+void peer_list_load(struct peer_list *pl, const char *spec, struct buf *warn);
+void peer_list_free(struct peer_list *pl);
+/* Does the list admit a peer with this uid and primary gid? */
+int peer_list_has(const struct peer_list *pl, uid_t uid, gid_t gid);
+
+#endif
