@@ -1253,6 +1253,20 @@ static void c_stats(const struct cmd *c, struct adm_args *a, struct caller *who,
     adm_field(out, "service", "lookup");
     adm_field(out, "malformed", n);
     buf_addc(out, '\n');
+    /* policy delegation: how requests were answered */
+    buf_adds(out, "*");
+    adm_field(out, "service", "policy");
+    snprintf(n, sizeof(n), "%lu", H.pol_stats->requests);
+    adm_field(out, "requests", n);
+    for (int d = 0; d < POL_NDECISIONS; d++) {
+        snprintf(n, sizeof(n), "%lu", H.pol_stats->decisions[d]);
+        adm_field(out, pol_decision_name((enum pol_decision)d), n);
+    }
+    snprintf(n, sizeof(n), "%lu", H.pol_stats->incomplete);
+    adm_field(out, "incomplete", n);
+    snprintf(n, sizeof(n), "%lu", H.pol_stats->malformed);
+    adm_field(out, "malformed", n);
+    buf_addc(out, '\n');
     /* the auth endpoint: per kind of request, how each was answered */
     for (int k = 0; k < AUTH_NKINDS; k++) {
         unsigned long total = 0;
@@ -1330,7 +1344,7 @@ static const struct cmd cmds[] = {
     { "import line", 1, 1, 1, c_import, "import line JSON", "one JSON line of the import" },
     { "import commit", 0, 1, 1, c_import, "import commit [--dry-run]", "run the import as one transaction, or only report what it would change" },
     { "import abort", 0, 0, 1, c_import, "import abort", "forget the lines sent" },
-    { "stats", 0, 0, 0, c_stats, "stats", "lookup and auth counters" },
+    { "stats", 0, 0, 0, c_stats, "stats", "lookup, policy and auth counters" },
     { "status", 0, 0, 0, c_status, "status", "directory size, change sequence, database and snapshot state" },
     { "help", 0, 2, 0, c_help, "help [COMMAND]", "list commands, or show one" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "dir.h"
 #include "auth.h"
+#include "policy.h"
 #include "proto.h"
 
 struct srv_conn;
@@ -23,6 +24,7 @@ struct adm_host {
     const char *delims;
     const struct lk_stats *stats;
     const struct auth_stats *auth_stats;
+    const struct pol_stats *pol_stats;
     void (*status)(struct buf *out);    /* appends "* ..." rows */
     /* access lists from the configuration */
     const char *allow_admin, *allow_readonly, *allow_domain;

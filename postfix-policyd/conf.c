@@ -26,6 +26,8 @@ const struct cfg_def mr_conf_defs[] = {
     { "admin_allow_admin", CFG_STR, "root", O(admin_allow_admin), 0, 0 },
     { "admin_allow_readonly", CFG_STR, "", O(admin_allow_readonly), 0, 0 },
     { "admin_allow_domain", CFG_STR, "", O(admin_allow_domain), 0, 0 },
+    { "policy_listen", CFG_STR, "", O(policy_listen), 0, 0 },
+    { "policy_socket_mode", CFG_MODE, "0666", O(policy_socket_mode), 0, 0 },
     { "auth_socket", CFG_STR, "", O(auth_socket), 0, 0 },
     { "auth_socket_mode", CFG_MODE, "0660", O(auth_socket_mode), 0, 0 },
     { "auth_allow", CFG_STR, "root, dovecot", O(auth_allow), 0, 0 },

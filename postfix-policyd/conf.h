@@ -23,6 +23,8 @@ struct mr_conf {
     char *admin_allow_admin;    /* users, @groups or numeric ids with every right */
     char *admin_allow_readonly; /* ... that may only look */
     char *admin_allow_domain;   /* "user:domain" / "@group:domain" pairs */
+    char *policy_listen;        /* list of unix:PATH / inet:HOST:PORT for check_policy_service */
+    int policy_socket_mode;
     char *auth_socket;          /* unix socket path of the auth endpoint, "" = none */
     int auth_socket_mode;
     char *auth_allow;           /* users, @groups or ids that may ask it (hashes!) */

@@ -35,6 +35,7 @@
 #include "mem.h"
 #include "proto.h"
 #include "peer.h"
+#include "policy.h"
 #include "snap.h"
 #include "srv.h"
 
@@ -53,6 +54,8 @@ static struct app {
     struct db *db;
     struct lk_stats stats;
     struct auth_stats auth_stats;
+    struct pol_stats pol_stats;
+    struct pol_req pol_req;     /* parser scratch, one request at a time */
     struct auth_defaults auth_defaults;
     struct peer_list auth_peers;
     struct srv_limits lim;
@@ -155,6 +158,26 @@ static ssize_t smap_handler(void *arg, struct srv_conn *c, const char *in, size_
     return smap_request(&env, in, len, out);
 }
 
+/* --- policy delegation --------------------------------------------------- */
+
+static void pol_log(void *arg, int warn, const char *text)
+{
+    (void)arg;
+    if (warn)
+        msg_warn("policy: %s", text);
+    else
+        msg_info("policy: %s", text);
+}
+
+static ssize_t pol_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
+{
+    struct pol_env env = { app.dir, app.conf.recipient_delimiter, &app.pol_stats, &app.pol_req,
+                           pol_log, NULL };
+    (void)arg;
+    (void)c;
+    return pol_request(&env, in, len, out);
+}
+
 /* --- the auth endpoint (Dovecot's roster driver) ------------------------- */
 
 struct auth_conn {
@@ -212,7 +235,7 @@ static void auth_conf(void)
     app.auth_defaults.gid = app.conf.mail_gid;
 }
 
-static void open_listener(const char *spec, const char *name, srv_handler h, void *arg)
+static void open_listener(const char *spec, const char *name, int mode, srv_handler h, void *arg)
 {
     struct buf err;
     struct srv *s;
@@ -220,12 +243,27 @@ static void open_listener(const char *spec, const char *name, srv_handler h, voi
     if (app.nlisteners == MAX_LISTENERS)
         msg_fatal("too many listeners (at most %d)", MAX_LISTENERS);
     buf_init(&err);
-    s = srv_listen(app.base, spec, app.conf.socketmap_mode, name, h, arg, &app.lim, &err);
+    s = srv_listen(app.base, spec, mode, name, h, arg, &app.lim, &err);
     if (s == NULL)
         msg_fatal("%s: %s", name, err.data);
     buf_free(&err);
     app.listeners[app.nlisteners++] = s;
     msg_info("%s: listening on %s", name, spec);
+}
+
+/* A list of unix:PATH / inet:HOST:PORT endpoints, or one socket path. */
+static void open_list(const char *list, int one_path, const char *name, int mode, srv_handler h, void *arg)
+{
+    char *copy = xstrdup(list), *save = NULL;
+    if (one_path && *list) {
+        char spec[1100];
+        snprintf(spec, sizeof(spec), "unix:%s", list);
+        open_listener(spec, name, mode, h, arg);
+    }
+    for (char *tok = one_path ? NULL : strtok_r(copy, ", \t\n", &save); tok;
+         tok = strtok_r(NULL, ", \t\n", &save))
+        open_listener(tok, name, mode, h, arg);
+    free(copy);
 }
 
 static void open_listeners(void)
@@ -236,31 +274,16 @@ static void open_listeners(void)
         app.maps[i].map = (enum lk_map)i;
         snprintf(app.maps[i].name, sizeof(app.maps[i].name), "tcp_table %s", lk_map_name((enum lk_map)i));
         if (*tcp[i])
-            open_listener(tcp[i], app.maps[i].name, tcp_handler, &app.maps[i]);
+            open_listener(tcp[i], app.maps[i].name, 0, tcp_handler, &app.maps[i]);
     }
     snprintf(app.smap_ctx.name, sizeof(app.smap_ctx.name), "socketmap");
-    char *list = xstrdup(app.conf.socketmap_listen), *save = NULL;
-    for (char *tok = strtok_r(list, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save))
-        open_listener(tok, app.smap_ctx.name, smap_handler, &app.smap_ctx);
-    free(list);
-    if (*app.conf.admin_socket) {
-        char spec[1100];
-        snprintf(spec, sizeof(spec), "unix:%s", app.conf.admin_socket);
-        int mode = app.conf.socketmap_mode;
-        app.conf.socketmap_mode = app.conf.admin_socket_mode;
-        open_listener(spec, "admin", adm_handler, NULL);
-        app.conf.socketmap_mode = mode;
-    }
-    if (*app.conf.auth_socket) {
-        char spec[1100];
-        snprintf(spec, sizeof(spec), "unix:%s", app.conf.auth_socket);
-        int mode = app.conf.socketmap_mode;
-        app.conf.socketmap_mode = app.conf.auth_socket_mode;
-        open_listener(spec, "auth", auth_handler, NULL);
-        app.conf.socketmap_mode = mode;
-    }
+    open_list(app.conf.socketmap_listen, 0, app.smap_ctx.name, app.conf.socketmap_mode, smap_handler,
+              &app.smap_ctx);
+    open_list(app.conf.admin_socket, 1, "admin", app.conf.admin_socket_mode, adm_handler, NULL);
+    open_list(app.conf.policy_listen, 0, "policy", app.conf.policy_socket_mode, pol_handler, NULL);
+    open_list(app.conf.auth_socket, 1, "auth", app.conf.auth_socket_mode, auth_handler, NULL);
     if (app.nlisteners == 0)
-        msg_warn("no tcp_table_* or socketmap_listen configured: nothing to answer");
+        msg_warn("no listener configured (tcp_table_*, socketmap_listen, policy_listen, auth_socket, admin_socket): nothing to answer");
 }
 
 /* --- snapshot file ----------------------------------------------------- */
@@ -563,6 +586,7 @@ static void reload_conf(void)
         { "admin_allow_readonly", app.conf.admin_allow_readonly, nc.admin_allow_readonly },
         { "admin_allow_domain", app.conf.admin_allow_domain, nc.admin_allow_domain },
         { "auth_socket", app.conf.auth_socket, nc.auth_socket },
+        { "policy_listen", app.conf.policy_listen, nc.policy_listen },
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (strcmp(fixed[i][1], fixed[i][2]) != 0)
@@ -625,6 +649,7 @@ static void shutdown_cleanly(void)
         buf_free(&err);
     }
     peer_list_free(&app.auth_peers);
+    pol_req_free(&app.pol_req);
     msg_info("stopped");
 }
 
@@ -726,7 +751,8 @@ int main(int argc, char **argv)
     }
     app.started = time(NULL);
     auth_conf();
-    struct adm_host host = { current_dir, app.conf.recipient_delimiter, &app.stats, &app.auth_stats, status_rows,
+    pol_req_init(&app.pol_req);
+    struct adm_host host = { current_dir, app.conf.recipient_delimiter, &app.stats, &app.auth_stats, &app.pol_stats, status_rows,
                              app.conf.admin_allow_admin, app.conf.admin_allow_readonly,
                              app.conf.admin_allow_domain, *app.conf.admin_database != 0 };
     adm_init(&host);

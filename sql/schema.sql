@@ -17,3 +17,4 @@
 
 \ir migrations/0001_initial.sql
 \ir migrations/0002_import_export.sql
+\ir migrations/0003_last_login_unix.sql

@@ -20,7 +20,8 @@ mrs_db() {
 
 mrs_admin_sql() { psql -X -q -v ON_ERROR_STOP=1 -At -U mradm -d "$MR_DB" "$@"; }
 
-# mrs_daemon: mailrosterd with a socketmap unix socket; sets MRS_SMAP
+# mrs_daemon: mailrosterd with a socketmap unix socket; sets MRS_SMAP.
+# MRS_CONF_EXTRA: more lines for its configuration.
 mrs_daemon() {
     mkdir -p "$STACK_DIR/mr" && chmod 755 "$STACK_DIR/mr"
     MRS_SMAP=$STACK_DIR/mr/socketmap
@@ -34,6 +35,7 @@ socketmap_listen = unix:$MRS_SMAP
 socketmap_mode = 0666
 admin_socket = $MRS_ADMIN
 admin_database = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mradm
+${MRS_CONF_EXTRA:-}
 CONF
     "$MRD" -f -c "$MRS_CONF" >>"$MRS_LOG" 2>&1 &
     STACK_PIDS+=("$!")
@@ -49,12 +51,14 @@ CONF
 
 # mrs_mail MAIN_CF_EXTRA: Dovecot and Postfix; Postfix asks mailrosterd
 # which domains, mailboxes, aliases and sender logins exist.
+# MRS_DOVECOT_EXTRA: more lines for Dovecot's configuration.
 mrs_mail() {
     read -r MRS_UID MRS_GID < <(stack_vmail_user) || return 1
     MRS_PASSWD=$STACK_DIR/dovecot-users
     : >"$MRS_PASSWD"
     chmod 644 "$MRS_PASSWD"
-    stack_dovecot_start "$(stack_dovecot_passwd_file_snippet "$MRS_PASSWD")" || return 1
+    stack_dovecot_start "$(stack_dovecot_passwd_file_snippet "$MRS_PASSWD")
+${MRS_DOVECOT_EXTRA:-}" || return 1
     local s="socketmap:unix:$MRS_SMAP"
     stack_postfix_start "virtual_mailbox_domains = $s:domains
 virtual_mailbox_maps = $s:mailboxes

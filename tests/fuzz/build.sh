@@ -39,10 +39,11 @@ SRCS="$top/lib/addr.c $top/lib/buf.c $top/lib/cfg.c $top/lib/codec.c $top/lib/lo
       $top/lib/admproto.c $top/lib/pwhash.c
       $top/postfix-policyd/htab.c $top/postfix-policyd/dir.c $top/postfix-policyd/lookup.c
       $top/postfix-policyd/snap.c $top/postfix-policyd/tcpt.c $top/postfix-policyd/smap.c
-      $top/postfix-policyd/conf.c $top/postfix-policyd/auth.c"
+      $top/postfix-policyd/conf.c $top/postfix-policyd/auth.c
+      $top/postfix-policyd/polproto.c $top/postfix-policyd/policy.c"
 LIBS="-lidn2 -lcrypt -pthread"
 
-targets="tcpt smap snap cfg addr codec admproto auth"
+targets="tcpt smap snap cfg addr codec admproto auth polproto policy"
 
 # the code under test, compiled once with the same instrumentation
 mkdir -p "$out/obj"

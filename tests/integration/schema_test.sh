@@ -697,9 +697,12 @@ expect_ok   "dovecot_dict can upsert quota_usage" \
      INSERT INTO mailroster.quota_usage (username, bytes, messages) VALUES ('bob@example.org', 100, 1)
        ON CONFLICT (username) DO UPDATE SET bytes = quota_usage.bytes + excluded.bytes, messages = quota_usage.messages + excluded.messages" $D
 expect_eq   "quota_usage upsert result" "SELECT bytes || '/' || messages FROM mailroster.quota_usage WHERE username = 'bob@example.org'" "200/2" $D
-expect_ok   "dovecot_dict can write last_login" \
-    "INSERT INTO mailroster.last_login (username, at, service, remote_ip) VALUES ('bob@example.org', now(), 'imap', '192.0.2.1')
-       ON CONFLICT (username) DO UPDATE SET at = excluded.at; DELETE FROM mailroster.last_login WHERE username = 'nobody'" $D
+expect_ok   "dovecot_dict can write last_login as Dovecot 2.3 does (unix seconds)" \
+    "INSERT INTO mailroster.last_login (at_unix, username) VALUES (1795594812, 'bob@example.org')
+       ON CONFLICT (username) DO UPDATE SET at_unix = 1795594812; DELETE FROM mailroster.last_login WHERE username = 'nobody'" $D
+expect_eq   "last_login.at is computed from at_unix" \
+    "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM mailroster.last_login WHERE username = 'bob@example.org'" \
+    "2026-11-25 08:20:12" $D
 expect_fail "dovecot_dict cannot SELECT mailboxes" "SELECT * FROM mailroster.mailboxes" "permission denied" $D
 expect_fail "dovecot_dict cannot SELECT change_log" "SELECT * FROM mailroster.change_log" "permission denied" $D
 expect_fail "dovecot_dict cannot write send_counters" \

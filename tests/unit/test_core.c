@@ -18,6 +18,8 @@ int main(void)
     srunner_add_suite(sr, pwhash_suite());
     srunner_add_suite(sr, admproto_suite());
     srunner_add_suite(sr, auth_suite());
+    srunner_add_suite(sr, policy_suite());
+    srunner_add_suite(sr, polproto_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -13,6 +13,8 @@ Suite *proto_suite(void);
 Suite *pwhash_suite(void);
 Suite *admproto_suite(void);
 Suite *auth_suite(void);
+Suite *policy_suite(void);
+Suite *polproto_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);

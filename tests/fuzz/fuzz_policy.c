@@ -1,0 +1,106 @@
+/* fuzz_policy.c - policy requests through the checks (pol_request) against
+ * the fixture directory: every answer is one "action=...\n\n" with a known
+ * action, a broken stream is answered with nothing, and the stream in two
+ * parts is answered as in one. Input: byte 0 flags (bit 7: no directory),
+ * bytes 1-2 a split point, then the stream. */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "policy.h"
+
+static struct dir *D;
+
+static void nolog(void *arg, int warn, const char *text)
+{
+    (void)arg;
+    (void)warn;
+    FUZZ_CHECK(strchr(text, '\n') == NULL);
+}
+
+static void check_replies(const struct buf *out)
+{
+    static const char *starts[] = { "DUNNO", "DEFER_IF_PERMIT 4.", "553 5.7.1 ", "554 5.7.1 ", "550 5.2.1 " };
+    size_t pos = 0;
+    while (pos < out->len) {
+        const char *p = out->data + pos;
+        const char *end = memchr(p, '\n', out->len - pos);
+        FUZZ_CHECK(end != NULL && (size_t)(end - out->data) + 1 < out->len && end[1] == '\n');
+        FUZZ_CHECK(!strncmp(p, "action=", 7));
+        int known = 0;
+        for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
+            known |= !strncmp(p + 7, starts[i], strlen(starts[i]));
+        FUZZ_CHECK(known);
+        for (const char *c = p + 7; c < end; c++)
+            FUZZ_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f);
+        pos = (size_t)(end - out->data) + 2;
+    }
+}
+
+static int feed(const struct pol_env *env, const char *data, size_t len, size_t *pos, struct buf *out)
+{
+    while (*pos < len) {
+        char *in = malloc(len - *pos);
+        FUZZ_CHECK(in != NULL);
+        memcpy(in, data + *pos, len - *pos);
+        size_t before = out->len;
+        ssize_t n = pol_request(env, in, len - *pos, out);
+        free(in);
+        if (n < 0) {
+            FUZZ_CHECK(out->len == before);   /* nothing answered on a broken stream */
+            return -1;
+        }
+        if (n == 0)
+            break;
+        FUZZ_CHECK((size_t)n <= len - *pos);
+        *pos += (size_t)n;
+    }
+    return 0;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    D = fuzz_fixture_dir(0);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct pol_req req;
+    static int init;
+    struct pol_stats stats;
+    struct buf one, two;
+    size_t pos;
+
+    if (!init) {
+        pol_req_init(&req);
+        init = 1;
+    }
+    if (size < 3)
+        return 0;
+    const char *s = (const char *)data + 3;
+    size_t len = size - 3, split = ((size_t)data[1] << 8 | data[2]) % (len + 1);
+    struct pol_env env = { (data[0] & 0x80) ? NULL : D, "+-", &stats, &req, nolog, NULL };
+    memset(&stats, 0, sizeof(stats));
+    buf_init(&one);
+    buf_init(&two);
+    pos = 0;
+    int c1 = feed(&env, s, len, &pos, &one);
+    check_replies(&one);
+    pos = 0;
+    int c2 = feed(&env, s, split, &pos, &two);
+    if (c2 == 0)
+        c2 = feed(&env, s, len, &pos, &two);
+    check_replies(&two);
+    FUZZ_CHECK(c1 == c2);
+    FUZZ_CHECK(one.len == two.len && (one.len == 0 || !memcmp(one.data, two.data, one.len)));
+    buf_free(&one);
+    buf_free(&two);
+    return 0;
+}
