@@ -9,10 +9,12 @@
 #include "mem.h"
 #include "peer.h"
 
-static void add_uid(struct peer_list *pl, uid_t u)
+static void add_uid(struct peer_list *pl, uid_t u, const char *name)
 {
     pl->uids = xrealloc(pl->uids, (pl->nuids + 1) * sizeof(*pl->uids));
-    pl->uids[pl->nuids++] = u;
+    pl->names = xrealloc(pl->names, (pl->nuids + 1) * sizeof(*pl->names));
+    pl->uids[pl->nuids] = u;
+    pl->names[pl->nuids++] = name ? xstrdup(name) : NULL;
 }
 
 static void add_gid(struct peer_list *pl, gid_t g)
@@ -72,14 +74,15 @@ void peer_list_load(struct peer_list *pl, const char *spec, struct buf *warn)
             for (char **m = g->gr_mem; *m; m++) {
                 struct passwd *pw = getpwnam(*m);
                 if (pw)
-                    add_uid(pl, pw->pw_uid);
+                    add_uid(pl, pw->pw_uid, pw->pw_name);
             }
         } else if (number(name, &n)) {
-            add_uid(pl, (uid_t)n);
+            struct passwd *pw = getpwuid((uid_t)n);
+            add_uid(pl, (uid_t)n, pw ? pw->pw_name : NULL);
         } else {
             struct passwd *pw = getpwnam(name);
             if (pw)
-                add_uid(pl, pw->pw_uid);
+                add_uid(pl, pw->pw_uid, pw->pw_name);
             else
                 missing(warn, name);
         }
@@ -88,6 +91,9 @@ void peer_list_load(struct peer_list *pl, const char *spec, struct buf *warn)
 
 void peer_list_free(struct peer_list *pl)
 {
+    for (size_t i = 0; i < pl->nuids; i++)
+        free(pl->names[i]);
+    free(pl->names);
     free(pl->uids);
     free(pl->gids);
     memset(pl, 0, sizeof(*pl));
@@ -102,4 +108,12 @@ int peer_list_has(const struct peer_list *pl, uid_t uid, gid_t gid)
         if (pl->gids[i] == gid)
             return 1;
     return 0;
+}
+
+const char *peer_list_name(const struct peer_list *pl, uid_t uid)
+{
+    for (size_t i = 0; i < pl->nuids; i++)
+        if (pl->uids[i] == uid && pl->names[i])
+            return pl->names[i];
+    return NULL;
 }

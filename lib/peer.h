@@ -12,6 +12,7 @@
 
 struct peer_list {
     uid_t *uids;        /* users named, and the members of the groups named */
+    char **names;       /* their login names, NULL where none is known */
     size_t nuids;
     gid_t *gids;        /* primary groups named */
     size_t ngids;
@@ -24,5 +25,7 @@ void peer_list_load(struct peer_list *pl, const char *spec, struct buf *warn);
 void peer_list_free(struct peer_list *pl);
 /* Does the list admit a peer with this uid and primary gid? */
 int peer_list_has(const struct peer_list *pl, uid_t uid, gid_t gid);
+/* The login name of a uid in the list, as resolved at load; NULL if none. */
+const char *peer_list_name(const struct peer_list *pl, uid_t uid);
 
 #endif

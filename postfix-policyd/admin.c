@@ -1,9 +1,7 @@
 /* admin.c - the admin socket's commands (see admin.h). */
 #include "config.h"
 
-#include <grp.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 #include "admproto.h"
 #include "log.h"
 #include "mem.h"
+#include "peer.h"
 #include "pwhash.h"
 #include "srv.h"
 
@@ -80,50 +79,81 @@ static void err(struct buf *out, const char *code, const char *fmt, ...)
 
 /* --- access ------------------------------------------------------------------- */
 
-/* Does the list ("root, 1001, @mail") name this uid or gid? */
-static int listed(const char *list, uid_t uid, gid_t gid, const char *word, size_t wlen)
+/* Who may do what: the admin_allow_* lists resolved to ids when the
+ * configuration is read, so that a request never waits on NSS. */
+struct grant {
+    struct peer_list who;
+    char domain[256];       /* canonical */
+};
+
+static struct {
+    struct peer_list admin, readonly;
+    struct grant *grants;
+    size_t ngrants;
+} acl;
+
+static void acl_free(void)
 {
-    char name[256];
-    (void)list;
-    if (wlen == 0 || wlen >= sizeof(name))
-        return 0;
-    memcpy(name, word, wlen);
-    name[wlen] = 0;
-    if (name[0] == '@') {
-        struct group *g = getgrnam(name + 1);
-        char *end;
-        long n = strtol(name + 1, &end, 10);
-        if (g == NULL && *end == 0 && end != name + 1)
-            return (gid_t)n == gid;
-        if (g == NULL)
-            return 0;
-        if (g->gr_gid == gid)
-            return 1;
-        struct passwd *pw = getpwuid(uid);
-        for (char **m = g->gr_mem; pw && *m; m++)
-            if (!strcmp(*m, pw->pw_name))
-                return 1;
-        return 0;
-    }
-    char *end;
-    long n = strtol(name, &end, 10);
-    if (*end == 0 && end != name)
-        return (uid_t)n == uid;
-    struct passwd *pw = getpwnam(name);
-    return pw && pw->pw_uid == uid;
+    peer_list_free(&acl.admin);
+    peer_list_free(&acl.readonly);
+    for (size_t i = 0; i < acl.ngrants; i++)
+        peer_list_free(&acl.grants[i].who);
+    free(acl.grants);
+    acl.grants = NULL;
+    acl.ngrants = 0;
 }
 
-static int in_list(const char *list, uid_t uid, gid_t gid)
+static void load_list(struct peer_list *pl, const char *spec, const char *param)
 {
-    const char *p = list;
+    struct buf warn;
+    buf_init(&warn);
+    peer_list_load(pl, spec, &warn);
+    if (warn.len)
+        msg_warn("%s: no such user or group: %s", param, warn.data);
+    buf_free(&warn);
+}
+
+void adm_set_access(const char *allow_admin, const char *allow_readonly, const char *allow_domain)
+{
+    const char *p = allow_domain;
+
+    acl_free();
+    load_list(&acl.admin, allow_admin, "admin_allow_admin");
+    load_list(&acl.readonly, allow_readonly, "admin_allow_readonly");
+    /* admin_allow_domain: "bbs:bbs.example, @web:club.example" */
     while (p && *p) {
         p += strspn(p, ", \t");
         size_t n = strcspn(p, ", \t");
-        if (n && listed(list, uid, gid, p, n))
-            return 1;
+        const char *colon = memchr(p, ':', n);
+        if (n && colon && colon > p) {
+            size_t dn = n - (size_t)(colon + 1 - p);
+            struct buf canon;
+            buf_init(&canon);
+            if (addr_domain_canon(colon + 1, dn, &canon) != ADDR_OK || canon.len >= sizeof(acl.grants->domain)) {
+                msg_warn("admin_allow_domain: '%.*s' is not a domain name", (int)dn, colon + 1);
+            } else {
+                char who[256];
+                snprintf(who, sizeof(who), "%.*s", (int)(colon - p), p);
+                acl.grants = xrealloc(acl.grants, (acl.ngrants + 1) * sizeof(*acl.grants));
+                struct grant *g = &acl.grants[acl.ngrants++];
+                load_list(&g->who, who, "admin_allow_domain");
+                memcpy(g->domain, canon.data, canon.len + 1);
+            }
+            buf_free(&canon);
+        }
         p += n;
     }
-    return 0;
+}
+
+/* The caller's login name, if a list named it (NSS is not asked here). */
+static const char *known_name(uid_t uid)
+{
+    const char *n = peer_list_name(&acl.admin, uid);
+    if (n == NULL)
+        n = peer_list_name(&acl.readonly, uid);
+    for (size_t i = 0; n == NULL && i < acl.ngrants; i++)
+        n = peer_list_name(&acl.grants[i].who, uid);
+    return n;
 }
 
 static void identify(struct srv_conn *conn, struct caller *who)
@@ -137,42 +167,35 @@ static void identify(struct srv_conn *conn, struct caller *who)
         snprintf(who->actor, sizeof(who->actor), "unknown peer");
         return;
     }
-    struct passwd *pw = getpwuid(uid);
-    snprintf(who->actor, sizeof(who->actor), "uid=%ld(%s) pid=%ld", (long)uid,
-             pw ? pw->pw_name : "?", (long)pid);
-    if (in_list(H.allow_admin, uid, gid)) {
+    const char *name = known_name(uid);
+    if (name)
+        snprintf(who->actor, sizeof(who->actor), "uid=%ld(%s) pid=%ld", (long)uid, name, (long)pid);
+    else
+        snprintf(who->actor, sizeof(who->actor), "uid=%ld pid=%ld", (long)uid, (long)pid);
+    if (peer_list_has(&acl.admin, uid, gid)) {
         who->role = ROLE_ADMIN;
         return;
     }
-    /* admin_allow_domain: "bbs:bbs.example, @web:club.example" */
-    const char *p = H.allow_domain;
     size_t dl = 1;
     who->domains[0] = ' ';
-    while (p && *p) {
-        p += strspn(p, ", \t");
-        size_t n = strcspn(p, ", \t");
-        const char *colon = memchr(p, ':', n);
-        if (colon && listed(NULL, uid, gid, p, (size_t)(colon - p))) {
-            size_t dn = n - (size_t)(colon + 1 - p);
-            struct buf canon;
-            buf_init(&canon);
-            if (addr_domain_canon(colon + 1, dn, &canon) != ADDR_OK)
-                msg_warn("admin_allow_domain: '%.*s' is not a domain name", (int)dn, colon + 1);
-            else if (dl + canon.len + 2 < sizeof(who->domains)) {
-                memcpy(who->domains + dl, canon.data, canon.len);
-                dl += canon.len;
-                who->domains[dl++] = ' ';
-                who->domains[dl] = 0;
-                who->role = ROLE_DOMAIN;
-            } else
-                msg_warn("admin_allow_domain: too many domains for %s; the rest are ignored", who->actor);
-            buf_free(&canon);
+    for (size_t i = 0; i < acl.ngrants; i++) {
+        const struct grant *g = &acl.grants[i];
+        size_t n = strlen(g->domain);
+        if (!peer_list_has(&g->who, uid, gid))
+            continue;
+        if (dl + n + 2 >= sizeof(who->domains)) {
+            msg_warn("admin_allow_domain: too many domains for %s; the rest are ignored", who->actor);
+            break;
         }
-        p += n;
+        memcpy(who->domains + dl, g->domain, n);
+        dl += n;
+        who->domains[dl++] = ' ';
+        who->domains[dl] = 0;
+        who->role = ROLE_DOMAIN;
     }
     if (who->role == ROLE_DOMAIN)
         return;
-    if (in_list(H.allow_readonly, uid, gid))
+    if (peer_list_has(&acl.readonly, uid, gid))
         who->role = ROLE_READONLY;
 }
 
@@ -1531,6 +1554,8 @@ void adm_init(const struct adm_host *host)
 {
     H = *host;
 }
+
+void adm_shutdown(void) { acl_free(); }
 
 void adm_set_delims(const char *delims)
 {

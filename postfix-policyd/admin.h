@@ -26,12 +26,14 @@ struct adm_host {
     const struct auth_stats *auth_stats;
     const struct pol_stats *pol_stats;
     void (*status)(struct buf *out);    /* appends "* ..." rows */
-    /* access lists from the configuration */
-    const char *allow_admin, *allow_readonly, *allow_domain;
     int have_db;                        /* admin_database configured */
 };
 
 void adm_init(const struct adm_host *host);
+/* The access lists (admin_allow_*): resolved to ids now, at start and on
+ * reload, never per request. */
+void adm_set_access(const char *allow_admin, const char *allow_readonly, const char *allow_domain);
+void adm_shutdown(void);
 /* The recipient delimiter changed (SIGHUP). */
 void adm_set_delims(const char *delims);
 ssize_t adm_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out);

@@ -582,9 +582,6 @@ static void reload_conf(void)
         { "socketmap_listen", app.conf.socketmap_listen, nc.socketmap_listen },
         { "admin_socket", app.conf.admin_socket, nc.admin_socket },
         { "admin_database", app.conf.admin_database, nc.admin_database },
-        { "admin_allow_admin", app.conf.admin_allow_admin, nc.admin_allow_admin },
-        { "admin_allow_readonly", app.conf.admin_allow_readonly, nc.admin_allow_readonly },
-        { "admin_allow_domain", app.conf.admin_allow_domain, nc.admin_allow_domain },
         { "auth_socket", app.conf.auth_socket, nc.auth_socket },
         { "policy_listen", app.conf.policy_listen, nc.policy_listen },
     };
@@ -608,6 +605,13 @@ static void reload_conf(void)
     }
     free(app.conf.auth_allow);
     app.conf.auth_allow = xstrdup(nc.auth_allow);
+    free(app.conf.admin_allow_admin);
+    app.conf.admin_allow_admin = xstrdup(nc.admin_allow_admin);
+    free(app.conf.admin_allow_readonly);
+    app.conf.admin_allow_readonly = xstrdup(nc.admin_allow_readonly);
+    free(app.conf.admin_allow_domain);
+    app.conf.admin_allow_domain = xstrdup(nc.admin_allow_domain);
+    adm_set_access(app.conf.admin_allow_admin, app.conf.admin_allow_readonly, app.conf.admin_allow_domain);
     app.conf.mail_uid = nc.mail_uid;
     app.conf.mail_gid = nc.mail_gid;
     auth_conf();
@@ -650,6 +654,7 @@ static void shutdown_cleanly(void)
     }
     peer_list_free(&app.auth_peers);
     pol_req_free(&app.pol_req);
+    adm_shutdown();
     msg_info("stopped");
 }
 
@@ -753,9 +758,9 @@ int main(int argc, char **argv)
     auth_conf();
     pol_req_init(&app.pol_req);
     struct adm_host host = { current_dir, app.conf.recipient_delimiter, &app.stats, &app.auth_stats, &app.pol_stats, status_rows,
-                             app.conf.admin_allow_admin, app.conf.admin_allow_readonly,
-                             app.conf.admin_allow_domain, *app.conf.admin_database != 0 };
+                             *app.conf.admin_database != 0 };
     adm_init(&host);
+    adm_set_access(app.conf.admin_allow_admin, app.conf.admin_allow_readonly, app.conf.admin_allow_domain);
     if (*app.conf.admin_database)
         adm_db_start(app.conf.admin_database, post_job);
     open_listeners();

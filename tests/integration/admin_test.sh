@@ -127,7 +127,15 @@ check "status answers" "* key=database value=connected" "$(adm 'status' | grep '
 
 # --- access by peer credentials --------------------------------------------------------
 check "a uid in no list is refused" "ERR refused" "$(adm_as daemon 'domain list' | last | cut -d' ' -f1-2)"
-grep -q "admin: refused uid=1(daemon)" "$LOG" && ok "the refusal is logged" || notok "the refusal is logged"
+grep -q "admin: refused uid=1 pid=[0-9]* (not in admin_allow_\*)" "$LOG" && ok "the refusal is logged" || notok "the refusal is logged"
+# the lists are resolved when the configuration is read: SIGHUP applies a change
+sed -i 's/^admin_allow_readonly = mrview$/admin_allow_readonly = mrview, daemon, no-such-user-here/' "$CONF"
+kill -HUP "$MR_PID"
+wait_for "grep -c 'reloaded' '$LOG'" 1 5
+check "after SIGHUP a uid added to admin_allow_readonly may list" "OK" "$(adm_as daemon 'domain list' | last | cut -d' ' -f1)"
+adm_as daemon 'domain add ro2.example' >/dev/null
+check "... and is named in the log" "1" "$(grep -c 'admin: refused domain add for read-only uid=1(daemon) pid=' "$LOG")"
+check "an unknown name in the list is logged" "1" "$(grep -c 'admin_allow_readonly: no such user or group: no-such-user-here' "$LOG")"
 check "read-only may list" "OK" "$(adm_as mrview 'domain list' | last | cut -d' ' -f1)"
 check "read-only may show a user" "OK 1 mailbox" "$(adm_as mrview 'user show alice@example.com' | last)"
 check "read-only may not write" "ERR refused" "$(adm_as mrview 'domain add ro.example' | last | cut -d' ' -f1-2)"
