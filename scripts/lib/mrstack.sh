@@ -49,6 +49,26 @@ CONF
     return 1
 }
 
+# mrs_dovecot_dict: the shipped conf.d/dovecot files (quota and last_login
+# written into PostgreSQL by Dovecot's dict service) with this stack's
+# database (login role mrdict, in mailroster_dovecot_dict only), paths and
+# mail user (mrvmail); sets MRS_DICT_CONFD and MRS_DICT_INCLUDE, the line to
+# put in MRS_DOVECOT_EXTRA.
+mrs_dovecot_dict() {
+    local d=$STACK_DIR/dovecot-conf
+    psql -X -q -v ON_ERROR_STOP=1 -d "$MR_DB" \
+        -c "CREATE ROLE mrdict LOGIN PASSWORD 'dict-secret' IN ROLE mailroster_dovecot_dict" || return 1
+    mkdir -p "$d" && chmod 755 "$d" || return 1
+    sed -e "s|^connect = .*|connect = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mrdict password=dict-secret|" \
+        "$TOP/conf.d/dovecot/dict-sql.conf.ext" >"$d/dict-sql.conf.ext" || return 1
+    sed -e "s|/etc/dovecot/dict-sql.conf.ext|$d/dict-sql.conf.ext|" \
+        -e "s|^\( *\)user = vmail\$|\1user = mrvmail|" -e "s|^\( *\)group = vmail\$|\1group = mrvmail|" \
+        "$TOP/conf.d/dovecot/quota-roster.conf.ext" >"$d/quota-roster.conf.ext" || return 1
+    chmod 644 "$d"/*
+    MRS_DICT_CONFD=$d
+    MRS_DICT_INCLUDE="!include $d/quota-roster.conf.ext"
+}
+
 # mrs_mail MAIN_CF_EXTRA: Dovecot and Postfix; Postfix asks mailrosterd
 # which domains, mailboxes, aliases and sender logins exist.
 # MRS_DOVECOT_EXTRA: more lines for Dovecot's configuration.

@@ -21,27 +21,18 @@ trap stack_cleanup EXIT
 T0=$(date +%s)
 mrs_db && mrs_daemon || { notok "database and mailrosterd start"; t_summary; exit 1; }
 
-# The dict's own login role: a member of mailroster_dovecot_dict only, with
-# a password as in production (the private cluster trusts its socket, so
-# the password is not what lets it in; the role's rights are what is tested).
-sql -c "CREATE ROLE mrdict LOGIN PASSWORD 'dict-secret' IN ROLE mailroster_dovecot_dict" \
-    || { notok "dict role"; t_summary; exit 1; }
-
 # last_login: Dovecot 2.3.19 writes the login time as unix seconds, which a
 # timestamptz column refuses; migration 0003 gave the table at_unix, with
 # "at" generated from it.
 check "last_login has at_unix (migration 0003)" "1" "$(sql -c "SELECT 1 FROM information_schema.columns WHERE table_schema = 'mailroster'
                    AND table_name = 'last_login' AND column_name = 'at_unix'")"
 
-# The shipped configuration, with this stack's paths, mail user and database.
-CONFD=$STACK_DIR/dovecot-conf
-mkdir -p "$CONFD" && chmod 755 "$CONFD"
-sed -e "s|^connect = .*|connect = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mrdict password=dict-secret|" \
-    "$TOP/conf.d/dovecot/dict-sql.conf.ext" >"$CONFD/dict-sql.conf.ext"
-sed -e "s|/etc/dovecot/dict-sql.conf.ext|$CONFD/dict-sql.conf.ext|" \
-    -e "s|^\( *\)user = vmail\$|\1user = mrvmail|" -e "s|^\( *\)group = vmail\$|\1group = mrvmail|" \
-    "$TOP/conf.d/dovecot/quota-roster.conf.ext" >"$CONFD/quota-roster.conf.ext"
-chmod 644 "$CONFD"/*
+# The shipped configuration, with this stack's paths, mail user and
+# database; the dict's own login role mrdict is a member of
+# mailroster_dovecot_dict only, with a password as in production (the
+# private cluster trusts its socket: the role's rights are what is tested).
+mrs_dovecot_dict || { notok "dict role and configuration"; t_summary; exit 1; }
+CONFD=$MRS_DICT_CONFD
 # each substitution must have hit, or the test would not use the shipped files
 check "config: connect line replaced" 1 "$(grep -c "user=mrdict" "$CONFD/dict-sql.conf.ext")"
 check "config: both dicts point at the map file" 2 "$(grep -c "pgsql:$CONFD/dict-sql.conf.ext" "$CONFD/quota-roster.conf.ext")"
@@ -52,7 +43,7 @@ MRS_PASSWD=$STACK_DIR/dovecot-users
 : >"$MRS_PASSWD"
 chmod 644 "$MRS_PASSWD"
 stack_dovecot_start "$(stack_dovecot_passwd_file_snippet "$MRS_PASSWD")
-!include $CONFD/quota-roster.conf.ext" || { notok "Dovecot starts with the quota config"; t_summary; exit 1; }
+$MRS_DICT_INCLUDE" || { notok "Dovecot starts with the quota config"; t_summary; exit 1; }
 DOVEADM=(doveadm -c "$STACK_DOVECOT_CONF")
 check "doveconf: quota plugin setting" "dict:User quota::no-unset:proxy::quota" \
     "$(doveconf -c "$STACK_DOVECOT_CONF" -h plugin/quota 2>&1)"
