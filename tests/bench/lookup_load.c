@@ -1,10 +1,32 @@
-/* lookup_load.c - load client for Postfix lookup servers: tcp_table(5)
- * ("get KEY\n" -> one reply line) and socketmap(5) (netstrings), over N
- * connections with P requests in flight each (pipelined), for D seconds,
- * cycling through a key file; single-threaded, epoll, nonblocking.
+/* lookup_load.c - load client for mailrosterd's endpoints: the Postfix
+ * lookup protocols tcp_table(5) ("get KEY\n" -> one reply line) and
+ * socketmap(5) (netstrings), the auth endpoint (mailroster-auth(7): "ID\tPASS\t
+ * KEY\timap\n" or "ID\tUSER\tKEY\tlmtp\n" -> one reply line with the same
+ * ID) and the policy service (Postfix's policy delegation: a full Postfix
+ * 3.7 RCPT request of name=value lines and an empty line -> "action=...\n\n"),
+ * over N connections with P requests in flight each (pipelined), for D
+ * seconds, cycling through a key file; single-threaded, epoll, nonblocking.
  *
- *   lookup_load -t tcp|smap -a 127.0.0.1:PORT|unix:PATH [-m MAP] -k KEYS
- *               [-c CONNS] [-p IN_FLIGHT] [-d SECONDS] [-r RATE] [-w WARMUP_S] [-s]
+ *   lookup_load -t tcp|smap|auth|policy -a 127.0.0.1:PORT|unix:PATH [-m MODE] -k KEYS
+ *               [-c CONNS] [-p IN_FLIGHT] [-d SECONDS] [-r RATE] [-w WARMUP_S] [-s] [-n COUNT]
+ *
+ * -m: smap: the map name (default mailboxes); auth: pass (default: PASS
+ * KEY imap) or user (USER KEY lmtp); policy: out (default: an authenticated
+ * submission, sasl_username=LOGIN sender=SENDER recipient=a remote address;
+ * a key line is "LOGIN SENDER" or just "LOGIN", then the sender is the
+ * login) or in (no SASL login, recipient=KEY, sender a remote address).
+ * Auth ids count up from 1 on each connection; every reply's id must be
+ * that of the oldest request outstanding on its connection (otherwise it
+ * counts as an error and id_mismatch).
+ *
+ * What counts as what: tcp 200 / smap OK / auth OK / policy DUNNO = hit;
+ * tcp 500 / smap NOTFOUND / auth NOTFOUND / policy any other action =
+ * miss; auth DISABLED and DENIED (definite answers, not failures) = other;
+ * everything else (tcp 400, smap TEMP, auth FAIL or ERROR, policy
+ * DEFER_IF_PERMIT, a wrong auth id) = error. answers= breaks the measured
+ * replies down by their first word (policy: the reply code and, for the
+ * texts mailrosterd sends, a tag: 554/unknown_login, 554/disabled,
+ * 554/may_not_send, 553/not_owned, 550/unavailable).
  *
  * Closed loop (default): every reply sends the next request on its
  * connection, so each connection always has P requests outstanding.
@@ -15,15 +37,21 @@
  * loop) to the arrival of its reply, so a late client counts against the
  * result instead of hiding it.
  *
+ * -n COUNT: instead of a duration, send exactly COUNT requests (closed
+ * loop, no warm-up, every reply measured) starting with the first key, and
+ * stop when all are answered: with COUNT = the number of keys, one pass
+ * over the key file, for checking answers= against what is expected.
+ * Gives up when no reply came for 10 s (stalled=1).
+ *
  * The first WARMUP seconds (default 1) are not measured. -s busy-polls
  * (epoll with a zero timeout) instead of sleeping: the client then owns its
  * core, and its own wake-up latency (large in a VM, where an idle vCPU
  * halts) stays out of the figures.
  *
- * Output: one line of key=value pairs (lookups/s, hit/miss/error counts,
- * p50/p90/p99/p99.9/max latency in microseconds, the client's own CPU in
- * the measured window, and replies_total: every reply including warm-up and
- * drain, for dividing a server's CPU time by). */
+ * Output: one line of key=value pairs (lookups/s, hit/miss/other/error
+ * counts, p50/p90/p99/p99.9/max latency in microseconds, the client's own
+ * CPU in the measured window, replies_total: every reply including warm-up
+ * and drain, for dividing a server's CPU time by, and answers=). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -41,7 +70,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum proto { P_TCPT, P_SMAP };
+enum proto { P_TCPT, P_SMAP, P_AUTH, P_POLICY };
+static const char *proto_names[] = { "tcp", "smap", "auth", "policy" };
 
 struct req {
     char *data;
@@ -55,6 +85,8 @@ struct conn {
     char in[65536];
     size_t inlen;
     uint64_t *sent;        /* ring of send (or due) times, oldest first */
+    uint32_t *ids;         /* auth: ring of request ids, like sent */
+    uint32_t next_id;      /* auth: the next request's id */
     int head, count;
     int want_out;
 };
@@ -67,12 +99,46 @@ static int nconns = 1, inflight = 1, ep;
 static long outstanding;  /* requests written or queued, not answered */
 static double rate;
 static int spin;          /* -s: busy-poll, never sleep */
+static int auth_user;     /* -t auth -m user: USER KEY lmtp (else PASS KEY imap) */
+static int pol_in;        /* -t policy -m in: inbound (else outbound, SASL) */
+static uint64_t limit, sent_total; /* -n COUNT */
 
 /* latency histogram: 1 us buckets up to 1 s */
 #define HMAX 1000000
 static uint32_t *hist;
 static uint64_t hover, lat_max, lat_count;
-static uint64_t hits, misses, errors, measured, replies_total;
+static uint64_t hits, misses, others, errors, measured, replies_total, id_mismatch;
+
+/* measured replies by their first word (see the top) */
+#define NWORDS 32
+static struct {
+    char w[40];
+    uint64_t n;
+} words[NWORDS];
+static int nwords;
+
+static void tally(const char *w, size_t n)
+{
+    if (n >= sizeof(words[0].w))
+        n = sizeof(words[0].w) - 1;
+    for (int i = 0; i < nwords; i++)
+        if (strlen(words[i].w) == n && memcmp(words[i].w, w, n) == 0) {
+            words[i].n++;
+            return;
+        }
+    if (nwords == NWORDS) {
+        tally("(more)", 6);
+        return;
+    }
+    memcpy(words[nwords].w, w, n);
+    words[nwords].w[n] = 0;
+    for (size_t i = 0; i < n; i++) /* one token in the output line */
+        if ((unsigned char)words[nwords].w[i] <= ' ' || words[nwords].w[i] == ',' || words[nwords].w[i] == ':')
+            words[nwords].w[i] = '_';
+    words[nwords++].n = 1;
+}
+
+static int word_cmp(const void *a, const void *b) { return strcmp(a, b); }
 static uint64_t t_measure, t_end;
 
 static uint64_t now_ns(void)
@@ -87,6 +153,72 @@ static void die(const char *what)
     perror(what);
     exit(1);
 }
+
+/* What Postfix 3.7's smtpd sends at RCPT (every attribute, in its order;
+ * SMTPD_POLICY_README), for an authenticated submission and for mail from
+ * outside. */
+static const char pol_out_fmt[] =
+    "request=smtpd_access_policy\n"
+    "protocol_state=RCPT\n"
+    "protocol_name=ESMTP\n"
+    "client_address=198.51.100.23\n"
+    "client_name=dsl-23.isp.example\n"
+    "client_port=%u\n"
+    "reverse_client_name=dsl-23.isp.example\n"
+    "server_address=192.0.2.25\n"
+    "server_port=587\n"
+    "helo_name=[192.168.1.20]\n"
+    "sender=%s\n"
+    "recipient=friend@remote.example\n"
+    "recipient_count=0\n"
+    "queue_id=\n"
+    "instance=%x.%x.%x.0\n"
+    "size=18734\n"
+    "etrn_domain=\n"
+    "stress=\n"
+    "sasl_method=PLAIN\n"
+    "sasl_username=%s\n"
+    "sasl_sender=\n"
+    "ccert_subject=\n"
+    "ccert_issuer=\n"
+    "ccert_fingerprint=\n"
+    "ccert_pubkey_fingerprint=\n"
+    "encryption_protocol=TLSv1.3\n"
+    "encryption_cipher=TLS_AES_256_GCM_SHA384\n"
+    "encryption_keysize=256\n"
+    "policy_context=\n"
+    "\n";
+static const char pol_in_fmt[] =
+    "request=smtpd_access_policy\n"
+    "protocol_state=RCPT\n"
+    "protocol_name=ESMTP\n"
+    "client_address=203.0.113.45\n"
+    "client_name=mx2.remote.example\n"
+    "client_port=%u\n"
+    "reverse_client_name=mx2.remote.example\n"
+    "server_address=192.0.2.25\n"
+    "server_port=25\n"
+    "helo_name=mx2.remote.example\n"
+    "sender=newsletter@remote.example\n"
+    "recipient=%s\n"
+    "recipient_count=0\n"
+    "queue_id=\n"
+    "instance=%x.%x.%x.0\n"
+    "size=52311\n"
+    "etrn_domain=\n"
+    "stress=\n"
+    "sasl_method=\n"
+    "sasl_username=\n"
+    "sasl_sender=\n"
+    "ccert_subject=\n"
+    "ccert_issuer=\n"
+    "ccert_fingerprint=\n"
+    "ccert_pubkey_fingerprint=\n"
+    "encryption_protocol=TLSv1.3\n"
+    "encryption_cipher=TLS_AES_256_GCM_SHA384\n"
+    "encryption_keysize=256\n"
+    "policy_context=\n"
+    "\n";
 
 static void load_keys(const char *path, const char *map)
 {
@@ -119,8 +251,39 @@ static void load_keys(const char *path, const char *map)
                     n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%%%02X", ch);
             }
             buf[n++] = '\n';
-        } else {
+        } else if (proto == P_SMAP) {
             n = (size_t)snprintf(buf, sizeof(buf), "%zu:%s %s,", strlen(map) + 1 + (size_t)len, map, line);
+        } else if (proto == P_AUTH) {
+            /* the key, escaped as Dovecot's str_tabescape does; the rest of
+             * the line (id, command, service) is added when it is sent */
+            for (ssize_t i = 0; i < len && n < sizeof(buf) - 2; i++) {
+                char ch = line[i];
+                if (ch == 0x01 || ch == '\t' || ch == '\n' || ch == '\r') {
+                    buf[n++] = 0x01;
+                    buf[n++] = ch == 0x01 ? '1' : ch == '\t' ? 't' : ch == '\n' ? 'n' : 'r';
+                } else {
+                    buf[n++] = ch;
+                }
+            }
+        } else {
+            unsigned i = (unsigned)nreqs;
+            if (len > 1000) {
+                fprintf(stderr, "lookup_load: key too long for a policy request: %s\n", line);
+                exit(1);
+            }
+            if (pol_in) {
+                n = (size_t)snprintf(buf, sizeof(buf), pol_in_fmt, 30000 + i % 30000, line, 0x1b2c + i % 7,
+                                     0x674f1a2e + i / 3, i * 37 % 0xfffff);
+            } else {
+                char *sp = strchr(line, ' ');
+                const char *login = line, *sender = line;
+                if (sp) {
+                    *sp = 0;
+                    sender = sp + 1;
+                }
+                n = (size_t)snprintf(buf, sizeof(buf), pol_out_fmt, 30000 + i % 30000, sender, 0x1b2c + i % 7,
+                                     0x674f1a2e + i / 3, i * 37 % 0xfffff, login);
+            }
         }
         reqs[nreqs].data = malloc(n);
         memcpy(reqs[nreqs].data, buf, n);
@@ -169,19 +332,37 @@ static int connect_to(const char *addr)
     return fd;
 }
 
-static void queue_req(struct conn *c, uint64_t t)
+/* the next request onto c's output; 0 when -n COUNT are out already */
+static int queue_req(struct conn *c, uint64_t t)
 {
+    if (limit && sent_total >= limit)
+        return 0;
     const struct req *r = &reqs[next_req];
     next_req = next_req + 1 == nreqs ? 0 : next_req + 1;
-    if (c->outlen + r->len > c->outcap) {
-        c->outcap = (c->outlen + r->len) * 2;
+    size_t need = r->len + 32; /* auth: id, command and service around the key */
+    if (c->outlen + need > c->outcap) {
+        c->outcap = (c->outlen + need) * 2;
         c->out = realloc(c->out, c->outcap);
     }
-    memcpy(c->out + c->outlen, r->data, r->len);
-    c->outlen += r->len;
-    c->sent[(c->head + c->count) % inflight] = t;
+    int slot = (c->head + c->count) % inflight;
+    if (proto == P_AUTH) {
+        uint32_t id = c->next_id;
+        c->next_id = c->next_id == 0xffffffffU ? 1 : c->next_id + 1;
+        c->ids[slot] = id;
+        c->outlen += (size_t)sprintf(c->out + c->outlen, "%u\t%s\t", id, auth_user ? "USER" : "PASS");
+        memcpy(c->out + c->outlen, r->data, r->len);
+        c->outlen += r->len;
+        memcpy(c->out + c->outlen, auth_user ? "\tlmtp\n" : "\timap\n", 6);
+        c->outlen += 6;
+    } else {
+        memcpy(c->out + c->outlen, r->data, r->len);
+        c->outlen += r->len;
+    }
+    c->sent[slot] = t;
     c->count++;
     outstanding++;
+    sent_total++;
+    return 1;
 }
 
 static void flush_conn(struct conn *c)
@@ -206,11 +387,16 @@ static void flush_conn(struct conn *c)
     }
 }
 
-static void record(uint64_t sent, uint64_t now, int kind)
+static uint64_t t_last_reply;
+
+/* kind: 1 hit, 0 miss, 2 other (auth DISABLED/DENIED), -1 error */
+static void record(uint64_t sent, uint64_t now, int kind, const char *word, size_t wlen)
 {
     replies_total++;
+    t_last_reply = now;
     if (now < t_measure || sent < t_measure || now > t_end)
         return;
+    tally(word, wlen);
     uint64_t us = (now - sent) / 1000;
     measured++;
     if (us < HMAX)
@@ -224,8 +410,24 @@ static void record(uint64_t sent, uint64_t now, int kind)
         hits++;
     else if (kind == 0)
         misses++;
+    else if (kind == 2)
+        others++;
     else
         errors++;
+}
+
+/* the first token of [p, p+n): up to a space, TAB or LF */
+static size_t token(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+        i++;
+    return i;
+}
+
+static const char *find(const char *hay, size_t n, const char *needle)
+{
+    return memmem(hay, n, needle, strlen(needle));
 }
 
 /* parse complete replies; returns how many */
@@ -237,13 +439,17 @@ static int parse_replies(struct conn *c, uint64_t now)
         const char *p = c->in + off;
         size_t left = c->inlen - off, used;
         int kind;
+        const char *w = p;
+        size_t wl = 0;
+        char wbuf[40];
         if (proto == P_TCPT) {
             const char *nl = memchr(p, '\n', left);
             if (nl == NULL)
                 break;
             used = (size_t)(nl - p) + 1;
             kind = left >= 3 && memcmp(p, "200", 3) == 0 ? 1 : left >= 3 && memcmp(p, "500", 3) == 0 ? 0 : -1;
-        } else {
+            wl = token(p, used);
+        } else if (proto == P_SMAP) {
             size_t len = 0, i = 0;
             while (i < left && p[i] >= '0' && p[i] <= '9')
                 len = len * 10 + (size_t)(p[i++] - '0');
@@ -258,12 +464,87 @@ static int parse_replies(struct conn *c, uint64_t now)
             const char *d = p + i + 1;
             used = i + 1 + len + 1;
             kind = len >= 3 && memcmp(d, "OK ", 3) == 0 ? 1 : len >= 8 && memcmp(d, "NOTFOUND", 8) == 0 ? 0 : -1;
+            w = d;
+            wl = token(d, len);
+        } else if (proto == P_AUTH) {
+            /* ID TAB WORD [TAB key=value ...] LF */
+            const char *nl = memchr(p, '\n', left);
+            if (nl == NULL)
+                break;
+            used = (size_t)(nl - p) + 1;
+            size_t i = 0;
+            unsigned long long id = 0;
+            while (i < used && p[i] >= '0' && p[i] <= '9' && id <= 0xffffffffULL)
+                id = id * 10 + (unsigned long long)(p[i++] - '0');
+            w = p + i + 1;
+            wl = i > 0 && p[i] == '\t' ? token(w, used - i - 1) : 0;
+            if (wl == 2 && !memcmp(w, "OK", 2))
+                kind = 1;
+            else if (wl == 8 && !memcmp(w, "NOTFOUND", 8))
+                kind = 0;
+            else if ((wl == 8 && !memcmp(w, "DISABLED", 8)) || (wl == 6 && !memcmp(w, "DENIED", 6)))
+                kind = 2;
+            else
+                kind = -1;
+            if (wl == 0) {
+                w = "(malformed)";
+                wl = strlen(w);
+            }
+            if (c->count > 0 && (i == 0 || id != c->ids[c->head])) {
+                if (id_mismatch++ < 3)
+                    fprintf(stderr, "lookup_load: reply id %.*s, the oldest request outstanding is %u: %.*s\n",
+                            (int)i, p, c->ids[c->head], (int)(used > 200 ? 200 : used - 1), p);
+                kind = -1;
+            }
+        } else {
+            /* action=TEXT LF [more name=value lines] LF */
+            const char *end = NULL;
+            for (const char *q = p; (q = memchr(q, '\n', left - (size_t)(q - p))) != NULL; q++)
+                if ((size_t)(q - p) + 1 < left && q[1] == '\n') {
+                    end = q + 2;
+                    break;
+                }
+            if (end == NULL) {
+                if (left > 4096) {
+                    fprintf(stderr, "lookup_load: policy reply without an end: %.200s\n", p);
+                    exit(1);
+                }
+                break;
+            }
+            used = (size_t)(end - p);
+            const char *nl = memchr(p, '\n', used);
+            if (used < 8 || memcmp(p, "action=", 7) != 0) {
+                kind = -1;
+                w = "(malformed)";
+                wl = strlen(w);
+            } else {
+                const char *a = p + 7;
+                size_t al = (size_t)(nl - a);
+                w = a;
+                wl = token(a, al);
+                if (wl == 5 && !strncasecmp(a, "DUNNO", 5)) {
+                    kind = 1;
+                } else if (wl >= 5 && !strncasecmp(a, "DEFER", 5)) {
+                    kind = -1; /* DEFER_IF_PERMIT: not loaded (a temporary failure) */
+                } else {
+                    const char *tag = find(a, al, "has no mailbox here") ? "unknown_login"
+                                      : find(a, al, "is disabled")       ? "disabled"
+                                      : find(a, al, "may not send")      ? "may_not_send"
+                                      : find(a, al, "is not owned")      ? "not_owned"
+                                      : find(a, al, "unavailable")       ? "unavailable"
+                                                                         : "other";
+                    snprintf(wbuf, sizeof(wbuf), "%.*s/%s", (int)(wl > 8 ? 8 : wl), a, tag);
+                    w = wbuf;
+                    wl = strlen(wbuf);
+                    kind = 0;
+                }
+            }
         }
         if (c->count == 0) {
-            fprintf(stderr, "lookup_load: reply without a request\n");
+            fprintf(stderr, "lookup_load: reply without a request: %.*s\n", (int)(used > 200 ? 200 : used), p);
             exit(1);
         }
-        record(c->sent[c->head], now, kind);
+        record(c->sent[c->head], now, kind, w, wl);
         c->head = (c->head + 1) % inflight;
         c->count--;
         outstanding--;
@@ -290,24 +571,29 @@ static uint64_t pct(double p)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: lookup_load -t tcp|smap -a ADDR [-m MAP] -k KEYS [-c CONNS] [-p IN_FLIGHT]\n"
-                    "                   [-d SECONDS] [-r RATE] [-w WARMUP_SECONDS] [-s]\n");
+    fprintf(stderr, "usage: lookup_load -t tcp|smap|auth|policy -a ADDR [-m MAP|pass|user|out|in] -k KEYS\n"
+                    "                   [-c CONNS] [-p IN_FLIGHT] [-d SECONDS] [-r RATE] [-w WARMUP_SECONDS] [-s]\n"
+                    "                   [-n COUNT]\n");
     exit(64);
 }
 
 int main(int argc, char **argv)
 {
-    const char *addr = NULL, *keys = NULL, *map = "mailboxes";
+    const char *addr = NULL, *keys = NULL, *map = NULL;
     double secs = 10, warmup = 1;
     int ch;
 
-    while ((ch = getopt(argc, argv, "t:a:m:k:c:p:d:r:w:s")) != -1) {
+    while ((ch = getopt(argc, argv, "t:a:m:k:c:p:d:r:w:sn:")) != -1) {
         switch (ch) {
         case 't':
             if (strcmp(optarg, "tcp") == 0)
                 proto = P_TCPT;
             else if (strcmp(optarg, "smap") == 0)
                 proto = P_SMAP;
+            else if (strcmp(optarg, "auth") == 0)
+                proto = P_AUTH;
+            else if (strcmp(optarg, "policy") == 0)
+                proto = P_POLICY;
             else
                 usage();
             break;
@@ -320,11 +606,29 @@ int main(int argc, char **argv)
         case 'r': rate = atof(optarg); break;
         case 'w': warmup = atof(optarg); break;
         case 's': spin = 1; break;
+        case 'n': limit = strtoull(optarg, NULL, 10); break;
         default: usage();
         }
     }
-    if (addr == NULL || keys == NULL || nconns < 1 || inflight < 1 || secs <= 0)
+    if (addr == NULL || keys == NULL || nconns < 1 || inflight < 1 || secs <= 0 || (limit && rate > 0))
         usage();
+    if (proto == P_AUTH) {
+        if (map == NULL || strcmp(map, "pass") == 0)
+            auth_user = 0;
+        else if (strcmp(map, "user") == 0)
+            auth_user = 1;
+        else
+            usage();
+    } else if (proto == P_POLICY) {
+        if (map == NULL || strcmp(map, "out") == 0)
+            pol_in = 0;
+        else if (strcmp(map, "in") == 0)
+            pol_in = 1;
+        else
+            usage();
+    } else if (map == NULL) {
+        map = "mailboxes";
+    }
     load_keys(keys, map);
     hist = calloc(HMAX, sizeof(*hist));
     ep = epoll_create1(EPOLL_CLOEXEC);
@@ -333,12 +637,19 @@ int main(int argc, char **argv)
         struct conn *c = &conns[i];
         c->fd = connect_to(addr);
         c->sent = calloc((size_t)inflight, sizeof(uint64_t));
+        c->ids = calloc((size_t)inflight, sizeof(uint32_t));
+        c->next_id = 1;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
     uint64_t start = now_ns(), interval = 0, due = start, backlog = 0, backlog_max = 0;
     t_measure = start + (uint64_t)(warmup * 1e9);
     t_end = t_measure + (uint64_t)(secs * 1e9);
+    int stalled = 0;
+    if (limit) {
+        t_measure = start;
+        t_end = UINT64_MAX / 2;
+    }
     if (rate > 0) {
         interval = (uint64_t)(1e9 / rate);
     } else {
@@ -359,6 +670,12 @@ int main(int argc, char **argv)
         }
         if (now >= t_end + 2000000000ULL)
             break; /* stragglers: give up after 2 s */
+        if (limit && sent_total >= limit && outstanding == 0)
+            break;
+        if (limit && now > (t_last_reply > start ? t_last_reply : start) + 10000000000ULL) {
+            stalled = 1;
+            break;
+        }
         if (now >= t_end && outstanding == 0)
             break;
         struct timespec wait = { 0, 100000000 }; /* 100 ms */
@@ -433,13 +750,21 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru1);
     double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    if (limit)
+        secs = t_last_reply > start ? (double)(t_last_reply - start) / 1e9 : 0;
     printf("proto=%s conns=%d inflight=%d rate_offered=%.0f secs=%.2f lookups=%llu lookups_per_s=%.0f "
            "hits=%llu misses=%llu errors=%llu p50_us=%llu p90_us=%llu p99_us=%llu p999_us=%llu max_us=%llu "
-           "client_cpu_s=%.2f backlog_max=%llu replies_total=%llu\n",
-           proto == P_TCPT ? "tcp" : "smap", nconns, inflight, rate, secs, (unsigned long long)measured,
-           (double)measured / secs, (unsigned long long)hits, (unsigned long long)misses,
+           "client_cpu_s=%.2f backlog_max=%llu replies_total=%llu others=%llu id_mismatch=%llu stalled=%d "
+           "outstanding=%ld answers=",
+           proto_names[proto], nconns, inflight, rate, secs, (unsigned long long)measured,
+           secs > 0 ? (double)measured / secs : 0, (unsigned long long)hits, (unsigned long long)misses,
            (unsigned long long)errors, (unsigned long long)pct(0.5), (unsigned long long)pct(0.9),
            (unsigned long long)pct(0.99), (unsigned long long)pct(0.999), (unsigned long long)lat_max, cpu,
-           (unsigned long long)backlog_max, (unsigned long long)replies_total);
+           (unsigned long long)backlog_max, (unsigned long long)replies_total, (unsigned long long)others,
+           (unsigned long long)id_mismatch, stalled, outstanding);
+    qsort(words, (size_t)nwords, sizeof(words[0]), word_cmp);
+    for (int i = 0; i < nwords; i++)
+        printf("%s%s:%llu", i ? "," : "", words[i].w, (unsigned long long)words[i].n);
+    printf("%s\n", nwords ? "" : "-");
     return 0;
 }

@@ -136,6 +136,10 @@ check "after SIGHUP a uid added to admin_allow_readonly may list" "OK" "$(adm_as
 adm_as daemon 'domain add ro2.example' >/dev/null
 check "... and is named in the log" "1" "$(grep -c 'admin: refused domain add for read-only uid=1(daemon) pid=' "$LOG")"
 check "an unknown name in the list is logged" "1" "$(grep -c 'admin_allow_readonly: no such user or group: no-such-user-here' "$LOG")"
+sed -i 's/^admin_allow_readonly = .*/admin_allow_readonly = mrview/' "$CONF"
+kill -HUP "$MR_PID"
+wait_for "grep -c 'reloaded' '$LOG'" 2 5
+check "after SIGHUP again it is refused again" "ERR refused" "$(adm_as daemon 'domain list' | last | cut -d' ' -f1-2)"
 check "read-only may list" "OK" "$(adm_as mrview 'domain list' | last | cut -d' ' -f1)"
 check "read-only may show a user" "OK 1 mailbox" "$(adm_as mrview 'user show alice@example.com' | last)"
 check "read-only may not write" "ERR refused" "$(adm_as mrview 'domain add ro.example' | last | cut -d' ' -f1-2)"
