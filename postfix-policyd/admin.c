@@ -615,16 +615,27 @@ static void domain_row(struct buf *out, const struct dir_domain *d, const struct
     buf_addc(out, '\n');
 }
 
+/* The directory reads answer from, or NULL after saying it is not there yet. */
+static const struct dir *loaded(struct buf *out)
+{
+    const struct dir *d = H.dir();
+    if (d == NULL)
+        err(out, "unavailable", "directory not loaded yet");
+    return d;
+}
+
 static void c_domain_show(const struct cmd *c, struct adm_args *a, struct caller *who,
                           struct srv_conn *conn, struct buf *out)
 {
-    const struct dir *d = H.dir();
+    const struct dir *d = loaded(out);
     struct buf dom;
     (void)c;
     (void)conn;
+    if (d == NULL)
+        return;
     buf_init(&dom);
     if (domain_target(a, who, &dom, out) == 0) {
-        const struct dir_domain *r = d ? dir_domain_get(d, dom.data, dom.len) : NULL;
+        const struct dir_domain *r = dir_domain_get(d, dom.data, dom.len);
         if (r == NULL)
             err(out, "not-found", "no such domain: %s", dom.data);
         else {
@@ -638,16 +649,14 @@ static void c_domain_show(const struct cmd *c, struct adm_args *a, struct caller
 static void c_domain_list(const struct cmd *c, struct adm_args *a, struct caller *who,
                           struct srv_conn *conn, struct buf *out)
 {
-    const struct dir *d = H.dir();
+    const struct dir *d;
     const struct dir_domain *r;
     size_t n = 0;
     (void)c;
     (void)a;
     (void)conn;
-    if (d == NULL) {
-        err(out, "unavailable", "directory not loaded yet");
+    if ((d = loaded(out)) == NULL)
         return;
-    }
     for (size_t i = 0; (r = htab_next(&d->dom_id, &i)) != NULL;)
         if (who->role != ROLE_DOMAIN || may_domain(who, r->name)) {
             domain_row(out, r, d);
@@ -780,14 +789,16 @@ static void user_row(struct buf *out, const struct dir_mailbox *m, const struct 
 static void c_user_show(const struct cmd *c, struct adm_args *a, struct caller *who,
                         struct srv_conn *conn, struct buf *out)
 {
-    const struct dir *d = H.dir();
+    const struct dir *d = loaded(out);
     struct buf local, dom, addr;
+    if (d == NULL)
+        return;
     buf_init(&local);
     buf_init(&dom);
     buf_init(&addr);
     if (user_target(a->argv[2], who, &local, &dom, out, 0) == 0) {
         buf_printf(&addr, "%s@%s", local.data, dom.data);
-        const struct dir_mailbox *m = d ? dir_mailbox_get(d, addr.data, addr.len) : NULL;
+        const struct dir_mailbox *m = dir_mailbox_get(d, addr.data, addr.len);
         if (m == NULL)
             err(out, "not-found", "no such mailbox: %s", addr.data);
         else if (!H.have_db) {
@@ -818,11 +829,9 @@ static void c_user_show(const struct cmd *c, struct adm_args *a, struct caller *
 static const struct dir *list_begin(struct adm_args *a, struct caller *who, struct buf *dom,
                                     struct buf *out)
 {
-    const struct dir *d = H.dir();
-    if (d == NULL) {
-        err(out, "unavailable", "directory not loaded yet");
+    const struct dir *d;
+    if ((d = loaded(out)) == NULL)
         return NULL;
-    }
     if (a->argc > 2 && domain_target(a, who, dom, out) < 0)
         return NULL;
     return d;
@@ -1008,15 +1017,13 @@ out:
 static void c_sender_list(const struct cmd *c, struct adm_args *a, struct caller *who,
                           struct srv_conn *conn, struct buf *out)
 {
-    const struct dir *d = H.dir();
+    const struct dir *d;
     const struct dir_sender *s;
     size_t n = 0;
     (void)c;
     (void)conn;
-    if (d == NULL) {
-        err(out, "unavailable", "directory not loaded yet");
+    if ((d = loaded(out)) == NULL)
         return;
-    }
     for (size_t i = 0; (s = htab_next(&d->sender_id, &i)) != NULL;) {
         const struct dir_mailbox *m = dir_mailbox_by_id(d, s->mailbox_id);
         if (m == NULL)
@@ -1134,7 +1141,7 @@ fail:
 static void c_master_list(const struct cmd *c, struct adm_args *a, struct caller *who,
                           struct srv_conn *conn, struct buf *out)
 {
-    const struct dir *d = H.dir();
+    const struct dir *d;
     const struct dir_master *m;
     size_t n = 0;
     char sch[40];
@@ -1145,10 +1152,8 @@ static void c_master_list(const struct cmd *c, struct adm_args *a, struct caller
         err(out, "refused", "master users are for admins");
         return;
     }
-    if (d == NULL) {
-        err(out, "unavailable", "directory not loaded yet");
+    if ((d = loaded(out)) == NULL)
         return;
-    }
     for (size_t i = 0; (m = htab_next(&d->master_id, &i)) != NULL; n++) {
         buf_adds(out, "*");
         adm_field(out, "name", m->name);

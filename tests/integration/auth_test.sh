@@ -129,7 +129,21 @@ stack_pg_stop
 check "PostgreSQL stopped: answers from memory" "1${T}OK" "$(ask "1\tPASS\talice@example.com\timap" | cut -f1-2)"
 stack_pg_start_again || notok "PostgreSQL restarts"
 
-if grep -q "runtime error\|ERROR: AddressSanitizer\|LeakSanitizer" "$LOG"; then notok "sanitizer report in the log"; else ok "no sanitizer report"; fi
 mr_stop
 check "the socket is removed at exit" "gone" "$([ -e "$AUTH" ] && echo there || echo gone)"
+
+# --- no directory at all: PostgreSQL down, no snapshot file ----------------------------
+stack_pg_stop
+rm -f "$MR_SNAPSHOT"
+echo "startup_timeout = 1s" >>"$CONF"
+mr_start "$CONF" "$LOG" || notok "start without PostgreSQL and snapshot"
+check "nothing loaded: a login is a temporary failure, never unknown" "1${T}FAIL${T}reason=directory not loaded yet" "$(ask "1\tPASS\talice@example.com\timap")"
+check "nothing loaded: userdb too" "2${T}FAIL" "$(ask "2\tUSER\talice@example.com\tlmtp" | cut -f1-2)"
+check "nothing loaded: domain show is unavailable, not unknown" "ERR unavailable directory not loaded yet" "$(printf 'domain show example.com\n' | socat -t 5 - "UNIX-CONNECT:$ADM" | tail -n 1)"
+check "nothing loaded: user show likewise" "ERR unavailable directory not loaded yet" "$(printf 'user show alice@example.com\n' | socat -t 5 - "UNIX-CONNECT:$ADM" | tail -n 1)"
+check "nothing loaded: user list likewise" "ERR unavailable directory not loaded yet" "$(printf 'user list\n' | socat -t 5 - "UNIX-CONNECT:$ADM" | tail -n 1)"
+mr_stop
+stack_pg_start_again || notok "PostgreSQL restarts"
+
+if grep -q "runtime error\|ERROR: AddressSanitizer\|LeakSanitizer" "$LOG"; then notok "sanitizer report in the log"; else ok "no sanitizer report"; fi
 t_summary
