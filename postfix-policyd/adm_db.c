@@ -51,6 +51,7 @@ void adm_job_free(struct adm_job *j)
     for (int i = 0; i < j->nlist; i++)
         free(j->list[i]);
     free(j->list);
+    free(j->commit_reply);
     buf_free(&j->reply);
     free(j);
 }
@@ -154,20 +155,28 @@ static int finish(struct adm_job *j, const char *object, const char *word, const
     audit_words(j, &words);
     const char *p[4] = { j->actor, j->cmd, object, words.data };
     r = q(j, "INSERT INTO mailroster.audit_log (actor, action, object, detail) "
-             "VALUES ($1, $2, $3, jsonb_build_object('command', $4::text))", 4, p);
+             "VALUES ($1, $2, $3, jsonb_build_object('command', $4::text)) RETURNING id", 4, p);
     buf_free(&words);
     if (r == NULL)
         return -1;
+    j->audit_id = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     /* directory writers hold the advisory lock: the newest seq is ours */
     if ((r = q(j, "SELECT coalesce(max(seq), 0) FROM mailroster.change_log", 0, NULL)) == NULL)
         return -1;
     j->seq = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
+    struct buf ok;
+    buf_init(&ok);
+    buf_printf(&ok, "OK %s%s%s\n", word, text && *text ? " " : "", text ? text : "");
+    free(j->commit_reply);
+    j->commit_reply = ok.data;
     if (cmd(j, "COMMIT") < 0)
         return -1;
     buf_reset(&j->reply);
-    buf_printf(&j->reply, "OK %s%s%s\n", word, text && *text ? " " : "", text ? text : "");
+    buf_adds(&j->reply, j->commit_reply);
+    free(j->commit_reply);
+    j->commit_reply = NULL;
     j->ok = 1;
     return 0;
 }
@@ -853,6 +862,36 @@ static int ensure_conn(struct worker *w)
     return 0;
 }
 
+/* After the connection broke during a COMMIT: 1 if the transaction is in
+ * (its audit row exists; the job gets the answer it would have had), -1 if
+ * that cannot be told (the job says so), 0 if it is not in: run it again. */
+static int committed_anyway(struct adm_job *j)
+{
+    char id[32];
+    const char *p[1] = { id };
+    if (j->commit_reply == NULL || j->audit_id == 0)
+        return 0;
+    snprintf(id, sizeof(id), "%" PRIu64, j->audit_id);
+    PGresult *r = PQexecParams(A_PG, "SELECT 1 FROM mailroster.audit_log WHERE id = $1::bigint", 1, NULL, p,
+                               NULL, NULL, 0);
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) > 0 : -1;
+    PQclear(r);
+    if (rc == 1) {
+        msg_warn("admin: %s: the database connection broke during COMMIT; the change is in (audit row %s)",
+                 j->cmd, id);
+        buf_reset(&j->reply);
+        buf_adds(&j->reply, j->commit_reply);
+        j->ok = 1;
+    } else if (rc < 0) {
+        err_reply(j, "unavailable",
+                  "the database connection broke during COMMIT: whether the change was made is unknown (look with show)");
+    } else {
+        msg_warn("admin: %s: the database connection broke during COMMIT, which did not happen; running it again",
+                 j->cmd);
+    }
+    return rc == 0 ? 0 : 1;
+}
+
 static void *adm_db_main(void *arg)
 {
     struct worker *w = arg;
@@ -882,9 +921,12 @@ static void *adm_db_main(void *arg)
                 j->run(A_PG, j);
             }
             if (!j->ok && PQstatus(A_PG) != CONNECTION_OK) {
-                /* the connection died under the job: one more try */
-                if (ensure_conn(w) == 0) {
+                /* the connection died under the job: if that was during its
+                 * COMMIT, the change may be in; else one more try */
+                if (ensure_conn(w) == 0 && committed_anyway(j) == 0) {
                     buf_reset(&j->reply);
+                    free(j->commit_reply);
+                    j->commit_reply = NULL;
                     j->run(A_PG, j);
                 }
             }

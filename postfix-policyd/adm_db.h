@@ -32,6 +32,10 @@ struct adm_job {
     struct buf reply;                /* rows + final line */
     uint64_t seq;                    /* change to wait for before answering */
     int ok;
+    /* a COMMIT whose answer was lost may still have committed: the audit
+     * row's id tells, and the answer it would have had is kept */
+    uint64_t audit_id;
+    char *commit_reply;              /* set while COMMIT is under way */
     struct adm_job *next;
     double deadline;
 };

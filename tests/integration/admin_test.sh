@@ -241,5 +241,44 @@ else
     notok "the mailroster command was not built ($CLI)"
 fi
 
+# --- the connection breaks during COMMIT ----------------------------------------------------
+admin_pid() { sql -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'mailrosterd-admin'"; }
+# committed, but the answer is lost: COMMIT waits for a synchronous standby
+# that does not exist (the commit is already durable then), and the backend
+# is terminated while it waits
+# (the test cluster runs with synchronous_commit = off: on for this step)
+sql -c "ALTER SYSTEM SET synchronous_standby_names = 'nobody'" -c "ALTER SYSTEM SET synchronous_commit = on" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.3
+adm 'user add lost-answer@example.com' >"$STACK_DIR/lost.out" &
+bg=$!
+if wait_for "sql -c \"SELECT wait_event FROM pg_stat_activity WHERE application_name = 'mailrosterd-admin'\"" SyncRep 10; then
+    sql -c "SELECT pg_terminate_backend($(admin_pid))" >/dev/null
+    ok "COMMIT waits for the standby"
+else
+    notok "COMMIT waits for the standby"
+fi
+sql -c "ALTER SYSTEM RESET synchronous_standby_names" -c "ALTER SYSTEM RESET synchronous_commit" -c "SELECT pg_reload_conf()" >/dev/null
+wait "$bg"
+check "committed, answer lost: answered as the commit it was (not 'exists')" "OK created lost-answer@example.com" "$(tail -n 1 "$STACK_DIR/lost.out")"
+check "... and logged" "1" "$(grep -c 'admin: user add: the database connection broke during COMMIT; the change is in (audit row' "$LOG")"
+check "... done once" "1" "$(sql -c "SELECT count(*) FROM mailroster.audit_log WHERE object = 'lost-answer@example.com'")"
+# not committed: a deferred trigger holds the COMMIT, the backend is terminated
+sql -c "CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END\$\$" \
+    -c "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON mailroster.audit_log DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.slow_commit()" >/dev/null
+adm 'user add retried@example.com' >"$STACK_DIR/retried.out" &
+bg=$!
+if wait_for "sql -c \"SELECT wait_event FROM pg_stat_activity WHERE application_name = 'mailrosterd-admin'\"" PgSleep 10; then
+    sql -c "SELECT pg_terminate_backend($(admin_pid))" >/dev/null
+    ok "COMMIT held by the trigger"
+else
+    notok "COMMIT held by the trigger"
+fi
+wait "$bg"
+sql -c "DROP TRIGGER slow_commit ON mailroster.audit_log" -c "DROP FUNCTION public.slow_commit()" >/dev/null
+check "not committed: run again, created once" "OK created retried@example.com" "$(tail -n 1 "$STACK_DIR/retried.out")"
+check "... logged as run again" "1" "$(grep -c 'admin: user add: the database connection broke during COMMIT, which did not happen; running it again' "$LOG")"
+check "... one audit row" "1" "$(sql -c "SELECT count(*) FROM mailroster.audit_log WHERE object = 'retried@example.com'")"
+
 mr_stop
 t_summary
