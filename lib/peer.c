@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "mem.h"
 #include "peer.h"
 
@@ -39,13 +40,15 @@ static void missing(struct buf *warn, const char *name)
     buf_adds(warn, name);
 }
 
-void peer_list_load(struct peer_list *pl, const char *spec, struct buf *warn)
+void peer_list_load(struct peer_list *pl, const char *spec, const char *param)
 {
     const char *p = spec;
     char name[256];
     long n;
+    struct buf wbuf, *warn = &wbuf;
 
     memset(pl, 0, sizeof(*pl));
+    buf_init(warn);
     while (p && *p) {
         p += strspn(p, ", \t");
         size_t len = strcspn(p, ", \t");
@@ -87,6 +90,9 @@ void peer_list_load(struct peer_list *pl, const char *spec, struct buf *warn)
                 missing(warn, name);
         }
     }
+    if (warn->len)
+        msg_warn("%s: no such user or group: %s", param, warn->data);
+    buf_free(warn);
 }
 
 void peer_list_free(struct peer_list *pl)

@@ -18,10 +18,10 @@ struct peer_list {
     size_t ngids;
 };
 
-/* Resolve spec. Names that do not exist are skipped and reported in warn
- * (one "name, name" list; empty when all resolved). Numeric ids are taken
- * as they are. */
-void peer_list_load(struct peer_list *pl, const char *spec, struct buf *warn);
+/* Resolve spec, the value of the parameter param. Names that do not exist
+ * are skipped and logged in one warning ("param: no such user or group:
+ * a, b"). Numeric ids are taken as they are. */
+void peer_list_load(struct peer_list *pl, const char *spec, const char *param);
 void peer_list_free(struct peer_list *pl);
 /* Does the list admit a peer with this uid and primary gid? */
 int peer_list_has(const struct peer_list *pl, uid_t uid, gid_t gid);

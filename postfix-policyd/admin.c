@@ -103,23 +103,13 @@ static void acl_free(void)
     acl.ngrants = 0;
 }
 
-static void load_list(struct peer_list *pl, const char *spec, const char *param)
-{
-    struct buf warn;
-    buf_init(&warn);
-    peer_list_load(pl, spec, &warn);
-    if (warn.len)
-        msg_warn("%s: no such user or group: %s", param, warn.data);
-    buf_free(&warn);
-}
-
 void adm_set_access(const char *allow_admin, const char *allow_readonly, const char *allow_domain)
 {
     const char *p = allow_domain;
 
     acl_free();
-    load_list(&acl.admin, allow_admin, "admin_allow_admin");
-    load_list(&acl.readonly, allow_readonly, "admin_allow_readonly");
+    peer_list_load(&acl.admin, allow_admin, "admin_allow_admin");
+    peer_list_load(&acl.readonly, allow_readonly, "admin_allow_readonly");
     /* admin_allow_domain: "bbs:bbs.example, @web:club.example" */
     while (p && *p) {
         p += strspn(p, ", \t");
@@ -136,7 +126,7 @@ void adm_set_access(const char *allow_admin, const char *allow_readonly, const c
                 snprintf(who, sizeof(who), "%.*s", (int)(colon - p), p);
                 acl.grants = xrealloc(acl.grants, (acl.ngrants + 1) * sizeof(*acl.grants));
                 struct grant *g = &acl.grants[acl.ngrants++];
-                load_list(&g->who, who, "admin_allow_domain");
+                peer_list_load(&g->who, who, "admin_allow_domain");
                 memcpy(g->domain, canon.data, canon.len + 1);
             }
             buf_free(&canon);

@@ -203,9 +203,9 @@ static ssize_t auth_handler(void *arg, struct srv_conn *c, const char *in, size_
         uid_t uid;
         gid_t gid;
         pid_t pid;
-        if (srv_conn_peer(c, &uid, &gid, &pid) < 0 || !peer_list_has(&app.auth_peers, uid, gid)) {
-            if (srv_conn_peer(c, &uid, &gid, &pid) < 0)
-                uid = (uid_t)-1, gid = (gid_t)-1, pid = -1;
+        if (srv_conn_peer(c, &uid, &gid, &pid) < 0)
+            uid = (uid_t)-1, gid = (gid_t)-1, pid = -1;   /* not a unix socket: never */
+        if (uid == (uid_t)-1 || !peer_list_has(&app.auth_peers, uid, gid)) {
             msg_warn("auth: refused a client uid %ld gid %ld pid %ld: not in auth_allow",
                      (long)uid, (long)gid, (long)pid);
             app.auth_stats.refused++;
@@ -223,13 +223,9 @@ static ssize_t auth_handler(void *arg, struct srv_conn *c, const char *in, size_
 
 static void auth_conf(void)
 {
-    struct buf warn;
-    buf_init(&warn);
     peer_list_free(&app.auth_peers);
-    peer_list_load(&app.auth_peers, app.conf.auth_allow, &warn);
-    if (warn.len && *app.conf.auth_socket)
-        msg_warn("auth_allow: no such user or group: %s", warn.data);
-    buf_free(&warn);
+    if (*app.conf.auth_socket)
+        peer_list_load(&app.auth_peers, app.conf.auth_allow, "auth_allow");
     app.auth_defaults.mail_base = app.conf.mail_base;
     app.auth_defaults.uid = app.conf.mail_uid;
     app.auth_defaults.gid = app.conf.mail_gid;

@@ -15,6 +15,7 @@ Suite *admproto_suite(void);
 Suite *auth_suite(void);
 Suite *policy_suite(void);
 Suite *polproto_suite(void);
+Suite *peer_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);
