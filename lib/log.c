@@ -87,3 +87,15 @@ const char *log_printable(char *dst, size_t dstlen, const char *s, size_t len)
         dst[o < dstlen ? o : dstlen - 1] = 0;
     return dst;
 }
+
+void log_callv(log_fn fn, void *arg, int warn, const char *fmt, va_list ap)
+{
+    char text[1024];
+    if (fn == NULL)
+        return;
+    vsnprintf(text, sizeof(text), fmt, ap);
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    fn(arg, warn, text);
+}

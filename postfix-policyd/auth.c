@@ -11,6 +11,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "codec.h"
+#include "log.h"
 
 #define AUTH_MAX_FIELDS 8
 
@@ -25,18 +26,10 @@ static void say(const struct auth_env *env, int warn, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void say(const struct auth_env *env, int warn, const char *fmt, ...)
 {
-    char text[1024];
     va_list ap;
-    if (env->log == NULL)
-        return;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    log_callv(env->log, env->log_arg, warn, fmt, ap);
     va_end(ap);
-    /* names come from the client: one log line stays one line */
-    for (char *p = text; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    env->log(env->log_arg, warn, text);
 }
 
 /* One answer under construction: "ID WORD" then key=value fields. */

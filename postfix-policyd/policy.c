@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "log.h"
 #include "lookup.h"
 #include "policy.h"
 
@@ -23,17 +24,10 @@ static void say(const struct pol_env *env, int warn, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void say(const struct pol_env *env, int warn, const char *fmt, ...)
 {
-    char text[1024];
     va_list ap;
-    if (env->log == NULL)
-        return;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    log_callv(env->log, env->log_arg, warn, fmt, ap);
     va_end(ap);
-    for (char *p = text; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    env->log(env->log_arg, warn, text);
 }
 
 /* Values go into SMTP reply texts: printable ASCII only, bounded. */
