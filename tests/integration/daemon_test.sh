@@ -33,6 +33,14 @@ out=$("$MRD" -n -c "$STACK_DIR/bad.conf" 2>&1); rc=$?
 check "unknown parameter: exit status 1" 1 "$rc"
 case $out in *"bad.conf:3: unknown parameter 'no_such_parameter'"*) ok "unknown parameter named with file:line" ;;
     *) notok "unknown parameter message: $out" ;; esac
+printf 'mail_base = var/vmail\n' >"$STACK_DIR/bad2.conf"
+out=$("$MRD" -n -c "$STACK_DIR/bad2.conf" 2>&1); rc=$?
+check "a relative mail_base: exit status 1" 1 "$rc"
+case $out in *"mail_base must be an absolute path"*) ok "a relative mail_base is named" ;; *) notok "relative mail_base: $out" ;; esac
+printf 'policy_listen = inet:192.0.2.1:10045\n' >"$STACK_DIR/bad3.conf"
+out=$("$MRD" -f -c "$STACK_DIR/bad3.conf" 2>&1); rc=$?
+check "a policy listener off loopback: exit status 1" 1 "$rc"
+case $out in *"not a loopback address"*) ok "... and says why" ;; *) notok "policy off loopback: $out" ;; esac
 
 # --- a database without the schema: refuse to start, say why ----------------
 stack_pg_createdb empty >/dev/null
