@@ -253,7 +253,8 @@ static void open_list(const char *list, int one_path, const char *name, int mode
     char *copy = xstrdup(list), *save = NULL;
     if (one_path && *list) {
         char spec[1100];
-        snprintf(spec, sizeof(spec), "unix:%s", list);
+        /* a path; "unix:PATH" as the list parameters take it is fine too */
+        snprintf(spec, sizeof(spec), "unix:%s", strncmp(list, "unix:", 5) ? list : list + 5);
         open_listener(spec, name, mode, h, arg);
     }
     for (char *tok = one_path ? NULL : strtok_r(copy, ", \t\n", &save); tok;

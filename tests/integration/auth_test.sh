@@ -25,7 +25,7 @@ AUTH=$STACK_DIR/mr/auth
 CONF=$STACK_DIR/mailroster.conf
 mr_write_conf "$CONF" "admin_socket = $ADM" \
     "admin_database = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mradm" \
-    "auth_socket = $AUTH" "auth_socket_mode = 0666" "auth_allow = root, mrauth, no-such-user-here" \
+    "auth_socket = unix:$AUTH" "auth_socket_mode = 0666" "auth_allow = root, mrauth, no-such-user-here" \
     "mail_base = /srv/vmail" "mail_uid = 5000" "mail_gid = 5001"
 mr_start "$CONF" "$LOG" || { notok "mailrosterd starts"; t_summary; exit 1; }
 
