@@ -35,7 +35,10 @@ const struct cfg_def mr_conf_defs[] = {
     { "mail_uid", CFG_INT, "0", O(mail_uid), 0, 2147483647 },
     { "mail_gid", CFG_INT, "0", O(mail_gid), 0, 2147483647 },
     { "max_connections", CFG_INT, "1000", O(max_connections), 1, 1000000 },
+    { "max_connections_per_peer", CFG_INT, "500", O(max_connections_per_peer), 1, 1000000 },
     { "idle_timeout", CFG_TIME, "300s", O(idle_timeout), 1, 86400 },
+    { "request_timeout", CFG_TIME, "10s", O(request_timeout), 1, 3600 },
+    { "output_buffer_limit", CFG_INT, "262144", O(output_buffer_limit), 4096, 1073741824 },
     { "debug", CFG_BOOL, "no", O(debug), 0, 0 },
     { NULL, CFG_STR, NULL, 0, 0, 0 },
 };

@@ -30,8 +30,11 @@ struct mr_conf {
     char *auth_allow;           /* users, @groups or ids that may ask it (hashes!) */
     char *mail_base;            /* maildirs are relative to this (Postfix's virtual_mailbox_base) */
     int mail_uid, mail_gid;     /* userdb uid/gid unless the mailbox has its own; 0 = none */
-    int max_connections;
+    int max_connections;        /* per listener */
+    int max_connections_per_peer; /* per listener, from one uid or address */
     int idle_timeout;
+    int request_timeout;        /* from a request's first byte to its last */
+    int output_buffer_limit;    /* unsent octets above which a client is not read */
     int debug;
 };
 

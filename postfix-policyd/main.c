@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,7 +59,7 @@ static struct app {
     struct pol_req pol_req;     /* parser scratch, one request at a time */
     struct auth_defaults auth_defaults;
     struct peer_list auth_peers;
-    struct srv_limits lim;
+    struct srv_conf srv_conf;   /* every listener's limits */
     struct srv *listeners[MAX_LISTENERS];
     int nlisteners;
     struct map_ctx maps[LK_NMAPS];
@@ -231,6 +232,33 @@ static void auth_conf(void)
     app.auth_defaults.gid = app.conf.mail_gid;
 }
 
+static void set_srv_conf(void)
+{
+    app.srv_conf.max_connections = app.conf.max_connections;
+    app.srv_conf.max_per_peer = app.conf.max_connections_per_peer;
+    app.srv_conf.idle_timeout = app.conf.idle_timeout;
+    app.srv_conf.request_timeout = app.conf.request_timeout;
+    app.srv_conf.output_high_water = (size_t)app.conf.output_buffer_limit;
+}
+
+/* Every listener may hold max_connections descriptors: make room for them
+ * up to the hard limit, and say so when even that is too small. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)app.nlisteners * (rlim_t)app.conf.max_connections + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < need)
+        msg_warn("open-file limit %llu is below %d listeners x max_connections %d: "
+                 "connections beyond it are refused", (unsigned long long)rl.rlim_cur,
+                 app.nlisteners, app.conf.max_connections);
+}
+
 static void open_listener(const char *spec, const char *name, int mode, srv_handler h, void *arg)
 {
     struct buf err;
@@ -239,7 +267,7 @@ static void open_listener(const char *spec, const char *name, int mode, srv_hand
     if (app.nlisteners == MAX_LISTENERS)
         msg_fatal("too many listeners (at most %d)", MAX_LISTENERS);
     buf_init(&err);
-    s = srv_listen(app.base, spec, mode, name, h, arg, &app.lim, &err);
+    s = srv_listen(app.base, spec, mode, name, h, arg, &app.srv_conf, &err);
     if (s == NULL)
         msg_fatal("%s: %s", name, err.data);
     buf_free(&err);
@@ -376,10 +404,30 @@ static void status_rows(struct buf *out)
             ROW("snapshot_age_seconds", v);
         }
     }
-    snprintf(v, sizeof(v), "%d", app.lim.active);
-    ROW("connections", v);
-    snprintf(v, sizeof(v), "%lu", app.lim.refused);
-    ROW("connections_refused", v);
+    {
+        struct srv_stats t = { 0 };
+        for (int i = 0; i < app.nlisteners; i++) {
+            const struct srv_stats *st = srv_get_stats(app.listeners[i]);
+            t.active += st->active;
+            t.refused_cap += st->refused_cap;
+            t.refused_peer += st->refused_peer;
+            t.request_timeouts += st->request_timeouts;
+            t.idle_closed += st->idle_closed;
+            t.paused += st->paused;
+        }
+        snprintf(v, sizeof(v), "%d", t.active);
+        ROW("connections", v);
+        snprintf(v, sizeof(v), "%lu", t.refused_cap + t.refused_peer);
+        ROW("connections_refused", v);
+        snprintf(v, sizeof(v), "%lu", t.refused_peer);
+        ROW("connections_refused_per_peer", v);
+        snprintf(v, sizeof(v), "%lu", t.request_timeouts);
+        ROW("request_timeouts", v);
+        snprintf(v, sizeof(v), "%lu", t.idle_closed);
+        ROW("idle_closed", v);
+        snprintf(v, sizeof(v), "%lu", t.paused);
+        ROW("output_paused", v);
+    }
     snprintf(v, sizeof(v), "%lu", app.stats.errors);
     ROW("lookup_errors", v);
 #undef ROW
@@ -612,8 +660,12 @@ static void reload_conf(void)
     app.conf.mail_uid = nc.mail_uid;
     app.conf.mail_gid = nc.mail_gid;
     auth_conf();
-    app.lim.max_connections = nc.max_connections;
-    app.lim.idle_timeout = nc.idle_timeout;
+    app.conf.max_connections_per_peer = nc.max_connections_per_peer;
+    app.conf.request_timeout = nc.request_timeout;
+    app.conf.output_buffer_limit = nc.output_buffer_limit;
+    set_srv_conf();
+    for (int i = 0; i < app.nlisteners; i++)
+        srv_set_conf(app.listeners[i], &app.srv_conf);
     log_set_verbose(nc.debug || app.verbose_flag);
     db_set_poll_interval(app.db, nc.poll_interval);
     cfg_free(mr_conf_defs, &nc);
@@ -737,8 +789,7 @@ int main(int argc, char **argv)
         daemonize();
     }
 
-    app.lim.max_connections = app.conf.max_connections;
-    app.lim.idle_timeout = app.conf.idle_timeout;
+    set_srv_conf();
     app.snap_ok = 1;
     pthread_mutex_init(&app.qlock, NULL);
     if (pipe2(app.wake, O_NONBLOCK | O_CLOEXEC) < 0)
@@ -761,6 +812,7 @@ int main(int argc, char **argv)
     if (*app.conf.admin_database)
         adm_db_start(app.conf.admin_database, post_job);
     open_listeners();
+    raise_fd_limit();
 
     struct timeval tv = { 1, 0 }; /* the interval itself is checked in snap_maybe_write */
     app.snap_timer = event_new(app.base, -1, EV_PERSIST, snap_timer_cb, NULL);

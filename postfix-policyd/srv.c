@@ -1,7 +1,20 @@
-/* srv.c - libevent listeners and connection state machines. */
+/* srv.c - listeners and connection state machines over plain libevent
+ * events and our own buffers.
+ *
+ * One read, every complete request answered, one write: a request costs
+ * two system calls. Input is read into one buffer shared by all
+ * connections (the loop is single-threaded); only the unanswered tail of a
+ * request that arrived in pieces is copied into the connection, so an idle
+ * connection holds no buffer. Answers are built in a shared scratch buffer
+ * and written at once; only what the socket did not take is kept. Timeouts
+ * are checked by one sweep a second over all connections, not a timer per
+ * connection. */
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -12,222 +25,519 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <event2/util.h>
 
 #include "log.h"
 #include "mem.h"
 #include "srv.h"
 
+#define READ_CHUNK 65536          /* one read at most */
+#define ACCEPT_BATCH 64           /* accepts per wake-up */
+#define LINGER_SECONDS 2
+#define REFUSAL_LOG_INTERVAL 10   /* s between two refusal lines of a listener */
+#define PEER_BUCKETS 256
+#define SCRATCH_KEEP (1 << 20)    /* shared buffers above this go back after use */
+
+/* Kinds of refusal, each logged at its own rate. */
+enum refusal_kind { RK_CAP, RK_PEER, RK_DEADLINE, RK_ACCEPT, RK_N };
+
+/* Connections from one peer on one listener. */
+struct peer {
+    struct peer *next;
+    unsigned char key[17];      /* family tag + uid or address */
+    int count;
+};
+
 struct srv {
-    struct evconnlistener *listener;
+    struct event_base *base;
+    struct event *accept_ev;
+    struct event *resume_ev;    /* accepting again after EMFILE */
+    int fd;
+    int is_unix;
     char *spec;
     char *name;
-    char *unix_path;         /* removed again on close */
+    char *unix_path;            /* removed again on close */
     srv_handler handler;
     void *arg;
-    struct srv_limits *lim;
+    struct srv_conf conf;
+    struct srv_stats stats;
+    struct peer *peers[PEER_BUCKETS];
+    /* refusal log lines, by kind (see log_refusal) */
+    unsigned long refusals_unlogged[RK_N];
+    time_t last_refusal_log[RK_N];
+    struct srv *next_srv;       /* all listeners, for the sweep */
 };
+
+enum conn_state { CS_OPEN, CS_CLOSING, CS_LINGER };
 
 struct srv_conn {
     struct srv *srv;
-    struct bufferevent *bev;
-    int closing;
-    int suspended;           /* waiting for srv_conn_reply() */
-    int gone;                /* the client left while suspended */
-    int eof;                 /* the client is done sending; answer, then close */
+    struct peer *peer;
+    int fd;
+    enum conn_state state;
+    struct event *rev, *wev;
+    int reading;                /* rev is added */
+    int writing;                /* wev is added */
+    int suspended;              /* waiting for srv_conn_reply() */
+    int eof;                    /* the client is done sending: answer, then close */
+    int busy;                   /* inside conn_process: do not free */
+    int dead;                   /* free when conn_process returns */
+    struct buf in;              /* the unanswered tail of the input */
+    struct buf out;             /* answers the socket has not taken */
+    size_t out_off;             /* ... of which this much is sent */
+    struct buf *cur;            /* where answers go while the handler runs */
+    time_t last_active;         /* a request arrived or the client read */
+    time_t req_start;           /* first byte of an incomplete request, 0 = none */
+    time_t linger_start;
+    srv_stream_fn stream;
+    void *stream_arg;
+    void (*stream_free)(void *);
     int have_cred;
     struct ucred cred;
     void *data;
     void (*data_free)(void *);
+    struct srv_conn *prev, *next;   /* all connections */
 };
 #define conn srv_conn
 
-static struct buf scratch; /* answers of one read, written in one go */
+static struct srv *all_srv;
+static struct conn *all_conns;
+static int total_conns;
+static struct event *sweep_ev;
+static char rbuf[READ_CHUNK];
+static struct buf scratch;
 
-static void conn_event(struct bufferevent *bev, short what, void *arg);
-static void conn_drained_free(struct bufferevent *bev, void *arg);
+static void conn_process(struct conn *c, const char *data, size_t len);
+static void conn_update_events(struct conn *c);
+
+/* --- peers ---------------------------------------------------------------- */
+
+static unsigned peer_hash(const unsigned char *k)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 17; i++)
+        h = (h ^ k[i]) * 16777619u;
+    return h % PEER_BUCKETS;
+}
+
+static void peer_key(unsigned char key[17], const struct sockaddr *sa, const struct ucred *cred)
+{
+    memset(key, 0, 17);
+    if (cred) {
+        key[0] = 'u';
+        memcpy(key + 1, &cred->uid, sizeof(cred->uid));
+    } else if (sa->sa_family == AF_INET) {
+        key[0] = '4';
+        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        key[0] = '6';
+        memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+}
+
+static struct peer *peer_get(struct srv *s, const unsigned char key[17])
+{
+    struct peer **head = &s->peers[peer_hash(key)];
+    for (struct peer *p = *head; p; p = p->next)
+        if (memcmp(p->key, key, 17) == 0)
+            return p;
+    struct peer *p = xcalloc(1, sizeof(*p));
+    memcpy(p->key, key, 17);
+    p->next = *head;
+    *head = p;
+    return p;
+}
+
+static void peer_release(struct srv *s, struct peer *p)
+{
+    if (--p->count > 0)
+        return;
+    struct peer **pp = &s->peers[peer_hash(p->key)];
+    while (*pp != p)
+        pp = &(*pp)->next;
+    *pp = p->next;
+    free(p);
+}
+
+static void peer_text(const unsigned char key[17], char *out, size_t len)
+{
+    uid_t uid;
+    switch (key[0]) {
+    case 'u':
+        memcpy(&uid, key + 1, sizeof(uid));
+        snprintf(out, len, "uid %ld", (long)uid);
+        break;
+    case '4':
+        inet_ntop(AF_INET, key + 1, out, (socklen_t)len);
+        break;
+    case '6':
+        inet_ntop(AF_INET6, key + 1, out, (socklen_t)len);
+        break;
+    default:
+        snprintf(out, len, "unknown peer");
+    }
+}
+
+/* One line per listener and kind per REFUSAL_LOG_INTERVAL, with the count
+ * of the refusals it did not log: a flood does not flood the log. */
+static void log_refusal(struct srv *s, enum refusal_kind k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_refusal(struct srv *s, enum refusal_kind k, const char *fmt, ...)
+{
+    time_t now = time(NULL);
+    char text[300];
+    va_list ap;
+
+    if (now - s->last_refusal_log[k] < REFUSAL_LOG_INTERVAL) {
+        s->refusals_unlogged[k]++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (s->refusals_unlogged[k])
+        msg_warn("%s: %s (and %lu more like it in the last %ld s)", s->name, text,
+                 s->refusals_unlogged[k], (long)(now - s->last_refusal_log[k]));
+    else
+        msg_warn("%s: %s", s->name, text);
+    s->refusals_unlogged[k] = 0;
+    s->last_refusal_log[k] = now;
+}
+
+/* --- connections ---------------------------------------------------------- */
 
 static void conn_free(struct conn *c)
 {
+    if (c->busy) {
+        c->dead = 1;
+        return;
+    }
+    if (c->stream_free)
+        c->stream_free(c->stream_arg);
     if (c->data_free)
         c->data_free(c->data);
-    bufferevent_free(c->bev);
-    c->srv->lim->active--;
+    event_free(c->rev);
+    event_free(c->wev);
+    evutil_closesocket(c->fd);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->srv->stats.active--;
+    total_conns--;
+    peer_release(c->srv, c->peer);
     free(c);
 }
 
-/* After an error reply: discard what the client still sends until it
- * closes (or a short timeout), so that closing with unread input does not
- * reset the connection and lose the reply ("lingering close"). */
-static void conn_discard(struct bufferevent *bev, void *arg)
-{
-    struct evbuffer *in = bufferevent_get_input(bev);
-    (void)arg;
-    evbuffer_drain(in, evbuffer_get_length(in));
-}
+static size_t pending(const struct conn *c) { return c->out.len - c->out_off; }
 
+/* After an error reply: discard what the client still sends until it
+ * closes (or LINGER_SECONDS), so that closing with unread input does not
+ * reset the connection and lose the reply ("lingering close"). */
 static void conn_linger(struct conn *c)
 {
-    struct timeval t = { 2, 0 };
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    bufferevent_set_timeouts(c->bev, &t, &t);
-    bufferevent_setcb(c->bev, conn_discard, NULL, conn_event, c);
-    bufferevent_enable(c->bev, EV_READ);
+    c->state = CS_LINGER;
+    c->linger_start = time(NULL);
+    shutdown(c->fd, SHUT_WR);
+    conn_update_events(c);
 }
 
-static void conn_drained(struct bufferevent *bev, void *arg)
+/* Write what is pending. 0: all of it went (or some stays for EV_WRITE);
+ * -1: the connection is gone (freed, unless busy). */
+static int conn_flush(struct conn *c)
 {
-    (void)bev;
-    conn_linger(arg);
-}
-
-static void conn_drained_free(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    conn_free(arg);
-}
-
-static void conn_close_when_flushed(struct conn *c)
-{
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    while (pending(c) > 0) {
+        ssize_t n = write(c->fd, c->out.data + c->out_off, pending(c));
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            c->last_active = time(NULL);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (errno != EPIPE && errno != ECONNRESET)
+            msg_debug("%s: write: %s", c->srv->name, strerror(errno));
         conn_free(c);
+        return -1;
+    }
+    /* all sent: give a large buffer back */
+    if (c->out.cap > 65536)
+        buf_free(&c->out);
     else
-        bufferevent_setcb(c->bev, NULL, conn_drained_free, conn_event, c);
+        buf_reset(&c->out);
+    c->out_off = 0;
+    return 0;
 }
 
-static void conn_event(struct bufferevent *bev, short what, void *arg)
+static void conn_update_events(struct conn *c)
+{
+    int want_read, want_write = pending(c) > 0;
+
+    if (c->state == CS_LINGER)
+        want_read = 1;
+    else
+        want_read = c->state == CS_OPEN && !c->suspended && !c->eof && c->stream == NULL &&
+                    pending(c) < c->srv->conf.output_high_water;
+    if (want_read != c->reading) {
+        if (want_read)
+            event_add(c->rev, NULL);
+        else
+            event_del(c->rev);
+        if (!want_read && c->state == CS_OPEN && !c->suspended && !c->eof && c->stream == NULL)
+            c->srv->stats.paused++;
+        c->reading = want_read;
+    }
+    if (want_write != c->writing) {
+        if (want_write)
+            event_add(c->wev, NULL);
+        else
+            event_del(c->wev);
+        c->writing = want_write;
+    }
+}
+
+/* What follows a write or a handler: close when done, else wait. */
+static void conn_settle(struct conn *c)
+{
+    if (c->dead)
+        return;
+    if (c->state == CS_CLOSING && pending(c) == 0) {
+        conn_linger(c);
+        return;
+    }
+    if (c->state == CS_OPEN && c->eof && !c->suspended && c->stream == NULL && pending(c) == 0) {
+        conn_free(c);
+        return;
+    }
+    conn_update_events(c);
+}
+
+/* Parts of a streamed answer while the client keeps up. */
+static void conn_pump(struct conn *c)
+{
+    while (c->stream && pending(c) < c->srv->conf.output_high_water) {
+        if (c->out_off > 0 && c->out_off == c->out.len) {
+            buf_reset(&c->out);
+            c->out_off = 0;
+        }
+        if (!c->stream(c->stream_arg, &c->out)) {
+            if (c->stream_free)
+                c->stream_free(c->stream_arg);
+            c->stream = NULL;
+            c->stream_free = NULL;
+            c->stream_arg = NULL;
+        }
+        if (pending(c) >= c->srv->conf.output_high_water && conn_flush(c) < 0)
+            return;
+    }
+}
+
+/* Write the answers in scratch straight from it; only what the socket
+ * does not take is copied into the connection. -1: the connection broke. */
+static int conn_send_scratch(struct conn *c)
+{
+    size_t done = 0;
+    while (done < scratch.len) {
+        ssize_t n = write(c->fd, scratch.data + done, scratch.len - done);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (errno != EPIPE && errno != ECONNRESET)
+            msg_debug("%s: write: %s", c->srv->name, strerror(errno));
+        conn_free(c);
+        return -1;
+    }
+    if (done < scratch.len)
+        buf_add(&c->out, scratch.data + done, scratch.len - done);
+    return 0;
+}
+
+static int has_room(const struct conn *c)
+{
+    size_t queued = pending(c) + (c->cur == &scratch ? scratch.len : 0);
+    return queued < c->srv->conf.output_high_water;
+}
+
+/* Answer the complete requests in data[0..len) (the connection's own input
+ * buffer, or the shared read buffer when nothing was left over), keep the
+ * incomplete tail, write. */
+static void conn_process(struct conn *c, const char *data, size_t len)
+{
+    c->busy = 1;
+    for (;;) {
+        size_t off = 0;
+        int own = data == c->in.data, blocked;
+
+        c->cur = pending(c) ? &c->out : &scratch;
+        buf_reset(&scratch);
+        while (c->state == CS_OPEN && !c->suspended && c->stream == NULL && off < len &&
+               has_room(c)) {
+            ssize_t n = c->srv->handler(c->srv->arg, c, data + off, len - off, c->cur);
+            if (n < 0) {
+                /* the error reply goes out, then the connection is closed */
+                c->state = CS_CLOSING;
+                off = len;
+                break;
+            }
+            if (n == 0)
+                break;
+            off += (size_t)n;
+            c->req_start = 0;
+            c->last_active = time(NULL);
+        }
+        /* stopped by a streamed answer or the high-water mark, not by
+         * an incomplete request: go on once there is room again */
+        blocked = off < len && c->state == CS_OPEN && !c->suspended &&
+                  (c->stream != NULL || !has_room(c));
+        /* keep the tail: unanswered input, or what waits behind a pause */
+        if (own) {
+            if (off == len) {
+                if (c->in.cap > 65536)
+                    buf_free(&c->in);
+                else
+                    buf_reset(&c->in);
+            } else if (off > 0) {
+                memmove(c->in.data, c->in.data + off, len - off);
+                buf_truncate(&c->in, len - off);
+            }
+        } else if (off < len) {
+            buf_add(&c->in, data + off, len - off);
+        }
+        if (c->in.len > 0 && c->req_start == 0)
+            c->req_start = time(NULL);
+        if (c->cur == &scratch && scratch.len && conn_send_scratch(c) < 0)
+            break;
+        c->cur = NULL;
+        if (scratch.cap > SCRATCH_KEEP)
+            buf_free(&scratch);
+        if (conn_flush(c) < 0)
+            break;
+        conn_pump(c);
+        if (c->dead || !blocked || c->stream != NULL || !has_room(c))
+            break;
+        data = c->in.data;
+        len = c->in.len;
+    }
+    c->cur = NULL;
+    c->busy = 0;
+    if (c->dead) {
+        c->dead = 0;
+        conn_free(c);
+        return;
+    }
+    conn_settle(c);
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    (void)bev;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->closing) {
+    ssize_t n;
+    (void)what;
+
+    n = read(fd, rbuf, sizeof(rbuf));
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        if (errno != ECONNRESET)
+            msg_debug("%s: read: %s", c->srv->name, strerror(errno));
+        conn_free(c);
+        return;
+    }
+    if (c->state == CS_LINGER) {
+        if (n == 0)
+            conn_free(c);
+        return;
+    }
+    if (n == 0) {
         /* a half-close: the client still reads what it asked for */
         c->eof = 1;
-        if (!c->suspended)
-            conn_close_when_flushed(c);
+        conn_settle(c);
         return;
     }
-    if (c->suspended) {
-        /* a deferred answer is on its way: free when it arrives */
-        c->gone = 1;
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        return;
+    c->last_active = time(NULL);
+    if (c->in.len == 0) {
+        conn_process(c, rbuf, (size_t)n);
+    } else {
+        buf_add(&c->in, rbuf, (size_t)n);
+        conn_process(c, c->in.data, c->in.len);
     }
-    if (what & BEV_EVENT_TIMEOUT)
-        msg_debug("%s: closing idle connection", c->srv->name);
-    else if ((what & BEV_EVENT_ERROR) && errno != ECONNRESET && errno != EPIPE)
-        msg_debug("%s: connection error: %s", c->srv->name, strerror(errno));
-    conn_free(c);
 }
 
-static void conn_read(struct bufferevent *bev, void *arg)
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    int broken = 0;
-
-    if (c->suspended)
+    (void)fd;
+    (void)what;
+    if (conn_flush(c) < 0)
         return;
-    buf_reset(&scratch);
-    for (;;) {
-        size_t len = evbuffer_get_length(in);
-        if (len == 0)
-            break;
-        const char *data = (const char *)evbuffer_pullup(in, -1);
-        ssize_t n = c->srv->handler(c->srv->arg, c, data, len, &scratch);
-        if (n < 0) {
-            broken = 1;
-            break;
-        }
-        if (n == 0)
-            break;
-        evbuffer_drain(in, (size_t)n);
-        if (c->suspended)
-            break;
-    }
-    if (scratch.len)
-        bufferevent_write(bev, scratch.data, scratch.len);
-    if (broken) {
-        /* the error reply goes out, then the connection is closed */
-        c->closing = 1;
-        bufferevent_disable(bev, EV_READ);
-        evbuffer_drain(in, evbuffer_get_length(in));
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            conn_linger(c);
-        else
-            bufferevent_setcb(bev, NULL, conn_drained, conn_event, c);
-    }
-}
-
-static void srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                       int salen, void *arg)
-{
-    struct srv *s = arg;
-    struct conn *c;
-    struct timeval idle;
-    (void)l;
-    (void)sa;
-    (void)salen;
-
-    if (s->lim->active >= s->lim->max_connections) {
-        time_t now = time(NULL);
-        s->lim->refused++;
-        if (now - s->lim->last_refusal_log >= 10) {
-            msg_warn("%s: connection limit of %d reached (max_connections); refusing connections",
-                     s->name, s->lim->max_connections);
-            s->lim->last_refusal_log = now;
-        }
-        evutil_closesocket(fd);
+    c->busy = 1;
+    conn_pump(c);
+    c->busy = 0;
+    if (c->dead) {
+        c->dead = 0;
+        conn_free(c);
         return;
     }
-    c = xcalloc(1, sizeof(*c));
-    c->srv = s;
-    c->bev = bufferevent_socket_new(evconnlistener_get_base(s->listener), fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        evutil_closesocket(fd);
-        free(c);
+    /* below the mark again: answer what waited in the input */
+    if (c->state == CS_OPEN && !c->suspended && c->stream == NULL && c->in.len > 0 &&
+        pending(c) < c->srv->conf.output_high_water) {
+        conn_process(c, c->in.data, c->in.len);
         return;
     }
-    s->lim->active++;
-    if (s->unix_path) {
-        socklen_t cl = sizeof(c->cred);
-        c->have_cred = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &cl) == 0;
-    }
-    idle.tv_sec = s->lim->idle_timeout;
-    idle.tv_usec = 0;
-    bufferevent_set_timeouts(c->bev, &idle, &idle);
-    bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_settle(c);
 }
 
 void srv_conn_suspend(struct conn *c)
 {
-    /* a long write (a large import) is not an idle client */
     c->suspended = 1;
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
 }
 
 void srv_conn_reply(struct conn *c, const char *data, size_t len)
 {
-    struct timeval idle = { c->srv->lim->idle_timeout, 0 };
     c->suspended = 0;
-    if (c->gone) {
+    c->last_active = time(NULL);
+    if (c->busy) {
+        /* answered from inside the handler: after the answers before it */
+        if (len)
+            buf_add(c->cur ? c->cur : &c->out, data, len);
+        return;
+    }
+    if (len)
+        buf_add(&c->out, data, len);
+    if (c->state == CS_OPEN && c->stream == NULL && c->in.len > 0) {
+        /* requests that arrived meanwhile */
+        conn_process(c, c->in.data, c->in.len);
+        return;
+    }
+    c->busy = 1;
+    if (conn_flush(c) == 0)
+        conn_pump(c);
+    c->busy = 0;
+    if (c->dead) {
+        c->dead = 0;
         conn_free(c);
         return;
     }
-    bufferevent_set_timeouts(c->bev, &idle, &idle);
-    if (len)
-        bufferevent_write(c->bev, data, len);
-    if (c->closing)
-        return;
-    /* requests that arrived meanwhile */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        conn_read(c->bev, c);
-    if (c->eof && !c->suspended && !c->closing && !c->gone)
-        conn_close_when_flushed(c);
+    conn_settle(c);
+}
+
+void srv_conn_stream(struct conn *c, srv_stream_fn fn, void *arg, void (*free_fn)(void *))
+{
+    c->stream = fn;
+    c->stream_arg = arg;
+    c->stream_free = free_fn;
 }
 
 void *srv_conn_data(const struct conn *c) { return c->data; }
@@ -250,27 +560,170 @@ int srv_conn_peer(const struct conn *c, uid_t *uid, gid_t *gid, pid_t *pid)
     return 0;
 }
 
-static void srv_accept_error(struct evconnlistener *l, void *arg)
+int srv_total_connections(void) { return total_conns; }
+
+/* --- timeouts ------------------------------------------------------------- */
+
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    time_t now = time(NULL);
+    struct conn *c, *next;
+    (void)fd;
+    (void)what;
+    (void)arg;
+
+    for (c = all_conns; c; c = next) {
+        const struct srv_conf *cf = &c->srv->conf;
+        next = c->next;
+        if (c->state == CS_LINGER) {
+            if (now - c->linger_start >= LINGER_SECONDS)
+                conn_free(c);
+            continue;
+        }
+        if (c->suspended)
+            continue; /* a long write (a large import) is not an idle client */
+        /* the deadline runs only while we wait for the client's bytes */
+        if (c->req_start && c->reading && now - c->req_start >= cf->request_timeout) {
+            char peer[INET6_ADDRSTRLEN + 16];
+            peer_text(c->peer->key, peer, sizeof(peer));
+            c->srv->stats.request_timeouts++;
+            log_refusal(c->srv, RK_DEADLINE, "closing a connection from %s: request not complete within "
+                        "request_timeout (%d s)", peer, cf->request_timeout);
+            conn_free(c);
+            continue;
+        }
+        if (now - c->last_active >= cf->idle_timeout) {
+            msg_debug("%s: closing %s connection", c->srv->name,
+                      pending(c) ? "a connection that does not read its answers" : "idle");
+            c->srv->stats.idle_closed++;
+            conn_free(c);
+        }
+    }
+}
+
+/* --- listening ------------------------------------------------------------ */
+
+static void resume_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct srv *s = arg;
-    (void)l;
-    msg_warn("%s: accept: %s", s->name, strerror(errno));
+    (void)fd;
+    (void)what;
+    event_add(s->accept_ev, NULL);
+}
+
+static int conn_new(struct srv *s, int fd, const struct sockaddr *sa)
+{
+    struct conn *c;
+    struct ucred cred;
+    unsigned char key[17];
+    int have_cred = 0;
+    struct peer *p;
+
+    if (s->is_unix) {
+        socklen_t cl = sizeof(cred);
+        have_cred = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0;
+    }
+    peer_key(key, sa, have_cred ? &cred : NULL);
+    if (s->stats.active >= s->conf.max_connections) {
+        char peer[INET6_ADDRSTRLEN + 16];
+        peer_text(key, peer, sizeof(peer));
+        s->stats.refused_cap++;
+        log_refusal(s, RK_CAP, "refused a connection from %s: max_connections (%d) reached", peer,
+                    s->conf.max_connections);
+        return -1;
+    }
+    p = peer_get(s, key);
+    if (p->count >= s->conf.max_per_peer) {
+        char peer[INET6_ADDRSTRLEN + 16];
+        peer_text(key, peer, sizeof(peer));
+        s->stats.refused_peer++;
+        log_refusal(s, RK_PEER, "refused a connection from %s: max_connections_per_peer (%d) reached",
+                    peer, s->conf.max_per_peer);
+        return -1;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->srv = s;
+    c->fd = fd;
+    c->peer = p;
+    p->count++;
+    c->have_cred = have_cred;
+    if (have_cred)
+        c->cred = cred;
+    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+    c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+    c->last_active = time(NULL);
+    buf_init(&c->in);
+    buf_init(&c->out);
+    c->next = all_conns;
+    if (all_conns)
+        all_conns->prev = c;
+    all_conns = c;
+    s->stats.active++;
+    s->stats.accepted++;
+    total_conns++;
+    c->reading = 1;
+    event_add(c->rev, NULL);
+    return 0;
+}
+
+static void srv_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct srv *s = arg;
+    (void)what;
+
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            /* out of descriptors: do not spin on a listener we cannot serve */
+            log_refusal(s, RK_ACCEPT, "accept: %s; not accepting for a second", strerror(errno));
+            event_del(s->accept_ev);
+            struct timeval t = { 1, 0 };
+            event_add(s->resume_ev, &t);
+            return;
+        }
+        if (conn_new(s, fd, (struct sockaddr *)&ss) < 0)
+            close(fd);
+    }
+}
+
+static int bind_listen(struct srv *s, const struct sockaddr *sa, socklen_t sl, struct buf *err)
+{
+    int one = 1;
+    s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0) {
+        buf_printf(err, "%s: socket: %s", s->spec, strerror(errno));
+        return -1;
+    }
+    if (!s->is_unix)
+        setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(s->fd, sa, sl) < 0 || listen(s->fd, 512) < 0) {
+        buf_printf(err, "%s: cannot listen: %s", s->spec, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 struct srv *srv_listen(struct event_base *base, const char *spec, int unix_mode,
                        const char *name, srv_handler handler, void *arg,
-                       struct srv_limits *lim, struct buf *err)
+                       const struct srv_conf *conf, struct buf *err)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     struct srv *s = xcalloc(1, sizeof(*s));
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
 
+    s->fd = -1;
+    s->base = base;
     s->spec = xstrdup(spec);
     s->name = xstrdup(name);
     s->handler = handler;
     s->arg = arg;
-    s->lim = lim;
+    s->conf = *conf;
     memset(&ss, 0, sizeof(ss));
     if (strncmp(spec, "unix:", 5) == 0) {
         struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
@@ -300,7 +753,14 @@ struct srv *srv_listen(struct event_base *base, const char *spec, int unix_mode,
             unlink(path);
         }
         sslen = sizeof(*sun);
+        s->is_unix = 1;
+        if (bind_listen(s, (struct sockaddr *)&ss, (socklen_t)sslen, err) < 0)
+            goto fail;
         s->unix_path = xstrdup(path);
+        if (chmod(s->unix_path, (mode_t)unix_mode) < 0) {
+            buf_printf(err, "chmod %s: %s", s->unix_path, strerror(errno));
+            goto fail;
+        }
     } else {
         const char *hp = strncmp(spec, "inet:", 5) == 0 ? spec + 5 : spec;
         if (evutil_parse_sockaddr_port(hp, (struct sockaddr *)&ss, &sslen) < 0 ||
@@ -316,33 +776,59 @@ struct srv *srv_listen(struct event_base *base, const char *spec, int unix_mode,
             buf_printf(err, "%s: not a loopback address (these protocols have no authentication)", spec);
             goto fail;
         }
-        flags |= LEV_OPT_REUSEABLE;
+        if (bind_listen(s, (struct sockaddr *)&ss, (socklen_t)sslen, err) < 0)
+            goto fail;
     }
-    s->listener = evconnlistener_new_bind(base, srv_accept, s, flags, 512,
-                                          (struct sockaddr *)&ss, sslen);
-    if (s->listener == NULL) {
-        buf_printf(err, "%s: cannot listen: %s", spec, strerror(errno));
-        goto fail;
+    s->accept_ev = event_new(base, s->fd, EV_READ | EV_PERSIST, srv_on_accept, s);
+    s->resume_ev = evtimer_new(base, resume_accept, s);
+    event_add(s->accept_ev, NULL);
+    if (sweep_ev == NULL) {
+        struct timeval t = { 1, 0 };
+        sweep_ev = event_new(base, -1, EV_PERSIST, sweep, NULL);
+        event_add(sweep_ev, &t);
     }
-    if (s->unix_path && chmod(s->unix_path, (mode_t)unix_mode) < 0) {
-        buf_printf(err, "chmod %s: %s", s->unix_path, strerror(errno));
-        goto fail;
-    }
-    evconnlistener_set_error_cb(s->listener, srv_accept_error);
+    s->next_srv = all_srv;
+    all_srv = s;
     return s;
 fail:
     srv_close(s);
     return NULL;
 }
 
+void srv_set_conf(struct srv *s, const struct srv_conf *conf)
+{
+    s->conf = *conf;
+}
+
+const struct srv_stats *srv_get_stats(const struct srv *s) { return &s->stats; }
+
 void srv_close(struct srv *s)
 {
+    struct conn *c, *next;
     if (s == NULL)
         return;
-    if (s->listener)
-        evconnlistener_free(s->listener);
-    if (s->unix_path && s->listener)
+    for (c = all_conns; c; c = next) {
+        next = c->next;
+        if (c->srv == s)
+            conn_free(c);
+    }
+    for (struct srv **pp = &all_srv; *pp; pp = &(*pp)->next_srv)
+        if (*pp == s) {
+            *pp = s->next_srv;
+            break;
+        }
+    if (s->accept_ev)
+        event_free(s->accept_ev);
+    if (s->resume_ev)
+        event_free(s->resume_ev);
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->unix_path)
         unlink(s->unix_path);
+    if (all_srv == NULL && sweep_ev) {
+        event_free(sweep_ev);
+        sweep_ev = NULL;
+    }
     free(s->unix_path);
     free(s->spec);
     free(s->name);

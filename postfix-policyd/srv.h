@@ -1,10 +1,15 @@
-/* srv.h - listeners and connections on the event loop (libevent).
+/* srv.h - listeners and connections on the event loop.
  *
  * A listener is a loopback TCP port or a unix socket in front of one
- * protocol handler (see proto.h). Each connection reads, hands every
- * complete request to the handler in order (requests may be pipelined),
- * and writes the answers in one go. Idle connections are closed; the
- * number of connections is capped across all listeners. */
+ * protocol handler (see proto.h). A connection reads what has arrived,
+ * hands every complete request to the handler in order (requests may be
+ * pipelined), and writes all their answers with one write.
+ *
+ * Every listener has its own limits, so that clients of one protocol never
+ * starve another: a connection cap, a cap per peer (uid on a unix socket,
+ * address on TCP), an idle timeout, a deadline for one request from its
+ * first byte, and a high-water mark of unsent output above which the
+ * connection is not read until the client has taken its answers. */
 #ifndef MR_SRV_H
 #define MR_SRV_H
 
@@ -28,18 +33,38 @@ void srv_conn_suspend(struct srv_conn *c);
 /* Send the deferred answer and go on with buffered requests. Safe when the
  * client went away meanwhile (the connection is freed then). */
 void srv_conn_reply(struct srv_conn *c, const char *data, size_t len);
+
+/* An answer too large to build at once. After the handler returns, fn is
+ * called whenever the unsent output is below the high-water mark: it
+ * appends the next part to out and returns 1 while more follows, 0 after
+ * the last part. No further request is read meanwhile. free_fn(arg) runs
+ * when the stream ends or the connection closes. */
+typedef int (*srv_stream_fn)(void *arg, struct buf *out);
+void srv_conn_stream(struct srv_conn *c, srv_stream_fn fn, void *arg, void (*free_fn)(void *));
+
 /* A protocol's own state for one connection, freed with it. */
 void *srv_conn_data(const struct srv_conn *c);
 void srv_conn_set_data(struct srv_conn *c, void *data, void (*free_fn)(void *));
 /* Peer credentials of a unix-socket connection; -1 elsewhere. */
 int srv_conn_peer(const struct srv_conn *c, uid_t *uid, gid_t *gid, pid_t *pid);
 
-struct srv_limits {
-    int max_connections;
-    int idle_timeout;        /* seconds */
-    int active;              /* connections now open */
-    unsigned long refused;   /* connections refused for the cap */
-    time_t last_refusal_log;
+/* A listener's limits (mailroster.conf(5)); can change at run time. */
+struct srv_conf {
+    int max_connections;        /* open at once on this listener */
+    int max_per_peer;           /* ... from one uid or one address */
+    int idle_timeout;           /* s without a request, or without the client reading */
+    int request_timeout;        /* s from a request's first byte to its last */
+    size_t output_high_water;   /* unsent octets above which reading stops */
+};
+
+struct srv_stats {
+    int active;                 /* connections open now */
+    unsigned long accepted;
+    unsigned long refused_cap;  /* max_connections reached */
+    unsigned long refused_peer; /* max_per_peer reached */
+    unsigned long idle_closed;
+    unsigned long request_timeouts;
+    unsigned long paused;       /* times reading stopped at the high-water mark */
 };
 
 struct srv;
@@ -47,8 +72,14 @@ struct srv;
 /* spec: "inet:HOST:PORT", "HOST:PORT" or "unix:PATH". */
 struct srv *srv_listen(struct event_base *base, const char *spec, int unix_mode,
                        const char *name, srv_handler handler, void *arg,
-                       struct srv_limits *lim, struct buf *err);
+                       const struct srv_conf *conf, struct buf *err);
+void srv_set_conf(struct srv *s, const struct srv_conf *conf);
+const struct srv_stats *srv_get_stats(const struct srv *s);
+/* Stops listening; open connections stay until they end. */
 void srv_close(struct srv *s);
 const char *srv_name(const struct srv *s);
+
+/* Connections open on all listeners. */
+int srv_total_connections(void);
 
 #endif

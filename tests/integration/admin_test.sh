@@ -179,10 +179,13 @@ psql -X -q -d "$MR_DB" <"$STACK_DIR/lock.fifo" >/dev/null 2>&1 &
 lockpid=$!
 exec 7>"$STACK_DIR/lock.fifo"
 echo "BEGIN; SELECT pg_advisory_xact_lock(mailroster.directory_lock_key());" >&7
-sleep 0.3
+# wait for the lock to be held, then for the write to wait on it (no sleep:
+# a loaded machine starts psql late)
+advisory() { sql -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = $1"; }
+wait_for "advisory true" 1 20 || notok "the test's psql holds the directory lock"
 adm 'user add waiting@example.com' >"$STACK_DIR/wait.out" &
 wpid=$!
-sleep 0.3
+wait_for "advisory false" 1 20 || notok "the write waits on the directory lock"
 t0=$(date +%s%N)
 got=$(q_smap mailboxes alice@example.com)
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))

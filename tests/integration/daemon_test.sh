@@ -187,7 +187,7 @@ for s in conns:
 print(answered)
 PY
 check "max_connections = 40: 40 of 60 connections answered" 40 "$(cat "$STACK_DIR/limit.out")"
-grep -q "connection limit of 40 reached" "$LOG" && ok "the connection limit is logged" || notok "the connection limit is logged"
+grep -q "max_connections (40) reached" "$LOG" && ok "the connection limit is logged" || notok "the connection limit is logged"
 
 # --- SIGHUP re-reads the configuration --------------------------------------------
 echo "recipient_delimiter = -" >>"$CONF"
