@@ -2,9 +2,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "mem.h"
@@ -209,30 +213,99 @@ int cfg_parse(const char *text, size_t len, const char *fname,
     return rc;
 }
 
-int cfg_load(const char *path, const struct cfg_def *defs, void *target, struct buf *err)
+/* Who may have written the file: it names the database (perhaps with a
+ * password) and the files the daemon trusts. Root or the daemon itself may
+ * own it; no one else may write it, nor a group other than root's. */
+static int cfg_check(int fd, const char *path, size_t max, struct buf *err)
 {
-    FILE *fp = fopen(path, "r");
-    struct buf text;
-    char chunk[8192];
-    size_t n;
-    int rc;
+    struct stat st;
+    char eb[128];
+
+    if (fstat(fd, &st) < 0) {
+        buf_printf(err, "stat %s: %s", path, strerror_r(errno, eb, sizeof(eb)));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        buf_printf(err, "%s: refused: %s, not a regular file", path,
+                   S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) ? "a character device"
+                   : S_ISBLK(st.st_mode) ? "a block device" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                   : S_ISSOCK(st.st_mode) ? "a socket" : "a special file");
+        return -1;
+    }
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        buf_printf(err, "%s: refused: owned by uid %u, not by root or the daemon's uid %u", path,
+                   (unsigned)st.st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0)) {
+        buf_printf(err, "%s: refused: mode %04o lets %s write it", path, (unsigned)(st.st_mode & 07777),
+                   st.st_mode & S_IWOTH ? "others" : "a group other than root's");
+        return -1;
+    }
+    if ((uintmax_t)st.st_size > max) {
+        buf_printf(err, "%s: refused: %jd bytes, more than the limit of %zu bytes", path,
+                   (intmax_t)st.st_size, max);
+        return -1;
+    }
+    return 0;
+}
+
+int cfg_read_file(const char *path, size_t max, struct buf *text, struct buf *err)
+{
+    char eb[128];
+    size_t got = 0;
+    int fd;
 
     buf_reset(err);
-    if (fp == NULL) {
-        buf_printf(err, "open %s: %s", path, strerror(errno));
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        buf_printf(err, "open %s: %s", path, strerror_r(errno, eb, sizeof(eb)));
         return -1;
     }
+    if (cfg_check(fd, path, max, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    /* read at most max + 1 bytes: the file may grow after fstat */
+    for (;;) {
+        size_t want = max + 1 - got;
+        ssize_t n;
+        if (want > 8192)
+            want = 8192;
+        buf_reserve(text, want);
+        n = read(fd, text->data + text->len, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            buf_printf(err, "read %s: %s", path, strerror_r(errno, eb, sizeof(eb)));
+            break;
+        }
+        if (n == 0) {
+            close(fd);
+            return 0;
+        }
+        text->len += (size_t)n;
+        text->data[text->len] = 0;
+        got += (size_t)n;
+        if (got > max) {
+            buf_printf(err, "%s: refused: it grew past the limit of %zu bytes while read", path, max);
+            break;
+        }
+    }
+    close(fd);
+    return -1;
+}
+
+int cfg_load(const char *path, const struct cfg_def *defs, void *target, struct buf *err)
+{
+    struct buf text;
+    int rc;
+
     buf_init(&text);
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        buf_add(&text, chunk, n);
-    if (ferror(fp)) {
-        buf_printf(err, "read %s: %s", path, strerror(errno));
-        fclose(fp);
-        buf_free(&text);
-        return -1;
-    }
-    fclose(fp);
-    rc = cfg_parse(text.data ? text.data : "", text.len, path, defs, target, err);
+    rc = cfg_read_file(path, CFG_MAX_SIZE, &text, err);
+    if (rc == 0)
+        rc = cfg_parse(text.data ? text.data : "", text.len, path, defs, target, err);
     buf_free(&text);
     return rc;
 }

@@ -11,6 +11,7 @@ const struct cfg_def mr_conf_defs[] = {
     { "database", CFG_STR, "dbname=mailroster", O(database), 0, 0 },
     { "snapshot_file", CFG_STR, "", O(snapshot_file), 0, 0 },
     { "snapshot_interval", CFG_TIME, "60s", O(snapshot_interval), 1, 86400 },
+    { "snapshot_max_size", CFG_INT, "1073741824", O(snapshot_max_size), 65536, 2147483647 },
     { "poll_interval", CFG_TIME, "10s", O(poll_interval), 1, 3600 },
     { "startup_timeout", CFG_TIME, "10s", O(startup_timeout), 0, 3600 },
     { "recipient_delimiter", CFG_STR, "+", O(recipient_delimiter), 0, 0 },

@@ -8,6 +8,7 @@ struct mr_conf {
     char *database;             /* libpq connection string */
     char *snapshot_file;        /* "" = none */
     int snapshot_interval;      /* at most one snapshot write per this many seconds */
+    int snapshot_max_size;      /* a larger snapshot file is refused */
     int poll_interval;          /* change-log poll when no NOTIFY arrives */
     int startup_timeout;        /* wait this long for PostgreSQL before using the snapshot */
     char *recipient_delimiter;  /* as Postfix's; "" = none */

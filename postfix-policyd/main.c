@@ -80,6 +80,7 @@ static struct app {
     /* snapshot file */
     atomic_int snap_busy;
     atomic_int snap_result;     /* the writer finished: look at snap_ok */
+    atomic_intptr_t snap_read_job; /* the reader finished: its job */
     int snap_ok;                /* result of the last write, set by the writer */
     char snap_err[512];
     uint64_t snap_seq;          /* what the file holds */
@@ -433,10 +434,30 @@ static void status_rows(struct buf *out)
 #undef ROW
 }
 
+/* The snapshot is read on a thread of its own: a large file takes seconds,
+ * and the loop keeps answering (temporary failures) and hearing signals
+ * meanwhile. */
+struct snap_read_job {
+    char *path;
+    uint64_t max_size;
+    char *why;                  /* why the database could not be used */
+    struct dir *dir;            /* the result, or NULL with err */
+    struct buf err;
+};
+
+static void *snap_reader(void *arg)
+{
+    struct snap_read_job *j = arg;
+    j->dir = snap_read_max(j->path, j->max_size, &j->err);
+    atomic_store(&app.snap_read_job, (intptr_t)j);
+    wake_loop();
+    return NULL;
+}
+
 static void start_from_snapshot(const char *why)
 {
-    struct buf err;
-    struct dir *d;
+    pthread_t t;
+    pthread_attr_t attr;
 
     if (app.dir != NULL || app.snap_tried)
         return;
@@ -447,21 +468,41 @@ static void start_from_snapshot(const char *why)
         tell_ready();
         return;
     }
-    buf_init(&err);
-    d = snap_read(app.conf.snapshot_file, &err);
+    struct snap_read_job *j = xcalloc(1, sizeof(*j));
+    j->path = xstrdup(app.conf.snapshot_file);
+    j->max_size = (uint64_t)app.conf.snapshot_max_size;
+    j->why = xstrdup(why);
+    buf_init(&j->err);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, snap_reader, j) != 0) {
+        msg_warn("cannot start the snapshot reader: %s", strerror(errno));
+        snap_reader(j);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* On the loop: the reader is done. */
+static void snapshot_read_done(struct snap_read_job *j)
+{
+    struct dir *d = j->dir;
+
     if (d == NULL) {
         msg_error("PostgreSQL unavailable (%s) and the snapshot file cannot be used: %s; "
-                  "answering temporary failures until the directory is loaded", why, err.data);
+                  "answering temporary failures until the directory is loaded", j->why, j->err.data);
+    } else if (app.dir != NULL) {
+        msg_info("snapshot file read, but the directory came from PostgreSQL meanwhile: not used");
+        dir_free(d);
     } else {
         struct stat st;
         char when[64] = "unknown time";
-        if (stat(app.conf.snapshot_file, &st) == 0) {
+        if (stat(j->path, &st) == 0) {
             struct tm tm;
             localtime_r(&st.st_mtime, &tm);
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
         }
         msg_warn("PostgreSQL unavailable (%s): starting from snapshot file %s written %s, "
-                 "at change %" PRIu64 " (%zu mailboxes, %zu aliases)", why, app.conf.snapshot_file,
+                 "at change %" PRIu64 " (%zu mailboxes, %zu aliases)", j->why, j->path,
                  when, d->seq, dir_count(d, DIR_MAILBOX), dir_count(d, DIR_ALIAS));
         app.dir = d;
         app.dir_gen++;
@@ -469,7 +510,10 @@ static void start_from_snapshot(const char *why)
         app.snap_seq = d->seq;
         db_set_base(app.db, d->seq);
     }
-    buf_free(&err);
+    buf_free(&j->err);
+    free(j->path);
+    free(j->why);
+    free(j);
     tell_ready();
 }
 
@@ -577,6 +621,9 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
             break;
         adm_job_done(j);
     }
+    struct snap_read_job *rj = (struct snap_read_job *)atomic_exchange(&app.snap_read_job, 0);
+    if (rj)
+        snapshot_read_done(rj);
     if (atomic_load(&app.snap_busy))
         return; /* the writer is reading the directory: hold changes back */
     if (atomic_exchange(&app.snap_result, 0))

@@ -1,4 +1,5 @@
-/* snap.c - directory snapshot file: format, parse, atomic write. */
+/* snap.c - directory snapshot file: format, parse, atomic write, checked
+ * read. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,12 +11,60 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "codec.h"
+#include "log.h"
 #include "mem.h"
 #include "snap.h"
 
 #define SNAP_MAGIC "mailroster-snapshot"
-#define SNAP_VERSION 1
+#define SUM_NAME "sha256"
+#define SUM_HEX 64              /* SHA-256 in hex */
+#define FLUSH_AT (1u << 20)     /* hand the output over a megabyte at a time */
+
+/* strerror is not thread-safe, and snap_write and snap_read run off the
+ * event loop: the GNU strerror_r (config.h defines _GNU_SOURCE). */
+static const char *errstr(int e, char *tmp, size_t n)
+{
+    return strerror_r(e, tmp, n);
+}
+
+/* --- checksum ------------------------------------------------------------- */
+
+/* A SHA-256 context; like xmalloc, no memory for it is fatal. */
+static EVP_MD_CTX *sum_new(void)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
+        msg_fatal("cannot set up SHA-256 (libcrypto)");
+    return c;
+}
+
+static void sum_add(EVP_MD_CTX *c, const void *p, size_t n)
+{
+    if (n > 0 && EVP_DigestUpdate(c, p, n) != 1)
+        msg_fatal("SHA-256 update failed (libcrypto)");
+}
+
+/* Finish c into hex (lowercase, NUL-terminated) and free it. */
+static void sum_end(EVP_MD_CTX *c, char hex[SUM_HEX + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    static const char dig[] = "0123456789abcdef";
+
+    if (EVP_DigestFinal_ex(c, md, &n) != 1 || n * 2 != SUM_HEX)
+        msg_fatal("SHA-256 final failed (libcrypto)");
+    for (unsigned int i = 0; i < n; i++) {
+        hex[2 * i] = dig[md[i] >> 4];
+        hex[2 * i + 1] = dig[md[i] & 15];
+    }
+    hex[SUM_HEX] = 0;
+    EVP_MD_CTX_free(c);
+}
+
+/* --- format --------------------------------------------------------------- */
 
 static void put_str(struct buf *out, const char *s)
 {
@@ -28,10 +77,35 @@ static void put_str(struct buf *out, const char *s)
     hexq_encode(out, s, strlen(s));
 }
 
-/* Write the directory to out; with flush, hand out over whenever it holds
- * a megabyte, so a million records never sit in memory twice. */
-static int snap_emit(const struct dir *d, struct buf *out, int (*flush)(void *, struct buf *), void *arg)
+/* Where the formatted text goes: out, summed as it grows; with flush,
+ * handed over whenever it holds a megabyte, so a million records never sit
+ * in memory twice. */
+struct emitter {
+    struct buf *out;
+    EVP_MD_CTX *sum;
+    size_t summed;              /* bytes of out already in sum */
+    int (*flush)(void *, struct buf *);
+    void *arg;
+};
+
+/* After a line: sum and hand over what out holds, if it is time (or last). */
+static int emit_step(struct emitter *e, int last)
 {
+    if (!last && e->out->len < FLUSH_AT)
+        return 0;
+    sum_add(e->sum, e->out->data + e->summed, e->out->len - e->summed);
+    e->summed = e->out->len;
+    if (e->flush == NULL)
+        return 0;
+    if (e->flush(e->arg, e->out) < 0)
+        return -1;
+    e->summed = e->out->len; /* flush empties out */
+    return 0;
+}
+
+static int snap_records(const struct dir *d, struct emitter *e)
+{
+    struct buf *out = e->out;
     size_t n = 0, i;
     const void *rec;
 
@@ -44,7 +118,7 @@ static int snap_emit(const struct dir *d, struct buf *out, int (*flush)(void *, 
         put_str(out, r->name);
         put_str(out, r->disabled_reason);
         buf_addc(out, '\n');
-        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+        if (emit_step(e, 0) < 0)
             return -1;
     }
     for (i = 0; (rec = htab_next(&d->mbox_id, &i)) != NULL; n++) {
@@ -60,7 +134,7 @@ static int snap_emit(const struct dir *d, struct buf *out, int (*flush)(void *, 
         put_str(out, r->maildir);
         put_str(out, r->disabled_reason);
         buf_addc(out, '\n');
-        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+        if (emit_step(e, 0) < 0)
             return -1;
     }
     for (i = 0; (rec = htab_next(&d->alias_id, &i)) != NULL; n++) {
@@ -69,7 +143,7 @@ static int snap_emit(const struct dir *d, struct buf *out, int (*flush)(void *, 
         put_str(out, r->source);
         put_str(out, r->destinations);
         buf_addc(out, '\n');
-        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+        if (emit_step(e, 0) < 0)
             return -1;
     }
     for (i = 0; (rec = htab_next(&d->sender_id, &i)) != NULL; n++) {
@@ -77,7 +151,7 @@ static int snap_emit(const struct dir *d, struct buf *out, int (*flush)(void *, 
         buf_printf(out, "S %" PRIu64 " %" PRIu64, r->id, r->mailbox_id);
         put_str(out, r->address);
         buf_addc(out, '\n');
-        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+        if (emit_step(e, 0) < 0)
             return -1;
     }
     for (i = 0; (rec = htab_next(&d->master_id, &i)) != NULL; n++) {
@@ -87,10 +161,25 @@ static int snap_emit(const struct dir *d, struct buf *out, int (*flush)(void *, 
         put_str(out, r->password);
         put_str(out, r->domains);
         buf_addc(out, '\n');
-        if (flush && out->len >= (1u << 20) && flush(arg, out) < 0)
+        if (emit_step(e, 0) < 0)
             return -1;
     }
     buf_printf(out, "end %zu\n", n);
+    return emit_step(e, 1);
+}
+
+/* The records, then the checksum line over every byte before it. */
+static int snap_emit(const struct dir *d, struct buf *out, int (*flush)(void *, struct buf *), void *arg)
+{
+    struct emitter e = { out, sum_new(), out->len, flush, arg };
+    char hex[SUM_HEX + 1];
+
+    if (snap_records(d, &e) < 0) {
+        EVP_MD_CTX_free(e.sum);
+        return -1;
+    }
+    sum_end(e.sum, hex);
+    buf_printf(out, "%s %s\n", SUM_NAME, hex);
     return flush ? flush(arg, out) : 0;
 }
 
@@ -98,6 +187,18 @@ void snap_format(const struct dir *d, struct buf *out)
 {
     snap_emit(d, out, NULL, NULL);
 }
+
+void snap_seal(struct buf *text)
+{
+    EVP_MD_CTX *c = sum_new();
+    char hex[SUM_HEX + 1];
+
+    sum_add(c, text->data, text->len);
+    sum_end(c, hex);
+    buf_printf(text, "%s %s\n", SUM_NAME, hex);
+}
+
+/* --- parse ---------------------------------------------------------------- */
 
 /* A line split into fields; strings decoded into one arena. */
 #define MAXF 20
@@ -190,19 +291,55 @@ static int get_str(const struct fields *fs, size_t k, struct buf *store, const c
     do { if (get_str(&fs, k, &s[slot], &dst, req) < 0) goto bad; } while (0)
 #define FLAG(k, dst) I(k, 0, 1, dst)
 
-/* Where lines come from: 1 with a line (without its newline), 0 at the
- * end, -1 for a last line that has no newline. The file is read a line at
- * a time, so a start from a large snapshot never holds the file and the
- * directory in memory together. */
+/* Where lines come from: 1 with a line (without its newline, which
+ * line[len] still holds), 0 at the end, -1 for a last line that has no
+ * newline. The file is read a line at a time, so a start from a large
+ * snapshot never holds the file and the directory in memory together. */
 typedef int (*snap_next_fn)(void *arg, const char **line, size_t *len);
+
+/* The header: magic, a version this code reads, the change sequence. */
+static int check_header(const struct fields *fs, uint64_t *seq, struct buf *err)
+{
+    int64_t ver;
+    if (fs->n != 3 || fs->flen[0] != strlen(SNAP_MAGIC) || memcmp(fs->f[0], SNAP_MAGIC, fs->flen[0])
+        || get_i64(fs, 1, 0, 1000000, &ver) < 0 || get_u64(fs, 2, seq) < 0) {
+        buf_printf(err, "line 1: not a mailroster snapshot");
+        return -1;
+    }
+    if (ver != SNAP_VERSION) {
+        buf_printf(err, "line 1: snapshot format %d is from %s version of mailroster (this one reads format %d)",
+                   (int)ver, ver < SNAP_VERSION ? "an older" : "a newer", SNAP_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
+/* The last line: "sha256 <hex>" of every byte before it. Finishes sum. */
+static int check_sum(const char *line, size_t len, EVP_MD_CTX *sum, size_t lineno, struct buf *err)
+{
+    char hex[SUM_HEX + 1];
+    size_t nl = strlen(SUM_NAME);
+
+    sum_end(sum, hex);
+    if (len != nl + 1 + SUM_HEX || memcmp(line, SUM_NAME " ", nl + 1) != 0) {
+        buf_printf(err, "line %zu: malformed checksum line", lineno);
+        return -1;
+    }
+    if (memcmp(line + nl + 1, hex, SUM_HEX) != 0) {
+        buf_printf(err, "checksum mismatch: the file is damaged or was edited");
+        return -1;
+    }
+    return 0;
+}
 
 static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *err)
 {
     struct dir *d = dir_new();
+    EVP_MD_CTX *sum = sum_new();
     struct buf s[6];
     struct fields fs;
     size_t lineno = 0, count = 0;
-    int ended = 0;
+    int ended = 0, sealed = 0;
 
     for (int i = 0; i < 6; i++)
         buf_init(&s[i]);
@@ -218,19 +355,24 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
             goto fail;
         }
         lineno++;
-        if (ended || split(line, llen, &fs) < 0 || fs.n == 0)
-            goto bad;
-        if (lineno == 1) {
-            int64_t ver;
-            if (fs.n != 3 || fs.flen[0] != strlen(SNAP_MAGIC) || memcmp(fs.f[0], SNAP_MAGIC, fs.flen[0]))
-                goto bad;
-            if (get_i64(&fs, 1, 0, 1000, &ver) < 0 || ver != SNAP_VERSION) {
-                buf_printf(err, "line 1: unsupported snapshot version");
+        if (sealed)
+            goto bad; /* nothing may follow the checksum */
+        if (ended) {
+            int rc = check_sum(line, llen, sum, lineno, err);
+            sum = NULL; /* check_sum finished it */
+            if (rc < 0)
                 goto fail;
-            }
-            U(2, d->seq);
+            sealed = 1;
             continue;
         }
+        sum_add(sum, line, llen + 1);
+        if (lineno == 1) {
+            if (split(line, llen, &fs) < 0 || check_header(&fs, &d->seq, err) < 0)
+                goto fail_header;
+            continue;
+        }
+        if (split(line, llen, &fs) < 0 || fs.n == 0)
+            goto bad;
         if (fs.flen[0] != 1 && !(fs.flen[0] == 3 && memcmp(fs.f[0], "end", 3) == 0))
             goto bad;
         switch (fs.f[0][0]) {
@@ -322,8 +464,12 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
         }
         count++;
     }
-    if (lineno == 0 || !ended) {
-        buf_printf(err, "file is cut short (no trailer line)");
+    if (lineno == 0) {
+        buf_printf(err, "file is empty");
+        goto fail;
+    }
+    if (!ended || !sealed) {
+        buf_printf(err, "file is cut short (no %s line)", ended ? "checksum" : "trailer");
         goto fail;
     }
     /* Record counts may differ from the trailer when ids repeat: refuse. */
@@ -339,11 +485,17 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
     for (int i = 0; i < 6; i++)
         buf_free(&s[i]);
     return d;
+fail_header:
+    if (err->len == 0)
+        buf_printf(err, "line 1: not a mailroster snapshot");
+    goto fail;
 bad:
     buf_printf(err, "line %zu: malformed record", lineno);
 fail:
     for (int i = 0; i < 6; i++)
         buf_free(&s[i]);
+    if (sum != NULL)
+        EVP_MD_CTX_free(sum);
     dir_free(d);
     return NULL;
 }
@@ -373,23 +525,67 @@ struct dir *snap_parse(const char *text, size_t len, struct buf *err)
     return snap_parse_lines(mem_next, &m, err);
 }
 
+/* Lines of an open file, read in chunks; never more than max bytes. */
+#define CHUNK (64u << 10)
 struct file_src {
-    FILE *fp;
-    char *line;
-    size_t cap;
+    int fd;
+    uint64_t total, max;        /* bytes read so far, and the bound */
+    char *chunk;
+    size_t clen, cpos;
+    struct buf line;            /* a line that spans chunks */
+    int eof;
+    int error;                  /* errno of a failed read; EFBIG past max */
 };
+
+static void file_fill(struct file_src *f)
+{
+    size_t want = CHUNK;
+    ssize_t n;
+
+    /* one byte past the bound shows a file that grew beyond it */
+    if (f->max - f->total < want)
+        want = (size_t)(f->max - f->total) + 1;
+    do
+        n = read(f->fd, f->chunk, want);
+    while (n < 0 && errno == EINTR);
+    f->cpos = f->clen = 0;
+    if (n < 0)
+        f->error = errno;
+    else if (n == 0)
+        f->eof = 1;
+    else if ((f->total += (uint64_t)n) > f->max)
+        f->error = EFBIG;
+    else
+        f->clen = (size_t)n;
+}
 
 static int file_next(void *arg, const char **line, size_t *len)
 {
     struct file_src *f = arg;
-    ssize_t n = getline(&f->line, &f->cap, f->fp);
-    if (n <= 0)
-        return 0;
-    if (f->line[n - 1] != '\n')
-        return -1;
-    *line = f->line;
-    *len = (size_t)n - 1;
-    return 1;
+
+    buf_reset(&f->line);
+    for (;;) {
+        if (f->cpos < f->clen) {
+            char *start = f->chunk + f->cpos;
+            char *nl = memchr(start, '\n', f->clen - f->cpos);
+            size_t n = nl ? (size_t)(nl - start) + 1 : f->clen - f->cpos;
+            f->cpos += n;
+            if (nl && f->line.len == 0) { /* the common case: no copy */
+                *line = start;
+                *len = n - 1;
+                return 1;
+            }
+            buf_add(&f->line, start, n);
+            if (nl) {
+                *line = f->line.data;
+                *len = f->line.len - 1;
+                return 1;
+            }
+        }
+        if (f->eof || f->error)
+            return f->line.len ? -1 : 0;
+        file_fill(f);
+    }
 }
 
 struct fd_sink {
@@ -419,6 +615,7 @@ int snap_write(const struct dir *d, const char *path, struct buf *err)
 {
     struct buf text, tmp;
     int fd = -1, rc = -1;
+    char eb[128];
 
     buf_init(&text);
     buf_init(&tmp);
@@ -428,29 +625,29 @@ int snap_write(const struct dir *d, const char *path, struct buf *err)
     unlink(tmp.data);
     fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        buf_printf(err, "create %s: %s", tmp.data, strerror(errno));
+        buf_printf(err, "create %s: %s", tmp.data, errstr(errno, eb, sizeof(eb)));
         goto out;
     }
     fchmod(fd, 0600);
     {
         struct fd_sink sink = { fd, 0 };
         if (snap_emit(d, &text, fd_flush, &sink) < 0) {
-            buf_printf(err, "write %s: %s", tmp.data, strerror(sink.error));
+            buf_printf(err, "write %s: %s", tmp.data, errstr(sink.error, eb, sizeof(eb)));
             goto out;
         }
     }
     if (fsync(fd) < 0) {
-        buf_printf(err, "fsync %s: %s", tmp.data, strerror(errno));
+        buf_printf(err, "fsync %s: %s", tmp.data, errstr(errno, eb, sizeof(eb)));
         goto out;
     }
     if (close(fd) < 0) {
         fd = -1;
-        buf_printf(err, "close %s: %s", tmp.data, strerror(errno));
+        buf_printf(err, "close %s: %s", tmp.data, errstr(errno, eb, sizeof(eb)));
         goto out;
     }
     fd = -1;
     if (rename(tmp.data, path) < 0) {
-        buf_printf(err, "rename %s to %s: %s", tmp.data, path, strerror(errno));
+        buf_printf(err, "rename %s to %s: %s", tmp.data, path, errstr(errno, eb, sizeof(eb)));
         goto out;
     }
     /* make the rename itself durable */
@@ -476,29 +673,100 @@ out:
     return rc;
 }
 
-struct dir *snap_read(const char *path, struct buf *err)
+static const char *file_kind(mode_t m)
 {
-    struct file_src f = { NULL, NULL, 0 };
-    struct dir *d;
+    return S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+/* What may be trusted: a regular file of ours that no one else may write
+ * (it decides who logs in) or read (it holds password hashes), small
+ * enough to load. */
+static int snap_check(int fd, const char *path, uint64_t max, struct buf *err)
+{
+    struct stat st;
+    char eb[128];
+
+    if (fstat(fd, &st) < 0) {
+        buf_printf(err, "stat %s: %s", path, errstr(errno, eb, sizeof(eb)));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        buf_printf(err, "%s: refused: it is %s, not a regular file", path, file_kind(st.st_mode));
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        buf_printf(err, "%s: refused: owned by uid %u, not by the daemon's uid %u", path,
+                   (unsigned)st.st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        buf_printf(err, "%s: refused: mode %04o lets %s write it (the daemon writes it 0600)", path,
+                   (unsigned)(st.st_mode & 07777), st.st_mode & S_IWOTH ? "others" : "the group");
+        return -1;
+    }
+    if (st.st_mode & S_IRWXO) {
+        buf_printf(err, "%s: refused: mode %04o lets others read it, and it holds password hashes "
+                   "(the daemon writes it 0600)", path, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    if ((uint64_t)st.st_size > max) {
+        buf_printf(err, "%s: refused: %jd bytes, more than the limit of %" PRIu64 " bytes", path,
+                   (intmax_t)st.st_size, max);
+        return -1;
+    }
+    return 0;
+}
+
+struct dir *snap_read_max(const char *path, uint64_t max_size, struct buf *err)
+{
+    struct file_src f = { .fd = -1 };
+    struct dir *d = NULL;
+    char eb[128];
 
     buf_reset(err);
-    f.fp = fopen(path, "re");
-    if (f.fp == NULL) {
-        buf_printf(err, "open %s: %s", path, strerror(errno));
+    if (max_size == 0)
+        max_size = SNAP_MAX_SIZE_DEFAULT;
+    /* O_NOFOLLOW: a symlink could point anywhere; O_NONBLOCK: opening a
+     * FIFO must not wait for a writer */
+    f.fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (f.fd < 0) {
+        if (errno == ELOOP)
+            buf_printf(err, "%s: refused: it is a symbolic link, not a regular file", path);
+        else
+            buf_printf(err, "open %s: %s", path, errstr(errno, eb, sizeof(eb)));
         return NULL;
     }
+    if (snap_check(f.fd, path, max_size, err) < 0) {
+        close(f.fd);
+        return NULL;
+    }
+    f.max = max_size;
+    f.chunk = xmalloc(CHUNK);
+    buf_init(&f.line);
     d = snap_parse_lines(file_next, &f, err);
-    if (d == NULL || ferror(f.fp)) {
+    if (d == NULL || f.error) {
         struct buf why;
         buf_init(&why);
-        buf_printf(&why, "%s: %s", path, ferror(f.fp) ? strerror(errno) : err->data);
+        if (f.error == EFBIG)
+            buf_printf(&why, "%s: refused: it grew past the limit of %" PRIu64 " bytes while read", path, max_size);
+        else if (f.error)
+            buf_printf(&why, "read %s: %s", path, errstr(f.error, eb, sizeof(eb)));
+        else
+            buf_printf(&why, "%s: refused: %s", path, err->data);
         buf_reset(err);
         buf_add(err, why.data, why.len);
         buf_free(&why);
         dir_free(d);
         d = NULL;
     }
-    free(f.line);
-    fclose(f.fp);
+    buf_free(&f.line);
+    free(f.chunk);
+    close(f.fd);
     return d;
+}
+
+struct dir *snap_read(const char *path, struct buf *err)
+{
+    return snap_read_max(path, SNAP_MAX_SIZE_DEFAULT, err);
 }

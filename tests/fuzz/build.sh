@@ -41,7 +41,7 @@ SRCS="$top/lib/addr.c $top/lib/buf.c $top/lib/cfg.c $top/lib/codec.c $top/lib/lo
       $top/postfix-policyd/snap.c $top/postfix-policyd/tcpt.c $top/postfix-policyd/smap.c
       $top/postfix-policyd/conf.c $top/postfix-policyd/auth.c
       $top/postfix-policyd/polproto.c $top/postfix-policyd/policy.c"
-LIBS="-lidn2 -lcrypt -pthread"
+LIBS="-lidn2 -lcrypt -lcrypto -pthread"
 
 targets="tcpt smap snap cfg addr codec admproto auth polproto policy"
 
