@@ -18,6 +18,7 @@
 #include "htab.h"
 #include "log.h"
 #include "mem.h"
+#include "pqlog.h"
 
 struct db {
     char *conninfo;
@@ -441,6 +442,21 @@ static int need_full_load(struct db *db, struct buf *why)
     return 0;
 }
 
+/* Free the notifications libpq holds in its queue; how many there were.
+ * LISTEN/NOTIFY is only a wake-up: the payload means nothing. PQnotifies
+ * also parses what libpq has read but not yet looked at, which poll()
+ * cannot see either. */
+static int drain_notifies(struct db *db)
+{
+    PGnotify *n;
+    int count = 0;
+    while ((n = PQnotifies(db->conn)) != NULL) {
+        PQfreemem(n);
+        count++;
+    }
+    return count;
+}
+
 static void sleep_backoff(int seconds)
 {
     struct timespec ts = { seconds, 0 };
@@ -490,10 +506,23 @@ static void session(struct db *db)
         malloc_trim(0); /* give the load's transient memory back */
     }
     for (;;) {
+        /* What is queued so far (read with the load's or an earlier query's
+         * replies, or by PQconsumeInput below) is covered by this catch-up:
+         * a notification is delivered only after its transaction committed,
+         * so the catch-up's snapshot, taken later, sees that change. */
+        drain_notifies(db);
         while ((rc = catch_up(db, &why)) == CATCHUP_BATCH)
             ;
         if (rc < 0)
             goto broken;
+        /* NOTIFY reaches us only between transactions: a writer that
+         * committed while catch_up's transaction was open is told when it
+         * ends (PostgreSQL 15 sends it just before the reply to our COMMIT,
+         * older ones right after), so libpq has read it, or may have, into
+         * its own queue, and poll() would sleep through it: read again
+         * instead of waiting. */
+        if (drain_notifies(db) > 0)
+            continue;
         pthread_mutex_lock(&db->lock);
         int wait_ms = db->poll_interval * 1000;
         pthread_mutex_unlock(&db->lock);
@@ -501,14 +530,9 @@ static void session(struct db *db)
         rc = poll(&pfd, 1, wait_ms);
         if (rc < 0 && errno != EINTR)
             goto broken;
-        if (rc > 0) {
-            PGnotify *n;
-            if (!PQconsumeInput(db->conn)) {
-                buf_printf(&why, "%s", pq_error(db->conn, tmp, sizeof(tmp)));
-                goto broken;
-            }
-            while ((n = PQnotifies(db->conn)) != NULL)
-                PQfreemem(n);
+        if (rc > 0 && !PQconsumeInput(db->conn)) {
+            buf_printf(&why, "%s", pq_error(db->conn, tmp, sizeof(tmp)));
+            goto broken;
         }
         if (PQstatus(db->conn) != CONNECTION_OK) {
             buf_printf(&why, "connection lost");
@@ -558,6 +582,7 @@ static void *db_main(void *arg)
             continue;
         }
         backoff = 1;
+        pqlog_attach(db->conn, "database");
         post(db, DBM_UP, PQdb(db->conn));
         session(db);
         PQfinish(db->conn);

@@ -13,6 +13,13 @@ that 200 reply. Resolution: 1 ms (the poll grid) plus one round trip.
 pgsql: map, sees a committed row at its next query): a second persistent
 psql session as the reader role runs the pgsql map's query every 1 ms.
 
+--writers N (N > 1): N persistent psql sessions write at once, in ROUNDS
+bursts of BURST autocommitted INSERTs each, back to back (the issue's
+"six writers inserting 240 mailboxes concurrently"); one persistent
+tcp_table connection asks for every change not yet answered, about every
+1 ms, and a round ends when all its changes are answered (or time out).
+The clock of each change starts when psql hands back its RETURNING row.
+
 Output (stdout): one line of key=value pairs; every trial's latency goes to
 stderr when --verbose.
 Needs PGHOST/PGPORT in the environment (as the stack exports them).
@@ -94,6 +101,60 @@ def poll(check, t0, timeout):
             time.sleep(nxt - now)
 
 
+def concurrent(a):
+    """N writers in bursts; one prober; latency per change"""
+    import threading
+    sessions = [Psql(a.admin, a.db) for _ in range(a.writers)]
+    for s in sessions:
+        s.one_line("SELECT 1;")  # connected before the clock runs
+    tcp = TcpTable(a.tcp)
+    lock = threading.Lock()
+    pending, lat = {}, []
+
+    def writer(w, r, start):
+        start.wait()
+        for k in range(a.burst):
+            local = "%sw%dr%dk%d" % (a.prefix, w, r, k)
+            t0 = insert(sessions[w], local, a.domain)
+            with lock:
+                pending["%s@%s" % (local, a.domain)] = t0
+
+    timeouts = 0
+    for r in range(a.rounds):
+        start = threading.Barrier(a.writers)
+        th = [threading.Thread(target=writer, args=(w, r, start)) for w in range(a.writers)]
+        for t in th:
+            t.start()
+        while True:
+            alive = any(t.is_alive() for t in th)
+            with lock:
+                items = list(pending.items())
+            if not items and not alive:
+                break
+            for key, t0 in items:
+                if tcp.get(key).startswith("200"):
+                    t1 = time.monotonic()
+                    lat.append((t1 - t0) * 1000)
+                    with lock:
+                        del pending[key]
+                    if a.verbose:
+                        print("round %d %s: %.2f ms" % (r, key, lat[-1]), file=sys.stderr)
+                elif time.monotonic() - t0 > a.timeout:
+                    timeouts += 1
+                    with lock:
+                        del pending[key]
+            time.sleep(0.001)
+        for t in th:
+            t.join()
+        time.sleep(random.uniform(0, a.gap_ms / 1000))
+    for s in sessions:
+        s.close()
+    n = a.rounds * a.writers * a.burst
+    print("trials=%d timeouts=%d min_ms=%.2f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f" % (
+        n, timeouts, min(lat) if lat else float("nan"), percentile(lat, 0.5),
+        percentile(lat, 0.99), max(lat) if lat else float("nan")))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tcp", required=True, help="tcp_table mailboxes HOST:PORT")
@@ -107,8 +168,14 @@ def main():
     ap.add_argument("--reader", default="mrd")
     ap.add_argument("--baseline-pg", action="store_true")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--writers", type=int, default=1, help="concurrent writers (> 1: bursts)")
+    ap.add_argument("--rounds", type=int, default=10, help="bursts, with --writers")
+    ap.add_argument("--burst", type=int, default=5, help="INSERTs per writer per burst")
     a = ap.parse_args()
     random.seed(4242)
+    if a.writers > 1:
+        concurrent(a)
+        return
 
     admin = Psql(a.admin, a.db)
     tcp = TcpTable(a.tcp)

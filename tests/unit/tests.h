@@ -16,6 +16,7 @@ Suite *auth_suite(void);
 Suite *policy_suite(void);
 Suite *polproto_suite(void);
 Suite *peer_suite(void);
+Suite *pqlog_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);
