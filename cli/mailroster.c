@@ -1014,6 +1014,13 @@ answer:
             for (int k = 0; k < rows.v[i].n; k++)
                 if (!strcmp(rows.v[i].kv[2 * k], "json"))
                     printf("%s\n", rows.v[i].kv[2 * k + 1]);
+        /* a read-only export has no hashes: say so where a person reads it */
+        if (ok_text && strstr(ok_text, "left out")) {
+            fflush(stdout);
+            fputs("mailroster: ", stderr);
+            put_text(stderr, ok_text);
+            fputc('\n', stderr);
+        }
     } else {
         if (fmt == F_JSON)
             print_json(&rows);

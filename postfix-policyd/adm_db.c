@@ -8,12 +8,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
 #include "adm_db.h"
 #include "log.h"
 #include "mem.h"
+#include "pqlog.h"
 
 /* Two workers, each with its own connection: writes run one at a time in
  * order; reads (usage, counters, export) never wait behind a write that
@@ -35,6 +37,15 @@ static struct {
                { .name = "mailrosterd-admin-read", .lock = PTHREAD_MUTEX_INITIALIZER,
                  .cond = PTHREAD_COND_INITIALIZER } } };
 
+/* A stop closes the gate: no COMMIT begins after it, and the stop waits
+ * for one that has begun, so that it can tell what was committed. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stopping;
+    int committing;
+} G = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+
 /* the connection of the worker running this job */
 static __thread PGconn *cur_pg;
 #define A_PG cur_pg
@@ -52,9 +63,33 @@ void adm_job_free(struct adm_job *j)
         free(j->list[i]);
     free(j->list);
     free(j->commit_reply);
+    free(j->object);
     buf_free(&j->reply);
     free(j);
 }
+
+void adm_db_stop(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&G.lock);
+    G.stopping = 1;
+    while (G.committing > 0 && pthread_cond_timedwait(&G.cond, &G.lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&G.lock);
+}
+
+int adm_db_job_committed(struct adm_job *j)
+{
+    pthread_mutex_lock(&G.lock);
+    int c = j->committed;
+    pthread_mutex_unlock(&G.lock);
+    return c;
+}
+
+/* COMMIT unless the daemon is stopping: 0, or -1 (rolled back). */
+static int gated_commit(struct adm_job *j);
 
 void adm_db_submit(struct adm_job *j)
 {
@@ -171,7 +206,9 @@ static int finish(struct adm_job *j, const char *object, const char *word, const
     buf_printf(&ok, "OK %s%s%s\n", word, text && *text ? " " : "", text ? text : "");
     free(j->commit_reply);
     j->commit_reply = ok.data;
-    if (cmd(j, "COMMIT") < 0)
+    free(j->object);
+    j->object = xstrdup(object);
+    if (gated_commit(j) < 0)
         return -1;
     buf_reset(&j->reply);
     buf_adds(&j->reply, j->commit_reply);
@@ -179,6 +216,27 @@ static int finish(struct adm_job *j, const char *object, const char *word, const
     j->commit_reply = NULL;
     j->ok = 1;
     return 0;
+}
+
+static int gated_commit(struct adm_job *j)
+{
+    pthread_mutex_lock(&G.lock);
+    int stopping = G.stopping;
+    if (!stopping)
+        G.committing++;
+    pthread_mutex_unlock(&G.lock);
+    if (stopping) {
+        rollback();
+        err_reply(j, "unavailable", "mailrosterd is stopping: nothing was committed");
+        return -1;
+    }
+    int rc = cmd(j, "COMMIT");
+    pthread_mutex_lock(&G.lock);
+    j->committed = rc == 0;
+    G.committing--;
+    pthread_cond_broadcast(&G.cond);
+    pthread_mutex_unlock(&G.lock);
+    return rc;
 }
 
 /* A write that must touch a row, then the commit: "OK word object".
@@ -751,7 +809,16 @@ static int run_export(void *pg, struct adm_job *j)
     (void)pg;
     if (cmd(j, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
         return 0;
-    r = q(j, "SELECT l FROM mailroster.export_jsonl($1) AS l", 1, p);
+    /* without secrets (flag): the "password" value of mailbox and master
+     * lines, which the format puts third, after a string without '"'
+     * unescaped, becomes null */
+    if (j->flag)
+        r = q(j, "SELECT regexp_replace(l, "
+                 "'^(\\{\"kind\":\"(mailbox\",\"address|master\",\"name)\":\"([^\"\\\\]|\\\\.)*\",\"password\":)"
+                 "(null|\"([^\"\\\\]|\\\\.)*\")', '\\1null') "
+                 "FROM mailroster.export_jsonl($1) AS l", 1, p);
+    else
+        r = q(j, "SELECT l FROM mailroster.export_jsonl($1) AS l", 1, p);
     if (r == NULL) {
         rollback();
         return 0;
@@ -762,11 +829,35 @@ static int run_export(void *pg, struct adm_job *j)
         adm_field(&j->reply, "json", PQgetvalue(r, i, 0));
         buf_addc(&j->reply, '\n');
     }
-    buf_printf(&j->reply, "OK %d lines\n", PQntuples(r));
+    buf_printf(&j->reply, "OK %d lines%s\n", PQntuples(r),
+               j->flag ? " (password hashes left out: read-only access)" : "");
     PQclear(r);
     rollback();
     j->ok = 1;
     return 0;
+}
+
+/* Add the domain an import row touched to " a.example b.example" (the
+ * first few; "..." after them). */
+static void import_domain(struct buf *doms, int *ndoms, const char *kind, const char *key)
+{
+    const char *d = key;
+    if (!strcmp(kind, "sender"))
+        d = strchr(key, ' ') ? strchr(key, ' ') + 1 : key;   /* "ADDRESS LOGIN": the login's */
+    if (!strcmp(kind, "master"))
+        return;
+    if (strcmp(kind, "domain") != 0)
+        d = strrchr(d, '@') ? strrchr(d, '@') + 1 : d;
+    size_t n = strlen(d);
+    for (const char *p = doms->data; p && (p = strstr(p, d)) != NULL; p += n)
+        if (p[-1] == ' ' && (p[n] == ' ' || p[n] == 0))
+            return;
+    if ((*ndoms)++ < 8) {
+        buf_addc(doms, ' ');
+        buf_adds(doms, d);
+    } else if (*ndoms == 9) {
+        buf_adds(doms, " ...");
+    }
 }
 
 /* import commit: key1 = the JSON lines, flag = dry run */
@@ -774,8 +865,9 @@ static int run_import(void *pg, struct adm_job *j)
 {
     const char *p[2] = { j->key1, j->flag ? "true" : "false" };
     PGresult *r;
-    long created = 0, updated = 0, unchanged = 0;
-    struct buf rows;
+    long created = 0, updated = 0, unchanged = 0, masters = 0;
+    struct buf rows, doms, object;
+    int ndoms = 0;
     (void)pg;
 
     if (cmd(j, "BEGIN") < 0)
@@ -786,8 +878,12 @@ static int run_import(void *pg, struct adm_job *j)
         return 0;
     }
     buf_init(&rows);
+    buf_init(&doms);
+    buf_init(&object);
     for (int i = 0; i < PQntuples(r); i++) {
         const char *action = PQgetvalue(r, i, 1);
+        import_domain(&doms, &ndoms, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+        masters += !strcmp(PQgetvalue(r, i, 2), "master");
         if (!strcmp(action, "created"))
             created++;
         else if (!strcmp(action, "updated"))
@@ -803,16 +899,19 @@ static int run_import(void *pg, struct adm_job *j)
         adm_field(&rows, "key", PQgetvalue(r, i, 3));
         buf_addc(&rows, '\n');
     }
-    PQclear(r);
     char text[200];
     snprintf(text, sizeof(text), "%ld created, %ld updated, %ld unchanged", created, updated, unchanged);
+    /* the audit row's object and the log line say what came in */
+    buf_printf(&object, "import of %d objects (%s; domains:%s%s)", PQntuples(r), text,
+               ndoms ? doms.data : " none", masters ? "; master users" : "");
+    PQclear(r);
     if (j->flag) {
         rollback();
         buf_reset(&j->reply);
         buf_add(&j->reply, rows.data ? rows.data : "", rows.len);
         buf_printf(&j->reply, "OK dry-run: would be %s\n", text);
         j->ok = 1;
-    } else if (finish(j, "import", "imported", text) == 0) {
+    } else if (finish(j, object.data, "imported", text) == 0) {
         struct buf final;
         buf_init(&final);
         buf_add(&final, rows.data ? rows.data : "", rows.len);
@@ -822,6 +921,8 @@ static int run_import(void *pg, struct adm_job *j)
         buf_free(&final);
     }
     buf_free(&rows);
+    buf_free(&doms);
+    buf_free(&object);
     return 0;
 }
 
@@ -852,6 +953,7 @@ static int ensure_conn(struct worker *w)
     if (w->pg)
         PQfinish(w->pg);
     w->pg = cur_pg = PQconnectdbParams(keys, vals, 1);
+    pqlog_attach(w->pg, "admin database");
     if (PQstatus(A_PG) != CONNECTION_OK) {
         char text[512];
         snprintf(text, sizeof(text), "%s", PQerrorMessage(A_PG));

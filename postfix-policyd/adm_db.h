@@ -32,6 +32,8 @@ struct adm_job {
     struct buf reply;                /* rows + final line */
     uint64_t seq;                    /* change to wait for before answering */
     int ok;
+    char *object;                    /* what the write changed (its audit object) */
+    int committed;                   /* COMMIT succeeded (read with adm_db_job_committed) */
     /* a COMMIT whose answer was lost may still have committed: the audit
      * row's id tells, and the answer it would have had is kept */
     uint64_t audit_id;
@@ -44,5 +46,10 @@ typedef void (*adm_post_fn)(struct adm_job *j);
 void adm_db_start(const char *conninfo, adm_post_fn done);
 void adm_db_submit(struct adm_job *j);
 void adm_job_free(struct adm_job *j);
+/* At a stop: no COMMIT starts after this returns (a job that gets there
+ * rolls back and answers "unavailable"); waits up to 10 s for one under way. */
+void adm_db_stop(void);
+/* Did j's COMMIT succeed? Safe from any thread. */
+int adm_db_job_committed(struct adm_job *j);
 
 #endif

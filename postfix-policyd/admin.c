@@ -321,31 +321,34 @@ struct opt {
     const char *cast;
     enum opt_type type;
     const char *help;
+    int admin_only;         /* reaches outside the domain: full admins only */
 };
 
 static const struct opt domain_opts[] = {
-    { "quota", "quota_bytes", "bigint", O_SIZE, "default storage quota, e.g. 2G (0 = unlimited)" },
-    { "quota_messages", "quota_messages", "bigint", O_COUNT, "default message quota" },
-    { "send_limit_messages", "send_limit_messages", "int", O_COUNT, "messages per window" },
-    { "send_limit_recipients", "send_limit_recipients", "int", O_COUNT, "recipients per window" },
-    { "send_limit_window", "send_limit_window", "int", O_DURATION, "window, e.g. 1h" },
-    { NULL, NULL, NULL, 0, NULL },
+    { "quota", "quota_bytes", "bigint", O_SIZE, "default storage quota, e.g. 2G (0 = unlimited)", 0 },
+    { "quota_messages", "quota_messages", "bigint", O_COUNT, "default message quota", 0 },
+    { "send_limit_messages", "send_limit_messages", "int", O_COUNT, "messages per window", 0 },
+    { "send_limit_recipients", "send_limit_recipients", "int", O_COUNT, "recipients per window", 0 },
+    { "send_limit_window", "send_limit_window", "int", O_DURATION, "window, e.g. 1h", 0 },
+    { NULL, NULL, NULL, 0, NULL, 0 },
 };
 
 static const struct opt user_opts[] = {
-    { "password", "password", "text", O_HASH, "a {SCHEME} hash (the CLI hashes for you)" },
-    { "quota", "quota_bytes", "bigint", O_SIZE, "storage quota, e.g. 2G" },
-    { "quota_messages", "quota_messages", "bigint", O_COUNT, "message quota" },
-    { "may_send", "may_send", "boolean", O_BOOL, "yes/no" },
-    { "may_receive", "may_receive", "boolean", O_BOOL, "yes/no" },
-    { "services", "services", "text[]", O_SERVICES, "imap,pop3,submission,lmtp,sieve" },
-    { "send_limit_messages", "send_limit_messages", "int", O_COUNT, "messages per window" },
-    { "send_limit_recipients", "send_limit_recipients", "int", O_COUNT, "recipients per window" },
-    { "home", "home", "text", O_PATH, "home directory override" },
-    { "mail", "mail", "text", O_TEXT, "mail location override" },
-    { "uid", "uid", "int", O_ID, "system uid" },
-    { "gid", "gid", "int", O_ID, "system gid" },
-    { NULL, NULL, NULL, 0, NULL },
+    { "password", "password", "text", O_HASH, "a {SCHEME} hash (the CLI hashes for you)", 0 },
+    { "quota", "quota_bytes", "bigint", O_SIZE, "storage quota, e.g. 2G", 0 },
+    { "quota_messages", "quota_messages", "bigint", O_COUNT, "message quota", 0 },
+    { "may_send", "may_send", "boolean", O_BOOL, "yes/no", 0 },
+    { "may_receive", "may_receive", "boolean", O_BOOL, "yes/no", 0 },
+    { "services", "services", "text[]", O_SERVICES, "imap,pop3,submission,lmtp,sieve", 0 },
+    { "send_limit_messages", "send_limit_messages", "int", O_COUNT, "messages per window", 0 },
+    { "send_limit_recipients", "send_limit_recipients", "int", O_COUNT, "recipients per window", 0 },
+    /* a path or an id is a way into another domain's mail: admins only */
+    { "home", "home", "text", O_PATH, "home directory override", 1 },
+    { "mail", "mail", "text", O_TEXT, "mail location override", 1 },
+    { "uid", "uid", "int", O_ID, "system uid", 1 },
+    { "gid", "gid", "int", O_ID, "system gid", 1 },
+    { "path_override", "path_override", "boolean", O_BOOL, "yes: home and mail may leave mail_base", 1 },
+    { NULL, NULL, NULL, 0, NULL, 0 },
 };
 
 /* A ready hash: its scheme prefix and its form (pwhash.c). */
@@ -356,7 +359,7 @@ static int hash_ok(const char *h, const char **why)
 
 /* key=value words from argv[from..] into the job's column list. */
 static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args *a, int from,
-                     struct buf *out)
+                     const struct caller *who, struct buf *out)
 {
     for (int i = from; i < a->argc; i++) {
         const char *w = a->argv[i], *eq = strchr(w, '=');
@@ -372,6 +375,13 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
                 break;
         if (o->key == NULL) {
             err(out, "usage", "unknown option '%.*s'", (int)(eq - w), w);
+            return -1;
+        }
+        if (o->admin_only && who->role != ROLE_ADMIN) {
+            err(out, "refused", "%s may not set %s: only an admin may (it can reach outside the domain)",
+                who->actor, o->key);
+            msg_warn("admin: refused %s %s %s= for %s (admins only)", a->argv[0], a->argv[1], o->key,
+                     who->actor);
             return -1;
         }
         if (j->nset == 24) {
@@ -524,12 +534,14 @@ static void c_domain_write(const struct cmd *c, struct adm_args *a, struct calle
     if (!strcmp(c->name, "domain add") || !strcmp(c->name, "domain ensure")) {
         if (who->role != ROLE_ADMIN) {
             err(out, "refused", "only an admin may add domains");
+            msg_warn("admin: refused %s %s for %s (admins only)", a->argv[0], a->argv[1], who->actor);
             goto out;
         }
         run = adm_run_domain_add;
     } else if (!strcmp(c->name, "domain remove")) {
         if (who->role != ROLE_ADMIN) {
             err(out, "refused", "only an admin may remove domains");
+            msg_warn("admin: refused %s %s for %s (admins only)", a->argv[0], a->argv[1], who->actor);
             goto out;
         }
         run = adm_run_domain_remove;
@@ -570,7 +582,15 @@ static void c_domain_write(const struct cmd *c, struct adm_args *a, struct calle
         }
         from = a->argc;
     }
-    if (take_opts(j, domain_opts, a, from, out) < 0) {
+    if (from < a->argc && who->role != ROLE_ADMIN) {
+        /* a domain's quotas and limits bound its admin: not theirs to raise */
+        err(out, "refused", "%s may not change the quotas and send limits of %s: only an admin may",
+            who->actor, dom.data);
+        msg_warn("admin: refused %s %s %s for %s (admins only)", a->argv[0], a->argv[1], dom.data, who->actor);
+        adm_job_free(j);
+        goto out;
+    }
+    if (take_opts(j, domain_opts, a, from, who, out) < 0) {
         adm_job_free(j);
         goto out;
     }
@@ -670,6 +690,39 @@ static int user_target(const char *addr, struct caller *who, struct buf *local, 
     return 0;
 }
 
+/* A domain admin's mailbox values stay within its domain's: a quota or a
+ * send limit may not pass the domain's (nor be 0, unlimited, when the
+ * domain has one). 1, or 0 with the refusal answered and logged. */
+static int within_domain_limits(const struct adm_job *j, const struct caller *who, const char *domain,
+                                struct buf *out)
+{
+    const struct dir *d = H.dir();
+    const struct dir_domain *dm = d ? dir_domain_get(d, domain, strlen(domain)) : NULL;
+    if (dm == NULL)
+        return 1; /* the database answers "no such domain" */
+    for (int i = 0; i < j->nset; i++) {
+        int64_t cap;
+        if (!strcmp(j->set_col[i], "quota_bytes"))
+            cap = dm->quota_bytes;
+        else if (!strcmp(j->set_col[i], "quota_messages"))
+            cap = dm->quota_messages;
+        else if (!strcmp(j->set_col[i], "send_limit_messages"))
+            cap = dm->limit_messages;
+        else if (!strcmp(j->set_col[i], "send_limit_recipients"))
+            cap = dm->limit_recipients;
+        else
+            continue;
+        long long v = strtoll(j->set_val[i], NULL, 10);
+        if (cap > 0 && (v == 0 || v > cap)) {
+            err(out, "refused", "%s may not set %s to %lld: the domain %s allows at most %" PRId64
+                " (0, unlimited, neither)", who->actor, j->set_col[i], v, domain, cap);
+            msg_warn("admin: refused %s above the limit of %s for %s", j->set_col[i], domain, who->actor);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void c_user_write(const struct cmd *c, struct adm_args *a, struct caller *who,
                          struct srv_conn *conn, struct buf *out)
 {
@@ -718,7 +771,9 @@ static void c_user_write(const struct cmd *c, struct adm_args *a, struct caller 
         j->nset = 2;
         from = a->argc;
     }
-    if (take_opts(j, user_opts, a, from, out) < 0)
+    if (take_opts(j, user_opts, a, from, who, out) < 0)
+        goto fail;
+    if (who->role != ROLE_ADMIN && !within_domain_limits(j, who, dom.data, out))
         goto fail;
     if (!strcmp(c->name, "user set") && j->nset == 0) {
         err(out, "usage", "usage: %s", c->usage);
@@ -985,6 +1040,8 @@ static void c_sender_write(const struct cmd *c, struct adm_args *a, struct calle
         goto out;
     if (!may_domain(who, d1.data)) {
         err(out, "refused", "%s may not manage domain %s", who->actor, d1.data);
+        msg_warn("admin: refused %s %s %s for %s (sender address outside its domains)", a->argv[0],
+                 a->argv[1], a->argv[2], who->actor);
         goto out;
     }
     if (user_target(a->argv[3], who, &l2, &d2, out, 0) < 0)
@@ -1064,6 +1121,7 @@ static void c_master_write(const struct cmd *c, struct adm_args *a, struct calle
     struct adm_job *j;
     if (who->role != ROLE_ADMIN) {
         err(out, "refused", "only an admin may manage master users");
+        msg_warn("admin: refused %s %s for %s (admins only)", a->argv[0], a->argv[1], who->actor);
         return;
     }
     if (strlen(name) > 254 || strpbrk(name, " \t\r\n") != NULL) {
@@ -1166,22 +1224,37 @@ static void c_export(const struct cmd *c, struct adm_args *a, struct caller *who
             goto out;
     } else if (who->role == ROLE_DOMAIN) {
         err(out, "refused", "a domain admin exports one domain: export DOMAIN");
+        msg_warn("admin: refused export of every domain for %s", who->actor);
         goto out;
     }
     j = job_new(c, a, who, conn, adm_run_export);
     j->read_only = 1;
     j->key1 = dom.len ? xstrdup(dom.data) : NULL;
+    /* hashes are secrets: only who may set them may read them */
+    j->flag = who->role == ROLE_READONLY;
     submit(j, out);
 out:
     buf_free(&dom);
 }
 
 /* An import collects its lines on the connection, then runs as one
- * transaction at "import commit". */
+ * transaction at "import commit". The open sessions and the commits under
+ * way are listed, so that a stop can say what it abandoned. */
 struct import_session {
     struct buf text;
     size_t lines;
+    int ended;              /* committed, aborted or replaced: nothing to report */
+    char actor[128];
+    struct import_session *prev, *next;
 };
+
+struct import_running {
+    struct adm_job *job;
+    struct import_running *next;
+};
+
+static struct import_session *sessions;
+static struct import_running *running;
 
 #define IMPORT_MAX_OCTETS (512UL * 1024 * 1024)
 
@@ -1189,8 +1262,46 @@ static void import_free(void *p)
 {
     struct import_session *s = p;
     if (s) {
+        /* the connection went (the client left, or the daemon is stopping) */
+        if (!s->ended)
+            msg_warn("admin: import session of %s abandoned: its connection closed with %zu lines received "
+                     "and no import commit; nothing was committed", s->actor, s->lines);
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            sessions = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
         buf_free(&s->text);
         free(s);
+    }
+}
+
+static void running_drop(const struct adm_job *j)
+{
+    for (struct import_running **pp = &running; *pp; pp = &(*pp)->next)
+        if ((*pp)->job == j) {
+            struct import_running *r = *pp;
+            *pp = r->next;
+            free(r);
+            return;
+        }
+}
+
+/* At a stop: what happened to each import (no commit starts any more). */
+static void imports_abandon(void)
+{
+    /* (the sessions stay with their connections, which the exit drops) */
+    for (const struct import_session *s = sessions; s; s = s->next)
+        msg_warn("admin: import session of %s abandoned: mailrosterd is stopping with %zu lines received "
+                 "and no import commit; nothing was committed", s->actor, s->lines);
+    while (running) {
+        if (adm_db_job_committed(running->job))
+            msg_info("admin: import commit by %s was committed as mailrosterd stopped", running->job->actor);
+        else
+            msg_warn("admin: import commit by %s abandoned: mailrosterd is stopping; nothing was committed",
+                     running->job->actor);
+        running_drop(running->job); /* the job itself stays with the database thread */
     }
 }
 
@@ -1200,12 +1311,20 @@ static void c_import(const struct cmd *c, struct adm_args *a, struct caller *who
     struct import_session *s = srv_conn_data(conn);
     if (who->role != ROLE_ADMIN) {
         err(out, "refused", "only an admin may import");
+        msg_warn("admin: refused %s %s for %s (admins only)", a->argv[0], a->argv[1], who->actor);
         return;
     }
     if (!strcmp(c->name, "import begin")) {
+        if (s)
+            s->ended = 1;   /* replaced, as documented */
         s = xcalloc(1, sizeof(*s));
         buf_init(&s->text);
+        snprintf(s->actor, sizeof(s->actor), "%s", who->actor);
         srv_conn_set_data(conn, s, import_free);
+        s->next = sessions;
+        if (sessions)
+            sessions->prev = s;
+        sessions = s;
         buf_adds(out, "OK send \"import line JSON\" for each line, then \"import commit [--dry-run]\"\n");
         return;
     }
@@ -1225,6 +1344,7 @@ static void c_import(const struct cmd *c, struct adm_args *a, struct caller *who
         return;
     }
     if (!strcmp(c->name, "import abort")) {
+        s->ended = 1;
         srv_conn_set_data(conn, NULL, NULL);
         buf_adds(out, "OK aborted\n");
         return;
@@ -1242,7 +1362,14 @@ static void c_import(const struct cmd *c, struct adm_args *a, struct caller *who
     struct adm_job *j = job_new(c, a, who, conn, adm_run_import);
     j->key1 = xstrndup(s->text.data ? s->text.data : "", s->text.len);
     j->flag = dry;
+    s->ended = 1;
     srv_conn_set_data(conn, NULL, NULL);
+    if (H.have_db) {
+        struct import_running *r = xcalloc(1, sizeof(*r));
+        r->job = j;
+        r->next = running;
+        running = r;
+    }
     submit(j, out);
 }
 
@@ -1334,9 +1461,9 @@ static const struct cmd cmds[] = {
     { "domain remove", 1, 2, 1, c_domain_write, "domain remove DOMAIN [--force]", "remove a domain; with mailboxes or aliases left only with --force" },
     { "domain show", 1, 1, 0, c_domain_show, "domain show DOMAIN", "show a domain" },
     { "domain list", 0, 0, 0, c_domain_list, "domain list", "list domains" },
-    { "user add", 1, 13, 1, c_user_write, "user add ADDRESS [password=HASH] [quota=SIZE] [quota_messages=N] [may_send=yes|no] [may_receive=yes|no] [services=LIST] [send_limit_messages=N] [send_limit_recipients=N] [home=PATH] [mail=LOCATION] [uid=N] [gid=N]", "add a mailbox" },
-    { "user ensure", 1, 13, 1, c_user_write, "user ensure ADDRESS [options as for add]", "add or update a mailbox (an existing password is kept); answers created, updated, unchanged or conflict" },
-    { "user set", 2, 13, 1, c_user_write, "user set ADDRESS key=value...", "change a mailbox" },
+    { "user add", 1, 14, 1, c_user_write, "user add ADDRESS [password=HASH] [quota=SIZE] [quota_messages=N] [may_send=yes|no] [may_receive=yes|no] [services=LIST] [send_limit_messages=N] [send_limit_recipients=N] [home=PATH] [mail=LOCATION] [uid=N] [gid=N] [path_override=yes|no]", "add a mailbox (home, mail, uid, gid and path_override: admins only)" },
+    { "user ensure", 1, 14, 1, c_user_write, "user ensure ADDRESS [options as for add]", "add or update a mailbox (an existing password is kept); answers created, updated, unchanged or conflict" },
+    { "user set", 2, 14, 1, c_user_write, "user set ADDRESS key=value...", "change a mailbox" },
     { "user passwd", 2, 2, 1, c_user_write, "user passwd ADDRESS HASH", "set a mailbox's password hash" },
     { "user enable", 1, 1, 1, c_user_write, "user enable ADDRESS", "enable a mailbox" },
     { "user disable", 1, 2, 1, c_user_write, "user disable ADDRESS [reason=TEXT]", "disable a mailbox: no mail in, none out, no login" },
@@ -1476,7 +1603,11 @@ ssize_t adm_handler(void *arg, struct srv_conn *c, const char *in, size_t len, s
     (void)arg;
     if (nl == NULL) {
         if (len >= ADM_MAX_LINE) {
+            struct caller who;
+            identify(c, &who);
             err(out, "usage", "line longer than %d octets", ADM_MAX_LINE);
+            msg_warn("admin: request line longer than %d octets from %s; connection closed", ADM_MAX_LINE,
+                     who.actor);
             return -1;
         }
         return 0;
@@ -1496,9 +1627,18 @@ static void answer(struct adm_job *j)
     adm_job_free(j);
 }
 
+/* What a write changed, for its log line: the audit row's object. */
+static const char *job_object(const struct adm_job *j)
+{
+    if (j->object)
+        return j->object;
+    return j->args.argc > 2 ? j->args.argv[2] : "";
+}
+
 void adm_job_done(struct adm_job *j)
 {
     const struct dir *d = H.dir();
+    running_drop(j);
     if (j->ok && j->seq > 0 && (d == NULL || d->seq < j->seq)) {
         /* answer once this daemon's directory shows the change */
         j->deadline = now() + 5.0;
@@ -1507,7 +1647,7 @@ void adm_job_done(struct adm_job *j)
         return;
     }
     if (j->ok && j->seq > 0)
-        msg_info("admin: %s %s by %s", j->cmd, j->args.argc > 2 ? j->args.argv[2] : "", j->actor);
+        msg_info("admin: %s %s by %s", j->cmd, job_object(j), j->actor);
     answer(j);
 }
 
@@ -1518,7 +1658,7 @@ void adm_dir_advanced(uint64_t seq)
         struct adm_job *j = *pp;
         if (j->seq <= seq) {
             *pp = j->next;
-            msg_info("admin: %s %s by %s", j->cmd, j->args.argc > 2 ? j->args.argv[2] : "", j->actor);
+            msg_info("admin: %s %s by %s", j->cmd, job_object(j), j->actor);
             answer(j);
         } else {
             pp = &j->next;
@@ -1550,7 +1690,12 @@ void adm_init(const struct adm_host *host)
     H = *host;
 }
 
-void adm_shutdown(void) { acl_free(); }
+void adm_shutdown(void)
+{
+    adm_db_stop();
+    imports_abandon();
+    acl_free();
+}
 
 void adm_set_delims(const char *delims)
 {

@@ -72,7 +72,12 @@ GRANT EXECUTE ON FUNCTION
     mailroster.is_address(text, boolean),
     mailroster.are_addresses(text[], boolean),
     mailroster.are_domain_names(text[]),
-    mailroster.is_password_hash(text)
+    mailroster.is_password_hash(text),
+    mailroster.path_is_clean(text),
+    mailroster.path_is_under(text, text),
+    mailroster.mail_paths_problem(text, text, text),
+    mailroster.password_hash_problem(text),
+    mailroster.password_hash_ok(text)
 TO mailroster_admin;
 
 -- mailroster_reader
@@ -100,6 +105,11 @@ GRANT INSERT, UPDATE, DELETE ON
     mailroster.sender_addresses, mailroster.master_users
 TO mailroster_admin;
 GRANT SELECT, INSERT ON mailroster.audit_log TO mailroster_admin;
+-- mail_base (migration 0004): read by the mailbox path trigger, which runs
+-- with the writer's rights; changed by the schema owner only.
+GRANT SELECT ON mailroster.settings TO mailroster_reader, mailroster_admin;
+-- claimed_addresses is written by a SECURITY DEFINER trigger; nobody else
+-- needs it.
 GRANT USAGE ON SEQUENCE
     mailroster.domains_id_seq, mailroster.mailboxes_id_seq,
     mailroster.aliases_id_seq, mailroster.sender_addresses_id_seq,

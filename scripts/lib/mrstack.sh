@@ -21,8 +21,16 @@ mrs_db() {
 mrs_admin_sql() { psql -X -q -v ON_ERROR_STOP=1 -At -U mradm -d "$MR_DB" "$@"; }
 
 # mrs_daemon: mailrosterd with a socketmap unix socket; sets MRS_SMAP.
-# MRS_CONF_EXTRA: more lines for its configuration.
+# MRS_CONF_EXTRA: more lines for its configuration.  A mail_base there is
+# also written to mailroster.settings.mail_base (migration 0004), which must
+# equal mailrosterd's: the schema refuses mailbox homes outside it.
 mrs_daemon() {
+    local base
+    base=$(printf '%s\n' "${MRS_CONF_EXTRA:-}" | sed -n 's/^ *mail_base *= *//p' | tail -n 1)
+    if [ -n "$base" ]; then
+        printf '%s\n' "UPDATE mailroster.settings SET mail_base = :'base';" |
+            psql -X -q -v ON_ERROR_STOP=1 -d "$MR_DB" -v base="$base" -f - >/dev/null || return 1
+    fi
     mkdir -p "$STACK_DIR/mr" && chmod 755 "$STACK_DIR/mr"
     MRS_SMAP=$STACK_DIR/mr/socketmap
     MRS_ADMIN=$STACK_DIR/mr/admin

@@ -31,6 +31,15 @@
 --     -v default_pass_scheme=SCHEME (Dovecot's default_pass_scheme of the old
 --     setup) if given, else the mailbox is imported without a password (it
 --     receives mail, cannot log in) and reported.  NULL stays NULL.
+--   - a password hash whose scheme or form mailroster refuses (plaintext
+--     such as {PLAIN} or {PLAIN-MD5}, {MD5-CRYPT} and $1$, {ARGON2I}, DES
+--     {CRYPT}, any scheme but {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT},
+--     {SHA256-CRYPT} and {ARGON2ID}: mailroster.password_hash_problem()) is
+--     reported, naming the mailbox and the scheme, and the mailbox is
+--     imported without a password (it receives mail, cannot log in until it
+--     gets a new one: mailroster user passwd).  A malformed hash of an
+--     accepted scheme is passed on: mailroster's import refuses the file and
+--     names the line (fix the source, then run this again).
 --   - quota: bytes, exact; 0 (unlimited in Dovecot's *:bytes=0) stays 0.
 --   - maildir: -v maildir=TEMPLATE, the path of each Maildir relative to the
 --     mail root, %d = domain, %n = local part, %u = address.  Default
@@ -170,6 +179,14 @@ BEGIN
     ),
     ukept AS (
         SELECT c.*,
+               hp.hash_in, hp.hash_refused,
+               CASE WHEN hp.hash_refused IS NULL THEN hp.hash_in END AS password,
+               CASE WHEN cfg.maildir <> '' THEN
+                    replace(replace(replace(cfg.maildir, '%d', c.dom), '%n', c.lp), '%u', c.addr)
+               END AS maildir
+          FROM uchk c CROSS JOIN cfg
+          -- the hash with its {SCHEME}
+          CROSS JOIN LATERAL (SELECT
                CASE
                  WHEN c.pw IS NULL THEN NULL
                  WHEN c.pw ~ '[\x01-\x1f\x7f]' THEN NULL
@@ -183,11 +200,22 @@ BEGIN
                  WHEN c.pw ~ '^\$argon2i\$' THEN '{ARGON2I}' || c.pw
                  WHEN c.pw ~ '^\$1\$' THEN '{MD5-CRYPT}' || c.pw
                  WHEN c.pw <> '' AND cfg.defscheme <> '' THEN '{' || cfg.defscheme || '}' || c.pw
-               END AS password,
-               CASE WHEN cfg.maildir <> '' THEN
-                    replace(replace(replace(cfg.maildir, '%d', c.dom), '%n', c.lp), '%u', c.addr)
-               END AS maildir
-          FROM uchk c CROSS JOIN cfg
+               END AS hash_in) hi
+          -- the schemes and forms mailroster refuses (mailroster.password_hash_problem():
+          -- plaintext, MD5 and DES crypt, anything but {CRYPT} $y$/$gy$/$2?$/$5$/$6$/$7$,
+          -- {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} and {ARGON2ID}).  A hash of an
+          -- accepted scheme that is malformed is passed on: the import names its line.
+          CROSS JOIN LATERAL (SELECT hi.hash_in,
+               CASE
+                 WHEN hi.hash_in IS NULL THEN NULL
+                 WHEN hi.hash_in ~ '^\{(PLAIN|CLEAR)' THEN 'plaintext schemes are refused'
+                 WHEN hi.hash_in ~ '^\{MD5-CRYPT\}' OR hi.hash_in ~ '^\{CRYPT\}\$1\$' THEN 'MD5 crypt is too weak'
+                 WHEN hi.hash_in ~ '^\{CRYPT\}[./0-9A-Za-z]{13}$' THEN 'DES crypt is too weak'
+                 WHEN hi.hash_in ~ '^\{CRYPT\}' AND hi.hash_in !~ '^\{CRYPT\}\$(g?y|2[aby]|[567])\$' THEN
+                      'only the $y$, $gy$, $2a$, $2b$, $2y$, $5$, $6$ and $7$ crypt forms are accepted'
+                 WHEN hi.hash_in !~ '^\{(CRYPT|BLF-CRYPT|SHA512-CRYPT|SHA256-CRYPT|ARGON2ID)\}' THEN
+                      'mailroster accepts {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} and {ARGON2ID}'
+               END AS hash_refused) hp
          WHERE c.problem IS NULL AND c.rn = 1
     ),
     mbx AS (
@@ -211,6 +239,9 @@ BEGIN
                         format('becomes %s (Postfix looked it up in lower case, so mail to it was rejected until now)',
                                to_json(m.addr)) END,
                    CASE WHEN m.pw = '' THEN 'has an empty password: imported without one (receives mail, cannot log in)'
+                        WHEN m.hash_refused IS NOT NULL THEN
+                             format('has a %s password hash, which mailroster refuses (%s): imported without a password (receives mail, cannot log in); set a new one with mailroster user passwd',
+                                    substring(m.hash_in from '^\{[^}]*\}'), m.hash_refused)
                         WHEN m.pw IS NOT NULL AND m.password IS NULL AND m.pw ~ '[\x01-\x1f\x7f]' THEN
                              'has control characters in its password hash: imported without a password (receives mail, cannot log in)'
                         WHEN m.pw IS NOT NULL AND m.password IS NULL THEN

@@ -36,6 +36,15 @@
 --     mailbox is imported without a password and reported.  The display
 --     name (mailbox.name) has no place in mailroster: one warning counts
 --     the mailboxes that have one.
+--   - a password hash whose scheme or form mailroster refuses (plaintext
+--     such as {PLAIN} or {PLAIN-MD5}, {MD5-CRYPT} and $1$, {ARGON2I}, DES
+--     {CRYPT}, any scheme but {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT},
+--     {SHA256-CRYPT} and {ARGON2ID}: mailroster.password_hash_problem()) is
+--     reported, naming the mailbox and the scheme, and the mailbox is
+--     imported without a password (it receives mail, cannot log in until it
+--     gets a new one: mailroster user passwd).  A malformed hash of an
+--     accepted scheme is passed on: mailroster's import refuses the file and
+--     names the line (fix the source, then run this again).
 --   - aliases: goto is split at commas (and white space).  The row
 --     PostfixAdmin keeps for every mailbox (address = goto = the mailbox)
 --     is dropped.  Any other alias row of a mailbox address (a forward, with
@@ -149,6 +158,14 @@ BEGIN
     ),
     mbx AS (
         SELECT c.*,
+               hp.hash_in, hp.hash_refused,
+               CASE WHEN hp.hash_refused IS NULL THEN hp.hash_in END AS password,
+               c.src_maildir IS NOT NULL
+               AND NOT (c.src_maildir ~ '^[^/].*/$' AND c.src_maildir !~ '(^|/)\.{1,2}/'
+                        AND strpos(c.src_maildir, '//') = 0 AND c.src_maildir !~ '[\x01-\x1f\x7f]') AS bad_maildir
+          FROM uchk c CROSS JOIN cfg
+          -- the hash with its {SCHEME}
+          CROSS JOIN LATERAL (SELECT
                CASE
                  WHEN c.pw IS NULL THEN NULL
                  WHEN c.pw ~ '[\x01-\x1f\x7f]' THEN NULL
@@ -162,11 +179,22 @@ BEGIN
                  WHEN c.pw ~ '^\$argon2i\$' THEN '{ARGON2I}' || c.pw
                  WHEN c.pw ~ '^\$1\$' THEN '{MD5-CRYPT}' || c.pw
                  WHEN c.pw <> '' AND cfg.defscheme <> '' THEN '{' || cfg.defscheme || '}' || c.pw
-               END AS password,
-               c.src_maildir IS NOT NULL
-               AND NOT (c.src_maildir ~ '^[^/].*/$' AND c.src_maildir !~ '(^|/)\.{1,2}/'
-                        AND strpos(c.src_maildir, '//') = 0 AND c.src_maildir !~ '[\x01-\x1f\x7f]') AS bad_maildir
-          FROM uchk c CROSS JOIN cfg
+               END AS hash_in) hi
+          -- the schemes and forms mailroster refuses (mailroster.password_hash_problem():
+          -- plaintext, MD5 and DES crypt, anything but {CRYPT} $y$/$gy$/$2?$/$5$/$6$/$7$,
+          -- {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} and {ARGON2ID}).  A hash of an
+          -- accepted scheme that is malformed is passed on: the import names its line.
+          CROSS JOIN LATERAL (SELECT hi.hash_in,
+               CASE
+                 WHEN hi.hash_in IS NULL THEN NULL
+                 WHEN hi.hash_in ~ '^\{(PLAIN|CLEAR)' THEN 'plaintext schemes are refused'
+                 WHEN hi.hash_in ~ '^\{MD5-CRYPT\}' OR hi.hash_in ~ '^\{CRYPT\}\$1\$' THEN 'MD5 crypt is too weak'
+                 WHEN hi.hash_in ~ '^\{CRYPT\}[./0-9A-Za-z]{13}$' THEN 'DES crypt is too weak'
+                 WHEN hi.hash_in ~ '^\{CRYPT\}' AND hi.hash_in !~ '^\{CRYPT\}\$(g?y|2[aby]|[567])\$' THEN
+                      'only the $y$, $gy$, $2a$, $2b$, $2y$, $5$, $6$ and $7$ crypt forms are accepted'
+                 WHEN hi.hash_in !~ '^\{(CRYPT|BLF-CRYPT|SHA512-CRYPT|SHA256-CRYPT|ARGON2ID)\}' THEN
+                      'mailroster accepts {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} and {ARGON2ID}'
+               END AS hash_refused) hp
          WHERE c.problem IS NULL AND c.rn = 1
     ),
     -- aliases ----------------------------------------------------------------
@@ -330,6 +358,9 @@ BEGIN
                nullif(concat_ws('; ',
                    CASE WHEN m.raw <> m.addr THEN format('becomes %s', to_json(m.addr)) END,
                    CASE WHEN m.pw = '' THEN 'has an empty password: imported without one (receives mail, cannot log in)'
+                        WHEN m.hash_refused IS NOT NULL THEN
+                             format('has a %s password hash, which mailroster refuses (%s): imported without a password (receives mail, cannot log in); set a new one with mailroster user passwd',
+                                    substring(m.hash_in from '^\{[^}]*\}'), m.hash_refused)
                         WHEN m.pw IS NOT NULL AND m.password IS NULL AND m.pw ~ '[\x01-\x1f\x7f]' THEN
                              'has control characters in its password hash: imported without a password (receives mail, cannot log in)'
                         WHEN m.pw IS NOT NULL AND m.password IS NULL THEN

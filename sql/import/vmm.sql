@@ -34,6 +34,15 @@
 --     vmm gave them to Dovecot, so the mail stays where it is.  maildir is
 --     left to mailroster (vmm delivers through Dovecot, which uses home and
 --     mail).  users.name has no place in mailroster: counted in one warning.
+--   - a password hash whose scheme or form mailroster refuses (plaintext
+--     such as {PLAIN} or {PLAIN-MD5}, {MD5-CRYPT} and $1$, {ARGON2I}, DES
+--     {CRYPT}, any scheme but {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT},
+--     {SHA256-CRYPT} and {ARGON2ID}: mailroster.password_hash_problem()) is
+--     reported, naming the mailbox and the scheme, and the mailbox is
+--     imported without a password (it receives mail, cannot log in until it
+--     gets a new one: mailroster user passwd).  A malformed hash of an
+--     accepted scheme is passed on: mailroster's import refuses the file and
+--     names the line (fix the source, then run this again).
 --   - aliases: one alias per (domain, address); the destinations' %n, %d and
 --     %= are filled in for that address, as vmm's postfix_virtual_alias_map
 --     does.  An alias row with an empty address is reported and left out:
@@ -135,6 +144,18 @@ BEGIN
     ),
     mbx AS (
         SELECT c.*,
+               hp.hash_in, hp.hash_refused,
+               CASE WHEN hp.hash_refused IS NULL THEN hp.hash_in END AS password,
+               ss.smtp, ss.pop3, ss.imap, ss.sieve,
+               q.bytes AS qbytes, q.messages AS qmessages,
+               c.domaindir || '/' || c.uid AS home,
+               f.format || ':~/' || ml.directory AS mail,
+               ml.extra AS mail_extra,
+               CASE WHEN c.tid IS NOT NULL AND c.tid IS DISTINCT FROM c.dtid
+                    THEN (SELECT t.transport FROM transport t WHERE t.tid = c.tid) END AS own_transport
+          FROM uchk c CROSS JOIN cfg
+          -- the hash with its {SCHEME}
+          CROSS JOIN LATERAL (SELECT
                CASE
                  WHEN c.pw IS NULL THEN NULL
                  WHEN c.pw ~ '[\x01-\x1f\x7f]' THEN NULL
@@ -148,15 +169,22 @@ BEGIN
                  WHEN c.pw ~ '^\$argon2i\$' THEN '{ARGON2I}' || c.pw
                  WHEN c.pw ~ '^\$1\$' THEN '{MD5-CRYPT}' || c.pw
                  WHEN c.pw <> '' AND cfg.defscheme <> '' THEN '{' || cfg.defscheme || '}' || c.pw
-               END AS password,
-               ss.smtp, ss.pop3, ss.imap, ss.sieve,
-               q.bytes AS qbytes, q.messages AS qmessages,
-               c.domaindir || '/' || c.uid AS home,
-               f.format || ':~/' || ml.directory AS mail,
-               ml.extra AS mail_extra,
-               CASE WHEN c.tid IS NOT NULL AND c.tid IS DISTINCT FROM c.dtid
-                    THEN (SELECT t.transport FROM transport t WHERE t.tid = c.tid) END AS own_transport
-          FROM uchk c CROSS JOIN cfg
+               END AS hash_in) hi
+          -- the schemes and forms mailroster refuses (mailroster.password_hash_problem():
+          -- plaintext, MD5 and DES crypt, anything but {CRYPT} $y$/$gy$/$2?$/$5$/$6$/$7$,
+          -- {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} and {ARGON2ID}).  A hash of an
+          -- accepted scheme that is malformed is passed on: the import names its line.
+          CROSS JOIN LATERAL (SELECT hi.hash_in,
+               CASE
+                 WHEN hi.hash_in IS NULL THEN NULL
+                 WHEN hi.hash_in ~ '^\{(PLAIN|CLEAR)' THEN 'plaintext schemes are refused'
+                 WHEN hi.hash_in ~ '^\{MD5-CRYPT\}' OR hi.hash_in ~ '^\{CRYPT\}\$1\$' THEN 'MD5 crypt is too weak'
+                 WHEN hi.hash_in ~ '^\{CRYPT\}[./0-9A-Za-z]{13}$' THEN 'DES crypt is too weak'
+                 WHEN hi.hash_in ~ '^\{CRYPT\}' AND hi.hash_in !~ '^\{CRYPT\}\$(g?y|2[aby]|[567])\$' THEN
+                      'only the $y$, $gy$, $2a$, $2b$, $2y$, $5$, $6$ and $7$ crypt forms are accepted'
+                 WHEN hi.hash_in !~ '^\{(CRYPT|BLF-CRYPT|SHA512-CRYPT|SHA256-CRYPT|ARGON2ID)\}' THEN
+                      'mailroster accepts {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} and {ARGON2ID}'
+               END AS hash_refused) hp
           LEFT JOIN service_set ss ON ss.ssid = coalesce(c.ssid, c.dssid)
           LEFT JOIN quotalimit q ON q.qid = c.qid
           LEFT JOIN maillocation ml ON ml.mid = c.mid
@@ -283,6 +311,9 @@ BEGIN
           CROSS JOIN LATERAL (SELECT concat_ws('; ',
                CASE WHEN m.raw <> m.addr THEN format('becomes %s', to_json(m.addr)) END,
                CASE WHEN m.pw = '' THEN 'has an empty password: imported without one (receives mail, cannot log in)'
+                    WHEN m.hash_refused IS NOT NULL THEN
+                         format('has a %s password hash, which mailroster refuses (%s): imported without a password (receives mail, cannot log in); set a new one with mailroster user passwd',
+                                substring(m.hash_in from '^\{[^}]*\}'), m.hash_refused)
                     WHEN m.pw IS NOT NULL AND m.password IS NULL AND m.pw ~ '[\x01-\x1f\x7f]' THEN
                          'has control characters in its password hash: imported without a password (receives mail, cannot log in)'
                     WHEN m.pw IS NOT NULL AND m.password IS NULL THEN

@@ -79,7 +79,7 @@ class TcpTable:
 def insert(admin, local, domain):
     row = admin.one_line(
         "INSERT INTO mailroster.mailboxes (domain_id, local_part, password) "
-        "SELECT id, '%s', '{SHA512-CRYPT}$6$probe$probe' FROM mailroster.domains "
+        "SELECT id, '%s', '{SHA512-CRYPT}$6$probe$' || repeat('p', 86) FROM mailroster.domains "
         "WHERE name = '%s' RETURNING id;" % (local, domain))
     if not row.isdigit():
         sys.exit("change_probe: INSERT failed: " + row)

@@ -44,7 +44,9 @@ Y=$(printf 'pw one\n' | cli user add alice@example.com --password-stdin 2>&1)
 check "user add alice (yescrypt)" "created alice@example.com" "$Y"
 printf 'pw two\n' | cli user add bob@example.com --password-stdin --scheme bcrypt --bcrypt-cost 5 >/dev/null
 H6=$(doveadm pw -s SHA512-CRYPT -p 'eve pw')
-cli user add eve@example.com services=imap quota=50M quota_messages=100 uid=7001 gid=7002 home=/home/eve 'mail=maildir:~/Mail' --password-hash "$H6" >/dev/null
+# /home/eve is outside mail_base: a full admin says so with path_override=yes
+check "user add eve, home outside mail_base with path_override=yes" "created eve@example.com" \
+    "$(cli user add eve@example.com services=imap quota=50M quota_messages=100 uid=7001 gid=7002 home=/home/eve 'mail=maildir:~/Mail' path_override=yes --password-hash "$H6" 2>&1)"
 cli domain add other.example >/dev/null
 cli user add zed@other.example --password-hash "$H6" >/dev/null
 cli master add webmail password='{BLF-CRYPT}$2y$05$abcdefghijklmnopqrstuu5Xh3pTkB3V0m1Wd4dD7Ffz3yHkD5Y2.' domains=example.com >/dev/null

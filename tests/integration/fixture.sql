@@ -5,7 +5,7 @@
 INSERT INTO mailroster.domains (name) VALUES ('example.com'), ('xn--mnchen-3ya.de');
 INSERT INTO mailroster.domains (name, enabled, disabled_reason) VALUES ('off.example', false, 'unpaid');
 INSERT INTO mailroster.mailboxes (domain_id, local_part, password)
-  SELECT id, lp, '{SHA512-CRYPT}$6$salt$hash' FROM mailroster.domains,
+  SELECT id, lp, '{SHA512-CRYPT}$6$salt$' || repeat('a', 86) FROM mailroster.domains,
     unnest(ARRAY['alice', 'bob', 'o''brien']) lp WHERE name = 'example.com';
 INSERT INTO mailroster.mailboxes (domain_id, local_part, enabled, disabled_reason)
   SELECT id, 'carol', false, 'left' FROM mailroster.domains WHERE name = 'example.com';

@@ -31,11 +31,14 @@ adm() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -U mradm -d "$db" 
 # one value from the superuser's view of DB
 val() { pg "$1" -c "$2" 2>&1; }
 
-# newdb NAME: a mailroster database with schema.sql and roles.sql
+# newdb NAME [MAIL_BASE]: a mailroster database with schema.sql and roles.sql;
+# with MAIL_BASE, mailroster.settings.mail_base set to it (as the sysop
+# would, as the schema owner, to the mailrosterd mail_base of the new host)
 newdb() {
     stack_pg_createdb "$1" &&
         pg "$1" -f "$TOP/sql/schema.sql" >/dev/null &&
-        pg "$1" -f "$TOP/sql/roles.sql" >/dev/null
+        pg "$1" -f "$TOP/sql/roles.sql" >/dev/null &&
+        if [ -n "${2:-}" ]; then pg "$1" -c "UPDATE mailroster.settings SET mail_base = '$2'" >/dev/null; fi
 }
 
 # imp DB FILE [true|false] [ROLE]: mailroster.import_jsonl(contents of FILE, dry)
@@ -116,8 +119,8 @@ PY
 
 # the common checks of one format: dry run, import, re-import, round trip,
 # per-domain export.  Spot checks follow per format.
-run_format() { # FORMAT JSONL DB DOMAIN
-    local fmt=$1 jl=$2 db=$3 dom=$4 before after n rows
+run_format() { # FORMAT JSONL DB DOMAIN [MAIL_BASE of the round-trip database]
+    local fmt=$1 jl=$2 db=$3 dom=$4 base=${5:-} before after n rows
     n=$(nonblank "$jl")
     if [ "$fmt" != full ]; then   # full.jsonl is hand-written: any order, a blank line, mixed case
         if format_ok "$jl"; then ok "$fmt: importer output is in the interchange format"; else notok "$fmt: importer output is in the interchange format"; fi
@@ -150,7 +153,7 @@ run_format() { # FORMAT JSONL DB DOMAIN
     check "$fmt: ... and nothing was written (rows, change_log seq)" "$before" "$(state "$db")"
     export_db "$db" >"$W/$fmt.exp1"
     if format_ok "$W/$fmt.exp1"; then ok "$fmt: export is in the interchange format"; else notok "$fmt: export is in the interchange format"; fi
-    newdb "${db}_rt" || notok "$fmt: fresh database"
+    newdb "${db}_rt" "$base" || notok "$fmt: fresh database"
     imp "${db}_rt" "$W/$fmt.exp1" false >/dev/null 2>"$W/$fmt.rt.err" || sed 's/^/#   /' "$W/$fmt.rt.err"
     export_db "${db}_rt" >"$W/$fmt.exp2"
     if [ -s "$W/$fmt.exp1" ] && cmp -s "$W/$fmt.exp1" "$W/$fmt.exp2"; then
@@ -173,7 +176,7 @@ newdb mr_ispmail || { notok "schema and roles load"; t_summary; exit 1; }
 pg postgres -c "CREATE ROLE mradm LOGIN IN ROLE mailroster_admin" \
     -c "CREATE ROLE mrread LOGIN IN ROLE mailroster_reader"
 ok "schema.sql (with 0002) and roles.sql load"
-check "schema_version has every migration" "1,2,3" "$(val mr_ispmail "SELECT string_agg(version::text, ',' ORDER BY version) FROM mailroster.schema_version")"
+check "schema_version has every migration" "1,2,3,4" "$(val mr_ispmail "SELECT string_agg(version::text, ',' ORDER BY version) FROM mailroster.schema_version")"
 
 # ---------------------------------------------------------------- ISP-mail
 stack_pg_createdb src_ispmail && pg src_ispmail -f "$FIX/ispmail/source.sql" >/dev/null
@@ -190,7 +193,12 @@ check_grep "ispmail: uninferable hash reported" "$E" 'mailbox "weird@example.org
 check_grep "ispmail: alias source that is a mailbox refused, named" "$E" 'alias "john@example.org" .* is also a mailbox'
 check_grep "ispmail: U-label destination dropped" "$E" 'destination "x@münchen.de" .* dropped'
 check_grep "ispmail: '+' local part refused" "$E" 'mailbox "a\+b@example.org"'
-check_grep "ispmail: summary notice" "$E" 'NOTICE: +ispmail: 3 domains, 9 mailboxes, 4 aliases; 12 warnings'
+check_grep "ispmail: \$1\$ (MD5 crypt) refused, named: imported without a password" "$E" 'mailbox "md5@example.org" has a \{MD5-CRYPT\} password hash, which mailroster refuses \(MD5 crypt is too weak\): imported without a password'
+check_grep "ispmail: \$argon2i\$ refused, named" "$E" 'mailbox "argon2i@example.org" has a \{ARGON2I\} password hash, which mailroster refuses'
+check_grep "ispmail: {Plain} refused, named" "$E" 'mailbox "plain@example.org" has a \{PLAIN\} password hash, which mailroster refuses \(plaintext'
+check_grep "ispmail: DES {CRYPT} refused, named" "$E" 'mailbox "des@example.org" has a \{CRYPT\} password hash, which mailroster refuses \(DES crypt is too weak\)'
+check_nogrep "ispmail: no refused scheme in the output" "$W/ispmail.jsonl" '\{(MD5-CRYPT|ARGON2I|PLAIN)\}|\{CRYPT\}abJ'
+check_grep "ispmail: summary notice" "$E" 'NOTICE: +ispmail: 3 domains, 13 mailboxes, 4 aliases; 16 warnings'
 run_format ispmail "$W/ispmail.jsonl" mr_ispmail example.org
 D=mr_ispmail
 check "ispmail: domains (U-label left out, mixed case folded)" "example.net example.org xn--bcher-kva.example" \
@@ -201,7 +209,7 @@ check "ispmail: \$y\$ hash gets {CRYPT}, the lower-case twin is kept" "{CRYPT}\$
     "$(val $D "SELECT left(password, 19) FROM mailroster.mailboxes WHERE local_part = 'max'")"
 check "ispmail: \$argon2id\$ / \$5\$ / {sha512-crypt} prefixes" "{ARGON2ID}|{SHA256-CRYPT}|{SHA512-CRYPT}" \
     "$(val $D "SELECT string_agg(substring(password from '^\{[A-Z0-9-]+\}'), '|' ORDER BY local_part) FROM mailroster.mailboxes WHERE local_part IN ('argon', 'sha256', 'sue')")"
-check "ispmail: uninferable hash and NULL hash: no password" "nopw weird" \
+check "ispmail: uninferable hash, refused schemes and NULL hash: no password" "argon2i des md5 nopw plain weird" \
     "$(val $D "SELECT string_agg(local_part, ' ' ORDER BY local_part) FROM mailroster.mailboxes WHERE password IS NULL")"
 check "ispmail: quota 0 stays 0 (unlimited)" "0" "$(val $D "SELECT quota_bytes FROM mailroster.mailboxes WHERE local_part = 'john'")"
 check "ispmail: catch-all @example.net" "{sue@example.net}" \
@@ -215,7 +223,8 @@ psql -X -At -U postgres -d src_ispmail -v at_domain_aliases=skip -v maildir= -v 
     -f "$TOP/sql/import/ispmail.sql" >"$W/ispmail2.jsonl" 2>"$W/ispmail2.err"
 check_nogrep "ispmail -v at_domain_aliases=skip: no catch-all" "$W/ispmail2.jsonl" '"source":"@'
 check_grep "ispmail -v at_domain_aliases=skip: says it never matched" "$W/ispmail2.err" 'alias "@example.net" .*never matched'
-check_grep "ispmail -v default_pass_scheme: applied to the unprefixed hash" "$W/ispmail2.jsonl" '"address":"weird@example.org","password":"\{PLAIN-MD5\}5f4dcc3b'
+check_grep "ispmail -v default_pass_scheme: applied to the unprefixed hash, and {PLAIN-MD5} refused" "$W/ispmail2.err" 'mailbox "weird@example.org" has a \{PLAIN-MD5\} password hash, which mailroster refuses \(plaintext'
+check_grep "ispmail -v default_pass_scheme=plain-md5: the mailbox without a password" "$W/ispmail2.jsonl" '"address":"weird@example.org","password":null,'
 check_grep "ispmail -v maildir=: maildir left to mailroster" "$W/ispmail2.jsonl" '"address":"john@example.org".*"maildir":null\}'
 
 # ---------------------------------------------------------------- BBS mail_users
@@ -232,6 +241,7 @@ check_grep "bbs-mail-users: U-label domain refused" "$E" 'mailbox "anna@bücher.
 check_grep "bbs-mail-users: mixed case reported" "$E" 'mailbox "Dave@bbs.example" \(id 2\) becomes "dave@bbs.example"'
 check_grep "bbs-mail-users: case twin left out" "$E" 'mailbox "Kim@BBS.example" \(id 4\) has the same address as "kim@bbs.example"'
 check_grep "bbs-mail-users: uninferable hash reported" "$E" 'mailbox "legacy@bbs.example" \(id 9\) has a password hash without'
+check_grep "bbs-mail-users: {MD5-CRYPT} refused, named" "$E" 'mailbox "retro@bbs.example" \(id 10\) has a \{MD5-CRYPT\} password hash, which mailroster refuses \(MD5 crypt is too weak\): imported without a password'
 run_format bbs-mail-users "$W/bbs.jsonl" mr_bbs bbs.example
 D=mr_bbs
 check "bbs-mail-users: domains derived from the addresses" "bbs.example xn--bcher-kva.example" \
@@ -242,7 +252,7 @@ check "bbs-mail-users: enabled = false kept, {blf-crypt} upper-cased" "f|{BLF-CR
     "$(val $D "SELECT enabled, left(password, 11) FROM mailroster.mailboxes WHERE local_part = 'banned'")"
 check "bbs-mail-users: bare \$2b\$ gets {BLF-CRYPT} (the lower-case twin)" "{BLF-CRYPT}\$2b\$12\$bbbb" \
     "$(val $D "SELECT left(password, 22) FROM mailroster.mailboxes WHERE local_part = 'kim'")"
-check "bbs-mail-users: NULL password and uninferable hash: no password" "guest legacy" \
+check "bbs-mail-users: NULL password, uninferable hash and refused scheme: no password" "guest legacy retro" \
     "$(val $D "SELECT string_agg(local_part, ' ' ORDER BY local_part) FROM mailroster.mailboxes WHERE password IS NULL")"
 check "bbs-mail-users: maildirs generated (<domain>/<local part>.<id>/)" "t" \
     "$(val $D "SELECT maildir ~ '^bbs\.example/sysop\.[0-9]+/$' FROM mailroster.mailboxes WHERE local_part = 'sysop'")"
@@ -265,13 +275,14 @@ check_grep "postfixadmin: vacation destination dropped" "$E" 'destination "alice
 check_grep "postfixadmin: vacation on a mailbox's own row reported" "$E" 'mailbox "carol@example.com" has PostfixAdmin.s vacation'
 check_grep "postfixadmin: bad maildir reported" "$E" 'has the maildir "../escape/"'
 check_grep "postfixadmin: display names counted" "$E" '2 mailboxes have a display name'
+check_grep "postfixadmin: \$1\$ (PostfixAdmin's md5crypt) refused, named" "$E" 'mailbox "alice@example.com" has a \{MD5-CRYPT\} password hash, which mailroster refuses \(MD5 crypt is too weak\): imported without a password'
 check_nogrep "postfixadmin: the mailboxes' own alias rows are dropped silently" "$E" 'alias "(alice|dan)@'
 run_format postfixadmin "$W/pfa.jsonl" mr_pfa example.com
 D=mr_pfa
 check "postfixadmin: domains (ALL and backup MX left out, active -> enabled)" "alias.example:true example.com:true old.example:false shop.example:true" \
     "$(val $D "SELECT string_agg(name || ':' || enabled, ' ' ORDER BY name) FROM mailroster.domains")"
-check "postfixadmin: maildir, quota bytes and \$1\$ hash kept" "example.com/alice/|1024000000|{MD5-CRYPT}\$1\$" \
-    "$(val $D "SELECT maildir, quota_bytes, left(password, 14) FROM mailroster.mailboxes WHERE local_part = 'alice'")"
+check "postfixadmin: maildir and quota bytes kept, the \$1\$ hash not" "example.com/alice/|1024000000|no password" \
+    "$(val $D "SELECT maildir, quota_bytes, coalesce(password, 'no password') FROM mailroster.mailboxes WHERE local_part = 'alice'")"
 check "postfixadmin: smtp_active = false -> may_send false, no submission" "f|{imap,pop3,lmtp,sieve}" \
     "$(val $D "SELECT may_send, services FROM mailroster.mailboxes WHERE local_part = 'bob'")"
 check "postfixadmin: inactive mailbox disabled" "f" "$(val $D "SELECT enabled FROM mailroster.mailboxes WHERE local_part = 'carol'")"
@@ -300,7 +311,18 @@ check_grep "vmm: catch-all destination with %n dropped" "$E" 'catch-all "@vmm.te
 check_grep "vmm: relocated reported" "$E" 'relocated "gone@vmm.test"'
 check_grep "vmm: alias domain reported" "$E" 'alias domain "example.net" of "example.com"'
 check_grep "vmm: per-user transport reported" "$E" 'mailbox "postmaster@example.com" has its own transport'
-run_format vmm "$W/vmm.jsonl" mr_vmm example.com
+check_grep "vmm: {CRAM-MD5} refused, named" "$E" 'mailbox "b.user@example.com" has a \{CRAM-MD5\} password hash, which mailroster refuses.*imported without a password'
+# vmm's homes are under /srv/mail (its domaindir base): the sysop keeps the
+# mail where it is and sets mailroster's mail_base (and mailrosterd's) to it.
+# Before that, the import is refused, naming the line and mail_base.
+if imp mr_vmm "$W/vmm.jsonl" true >"$W/vmm.base" 2>&1; then
+    notok "vmm: homes outside mail_base (default /var/vmail) refused: it was accepted"
+else
+    check_grep "vmm: homes outside mail_base (default /var/vmail) refused, naming the line" "$W/vmm.base" \
+        'line [0-9]+: mailbox: .*home /srv/mail/[^ ]+ is not a clean absolute path under mail_base /var/vmail'
+fi
+pg mr_vmm -c "UPDATE mailroster.settings SET mail_base = '/srv/mail'" >/dev/null
+run_format vmm "$W/vmm.jsonl" mr_vmm example.com /srv/mail
 D=mr_vmm
 check "vmm: domain quota from quotalimit, exact" "1073741824|10000" \
     "$(val $D "SELECT quota_bytes, quota_messages FROM mailroster.domains WHERE name = 'example.com'")"
@@ -334,6 +356,7 @@ check_grep "users-json: alias that is an account refused, named" "$E" 'alias of 
 check_grep "users-json: disabled domain: the change is said" "$E" 'domain "old.example.com" has "enable": false: imported disabled'
 check_grep "users-json: catchAll's new send right is said" "$E" 'catch-all "@sub.example.com" -> alice@example.com: in mailroster'
 check_grep "users-json: unusable quota and password reported" "$E" 'account "hugo@example.com" has a password that is not a hash.*quota "10%"'
+check_grep "users-json: DES crypt (by --default-scheme CRYPT) refused, named" "$E" 'account "dave@example.com" has a \{CRYPT\} password hash \(from hashedPassword\), which mailroster refuses \(DES crypt is too weak\): imported without a password'
 if [ "$HAVE_IDN2" = 1 ]; then
     check_grep "users-json: U-label converted with IDNA2008" "$W/users.jsonl" '"address":"erin@xn--mnchen-3ya.de"'
 else
@@ -343,8 +366,8 @@ run_format users-json "$W/users.jsonl" mr_users example.com
 D=mr_users
 check "users-json: quota 4G / 500M / 1024 (no unit = KiB), exact" "alice:4294967296 bob:524288000 dave:1048576" \
     "$(val $D "SELECT string_agg(local_part || ':' || quota_bytes, ' ' ORDER BY local_part) FROM mailroster.mailboxes WHERE local_part IN ('alice', 'bob', 'dave')")"
-check "users-json: \$y\$ -> {CRYPT}, unrecognised -> --default-scheme CRYPT, empty -> passwd file" "alice:{CRYPT}\$y\$ carol:{BLF-CRYPT} dave:{CRYPT}abJ" \
-    "$(val $D "SELECT string_agg(local_part || ':' || left(password, CASE local_part WHEN 'carol' THEN 11 ELSE 10 END), ' ' ORDER BY local_part) FROM mailroster.mailboxes WHERE local_part IN ('alice', 'carol', 'dave')")"
+check "users-json: \$y\$ -> {CRYPT}, empty -> passwd file, DES (--default-scheme CRYPT) -> none" "alice:{CRYPT}\$y\$ carol:{BLF-CRYPT} dave:no password" \
+    "$(val $D "SELECT string_agg(local_part || ':' || coalesce(left(password, CASE local_part WHEN 'carol' THEN 11 ELSE 10 END), 'no password'), ' ' ORDER BY local_part) FROM mailroster.mailboxes WHERE local_part IN ('alice', 'carol', 'dave')")"
 check "users-json: info -> the first map line (Bob's)" "{bob@example.com}" \
     "$(val $D "SELECT destinations FROM mailroster.aliases WHERE local_part = 'info'")"
 check "users-json: sendOnly -> may_receive false; no alias frank" "f|0" \
@@ -367,7 +390,7 @@ D=mr_full
 check "full: lines in any order are applied in dependency order; keys canonicalised" "x@other.example|{full.example,other.example}" \
     "$(val $D "SELECT (SELECT m.local_part || '@' || d.name FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id WHERE d.name = 'other.example'),
                       (SELECT domains FROM mailroster.master_users WHERE name = 'support')")"
-check "full: every mailbox field landed" "f|left \"for good\" – März|f|t|{imap,lmtp}|1073741824|5000|10|20|/srv/mail/all|maildir:~/Maildir|5000|5000|full.example/all/" \
+check "full: every mailbox field landed" "f|left \"for good\" – März|f|t|{imap,lmtp}|1073741824|5000|10|20|/var/vmail/full.example/all|maildir:~/Maildir|5000|5000|full.example/all/" \
     "$(val $D "SELECT enabled, disabled_reason, may_send, may_receive, services, quota_bytes, quota_messages, send_limit_messages, send_limit_recipients, home, mail, uid, gid, maildir FROM mailroster.mailboxes WHERE local_part = 'all'")"
 check "full: every domain field landed" "f|unpaid|2147483648|100000|100|500|86400" \
     "$(val $D "SELECT enabled, disabled_reason, quota_bytes, quota_messages, send_limit_messages, send_limit_recipients, send_limit_window FROM mailroster.domains WHERE name = 'full.example'")"

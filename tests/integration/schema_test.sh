@@ -249,11 +249,11 @@ expect_ok "admin inserts domains (incl. xn-- label, single label)" \
     "INSERT INTO mailroster.domains (name) VALUES ('example.org'), ('xn--bcher-kva.example'), ('localhost'), ('a-b.c0.example')" $A
 expect_ok "admin inserts a mailbox with a hashed password" \
     "INSERT INTO mailroster.mailboxes (domain_id, local_part, password)
-     SELECT id, 'bob', '{SHA512-CRYPT}\$6\$salt\$hash' FROM mailroster.domains WHERE name = 'example.org'" $A
+     SELECT id, 'bob', '{SHA512-CRYPT}\$6\$salt\$abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdef' FROM mailroster.domains WHERE name = 'example.org'" $A
 expect_ok "mailbox with NULL password, limits, services subset, uid/gid, home" \
     "INSERT INTO mailroster.mailboxes (domain_id, local_part, services, quota_bytes, quota_messages,
                                        send_limit_messages, send_limit_recipients, home, mail, uid, gid)
-     SELECT id, 'alice.smith', '{imap,submission}', 1000000, 0, 100, 500, '/var/mail/x', 'maildir:~/Maildir', 5000, 5000
+     SELECT id, 'alice.smith', '{imap,submission}', 1000000, 0, 100, 500, '/var/vmail/x', 'maildir:~/Maildir', 5000, 5000
        FROM mailroster.domains WHERE name = 'example.org'" $A
 expect_ok "64-octet local part accepted" \
     "INSERT INTO mailroster.mailboxes (domain_id, local_part)
@@ -277,7 +277,7 @@ expect_ok "sender addresses (address and @domain wildcard)" \
      SELECT id, unnest('{info@example.org,@localhost}'::text[]) FROM mailroster.mailboxes WHERE local_part = 'bob'" $A
 expect_ok "master users (all domains, some domains)" \
     "INSERT INTO mailroster.master_users (name, password, domains)
-     VALUES ('master', '{ARGON2ID}\$argon2id\$v=19\$x', NULL), ('helpdesk', '{BLF-CRYPT}\$2y\$05\$x', '{example.org}')" $A
+     VALUES ('master', '{ARGON2ID}\$argon2id\$v=19\$m=65536,t=3,p=1\$c29tZXNhbHQ\$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc', NULL), ('helpdesk', '{BLF-CRYPT}\$2y\$05\$abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabc', '{example.org}')" $A
 expect_ok "audit_log append by admin" \
     "INSERT INTO mailroster.audit_log (actor, action, object, detail) VALUES ('test', 'add', 'bob@example.org', '{\"k\":1}')" $A
 
@@ -403,7 +403,7 @@ expect_fail "sender address refused: duplicate" \
 expect_fail "master user refused: password without scheme" \
     "INSERT INTO mailroster.master_users (name, password) VALUES ('m2', 'secret')" master_users_password_check $A
 expect_fail "master user refused: bad domain in domains" \
-    "INSERT INTO mailroster.master_users (name, password, domains) VALUES ('m3', '{PLAIN}x', '{Example.org}')" master_users_domains_check $A
+    "INSERT INTO mailroster.master_users (name, password, domains) VALUES ('m3', '{BLF-CRYPT}\$2y\$05\$abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabc', '{Example.org}')" master_users_domains_check $A
 expect_fail "domain with mailboxes cannot be deleted" \
     "DELETE FROM mailroster.domains WHERE name = 'example.org'" "foreign key" $A
 expect_fail "TRUNCATE of a directory table refused (even for the owner)" \
@@ -475,7 +475,7 @@ q_as $A "DELETE FROM mailroster.aliases WHERE id = $AL" >/dev/null
 expect_log "alias insert/update/delete logged" "$m" "aliases:D:$AL aliases:I:$AL aliases:U:$AL"
 
 m=$(cl_mark)
-MU=$(q_as $A "INSERT INTO mailroster.master_users (name, password) VALUES ('logmaster', '{PLAIN}x') RETURNING id")
+MU=$(q_as $A "INSERT INTO mailroster.master_users (name, password) VALUES ('logmaster', '{BLF-CRYPT}\$2y\$05\$abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabc') RETURNING id")
 q_as $A "UPDATE mailroster.master_users SET enabled = false WHERE id = $MU" >/dev/null
 q_as $A "DELETE FROM mailroster.master_users WHERE id = $MU" >/dev/null
 expect_log "master user insert/update/delete logged" "$m" "master_users:D:$MU master_users:I:$MU master_users:U:$MU"
@@ -623,6 +623,88 @@ expect_eq "daemon's next poll (seq > its last) gets A then B, each once" \
       WHERE c.seq > $LAST" "writer-a.example,writer-b.example" t_reader
 
 # ---------------------------------------------------------------------------
+# Mailbox/alias exclusivity at REPEATABLE READ (migration 0004)
+# ---------------------------------------------------------------------------
+
+# race FIRST SECOND NAME: session 1 takes a REPEATABLE READ snapshot, session
+# 2 commits a FIRST (mailbox|alias) NAME@example.org, session 1 (which still
+# does not see it) inserts a SECOND with the same address: must fail.
+race() {
+    local first=$1 second=$2 name=$3 ins1 ins2 i
+    ins() {
+        if [ "$1" = mailbox ]; then
+            echo "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, '$2' FROM mailroster.domains WHERE name = 'example.org';"
+        else
+            echo "INSERT INTO mailroster.aliases (domain_id, local_part, destinations) SELECT id, '$2', '{bob@example.org}' FROM mailroster.domains WHERE name = 'example.org';"
+        fi
+    }
+    rm -f "$TMP/r.fifo"; mkfifo "$TMP/r.fifo"
+    psql -X -At -h "$SOCK" -p "$PORT" -U $A -d "$DB" <"$TMP/r.fifo" >"$TMP/r.out" 2>&1 &
+    RPID=$!; BG_PIDS="$BG_PIDS $RPID"
+    exec 3>"$TMP/r.fifo"
+    echo "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 'SNAP=' || count(*) FROM mailroster.mailboxes;" >&3
+    for i in $(seq 200); do grep -q '^SNAP=' "$TMP/r.out" && break; sleep 0.05; done
+    q_as $A "$(ins "$first" "$name")" >/dev/null 2>&1
+    echo "SELECT 'SEES=' || (SELECT count(*) FROM mailroster.mailboxes WHERE local_part = '$name')
+                         + (SELECT count(*) FROM mailroster.aliases WHERE local_part = '$name');" >&3
+    for i in $(seq 200); do grep -q '^SEES=' "$TMP/r.out" && break; sleep 0.05; done
+    ins "$second" "$name" >&3
+    echo "COMMIT;" >&3
+    echo '\q' >&3
+    exec 3>&-
+    wait $RPID || true
+    if grep -q '^SEES=0$' "$TMP/r.out" && grep -q 'ERROR' "$TMP/r.out" &&
+       [ "$(q -c "SELECT (SELECT count(*) FROM mailroster.mailboxes WHERE local_part = '$name')
+                        + (SELECT count(*) FROM mailroster.aliases WHERE local_part = '$name')")" = 1 ]; then
+        ok "REPEATABLE READ: $second $name@ after a $first committed since the snapshot is refused"
+    else
+        not_ok "REPEATABLE READ: $second $name@ after a $first committed since the snapshot is refused"
+        diag <"$TMP/r.out"
+        q -c "SELECT 'mailboxes', count(*) FROM mailroster.mailboxes WHERE local_part = '$name'
+              UNION ALL SELECT 'aliases', count(*) FROM mailroster.aliases WHERE local_part = '$name'" | diag
+    fi
+}
+race mailbox alias clash
+race alias mailbox clash2
+expect_eq "claimed_addresses holds exactly the mailboxes and aliases" \
+    "SELECT (SELECT count(*) FROM mailroster.claimed_addresses) = (SELECT count(*) FROM mailroster.mailboxes) + (SELECT count(*) FROM mailroster.aliases)" t
+expect_eq "a renamed mailbox moves its claim" \
+    "BEGIN; UPDATE mailroster.mailboxes SET local_part = 'clash-renamed' WHERE local_part = 'clash';
+     SELECT string_agg(local_part || ':' || kind, ',' ORDER BY local_part) FROM mailroster.claimed_addresses WHERE local_part LIKE 'clash%'; ROLLBACK" \
+    "clash-renamed:mailbox,clash2:alias"
+
+# ---------------------------------------------------------------------------
+# Migration 0004 on a database with older rows
+# ---------------------------------------------------------------------------
+
+psql_pg -d postgres -c "CREATE DATABASE mr_old" >/dev/null
+for m in "$SQL"/migrations/000[123]_*.sql; do psql_pg -d mr_old -f "$m" >/dev/null 2>&1; done
+psql_pg -d mr_old -c "INSERT INTO mailroster.domains (name) VALUES ('old.example');
+    INSERT INTO mailroster.mailboxes (domain_id, local_part, password, home)
+    SELECT id, 'plain', '{PLAIN}hunter2', '/home/plain' FROM mailroster.domains;" >/dev/null
+if psql_pg -d mr_old -f "$SQL/migrations/0004_trust_boundaries.sql" >"$TMP/out" 2>&1; then
+    not_ok "0004 refuses a database with a plaintext password"
+elif grep -q 'stored password hashes are not accepted hashes: mailbox plain@old.example (plaintext' "$TMP/out"; then
+    ok "0004 refuses a database with a plaintext password, naming the account"
+else
+    not_ok "0004 refuses a database with a plaintext password, naming the account"; diag <"$TMP/out"
+fi
+psql_pg -d mr_old -c "UPDATE mailroster.mailboxes SET password = NULL" >/dev/null
+if psql_pg -d mr_old -f "$SQL/migrations/0004_trust_boundaries.sql" >"$TMP/out" 2>&1 &&
+   grep -q '1 mailboxes have a home or mail location outside mail_base' "$TMP/out"; then
+    ok "0004 then applies, and keeps a home outside mail_base with path_override (saying so)"
+else
+    not_ok "0004 then applies, and keeps a home outside mail_base with path_override"; diag <"$TMP/out"
+fi
+check_old=$(psql_pg -At -d mr_old -c "SELECT home || ' ' || path_override FROM mailroster.mailboxes;
+    SELECT count(*) FROM mailroster.claimed_addresses")
+if [ "$check_old" = "$(printf '/home/plain true\n1')" ]; then
+    ok "0004: the old row is marked, its address claimed"
+else
+    not_ok "0004: the old row is marked, its address claimed (got: $check_old)"
+fi
+
+# ---------------------------------------------------------------------------
 # Roles
 # ---------------------------------------------------------------------------
 
@@ -653,14 +735,14 @@ check_privs() {
     if [ "$got" = "$want" ]; then ok "$name"; else not_ok "$name"; { echo "want: $want"; echo "got:  $got"; } | diag; fi
 }
 check_privs "reader: exactly the specified table privileges" "$(privs mailroster_reader)" \
-    "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:rawd sender_addresses:r"
+    "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:rawd sender_addresses:r settings:r"
 check_privs "reader: no sequence privileges; EXECUTE on export_jsonl only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl"
 check_privs "admin: exactly the specified table privileges" "$(privs mailroster_admin)" \
-    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd sender_addresses:rawd"
+    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd sender_addresses:rawd settings:r"
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
     "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq sender_addresses_id_seq"
 check_privs "admin: EXECUTE on validators, the lock key, export and import only" "$(funcs mailroster_admin)" \
-    "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash"
+    "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under"
 check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
     "last_login:rawd quota_usage:rawd"
 check_privs "dovecot_dict: no sequence or function privileges" "$(seqs mailroster_dovecot_dict)|$(funcs mailroster_dovecot_dict)" "|"

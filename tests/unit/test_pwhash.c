@@ -2,6 +2,7 @@
  * refused with the message that names the wrong part. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -343,6 +344,40 @@ START_TEST(verify_wrong_scheme)
 }
 END_TEST
 
+/* --- the shared table: the same cases, with their verdicts, go through the
+ * SQL check mailroster.password_hash_ok() in trust_admin_test.sh ---------- */
+
+START_TEST(shared_table)
+{
+    const char *dir = getenv("srcdir");
+    char path[4096], line[2048];
+    int n = 0;
+    snprintf(path, sizeof(path), "%s/tests/unit/pwhash_cases.tsv", dir && *dir ? dir : ".");
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s (set srcdir to the source tree)", path);
+    while (fgets(line, sizeof(line), f)) {
+        char *verdict = line, *what, *hash;
+        const char *why = NULL;
+        line[strcspn(line, "\n")] = 0;
+        if (line[0] == '#' || line[0] == 0)
+            continue;
+        what = strchr(verdict, '\t');
+        ck_assert_ptr_nonnull(what);
+        *what++ = 0;
+        hash = strchr(what, '\t');
+        ck_assert_ptr_nonnull(hash);
+        *hash++ = 0;
+        int want = !strcmp(verdict, "good");
+        ck_assert_msg(want || !strcmp(verdict, "bad"), "bad verdict %s", verdict);
+        ck_assert_msg(pw_hash_check(hash, &why) == want, "%s (%s): expected %s, got %s%s", what, hash, verdict,
+                      want ? "refused: " : "accepted", want ? why : "");
+        n++;
+    }
+    fclose(f);
+    ck_assert_int_gt(n, 50);
+}
+END_TEST
+
 Suite *pwhash_suite(void)
 {
     Suite *s = suite_create("pwhash");
@@ -356,6 +391,7 @@ Suite *pwhash_suite(void)
     tcase_add_loop_test(tc, bad_hashes, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, too_long);
     tcase_add_test(tc, verify_wrong_scheme);
+    tcase_add_test(tc, shared_table);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -17,5 +17,6 @@ INSERT INTO mail_users (id, email, password, quota_mb, enabled) VALUES
     (5, 'banned@bbs.example', '{blf-crypt}$2y$10$dddddddddddddddddddddOXDlh1BDg0nRUY4BtIlLDUK7oxpnwu.O', 50, false),
     (6, 'guest@bbs.example', NULL, 1, true),
     (7, 'anna@bücher.example', '{BLF-CRYPT}$2y$10$eeeeeeeeeeeeeeeeeeeeeOXDlh1BDg0nRUY4BtIlLDUK7oxpnwu.O', 0, true),
-    (8, 'otto@xn--bcher-kva.example', '$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2g', 4096, true),
-    (9, 'legacy@bbs.example', 'X03MO1qnZdYdgyfeuILPmQ==', 10, true);
+    (8, 'otto@xn--bcher-kva.example', '$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc', 4096, true),
+    (9, 'legacy@bbs.example', 'X03MO1qnZdYdgyfeuILPmQ==', 10, true),
+    (10, 'retro@bbs.example', '{MD5-CRYPT}$1$abcdefgh$0123456789abcdefghijkl', 10, true);   -- refused scheme

@@ -34,10 +34,15 @@ INSERT INTO virtual_users (id, domain_id, email, password, quota) VALUES
     (6, 1, 'sha256@example.org', '$5$saltsalt$qJFxXqTQ2lQO9wQv7NGp6sLDrWt8k0eYXg8z4nLhNG/', 0),
     (7, 1, 'weird@example.org', '5f4dcc3b5aa765d61d8327deb882cf99', 0),
     (8, 1, 'nopw@example.org', NULL, 0),
-    (9, 2, 'Sue@Example.NET', '{sha512-crypt}$6$x$y', 10485760),
-    (10, 3, 'anna@münchen.de', '{BLF-CRYPT}$2y$05$abc', 0),
-    (11, 1, 'a+b@example.org', '{BLF-CRYPT}$2y$05$abc', 0),
-    (12, 4, 'otto@xn--bcher-kva.example', '$2b$12$abcdefghijklmnopqrstuv', 0);
+    (9, 2, 'Sue@Example.NET', '{sha512-crypt}$6$x$D7RXtAvE8SfQHmx6dZOLiGu6CVOVAeHMVB2xs9cMshBEeKC6zWJsrgWY2kcUiSJAA8n6ZGFFpaAbhG5mINmMdg', 10485760),
+    (10, 3, 'anna@münchen.de', '{BLF-CRYPT}$2y$05$32yZPjbOQiHz7/S6Yjzmvp54AiTNSYuru7k7x3LuQf7MDapW0fvkY', 0),
+    (11, 1, 'a+b@example.org', '{BLF-CRYPT}$2y$05$LUCKBxfsGIFYJ4p5bGiQRDYdxv3eKNbwSXO4CJbhgjl1zb8S62P54', 0),
+    (12, 4, 'otto@xn--bcher-kva.example', '$2b$12$uAWQGBQMwLm/dUNt5PaiVvKFAN8prVonUEXGpPi/uWmVFmklXLjqu', 0),
+    -- schemes mailroster refuses: imported without a password, reported
+    (13, 1, 'md5@example.org', '$1$abcdefgh$0123456789abcdefghijkl', 0),
+    (14, 1, 'argon2i@example.org', '$argon2i$v=19$m=65536,t=3,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc', 0),
+    (15, 1, 'plain@example.org', '{Plain}hunter2', 0),
+    (16, 1, 'des@example.org', '{CRYPT}abJnggxhB/yWI', 0);
 
 INSERT INTO virtual_aliases (id, domain_id, source, destination) VALUES
     (1, 1, 'info@example.org', 'john@example.org'),

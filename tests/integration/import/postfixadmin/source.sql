@@ -52,9 +52,9 @@ INSERT INTO domain (domain, description, maxquota, quota, backupmx, active) VALU
 
 INSERT INTO mailbox (username, password, name, maildir, quota, local_part, domain, active, smtp_active) VALUES
     ('alice@example.com', '$1$abcdefgh$0123456789abcdefghijkl', 'Alice A.', 'example.com/alice/', 1024000000, 'alice', 'example.com', true, true),
-    ('bob@example.com', '{SHA512-CRYPT}$6$salt$hash', '', 'example.com/bob/', 0, 'bob', 'example.com', true, false),
-    ('carol@example.com', '$6$salt$hash', 'Carol', 'example.com/carol/', 0, 'carol', 'example.com', false, true),
-    ('dan@old.example', '{BLF-CRYPT}$2y$10$abc', '', 'old.example/dan/', 0, 'dan', 'old.example', true, true),
+    ('bob@example.com', '{SHA512-CRYPT}$6$salt$BBaia6VUM0KGsZVJGOyte6bDNXW0nfkV/zNntc737Nk7HwtDZjZmeyezYwEVQ5cfHIHDFR1e9yczUBwf8zw0rw', '', 'example.com/bob/', 0, 'bob', 'example.com', true, false),
+    ('carol@example.com', '$6$salt$7L7BmIbB2zRmre4xVv3AhPCnyCGTTs6KU51ZMqN/0iF0b2sIAAHbG/pjmnqqSTjMPBNLZ5fnjNYPUPPtpIvXOe', 'Carol', 'example.com/carol/', 0, 'carol', 'example.com', false, true),
+    ('dan@old.example', '{BLF-CRYPT}$2y$10$0gKQScQ27gX4dCHPp5qHl/JOoEkJ6rQsKr/B9oJo5dXjM4jiUTqnI', '', 'old.example/dan/', 0, 'dan', 'old.example', true, true),
     ('Eve@Shop.Example', 'plaintext?', '', '../escape/', 0, 'Eve', 'Shop.Example', true, true);
 
 INSERT INTO alias (address, goto, domain, active) VALUES

@@ -46,10 +46,10 @@ INSERT INTO domain_name (domainname, gid, is_primary) VALUES
     ('vmm.test', 70001, true);
 
 INSERT INTO users (local_part, passwd, name, uid, gid, mid, qid, ssid, tid) VALUES
-    ('a.user', '{SHA512-CRYPT}$6$rounds=5000$salt$hash', 'A. User', 70002, 70000, 1, NULL, NULL, NULL),
+    ('a.user', '{SHA512-CRYPT}$6$rounds=5000$salt$9zvrT7.ckwo.tuV4jDSGLrM9M5p.hdMUSsBMpcz6ttIa7ftEl4N3pphlc7l3SbMrNSHT.fHCFux8o6rveZzosv', 'A. User', 70002, 70000, 1, NULL, NULL, NULL),
     ('b.user', '{CRAM-MD5}e02d374fde0dc75a17a557039a3a5338c7743304777dccd376f332bee68d2cf6', NULL, 70003, 70000, 1, 3, 2, NULL),
-    ('postmaster', '$2b$12$abcdefghijklmnopqrstuv', NULL, 70004, 70000, 2, NULL, NULL, 2),
-    ('c.user', '{BLF-CRYPT}$2b$12$xyz', 'C', 70005, 70001, 1, NULL, NULL, NULL);
+    ('postmaster', '$2b$12$ZdpassDDfaW2aQvKdT7y7XKK3aILZrpabBV5u0He//5aC8jyykQGz', NULL, 70004, 70000, 2, NULL, NULL, 2),
+    ('c.user', '{BLF-CRYPT}$2b$12$jA8r6Q.AGWXD5pRyLgcJ6hRA3Iw0hHyre76/6hOkm4FRic6lqRnqj', 'C', 70005, 70001, 1, NULL, NULL, NULL);
 
 INSERT INTO alias (gid, address, destination) VALUES
     (70000, 'info', 'a.user@example.com'),
