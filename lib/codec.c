@@ -7,18 +7,31 @@
 
 static const char hexdig[] = "0123456789ABCDEF";
 
+static int hexq_plain(unsigned char c) { return c > 0x20 && c < 0x7f && c != '%'; }
+
+/* Both directions write straight into reserved room: these run once per
+ * byte of every tcp_table key and value. */
 void hexq_encode(struct buf *out, const char *raw, size_t len)
 {
-    buf_reserve(out, len);
+    size_t esc = 0;
+    char *o;
+
+    for (size_t i = 0; i < len; i++)
+        esc += !hexq_plain((unsigned char)raw[i]);
+    buf_reserve(out, len + 2 * esc);
+    o = out->data + out->len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)raw[i];
-        if (c > 0x20 && c < 0x7f && c != '%') {
-            buf_addc(out, (char)c);
+        if (hexq_plain(c)) {
+            *o++ = (char)c;
         } else {
-            char e[3] = { '%', hexdig[c >> 4], hexdig[c & 15] };
-            buf_add(out, e, 3);
+            *o++ = '%';
+            *o++ = hexdig[c >> 4];
+            *o++ = hexdig[c & 15];
         }
     }
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = 0;
 }
 
 int hex_digit(unsigned char c)
@@ -34,22 +47,28 @@ int hex_digit(unsigned char c)
 
 int hexq_decode(struct buf *out, const char *in, size_t len)
 {
+    int rc = 0;
+    char *o;
+
     buf_reserve(out, len);
+    o = out->data + out->len;
     for (size_t i = 0; i < len; i++) {
         if (in[i] != '%') {
-            buf_addc(out, in[i]);
+            *o++ = in[i];
             continue;
         }
-        if (len - i < 3)
-            return -1;
-        int hi = hex_digit((unsigned char)in[i + 1]);
-        int lo = hex_digit((unsigned char)in[i + 2]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        buf_addc(out, (char)(hi << 4 | lo));
+        int hi = len - i < 3 ? -1 : hex_digit((unsigned char)in[i + 1]);
+        int lo = len - i < 3 ? -1 : hex_digit((unsigned char)in[i + 2]);
+        if (hi < 0 || lo < 0) {
+            rc = -1;    /* what came before stays decoded, as it always did */
+            break;
+        }
+        *o++ = (char)(hi << 4 | lo);
         i += 2;
     }
-    return 0;
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = 0;
+    return rc;
 }
 
 enum ns_status ns_parse(const char *in, size_t len, size_t maxlen,

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "codec.h"
 #include "log.h"
+#include "mem.h"
 
 #define AUTH_MAX_FIELDS 8
 
@@ -294,23 +295,60 @@ static enum auth_outcome do_user(const struct auth_env *env, char **f, struct bu
     return AUTH_OK;
 }
 
+struct auth_list {
+    char *id;                   /* the request's */
+    uint64_t *ids;
+    size_t n, pos;
+};
+
 /* Every mailbox that can log in or receive: what `doveadm user '*'` and
  * `doveadm -A` walk. */
-static enum auth_outcome do_list(const struct auth_env *env, char **f, struct buf *out)
+int auth_list_next(struct auth_list *it, const struct dir *d, struct buf *out, size_t max)
 {
-    const struct dir_mailbox *m;
-    for (size_t i = 0; (m = htab_next(&env->dir->mbox_addr, &i)) != NULL;) {
-        const char *at = strchr(m->address, '@');
-        const struct dir_domain *dom = at ? dir_domain_get(env->dir, at + 1, strlen(at + 1)) : NULL;
-        if (!m->enabled || dom == NULL || !dom->enabled)
-            continue;
-        begin(out, f[0], "ROW");
+    size_t start = out->len;
+    while (it->pos < it->n && out->len - start < max) {
+        const struct dir_mailbox *m = dir_mailbox_by_id(d, it->ids[it->pos++]);
+        const char *at = m ? strchr(m->address, '@') : NULL;
+        const struct dir_domain *dom = at ? dir_domain_get(d, at + 1, strlen(at + 1)) : NULL;
+        if (m == NULL || !m->enabled || dom == NULL || !dom->enabled)
+            continue; /* removed or disabled since the LIST began */
+        begin(out, it->id, "ROW");
         buf_addc(out, '\t');
         tabesc_encode(out, m->address, strlen(m->address));
         end(out);
     }
-    begin(out, f[0], "END");
+    if (it->pos < it->n)
+        return 1;
+    begin(out, it->id, "END");
     end(out);
+    return 0;
+}
+
+void auth_list_free(struct auth_list *it)
+{
+    if (it == NULL)
+        return;
+    free(it->id);
+    free(it->ids);
+    free(it);
+}
+
+static enum auth_outcome do_list(const struct auth_env *env, char **f, struct buf *out)
+{
+    const struct dir_mailbox *m;
+    struct auth_list *it = xcalloc(1, sizeof(*it));
+
+    it->id = xstrdup(f[0]);
+    it->ids = xcalloc(dir_count(env->dir, DIR_MAILBOX) + 1, sizeof(*it->ids));
+    for (size_t i = 0; (m = htab_next(&env->dir->mbox_addr, &i)) != NULL;)
+        it->ids[it->n++] = m->id;
+    if (env->list) {
+        env->list(env->list_arg, it);
+        return AUTH_OK;
+    }
+    while (auth_list_next(it, env->dir, out, (size_t)-1))
+        ;
+    auth_list_free(it);
     return AUTH_OK;
 }
 

@@ -43,6 +43,17 @@ struct auth_defaults {
     long uid, gid;            /* 0 = leave to Dovecot's mail_uid/mail_gid */
 };
 
+/* An iteration for LIST: the ids of the mailboxes when it started (8 octets
+ * each), each looked up again when its row is sent, so that a mailbox
+ * changed or removed meanwhile is answered as it is then, and the
+ * directory may change, or be replaced by a full load, between parts. */
+struct auth_list;
+
+/* Append rows to out until about max octets or the end ("ID END"): 1
+ * while more follows, 0 after the end. d is the directory as it is now. */
+int auth_list_next(struct auth_list *it, const struct dir *d, struct buf *out, size_t max);
+void auth_list_free(struct auth_list *it);
+
 struct auth_env {
     const struct dir *dir;    /* NULL = not loaded yet */
     const struct auth_defaults *defaults;
@@ -50,6 +61,10 @@ struct auth_env {
     /* log lines: warn = 1 for refusals and malformed input; NULL = nowhere */
     void (*log)(void *arg, int warn, const char *text);
     void *log_arg;
+    /* LIST: when set, hand the iteration to the caller, which sends it in
+     * parts (auth_list_next) as the client reads; NULL = answer it whole. */
+    void (*list)(void *arg, struct auth_list *it);
+    void *list_arg;
 };
 
 /* Answer the request at the start of in: bytes consumed (> 0), 0 for more

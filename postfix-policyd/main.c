@@ -56,7 +56,6 @@ static struct app {
     struct lk_stats stats;
     struct auth_stats auth_stats;
     struct pol_stats pol_stats;
-    struct pol_req pol_req;     /* parser scratch, one request at a time */
     struct auth_defaults auth_defaults;
     struct peer_list auth_peers;
     struct srv_conf srv_conf;   /* every listener's limits */
@@ -171,12 +170,25 @@ static void pol_log(void *arg, int warn, const char *text)
         msg_info("policy: %s", text);
 }
 
+static void pol_conn_free(void *p)
+{
+    pol_req_free(p);
+    free(p);
+}
+
+/* Each connection has its own parser state: a request that arrives in
+ * pieces is parsed on from where the last piece ended. */
 static ssize_t pol_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
-    struct pol_env env = { app.dir, app.conf.recipient_delimiter, &app.pol_stats, &app.pol_req,
-                           pol_log, NULL };
+    struct pol_req *req = srv_conn_data(c);
     (void)arg;
-    (void)c;
+    if (req == NULL) {
+        req = xmalloc(sizeof(*req));
+        pol_req_init(req);
+        srv_conn_set_data(c, req, pol_conn_free);
+    }
+    struct pol_env env = { app.dir, app.conf.recipient_delimiter, &app.pol_stats, req,
+                           pol_log, NULL };
     return pol_request(&env, in, len, out);
 }
 
@@ -193,6 +205,22 @@ static void auth_log(void *arg, int warn, const char *text)
         msg_warn("auth: %s (client uid %ld pid %ld)", text, ac->uid, ac->pid);
     else
         msg_info("auth: %s (client uid %ld pid %ld)", text, ac->uid, ac->pid);
+}
+
+/* LIST goes out in parts as the client reads (srv_conn_stream), each part
+ * from the directory as it is then. */
+#define AUTH_LIST_PART 16384
+
+static int auth_list_part(void *arg, struct buf *out)
+{
+    return auth_list_next(arg, app.dir, out, AUTH_LIST_PART);
+}
+
+static void auth_list_done(void *arg) { auth_list_free(arg); }
+
+static void auth_list_stream(void *arg, struct auth_list *it)
+{
+    srv_conn_stream(arg, auth_list_part, it, auth_list_done);
 }
 
 /* The answers carry password hashes: only the peers in auth_allow, checked
@@ -219,7 +247,8 @@ static ssize_t auth_handler(void *arg, struct srv_conn *c, const char *in, size_
         ac->pid = (long)pid;
         srv_conn_set_data(c, ac, free);
     }
-    struct auth_env env = { app.dir, &app.auth_defaults, &app.auth_stats, auth_log, ac };
+    struct auth_env env = { app.dir, &app.auth_defaults, &app.auth_stats, auth_log, ac,
+                            auth_list_stream, c };
     return auth_request(&env, in, len, out);
 }
 
@@ -749,7 +778,6 @@ static void shutdown_cleanly(void)
         buf_free(&err);
     }
     peer_list_free(&app.auth_peers);
-    pol_req_free(&app.pol_req);
     adm_shutdown();
     msg_info("stopped");
 }
@@ -851,7 +879,6 @@ int main(int argc, char **argv)
     }
     app.started = time(NULL);
     auth_conf();
-    pol_req_init(&app.pol_req);
     struct adm_host host = { current_dir, app.conf.recipient_delimiter, &app.stats, &app.auth_stats, &app.pol_stats, status_rows,
                              *app.conf.admin_database != 0 };
     adm_init(&host);

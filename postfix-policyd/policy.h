@@ -47,14 +47,17 @@ struct pol_env {
     const struct dir *dir;      /* NULL = not loaded yet */
     const char *delims;         /* recipient delimiters */
     struct pol_stats *stats;
-    struct pol_req *req;        /* scratch for the parser, reused */
+    struct pol_req *req;        /* the connection's own parser state (see pol_parse) */
     void (*log)(void *arg, int warn, const char *text);
     void *log_arg;
 };
 
 /* Answer the request at the start of in: bytes consumed (> 0), 0 for more
  * input, < 0 when the stream is broken (nothing is answered then: Postfix
- * retries on a new connection, as SMTPD_POLICY_README asks). */
+ * retries on a new connection, as SMTPD_POLICY_README asks). env->req
+ * belongs to one connection, and in follows pol_parse's resuming rules:
+ * it starts at the stream's first unconsumed byte and only grows until a
+ * request is consumed. */
 ssize_t pol_request(const struct pol_env *env, const char *in, size_t len, struct buf *out);
 
 const char *pol_decision_name(enum pol_decision d);

@@ -6,9 +6,11 @@
  *   - any other line is NAME=VALUE: NAME is one or more of [a-z0-9_],
  *     VALUE is the rest of the line, "=" and any other "\r" included;
  *   - a NUL byte is bad anywhere.
- * Parsing is two passes over the same bytes: judge() finds the verdict and
+ * Parsing is two passes over each request: judge() finds the verdict and
  * the end without writing anything, split() then copies a good request
- * into r->text, which needs no checks any more. */
+ * into r->text. judge() keeps where it stopped in r->scan, so bytes that
+ * were judged while the request trickled in are not judged again; split()
+ * runs once, on a complete request. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -25,6 +27,8 @@ void pol_req_init(struct pol_req *r)
     r->text = NULL;
     r->text_size = 0;
     r->nattrs = 0;
+    r->examined = 0;
+    pol_req_reset(r);
 }
 
 void pol_req_free(struct pol_req *r)
@@ -33,81 +37,112 @@ void pol_req_free(struct pol_req *r)
     pol_req_init(r);
 }
 
+void pol_req_reset(struct pol_req *r)
+{
+    r->scan.line = 0;
+    r->scan.next = 0;
+    r->scan.eq = 0;
+    r->scan.nattrs = 0;
+}
+
 static int name_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-/* Judge the line s[0..n), without its "\n" and, when complete, without its
- * "\r"; an incomplete line (its "\n" not in yet) is judged as far as it
- * goes. NULL: nothing wrong so far. */
-static const char *judge_line(const char *s, size_t n, int complete)
+/* Judge the bytes [sc->next, end) of the line that starts at sc->line;
+ * end is its content's end (without "\n" and, when complete, the "\r"
+ * before it), or what is in of it. Moves sc->next past what is good.
+ * NULL: nothing wrong so far. */
+static const char *judge_line(struct pol_req *r, const char *in, size_t end, int complete)
 {
-    size_t i;
+    struct pol_scan *sc = &r->scan;
+    size_t i = sc->next;
 
-    for (i = 0; i < n && s[i] != '='; i++) {
-        if (name_char((unsigned char)s[i]))
-            continue;
-        if (s[i] == 0)
-            return "NUL byte in request";
-        /* the "\r" of a "\r\n" that is not all in yet */
-        if (s[i] == '\r' && !complete && i == n - 1)
-            return NULL;
-        return "bad character in attribute name (not a-z 0-9 _)";
+    for (; i < end && !sc->eq; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '=') {
+            if (i == sc->line)
+                return "empty attribute name";
+            sc->eq = 1;
+        } else if (!name_char(c)) {
+            if (c == 0)
+                return "NUL byte in request";
+            /* the "\r" of a "\r\n" that is not all in yet: judged next time */
+            if (c == '\r' && !complete && i == end - 1)
+                break;
+            return "bad character in attribute name (not a-z 0-9 _)";
+        }
     }
-    if (i == n)
-        return complete ? "line without \"=\"" : NULL;
-    if (i == 0)
-        return "empty attribute name";
-    if (memchr(s + i + 1, 0, n - i - 1) != NULL)
-        return "NUL byte in request";
+    r->examined += i - sc->next;
+    if (sc->eq && i < end) {
+        r->examined += end - i;
+        if (memchr(in + i, 0, end - i) != NULL)
+            return "NUL byte in request";
+        i = end;
+    }
+    sc->next = i > sc->next ? i : sc->next;
+    if (complete && !sc->eq)
+        return "line without \"=\"";
     return NULL;
 }
 
 /* The end (just past its empty line) of a request whose line starting at
  * p is not empty, or 0 if that is not in in[0..lim) yet. */
-static size_t request_end(const char *in, size_t p, size_t lim)
+static size_t request_end(struct pol_req *r, const char *in, size_t p, size_t lim)
 {
+    size_t from = p;
+
     for (;;) {
         const char *nl = memchr(in + p, '\n', lim - p);
-        if (nl == NULL)
+        if (nl == NULL) {
+            r->examined += lim - from;
             return 0;
+        }
         p = (size_t)(nl - in) + 1;
         if (p < lim && in[p] == '\n')
-            return p + 1;
-        if (p + 1 < lim && in[p] == '\r' && in[p + 1] == '\n')
-            return p + 2;
+            p += 1;
+        else if (p + 1 < lim && in[p] == '\r' && in[p + 1] == '\n')
+            p += 2;
+        else
+            continue;
+        r->examined += p - from;
+        return p;
     }
 }
 
-/* The verdict on in[0..len) and the number of attributes; *used as
- * pol_parse's. */
-static enum pol_status judge(const char *in, size_t len, size_t *used, const char **why,
-                             int *nattrs)
+/* The verdict on in[0..len) and the number of attributes, going on from
+ * r->scan; *used as pol_parse's. */
+static enum pol_status judge(struct pol_req *r, const char *in, size_t len, size_t *used,
+                             const char **why, int *nattrs)
 {
     /* bytes beyond the limit are never looked at: a request cannot reach them */
     size_t lim = len < POL_MAX_REQUEST ? len : POL_MAX_REQUEST;
-    size_t p = 0;
-    int n = 0;
+    struct pol_scan *sc = &r->scan;
 
+    if (sc->next > lim)     /* not the stream judged so far */
+        pol_req_reset(r);
     for (;;) {
-        const char *nl = memchr(in + p, '\n', lim - p);
+        size_t p = sc->line;
+        /* the line's bytes before sc->next hold no "\n" */
+        const char *nl = memchr(in + sc->next, '\n', lim - sc->next);
         size_t end = nl ? (size_t)(nl - in) : lim;   /* of what is in of this line */
         size_t c = end;                               /* of its content */
 
+        r->examined += (nl ? end + 1 : lim) - sc->next;
         if (nl && c > p && in[c - 1] == '\r')
             c--;
         if (nl && c == p) {
             *used = end + 1;
-            if (n == 0) {
+            if (sc->nattrs == 0) {
                 *why = "empty request";
                 return POL_BAD;
             }
-            *nattrs = n;
+            *nattrs = sc->nattrs;
             return POL_OK;
         }
-        if ((*why = judge_line(in + p, c - p, nl != NULL)) != NULL) {
-            *used = nl ? request_end(in, p, lim) : 0;
+        if ((*why = judge_line(r, in, c, nl != NULL)) != NULL) {
+            *used = nl ? request_end(r, in, p, lim) : 0;
             return POL_BAD;
         }
         if (nl == NULL) {
@@ -116,21 +151,26 @@ static enum pol_status judge(const char *in, size_t len, size_t *used, const cha
             *why = "request longer than " STR(POL_MAX_REQUEST) " bytes";
             return POL_TOO_LONG;
         }
-        if (n == POL_MAX_ATTRS) {
-            *used = request_end(in, p, lim);
+        if (sc->nattrs == POL_MAX_ATTRS) {
+            *used = request_end(r, in, p, lim);
             *why = "more than " STR(POL_MAX_ATTRS) " attributes";
             return POL_TOO_LONG;
         }
-        n++;
-        p = end + 1;
+        sc->nattrs++;
+        sc->line = sc->next = end + 1;
+        sc->eq = 0;
     }
 }
 
 /* Copy the good request in[0..used) into r->text, each line cut into
- * "name\0value\0" where its "=" and line end were. */
-static void split(struct pol_req *r, const char *in, size_t used, int nattrs)
+ * "name\0value\0" where its "=" and line end were. The lines are found
+ * again rather than trusted from judge(): should a caller break the
+ * resuming contract, the verdict may be wrong, but memory stays safe.
+ * Returns -1 when the text is not the nattrs good lines judged. */
+static int split(struct pol_req *r, const char *in, size_t used, int nattrs)
 {
     size_t p = 0;
+    int i;
 
     if (r->text_size < used) {
         size_t size = r->text_size ? r->text_size : 1024;
@@ -140,10 +180,15 @@ static void split(struct pol_req *r, const char *in, size_t used, int nattrs)
         r->text_size = size;
     }
     memcpy(r->text, in, used);
-    for (int i = 0; i < nattrs; i++) {
+    r->examined += 2 * used;
+    for (i = 0; p < used; i++) {
         char *s = r->text + p;
         char *nl = memchr(s, '\n', used - p);
-        char *eq = memchr(s, '=', (size_t)(nl - s));
+        char *eq = nl ? memchr(s, '=', (size_t)(nl - s)) : NULL;
+        if (eq == NULL)     /* the empty line: the end */
+            break;
+        if (i == nattrs || eq == s)
+            return -1;
         p = (size_t)(nl - r->text) + 1;
         if (nl > eq + 1 && nl[-1] == '\r')
             nl--;
@@ -152,7 +197,10 @@ static void split(struct pol_req *r, const char *in, size_t used, int nattrs)
         r->attrs[i].name = s;
         r->attrs[i].value = eq + 1;
     }
+    if (i != nattrs)
+        return -1;
     r->nattrs = nattrs;
+    return 0;
 }
 
 enum pol_status pol_parse(struct pol_req *r, const char *in, size_t len, size_t *used,
@@ -164,11 +212,18 @@ enum pol_status pol_parse(struct pol_req *r, const char *in, size_t len, size_t 
     r->nattrs = 0;
     *used = 0;
     *why = NULL;
-    if (len == 0)       /* an empty buf's data may be NULL */
+    if (len == 0) {     /* an empty buf's data may be NULL */
+        pol_req_reset(r);
         return POL_NEED_MORE;
-    st = judge(in, len, used, why, &nattrs);
-    if (st == POL_OK)
-        split(r, in, *used, nattrs);
+    }
+    st = judge(r, in, len, used, why, &nattrs);
+    if (st == POL_NEED_MORE)
+        return st;
+    pol_req_reset(r);   /* a verdict: the next call starts a new request */
+    if (st == POL_OK && split(r, in, *used, nattrs) < 0) {
+        *why = "request changed between calls (caller error)";
+        return POL_BAD;
+    }
     return st;
 }
 

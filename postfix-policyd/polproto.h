@@ -26,17 +26,31 @@ struct pol_attr {
     const char *name, *value;
 };
 
+/* How far the parse of a request that is not complete yet got, so that
+ * the next call goes on from there instead of judging the same bytes
+ * again (offsets into the caller's in, which starts at the request). */
+struct pol_scan {
+    size_t line;                /* start of the line being read; all before it are good lines */
+    size_t next;                /* bytes of that line judged good so far */
+    int eq;                     /* its "=" is among them */
+    int nattrs;                 /* good attribute lines before it */
+};
+
 struct pol_req {
     char *text;                 /* owned NUL-separated copy of the request */
     size_t text_size;           /* capacity, reused across requests */
     int nattrs;
     struct pol_attr attrs[POL_MAX_ATTRS];
+    struct pol_scan scan;       /* the request being received */
+    unsigned long examined;     /* bytes looked at since pol_req_init (tests) */
 };
 
 enum pol_status { POL_NEED_MORE, POL_OK, POL_TOO_LONG, POL_BAD };
 
 void pol_req_init(struct pol_req *r);
 void pol_req_free(struct pol_req *r);
+/* Forget a request received in part: r will parse a new stream. */
+void pol_req_reset(struct pol_req *r);
 
 /* Parse one request at the start of in[0..len).
  *
@@ -66,8 +80,14 @@ void pol_req_free(struct pol_req *r);
  * input arrives). The caller is expected to close the connection, so *used
  * is for the log, not for resynchronising.
  *
- * Each call parses from the start of in again: call it after new bytes
- * arrived, not in a loop over the same bytes. */
+ * Resuming (what the caller must keep to): one pol_req per connection
+ * stream; in always starts at the first unconsumed byte of the stream, and
+ * between calls it only grows (same bytes, more of them) until a request
+ * is consumed. A call goes on from where the last one stopped, so a request
+ * that trickles in costs time linear in its size, not quadratic. After any
+ * verdict but POL_NEED_MORE the next call starts a new request at in[0];
+ * to start a new stream with the same pol_req, call pol_req_reset(). An in
+ * shorter than what was already judged is taken as a new stream. */
 enum pol_status pol_parse(struct pol_req *r, const char *in, size_t len, size_t *used,
                           const char **why);
 

@@ -39,25 +39,35 @@ static void check_replies(const struct buf *out)
     }
 }
 
+/* Answer what has arrived, as the connection loop does: copied once to an
+ * allocation that ends where it ends (overreads are caught), each request
+ * answered from its place in the copy (linear in the input). Between two
+ * calls for one stream the copy only grows, as pol_parse's resuming needs. */
 static int feed(const struct pol_env *env, const char *data, size_t len, size_t *pos, struct buf *out)
 {
-    while (*pos < len) {
-        char *in = malloc(len - *pos);
-        FUZZ_CHECK(in != NULL);
-        memcpy(in, data + *pos, len - *pos);
+    int rc = 0;
+
+    if (*pos >= len)
+        return 0;
+    char *in = malloc(len - *pos);
+    FUZZ_CHECK(in != NULL);
+    memcpy(in, data + *pos, len - *pos);
+    for (size_t at = 0; *pos < len;) {
         size_t before = out->len;
-        ssize_t n = pol_request(env, in, len - *pos, out);
-        free(in);
+        ssize_t n = pol_request(env, in + at, len - *pos, out);
         if (n < 0) {
             FUZZ_CHECK(out->len == before);   /* nothing answered on a broken stream */
-            return -1;
+            rc = -1;
+            break;
         }
         if (n == 0)
             break;
         FUZZ_CHECK((size_t)n <= len - *pos);
         *pos += (size_t)n;
+        at += (size_t)n;
     }
-    return 0;
+    free(in);
+    return rc;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -91,9 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_init(&one);
     buf_init(&two);
     pos = 0;
+    pol_req_reset(&req);    /* each run is a new connection */
     int c1 = feed(&env, s, len, &pos, &one);
     check_replies(&one);
     pos = 0;
+    pol_req_reset(&req);
     int c2 = feed(&env, s, split, &pos, &two);
     if (c2 == 0)
         c2 = feed(&env, s, len, &pos, &two);

@@ -1,20 +1,30 @@
 /* fuzz_polproto.c - Postfix policy delegation requests (pol_parse, pol_get,
  * pol_reply). The input is what one connection receives: requests back to
  * back, parsed one after another as the daemon would, until one is
- * incomplete or refused (the daemon then waits or closes). */
+ * incomplete or refused (the daemon then waits or closes). Each request is
+ * parsed in one piece, and again as it would trickle in (pol_parse resumes
+ * where it stopped): the verdicts must agree.
+ *
+ * The work per input is linear in its size: the input is copied once, not
+ * once per request, and the checks of one request look at that request
+ * only. */
 #include "config.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sanitizer/asan_interface.h>
+
 #include "fixture.h"
 #include "polproto.h"
 
-static struct pol_req A, B;   /* the connection's, and the one re-parsed */
+/* the connection's; the one re-parsed in one piece; the trickled one */
+static struct pol_req A, B, C;
 
-/* pol_parse on an exact-size copy of p[0..len): reads past the end are
- * caught, and so is an attribute left pointing into the input. */
+/* pol_parse on an exact-size copy of p[0..len), as a new stream: reads
+ * past the end are caught, and so is an attribute left pointing into the
+ * input. */
 static enum pol_status parse(struct pol_req *r, const char *p, size_t len, size_t *used,
                              const char **why)
 {
@@ -23,6 +33,7 @@ static enum pol_status parse(struct pol_req *r, const char *p, size_t len, size_
 
     FUZZ_CHECK(c != NULL);
     memcpy(c, p, len);
+    pol_req_reset(r);
     st = pol_parse(r, c, len, used, why);
     free(c);
     return st;
@@ -96,6 +107,7 @@ static void check_roundtrip(const struct pol_req *r, size_t used)
     const char *why;
 
     buf_init(&out);
+    buf_reserve(&out, used);    /* one allocation: the round trip is no longer */
     for (int i = 0; i < r->nattrs; i++) {
         size_t vl = strlen(r->attrs[i].value);
         buf_printf(&out, "%s=%s", r->attrs[i].name, r->attrs[i].value);
@@ -113,15 +125,25 @@ static void check_roundtrip(const struct pol_req *r, size_t used)
     buf_free(&out);
 }
 
-/* The first k bytes of a piece whose verdict is st (why, used): not judged
- * yet, or judged the same; a good request is good once its end is in. */
-static void check_prefix(const char *in, size_t k, enum pol_status st, const char *why,
-                         size_t used)
-{
-    size_t u;
-    const char *w;
-    enum pol_status s = parse(&B, in, k, &u, &w);
+/* Bytes past the end of what a parse may see that are poisoned while it
+ * runs: a read of them is caught as with an exact-size copy, at a cost
+ * that does not grow with the rest of the input. */
+#define FENCE 256
 
+/* The first k bytes of a piece in[0..len) whose verdict is st (why,
+ * used): not judged yet, or judged the same; a good request is good once
+ * its end is in. Parsed in place, the bytes after k fenced off. */
+static void check_prefix(const char *in, size_t len, size_t k, enum pol_status st,
+                         const char *why, size_t used)
+{
+    size_t u, fence = len - k < FENCE ? len - k : FENCE;
+    const char *w;
+    enum pol_status s;
+
+    ASAN_POISON_MEMORY_REGION(in + k, fence);
+    pol_req_reset(&B);
+    s = pol_parse(&B, in, k, &u, &w);
+    ASAN_UNPOISON_MEMORY_REGION(in + k, fence);
     if (st == POL_OK) {
         FUZZ_CHECK(s == (k < used ? POL_NEED_MORE : POL_OK));
         FUZZ_CHECK(u == (k < used ? 0 : used));
@@ -137,22 +159,71 @@ static void check_prefix(const char *in, size_t k, enum pol_status st, const cha
     }
 }
 
+/* A few starts of the request at in: never past its end (a good one's
+ * verdict cannot change after it) nor the limit, so that the cost is the
+ * request's, not the rest of the input's. Every start is judged by the
+ * trickle check too; these are parsed in one piece, from scratch. */
 static void check_prefixes(const char *in, size_t len, enum pol_status st, const char *why,
                            size_t used)
 {
-    if (len <= 256) {
-        for (size_t k = 0; k < len; k++)
-            check_prefix(in, k, st, why, used);
-        return;
-    }
-    /* longer: a few cuts, spread by the content */
+    size_t w = st == POL_OK ? used + 1 : POL_MAX_REQUEST + 1;
     size_t h = 5381;
-    for (size_t i = 0; i < len; i += 97)
+
+    if (w > len)
+        w = len;
+    for (size_t i = 0; i < w; i += 97)
         h = h * 33 + (unsigned char)in[i];
-    size_t cuts[] = { 0, len / 2, len - 1, h % len, (h >> 16) % len, used ? used - 1 : 1, used };
+    size_t cuts[] = { 0, w / 2, w - 1, h % w, (h >> 16) % w, used ? used - 1 : 1, used };
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
         if (cuts[i] < len)
-            check_prefix(in, cuts[i], st, why, used);
+            check_prefix(in, len, cuts[i], st, why, used);
+}
+
+/* The request at in[0..len) arriving in pieces, one connection: C is fed
+ * in[0..k) for growing k (byte by byte for a short request, else in steps
+ * of 1 to 16 bytes drawn from the input) and goes on where it stopped; the
+ * bytes not arrived yet are fenced off, so a read of them is caught. Its
+ * first verdict must be the one-piece verdict (st, used, why, A). */
+static void check_trickle(const char *in, size_t len, enum pol_status st, const char *why,
+                          size_t used)
+{
+    size_t w = st == POL_OK ? used : (len < POL_MAX_REQUEST + 1 ? len : POL_MAX_REQUEST + 1);
+    size_t fence = w + (len - w < FENCE ? len - w : FENCE);
+    size_t k = 0, u = 0, h = 0x9e3779b9u;
+    const char *wy = NULL;
+    enum pol_status s = POL_NEED_MORE;
+    unsigned long before = C.examined, calls = 0;
+
+    pol_req_reset(&C);
+    ASAN_POISON_MEMORY_REGION(in, fence);
+    while (s == POL_NEED_MORE && k < w) {
+        size_t step = 1;
+        if (w > 256) {
+            h = h * 33 + (k ? (unsigned char)in[k - 1] : 0);  /* arrived bytes only */
+            step = 1 + (h >> 8) % 16;
+        }
+        step = step < w - k ? step : w - k;
+        ASAN_UNPOISON_MEMORY_REGION(in + k, step);
+        k += step;
+        s = pol_parse(&C, in, k, &u, &wy);
+        calls++;
+    }
+    ASAN_UNPOISON_MEMORY_REGION(in, fence);
+    FUZZ_CHECK(s == st);
+    if (st == POL_OK) {
+        FUZZ_CHECK(u == used && C.nattrs == A.nattrs);
+        for (int i = 0; i < A.nattrs; i++) {
+            FUZZ_CHECK(strcmp(C.attrs[i].name, A.attrs[i].name) == 0);
+            FUZZ_CHECK(strcmp(C.attrs[i].value, A.attrs[i].value) == 0);
+        }
+    } else if (st == POL_NEED_MORE) {
+        FUZZ_CHECK(u == 0 && wy == NULL);
+    } else {
+        FUZZ_CHECK(wy != NULL && strcmp(wy, why) == 0);
+        FUZZ_CHECK(u == used || u == 0);
+    }
+    /* linear: each byte looked at a few times, however it arrived */
+    FUZZ_CHECK(C.examined - before <= 8 * (unsigned long)w + 4 * calls + 16);
 }
 
 /* A reply is one attribute in the request framing: it parses back. */
@@ -184,18 +255,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int init;
-    const char *in = (const char *)data;
+    /* one exact-size copy: a request at in + off has its end at the end of
+     * the allocation, so reads past it are caught */
+    char *in = malloc(size ? size : 1);
     size_t off = 0;
 
+    FUZZ_CHECK(in != NULL);
+    memcpy(in, data, size);
     if (!init) {
         pol_req_init(&A);
         pol_req_init(&B);
+        pol_req_init(&C);
         init = 1;
     }
+    pol_req_reset(&A);      /* a new connection */
     while (off < size) {
         const char *p = in + off, *why = "unset";
         size_t len = size - off, used = 12345;
-        enum pol_status st = parse(&A, p, len, &used, &why);
+        enum pol_status st = pol_parse(&A, p, len, &used, &why);
 
         FUZZ_CHECK(used <= len && used <= POL_MAX_REQUEST);
         FUZZ_CHECK(used == first_empty_line(p, len));
@@ -203,6 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case POL_OK:
             FUZZ_CHECK(used > 0 && why == NULL);
             check_attrs(&A, used);
+            check_trickle(in + off, len, st, why, used);
             check_prefixes(p, len, st, why, used);
             /* pol_parse reuses A's text: the round trip parses into B */
             check_roundtrip(&A, used);
@@ -211,12 +289,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case POL_NEED_MORE:
             FUZZ_CHECK(used == 0 && why == NULL && A.nattrs == 0);
             FUZZ_CHECK(len < POL_MAX_REQUEST);
+            check_trickle(in + off, len, st, why, used);
             break;
         case POL_TOO_LONG:
         case POL_BAD:
             FUZZ_CHECK(why != NULL && A.nattrs == 0);
             if (st == POL_TOO_LONG && used == 0)
                 FUZZ_CHECK(len >= POL_MAX_REQUEST || strstr(why, "attributes") != NULL);
+            check_trickle(in + off, len, st, why, used);
             check_prefixes(p, len, st, why, used);
             break;
         default:
@@ -225,5 +305,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;  /* wait for more, or close */
     }
     check_reply(in, size);
+    free(in);
     return 0;
 }

@@ -86,6 +86,44 @@ START_TEST(quote_roundtrip)
 }
 END_TEST
 
+/* The limits of one line: ADM_MAX_LINE octets and ADM_MAX_ARGS words are
+ * split, one more of either is refused with its own reason. */
+START_TEST(split_limits)
+{
+    struct buf line;
+    const char *why = NULL;
+    buf_init(&line);
+    adm_args_init(&A);
+    /* ADM_MAX_ARGS words, then one more */
+    for (int i = 0; i < ADM_MAX_ARGS; i++)
+        buf_adds(&line, i ? " w" : "w");
+    ck_assert_int_eq(adm_split(&A, line.data, line.len, &why), 0);
+    ck_assert_int_eq(A.argc, ADM_MAX_ARGS);
+    buf_adds(&line, " w");
+    ck_assert_int_eq(adm_split(&A, line.data, line.len, &why), -1);
+    ck_assert_str_eq(why, "too many words");
+    ck_assert_int_eq(A.argc, ADM_MAX_ARGS);
+    /* one quoted word of escapes filling the line, then one octet more */
+    buf_reset(&line);
+    buf_addc(&line, '"');
+    while (line.len + 4 < ADM_MAX_LINE)
+        buf_adds(&line, "\\x41");
+    while (line.len + 1 < ADM_MAX_LINE)
+        buf_addc(&line, 'b');
+    buf_addc(&line, '"');
+    ck_assert_uint_eq(line.len, ADM_MAX_LINE);
+    ck_assert_int_eq(adm_split(&A, line.data, line.len, &why), 0);
+    ck_assert_int_eq(A.argc, 1);
+    ck_assert_uint_eq(strlen(A.argv[0]), (ADM_MAX_LINE - 2) / 4 + (ADM_MAX_LINE - 2) % 4);
+    ck_assert_int_eq(A.argv[0][0], 'A');
+    buf_addc(&line, ' ');
+    ck_assert_int_eq(adm_split(&A, line.data, line.len, &why), -1);
+    ck_assert_str_eq(why, "line too long");
+    adm_args_free(&A);
+    buf_free(&line);
+}
+END_TEST
+
 Suite *admproto_suite(void)
 {
     Suite *s = suite_create("admproto");
@@ -93,6 +131,7 @@ Suite *admproto_suite(void)
     tcase_add_test(tc, split_words);
     tcase_add_test(tc, split_errors);
     tcase_add_test(tc, quote_roundtrip);
+    tcase_add_test(tc, split_limits);
     suite_add_tcase(s, tc);
     return s;
 }

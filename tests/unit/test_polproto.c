@@ -75,23 +75,86 @@ static const char EOM[] =
     "server_port=587\n"
     "\n";
 
-static struct pol_req R;
+static struct pol_req R, T;    /* one-shot parses; the same bytes trickling in */
 
-static void setup(void) { pol_req_init(&R); }
-static void teardown(void) { pol_req_free(&R); }
+static void setup(void)
+{
+    pol_req_init(&R);
+    pol_req_init(&T);
+}
 
-/* Parse in[0..len) from an allocation of exactly len bytes, so that a read
- * past the end is caught under ASan. */
+static void teardown(void)
+{
+    pol_req_free(&R);
+    pol_req_free(&T);
+}
+
+/* pol_parse(&T, ...) on in[0..k), as a connection that has received k
+ * bytes: from an exact-size copy (reads past the end are caught) for the
+ * first bytes and now and then, else straight from in. */
+static enum pol_status feed(const char *in, size_t k, size_t *used, const char **why)
+{
+    enum pol_status st;
+    if (k < 600 || k % 509 == 0) {
+        char *copy = malloc(k ? k : 1);
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, in, k);
+        st = pol_parse(&T, copy, k, used, why);
+        free(copy);
+    } else {
+        st = pol_parse(&T, in, k, used, why);
+    }
+    return st;
+}
+
+/* Feed in[0..len) to T byte by byte, as one stream: the first verdict must
+ * be the one-shot verdict (st, used, why, R's attributes), reached by
+ * looking at each byte a bounded number of times. */
+static void trickle(const char *in, size_t len, enum pol_status st, size_t used, const char *why)
+{
+    unsigned long before = T.examined;
+    enum pol_status s = POL_NEED_MORE;
+    size_t u = 0, k;
+    const char *w = NULL;
+
+    pol_req_reset(&T);
+    for (k = 1; k <= len && s == POL_NEED_MORE; k++)
+        s = feed(in, k, &u, &w);
+    ck_assert_msg(s == st, "trickled: status %d, in one piece %d", s, st);
+    if (st == POL_NEED_MORE || st == POL_OK) {
+        ck_assert_uint_eq(u, used);
+    } else {
+        ck_assert_str_eq(w, why);
+        /* the end of a bad request may not have been in yet */
+        ck_assert_msg(u == used || u == 0, "trickled: used %zu, in one piece %zu", u, used);
+    }
+    if (st == POL_OK) {
+        ck_assert_int_eq(T.nattrs, R.nattrs);
+        for (int i = 0; i < R.nattrs; i++) {
+            ck_assert_str_eq(T.attrs[i].name, R.attrs[i].name);
+            ck_assert_str_eq(T.attrs[i].value, R.attrs[i].value);
+        }
+    }
+    /* linear: a few looks per byte and per call, however it was split */
+    ck_assert_msg(T.examined - before <= 8 * (unsigned long)len + 16,
+                  "%lu bytes examined for %zu", T.examined - before, len);
+}
+
+/* Parse in[0..len) as a new stream from an allocation of exactly len bytes,
+ * so that a read past the end is caught under ASan; then check that the
+ * same bytes arriving one at a time are judged the same. */
 static enum pol_status parse(const char *in, size_t len, size_t *used, const char **why)
 {
     char *copy = malloc(len ? len : 1);
     enum pol_status st;
     ck_assert_ptr_nonnull(copy);
     memcpy(copy, in, len);
+    pol_req_reset(&R);
     st = pol_parse(&R, copy, len, used, why);
     /* the attributes are a copy: the input may go away */
     memset(copy, 'Z', len);
     free(copy);
+    trickle(in, len, st, *used, *why);
     return st;
 }
 
@@ -221,21 +284,140 @@ START_TEST(byte_at_a_time)
 {
     size_t used, n = strlen(RCPT);
     const char *why;
+    char *copy;
 
+    /* one stream: each call sees one more byte, and goes on where the last stopped */
     for (size_t k = 0; k < n; k++) {
         why = "x";
         used = 99;
-        ck_assert_int_eq(parse(RCPT, k, &used, &why), POL_NEED_MORE);
+        copy = malloc(k ? k : 1);
+        memcpy(copy, RCPT, k);
+        ck_assert_int_eq(pol_parse(&R, copy, k, &used, &why), POL_NEED_MORE);
+        free(copy);
         ck_assert_uint_eq(used, 0);
         ck_assert_ptr_null(why);
         ck_assert_int_eq(R.nattrs, 0);
     }
-    ck_assert_int_eq(parse(RCPT, n, &used, &why), POL_OK);
+    ck_assert_int_eq(pol_parse(&R, RCPT, n, &used, &why), POL_OK);
     ck_assert_uint_eq(used, n);
     ck_assert_int_eq(R.nattrs, 29);
+    ck_assert_str_eq(pol_get(&R, "server_port"), "25");
     /* nothing yet: an empty struct buf has no data at all */
     ck_assert_int_eq(pol_parse(&R, NULL, 0, &used, &why), POL_NEED_MORE);
     ck_assert_int_eq(R.nattrs, 0);
+}
+END_TEST
+
+/* Two requests back to back, arriving in pieces of every size from 1 to
+ * 64 bytes: the connection's view (in starts at the first unconsumed byte
+ * and grows) gives the same two requests each time. */
+START_TEST(pieces)
+{
+    struct buf s;
+    buf_init(&s);
+    buf_adds(&s, EOM);
+    buf_adds(&s, "a=1\r\nb=x\r\n\r\n");
+    for (size_t step = 1; step <= 64; step++) {
+        size_t start = 0, have = 0, used;
+        int got = 0;
+        const char *why;
+        pol_req_reset(&R);
+        while (have < s.len) {
+            have = have + step < s.len ? have + step : s.len;
+            for (;;) {
+                enum pol_status st = pol_parse(&R, s.data + start, have - start, &used, &why);
+                if (st == POL_NEED_MORE)
+                    break;
+                ck_assert_int_eq(st, POL_OK);
+                ck_assert_uint_eq(used, (got == 0 ? strlen(EOM) : 12));
+                ck_assert_str_eq(pol_get(&R, got == 0 ? "policy_context" : "b"),
+                                 got == 0 ? "submission" : "x");
+                start += used;
+                got++;
+            }
+        }
+        ck_assert_int_eq(got, 2);
+        ck_assert_uint_eq(start, s.len);
+    }
+    buf_free(&s);
+}
+END_TEST
+
+/* A 32 KiB request fed one byte at a time: each byte is looked at a few
+ * times, not once per call (which would be n * n / 2 = 512 Mi looks). */
+START_TEST(linear_trickle)
+{
+    char *one = filled(POL_MAX_REQUEST, "\n\n");   /* one long value */
+    struct buf lines;                               /* 128 lines of 255 bytes */
+    size_t used;
+    const char *why;
+    buf_init(&lines);
+    for (int i = 0; i < POL_MAX_ATTRS; i++) {
+        buf_printf(&lines, "a%03d=", i);
+        for (int j = 0; j < 249; j++)
+            buf_addc(&lines, j % 7 ? 'v' : '\r');  /* a "\r" is judged when its next byte is in */
+        buf_addc(&lines, '\n');
+    }
+    buf_adds(&lines, "\r\n");
+    ck_assert_uint_le(lines.len, POL_MAX_REQUEST);
+
+    const char *in[] = { one, lines.data };
+    size_t len[] = { POL_MAX_REQUEST, lines.len };
+    for (int c = 0; c < 2; c++) {
+        unsigned long before = R.examined;
+        enum pol_status st = POL_NEED_MORE;
+        size_t k;
+        pol_req_reset(&R);
+        for (k = 1; k <= len[c] && st == POL_NEED_MORE; k++)
+            st = pol_parse(&R, in[c], k, &used, &why);
+        ck_assert_int_eq(st, POL_OK);
+        ck_assert_uint_eq(k - 1, len[c]);
+        ck_assert_uint_eq(used, len[c]);
+        ck_assert_msg(R.examined - before <= 6 * (unsigned long)len[c],
+                      "case %d: %lu bytes examined for %zu", c, R.examined - before, len[c]);
+    }
+    ck_assert_int_eq(R.nattrs, POL_MAX_ATTRS);
+    ck_assert_uint_eq(strlen(pol_get(&R, "a127")), 249);
+
+    /* garbage that trickles in is refused on its first line, at once */
+    unsigned long before = R.examined;
+    pol_req_reset(&R);
+    ck_assert_int_eq(pol_parse(&R, "a=1\nGE", 6, &used, &why), POL_BAD);
+    ck_assert_uint_le(R.examined - before, 12);
+    free(one);
+    buf_free(&lines);
+}
+END_TEST
+
+/* What resuming asks of the caller, and what happens when it is not kept. */
+START_TEST(resume_rules)
+{
+    size_t used;
+    const char *why;
+
+    /* a new stream after pol_req_reset */
+    ck_assert_int_eq(pol_parse(&R, "a=1\nb=2\n", 8, &used, &why), POL_NEED_MORE);
+    pol_req_reset(&R);
+    ck_assert_int_eq(pol_parse(&R, "Bad\n\n", 5, &used, &why), POL_BAD);
+    ck_assert_str_eq(why, "bad character in attribute name (not a-z 0-9 _)");
+    /* an in shorter than what was judged is a new stream */
+    ck_assert_int_eq(pol_parse(&R, "a=1\nb=2\n", 8, &used, &why), POL_NEED_MORE);
+    ck_assert_int_eq(pol_parse(&R, "x\n\n", 3, &used, &why), POL_BAD);
+    ck_assert_str_eq(why, "line without \"=\"");
+    /* a verdict ends the request: the next call starts at in[0] */
+    ck_assert_int_eq(pol_parse(&R, "a=1\n", 4, &used, &why), POL_NEED_MORE);
+    ck_assert_int_eq(pol_parse(&R, "a=1\n\n", 5, &used, &why), POL_OK);
+    ck_assert_int_eq(pol_parse(&R, "c=3\n\n", 5, &used, &why), POL_OK);
+    ck_assert_int_eq(R.nattrs, 1);
+    ck_assert_str_eq(pol_get(&R, "c"), "3");
+    /* other bytes under the judged part (a caller error): refused, memory safe */
+    ck_assert_int_eq(pol_parse(&R, "a=1\nb=2\n", 8, &used, &why), POL_NEED_MORE);
+    ck_assert_int_eq(pol_parse(&R, "garbage!\n\n", 10, &used, &why), POL_BAD);
+    ck_assert_str_eq(why, "request changed between calls (caller error)");
+    ck_assert_int_eq(R.nattrs, 0);
+    ck_assert_int_eq(pol_parse(&R, "a=1\nb=2\n", 8, &used, &why), POL_NEED_MORE);
+    ck_assert_int_eq(pol_parse(&R, "x=1\n=\n\n\n\n", 9, &used, &why), POL_BAD);
+    ck_assert_int_eq(pol_parse(&R, "a=1\n\n", 5, &used, &why), POL_OK);
 }
 END_TEST
 
@@ -515,6 +697,9 @@ Suite *polproto_suite(void)
     tcase_add_test(tc, small_forms);
     tcase_add_test(tc, back_to_back);
     tcase_add_test(tc, byte_at_a_time);
+    tcase_add_test(tc, pieces);
+    tcase_add_test(tc, linear_trickle);
+    tcase_add_test(tc, resume_rules);
     tcase_add_test(tc, crlf);
     tcase_add_test(tc, repeated_names);
     tcase_add_test(tc, bad_requests);

@@ -192,6 +192,63 @@ START_TEST(smap_reply_too_long)
 }
 END_TEST
 
+/* A connection that receives the stream one byte at a time: after each
+ * byte the handler sees everything not consumed yet, as srv.c gives it. */
+typedef ssize_t (*handler_fn)(const struct lk_env *env, enum lk_map map, const char *in,
+                              size_t len, struct buf *out);
+
+static ssize_t smap_h(const struct lk_env *env, enum lk_map map, const char *in, size_t len,
+                      struct buf *out)
+{
+    (void)map;
+    return smap_request(env, in, len, out);
+}
+
+static void trickle(handler_fn h, enum lk_map map, const char *in, size_t len, struct buf *out,
+                    int *closed)
+{
+    struct lk_env e = env();
+    size_t start = 0;
+    buf_reset(out);
+    *closed = 0;
+    for (size_t have = 1; have <= len && !*closed; have++) {
+        while (start < have) {
+            /* exactly what has arrived: a read past it is caught under ASan */
+            char *copy = malloc(have - start);
+            memcpy(copy, in + start, have - start);
+            ssize_t n = h(&e, map, copy, have - start, out);
+            free(copy);
+            if (n < 0)
+                *closed = 1;
+            if (n <= 0)
+                break;
+            start += (size_t)n;
+        }
+    }
+}
+
+START_TEST(byte_by_byte)
+{
+    struct buf out;
+    int closed, whole;
+    const char *tcp = "get Alice@Example.COM\r\nget info%2Bx@example.com\nfetch x\nget %zz\n"
+                      "put a b\nget fwd@example.com\nget alice@exa";
+    const char *smap = "25:mailboxes Bob@example.com,24:aliases info@example.com,"
+                       "9:nosuchmap,7:other x,21:senders x@nowhere.org,3:abcd";
+    buf_init(&out);
+    for (enum lk_map m = LK_DOMAINS; m < LK_NMAPS; m++) {
+        trickle(tcpt_request, m, tcp, strlen(tcp), &out, &closed);
+        ck_assert_str_eq(out.data, run_tcp(m, tcp, strlen(tcp), &whole));
+        ck_assert_int_eq(closed, whole);
+    }
+    trickle(smap_h, LK_DOMAINS, smap, strlen(smap), &out, &closed);
+    ck_assert_str_eq(out.data, run_smap(smap, strlen(smap), &whole));
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(whole, 1);
+    buf_free(&out);
+}
+END_TEST
+
 Suite *proto_suite(void)
 {
     Suite *s = suite_create("proto");
@@ -204,6 +261,7 @@ Suite *proto_suite(void)
     tcase_add_test(tc, smap_get);
     tcase_add_test(tc, smap_bad_input);
     tcase_add_test(tc, smap_reply_too_long);
+    tcase_add_test(tc, byte_by_byte);
     suite_add_tcase(s, tc);
     return s;
 }
