@@ -289,7 +289,10 @@ static void raise_fd_limit(void)
                  app.nlisteners, app.conf.max_connections);
 }
 
-static void open_listener(const char *spec, const char *name, int mode, srv_handler h, void *arg)
+/* line_max: the protocol's longest line, for a line protocol; 0 otherwise
+ * (see srv_set_line_max) */
+static void open_listener(const char *spec, const char *name, int mode, srv_handler h, void *arg,
+                          size_t line_max)
 {
     struct buf err;
     struct srv *s;
@@ -301,23 +304,25 @@ static void open_listener(const char *spec, const char *name, int mode, srv_hand
     if (s == NULL)
         msg_fatal("%s: %s", name, err.data);
     buf_free(&err);
+    srv_set_line_max(s, line_max);
     app.listeners[app.nlisteners++] = s;
     msg_info("%s: listening on %s", name, spec);
 }
 
 /* A list of unix:PATH / inet:HOST:PORT endpoints, or one socket path. */
-static void open_list(const char *list, int one_path, const char *name, int mode, srv_handler h, void *arg)
+static void open_list(const char *list, int one_path, const char *name, int mode, srv_handler h, void *arg,
+                      size_t line_max)
 {
     char *copy = xstrdup(list), *save = NULL;
     if (one_path && *list) {
         char spec[1100];
         /* a path; "unix:PATH" as the list parameters take it is fine too */
         snprintf(spec, sizeof(spec), "unix:%s", strncmp(list, "unix:", 5) ? list : list + 5);
-        open_listener(spec, name, mode, h, arg);
+        open_listener(spec, name, mode, h, arg, line_max);
     }
     for (char *tok = one_path ? NULL : strtok_r(copy, ", \t\n", &save); tok;
          tok = strtok_r(NULL, ", \t\n", &save))
-        open_listener(tok, name, mode, h, arg);
+        open_listener(tok, name, mode, h, arg, line_max);
     free(copy);
 }
 
@@ -329,14 +334,18 @@ static void open_listeners(void)
         app.maps[i].map = (enum lk_map)i;
         snprintf(app.maps[i].name, sizeof(app.maps[i].name), "tcp_table %s", lk_map_name((enum lk_map)i));
         if (*tcp[i])
-            open_listener(tcp[i], app.maps[i].name, 0, tcp_handler, &app.maps[i]);
+            open_listener(tcp[i], app.maps[i].name, 0, tcp_handler, &app.maps[i], TCPT_MAX_REQUEST);
     }
     snprintf(app.smap_ctx.name, sizeof(app.smap_ctx.name), "socketmap");
+    /* netstrings and policy requests are parsed on from where they stopped
+     * (smap reads a length, polproto keeps its position): no line hint */
     open_list(app.conf.socketmap_listen, 0, app.smap_ctx.name, app.conf.socketmap_mode, smap_handler,
-              &app.smap_ctx);
-    open_list(app.conf.admin_socket, 1, "admin", app.conf.admin_socket_mode, adm_handler, NULL);
-    open_list(app.conf.policy_listen, 0, "policy", app.conf.policy_socket_mode, pol_handler, NULL);
-    open_list(app.conf.auth_socket, 1, "auth", app.conf.auth_socket_mode, auth_handler, NULL);
+              &app.smap_ctx, 0);
+    open_list(app.conf.admin_socket, 1, "admin", app.conf.admin_socket_mode, adm_handler, NULL,
+              ADM_MAX_LINE);
+    open_list(app.conf.policy_listen, 0, "policy", app.conf.policy_socket_mode, pol_handler, NULL, 0);
+    open_list(app.conf.auth_socket, 1, "auth", app.conf.auth_socket_mode, auth_handler, NULL,
+              AUTH_MAX_LINE);
     if (app.nlisteners == 0)
         msg_warn("no listener configured (tcp_table_*, socketmap_listen, policy_listen, auth_socket, admin_socket): nothing to answer");
 }

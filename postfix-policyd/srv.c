@@ -61,6 +61,7 @@ struct srv {
     srv_handler handler;
     void *arg;
     struct srv_conf conf;
+    size_t line_max;            /* line protocol: see srv_set_line_max */
     struct srv_stats stats;
     struct peer *peers[PEER_BUCKETS];
     /* refusal log lines, by kind (see log_refusal) */
@@ -89,6 +90,7 @@ struct srv_conn {
     struct buf *cur;            /* where answers go while the handler runs */
     time_t last_active;         /* a request arrived or the client read */
     time_t req_start;           /* first byte of an incomplete request, 0 = none */
+    size_t scanned;             /* octets at the start of in known to hold no newline */
     time_t linger_start;
     srv_stream_fn stream;
     void *stream_arg;
@@ -382,8 +384,18 @@ static void conn_process(struct conn *c, const char *data, size_t len)
 
         c->cur = pending(c) ? &c->out : &scratch;
         buf_reset(&scratch);
+        size_t no_nl = 0;       /* a line protocol's tail without a newline */
         while (c->state == CS_OPEN && !c->suspended && c->stream == NULL && off < len &&
                has_room(c)) {
+            if (c->srv->line_max) {
+                /* call the handler only for a whole line (or one too long):
+                 * each octet is searched once however the line trickles in */
+                size_t from = off + (own && off == 0 ? c->scanned : 0);
+                if (memchr(data + from, '\n', len - from) == NULL && len - off < c->srv->line_max) {
+                    no_nl = len - off;
+                    break;
+                }
+            }
             ssize_t n = c->srv->handler(c->srv->arg, c, data + off, len - off, c->cur);
             if (n < 0) {
                 /* the error reply goes out, then the connection is closed */
@@ -415,6 +427,7 @@ static void conn_process(struct conn *c, const char *data, size_t len)
         } else if (off < len) {
             buf_add(&c->in, data + off, len - off);
         }
+        c->scanned = no_nl;
         if (c->in.len > 0 && c->req_start == 0)
             c->req_start = time(NULL);
         if (c->cur == &scratch && scratch.len && conn_send_scratch(c) < 0)
@@ -798,6 +811,11 @@ fail:
 void srv_set_conf(struct srv *s, const struct srv_conf *conf)
 {
     s->conf = *conf;
+}
+
+void srv_set_line_max(struct srv *s, size_t max)
+{
+    s->line_max = max;
 }
 
 const struct srv_stats *srv_get_stats(const struct srv *s) { return &s->stats; }

@@ -74,6 +74,11 @@ struct srv *srv_listen(struct event_base *base, const char *spec, int unix_mode,
                        const char *name, srv_handler handler, void *arg,
                        const struct srv_conf *conf, struct buf *err);
 void srv_set_conf(struct srv *s, const struct srv_conf *conf);
+/* A line protocol: the handler is called only once a newline has arrived,
+ * or max octets without one (so that it can refuse the line), and each
+ * octet is searched for the newline once, however the line trickles in.
+ * 0 (the default): called whenever new octets arrive. */
+void srv_set_line_max(struct srv *s, size_t max);
 const struct srv_stats *srv_get_stats(const struct srv *s);
 /* Stops listening; open connections stay until they end. */
 void srv_close(struct srv *s);
