@@ -926,6 +926,26 @@ static int run_import(void *pg, struct adm_job *j)
     return 0;
 }
 
+/* A refused request of a known caller: the audit row alone, in a
+ * statement of its own (nothing else was written). j->object holds the
+ * reason the caller was given. */
+static int run_refusal(void *pg, struct adm_job *j)
+{
+    struct buf words;
+    PGresult *r;
+    (void)pg;
+    buf_init(&words);
+    audit_words(j, &words);
+    const char *p[4] = { j->actor, j->cmd, words.data, j->object ? j->object : "" };
+    r = q(j, "INSERT INTO mailroster.audit_log (actor, action, object, detail) "
+             "VALUES ($1, 'refused: ' || $2, $3, jsonb_build_object('refused', $4::text))", 4, p);
+    buf_free(&words);
+    PQclear(r);
+    j->ok = r != NULL;
+    return 0;
+}
+
+int (*adm_run_refusal)(void *, struct adm_job *) = run_refusal;
 int (*adm_run_user_usage)(void *, struct adm_job *) = run_user_usage;
 int (*adm_run_limit)(void *, struct adm_job *) = run_limit;
 int (*adm_run_master)(void *, struct adm_job *) = run_master;

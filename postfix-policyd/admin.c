@@ -25,6 +25,7 @@ extern int (*adm_run_user_update)(void *, struct adm_job *);
 extern int (*adm_run_alias)(void *, struct adm_job *);
 extern int (*adm_run_sender)(void *, struct adm_job *);
 extern int (*adm_run_user_usage)(void *, struct adm_job *);
+extern int (*adm_run_refusal)(void *, struct adm_job *);
 extern int (*adm_run_limit)(void *, struct adm_job *);
 extern int (*adm_run_master)(void *, struct adm_job *);
 extern int (*adm_run_export)(void *, struct adm_job *);
@@ -1528,8 +1529,26 @@ static void c_help(const struct cmd *c, struct adm_args *a, struct caller *who,
 
 /* --- the request loop -------------------------------------------------------------- */
 
+/* A refusal of a caller the access lists name goes into the audit log
+ * too (its warning is logged where it is refused); a stranger's only into
+ * the log, so that no one can fill the table from outside. */
+static void audit_refusal(const struct cmd *c, struct adm_args *a, struct caller *who,
+                          const struct buf *out, size_t mark)
+{
+    static const char refused[] = "ERR refused ";
+    if (!H.have_db || who->role == ROLE_NONE || out->len - mark < sizeof(refused) - 1 ||
+        memcmp(out->data + mark, refused, sizeof(refused) - 1) != 0)
+        return;
+    struct adm_job *j = job_new(c, a, who, NULL, adm_run_refusal);
+    const char *reason = out->data + mark + sizeof(refused) - 1;
+    const char *nl = memchr(reason, '\n', out->len - mark - (sizeof(refused) - 1));
+    j->object = nl ? xstrndup(reason, (size_t)(nl - reason)) : xstrdup(reason);
+    adm_db_submit(j);
+}
+
 static void dispatch(struct srv_conn *conn, const char *line, size_t len, struct buf *out)
 {
+    size_t mark = out->len;
     struct adm_args a;
     struct caller who;
     const char *why;
@@ -1593,6 +1612,8 @@ static void dispatch(struct srv_conn *conn, const char *line, size_t len, struct
     }
     found->fn(found, &a, &who, conn, out);
 out:
+    if (found)
+        audit_refusal(found, &a, &who, out, mark);
     adm_args_free(&a);
 }
 
@@ -1623,7 +1644,11 @@ ssize_t adm_handler(void *arg, struct srv_conn *c, const char *in, size_t len, s
 
 static void answer(struct adm_job *j)
 {
-    srv_conn_reply(j->conn, j->reply.data, j->reply.len);
+    if (j->conn)    /* an audit row alone has no one to answer */
+        srv_conn_reply(j->conn, j->reply.data, j->reply.len);
+    else if (!j->ok)
+        msg_warn("admin: the audit row of a refusal to %s was not written: %.*s", j->actor,
+                 (int)(j->reply.len ? j->reply.len - 1 : 0), j->reply.data ? j->reply.data : "");
     adm_job_free(j);
 }
 

@@ -64,8 +64,10 @@ VICTIM_MD=$(sql -c "SELECT maildir FROM mailroster.mailboxes WHERE local_part = 
 
 # ---------------------------------------------------------------- 1: domain admin
 before=$(state)
+REFUSALS=0
 refused() { # NAME REQUEST: the domain admin's REQUEST is refused and writes nothing
     local got
+    REFUSALS=$((REFUSALS + 1))
     got=$(adm_as mrbbs "$2" | last)
     case $got in
         "ERR refused "*) ok "domain admin: $1: ERR refused" ;;
@@ -103,6 +105,14 @@ check "domain admin: alice still has no home, mail, uid or gid" "||||f" \
     "$(sql -c "SELECT home, mail, uid, gid, path_override FROM mailroster.mailboxes WHERE local_part = 'alice'")"
 n=$(grep -c "admin: refused .* for uid=[0-9]*(mrbbs) pid=" "$LOG")
 if [ "$n" -ge 26 ]; then ok "domain admin: every refusal logged with its actor ($n lines)"; else notok "domain admin: refusals logged with the actor: $n of 26"; grep 'refused' "$LOG" | tail -5 | sed 's/^/#   /'; fi
+# and audited: one row each, written on its own (the refusals above wrote
+# nothing else); wait for the admin thread to have written the last
+audited() { sql -c "SELECT count(*) FROM mailroster.audit_log WHERE action LIKE 'refused: %' AND actor LIKE '%(mrbbs)%'"; }
+wait_for audited "$REFUSALS" 10
+check "domain admin: every refusal ($REFUSALS asked) is in the audit log too" "$REFUSALS" "$(audited)"
+check "domain admin: the audit row says what was asked and why it was refused" \
+    "refused: user set|user set victim@b.test quota=1M|t" \
+    "$(sql -c "SELECT action, object, detail->>'refused' LIKE '%may not manage domain b.test%' FROM mailroster.audit_log WHERE object = 'user set victim@b.test quota=1M'" | tr '\n' ' ' | sed 's/ $//')"
 check "domain admin: quota within the domain's: allowed" "OK updated alice@a.test" "$(adm_as mrbbs 'user set alice@a.test quota=500M send_limit_messages=50' | last)"
 check "domain admin: enable/disable its domain still allowed" "OK updated a.test" "$(adm_as mrbbs 'domain disable a.test' | last)"
 adm 'domain enable a.test' >/dev/null
