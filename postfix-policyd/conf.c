@@ -32,6 +32,7 @@ const struct cfg_def mr_conf_defs[] = {
     { "auth_socket", CFG_STR, "", O(auth_socket), 0, 0 },
     { "auth_socket_mode", CFG_MODE, "0660", O(auth_socket_mode), 0, 0 },
     { "auth_allow", CFG_STR, "root, dovecot", O(auth_allow), 0, 0 },
+    { "dovecot_auth_master_socket", CFG_STR, "", O(dovecot_auth_master_socket), 0, 0 },
     { "mail_base", CFG_STR, "/var/vmail", O(mail_base), 0, 0 },
     { "mail_uid", CFG_INT, "0", O(mail_uid), 0, 2147483647 },
     { "mail_gid", CFG_INT, "0", O(mail_gid), 0, 2147483647 },

@@ -29,6 +29,7 @@ struct mr_conf {
     char *auth_socket;          /* unix socket path of the auth endpoint, "" = none */
     int auth_socket_mode;
     char *auth_allow;           /* users, @groups or ids that may ask it (hashes!) */
+    char *dovecot_auth_master_socket; /* flush changed accounts from Dovecot's auth cache; "" = off */
     char *mail_base;            /* maildirs are relative to this (Postfix's virtual_mailbox_base) */
     int mail_uid, mail_gid;     /* userdb uid/gid unless the mailbox has its own; 0 = none */
     int max_connections;        /* per listener */

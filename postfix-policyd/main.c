@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "db.h"
+#include "dcache.h"
 #include "dir.h"
 #include "log.h"
 #include "mem.h"
@@ -469,6 +470,14 @@ static void status_rows(struct buf *out)
     }
     snprintf(v, sizeof(v), "%lu", app.stats.errors);
     ROW("lookup_errors", v);
+    if (*app.conf.dovecot_auth_master_socket) {
+        unsigned long fok, ffail;
+        dcache_stats(&fok, &ffail);
+        snprintf(v, sizeof(v), "%lu", fok);
+        ROW("dovecot_cache_flushes", v);
+        snprintf(v, sizeof(v), "%lu", ffail);
+        ROW("dovecot_cache_flush_failures", v);
+    }
 #undef ROW
 }
 
@@ -570,6 +579,25 @@ static void startup_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- messages from the database thread ---------------------------------- */
 
+/* Dovecot's auth cache must forget an account that changed: under its
+ * old name and its new one (a rename, a removal, a new account that the
+ * negative cache still calls unknown). A domain or master user change can
+ * touch any account: everything goes. Called before the change applies,
+ * while the old record is still there. */
+static void forget_cached(const struct dir_change *c)
+{
+    if (c->kind == DIR_DOMAIN || c->kind == DIR_MASTER) {
+        dcache_all();
+    } else if (c->kind == DIR_MAILBOX) {
+        const struct dir_mailbox *old = dir_mailbox_by_id(app.dir, c->id);
+        const struct dir_mailbox *new = c->rec;
+        if (old)
+            dcache_user(old->address);
+        if (new && (old == NULL || strcmp(old->address, new->address) != 0))
+            dcache_user(new->address);
+    }
+}
+
 /* Changes are applied this many at a time, with the loop's other events
  * (lookups) served in between: a large import never stalls a lookup for
  * the whole batch. */
@@ -580,9 +608,11 @@ static int handle_msg(struct db_msg *m)
 {
     switch (m->type) {
     case DBM_FULL:
-        if (app.dir)
+        if (app.dir) {
             msg_info("replacing the directory (change %" PRIu64 ") with a full load (change %" PRIu64 ")",
                      app.dir->seq, m->dir->seq);
+            dcache_all(); /* which accounts changed is not known */
+        }
         dir_free(app.dir);
         app.dir = m->dir;
         m->dir = NULL;
@@ -596,6 +626,7 @@ static int handle_msg(struct db_msg *m)
         if (app.dir == NULL)
             break; /* cannot happen: changes follow a load */
         for (size_t stop = m->done + APPLY_SLICE; m->done < m->n && m->done < stop; m->done++) {
+            forget_cached(&m->changes[m->done]);
             if (dir_apply(app.dir, &m->changes[m->done]))
                 app.changes_applied++;
             else
@@ -735,6 +766,9 @@ static void reload_conf(void)
     }
     free(app.conf.auth_allow);
     app.conf.auth_allow = xstrdup(nc.auth_allow);
+    free(app.conf.dovecot_auth_master_socket);
+    app.conf.dovecot_auth_master_socket = xstrdup(nc.dovecot_auth_master_socket);
+    dcache_init(app.base, app.conf.dovecot_auth_master_socket);
     free(app.conf.admin_allow_admin);
     app.conf.admin_allow_admin = xstrdup(nc.admin_allow_admin);
     free(app.conf.admin_allow_readonly);
@@ -896,6 +930,7 @@ int main(int argc, char **argv)
         adm_db_start(app.conf.admin_database, post_job);
     open_listeners();
     raise_fd_limit();
+    dcache_init(app.base, app.conf.dovecot_auth_master_socket);
 
     struct timeval tv = { 1, 0 }; /* the interval itself is checked in snap_maybe_write */
     app.snap_timer = event_new(app.base, -1, EV_PERSIST, snap_timer_cb, NULL);
