@@ -595,8 +595,9 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
         }
         if (c->suspended)
             continue; /* a long write (a large import) is not an idle client */
-        /* the deadline runs only while we wait for the client's bytes */
-        if (c->req_start && c->reading && now - c->req_start >= cf->request_timeout) {
+        /* the deadline runs only while we wait for the client's bytes;
+         * times are whole seconds, so ">" never closes one early */
+        if (c->req_start && c->reading && now - c->req_start > cf->request_timeout) {
             char peer[INET6_ADDRSTRLEN + 16];
             peer_text(c->peer->key, peer, sizeof(peer));
             c->srv->stats.request_timeouts++;
@@ -605,7 +606,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
             conn_free(c);
             continue;
         }
-        if (now - c->last_active >= cf->idle_timeout) {
+        if (now - c->last_active > cf->idle_timeout) {
             msg_debug("%s: closing %s connection", c->srv->name,
                       pending(c) ? "a connection that does not read its answers" : "idle");
             c->srv->stats.idle_closed++;

@@ -81,11 +81,21 @@ check "user disable" "OK updated carol@example.com" "$(adm 'user disable carol@e
 check "a disabled mailbox is not found at once" "(not found)" "$(q_smap mailboxes carol@example.com)"
 check "user show: disabled with its reason" "enabled=no disabled_reason=left" "$(adm 'user show carol@example.com' | head -1 | grep -o 'enabled=no disabled_reason=left')"
 check "user remove keeps the row" "OK updated carol@example.com" "$(adm 'user remove carol@example.com' | last)"
+# carol's row as the database has it (id|maildir), before and after the purge
+carol_row() { sql -c "SELECT m.id || '|' || m.maildir FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id WHERE d.name = 'example.com' AND m.local_part = 'carol'"; }
+old_row=$(carol_row)
+old_md=${old_row#*|}
+check "the purged mailbox had a maildir of the documented form" "example.com/carol.${old_row%%|*}/" "$old_md"
 check "user remove --purge" "OK purged carol@example.com" "$(adm 'user remove carol@example.com --purge' | last)"
 check "re-created address gets a new maildir" "OK created carol@example.com" "$(adm 'user add carol@example.com' | last)"
+new_row=$(carol_row)
+new_id=${new_row%%|*}
 md=$(q_smap mailboxes carol@example.com)
-case $md in example.com/carol.[0-9]*/) [ "$md" != "example.com/carol.2/" ] && ok "new maildir $md differs from the purged one" || notok "maildir reused: $md" ;;
-    *) notok "maildir of the re-created address: $md" ;; esac
+if [ -n "$old_md" ] && [ -n "$new_id" ] && [ "$md" = "example.com/carol.$new_id/" ] && [ "$md" != "$old_md" ]; then
+    ok "new maildir $md differs from the purged one ($old_md)"
+else
+    notok "new maildir differs from the purged one: answered [$md], new id [$new_id], purged maildir [$old_md]"
+fi
 check "user list example.com" "2" "$(adm 'user list example.com' | grep -c '^\* ')"
 
 # --- aliases and senders ------------------------------------------------------------
@@ -166,7 +176,14 @@ for i in $(seq 1 10); do adm "sender add s$i@example.com alice@example.com" >"$S
 for i in $(seq 1 10); do adm "user set alice@example.com quota_messages=$((i * 100))" >"$STACK_DIR/q$i.out" & pids+=($!); done
 wait "${pids[@]}"
 check "10 concurrent sender adds all kept" "10" "$(sql -c "SELECT count(*) FROM mailroster.sender_addresses WHERE address LIKE 's%@example.com'")"
-check "concurrent updates of another field lost none of them" "10" "$(cat "$STACK_DIR"/c*.out | grep -c '^OK created')"
+check "10 concurrent quota_messages updates all answered" "10" "$(cat "$STACK_DIR"/q*.out | grep -cx 'OK updated alice@example.com')"
+qm=$(sql -c "SELECT m.quota_messages FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id WHERE d.name = 'example.com' AND m.local_part = 'alice'")
+case " 100 200 300 400 500 600 700 800 900 1000 " in
+    *" $qm "*) ok "quota_messages is one of the values written ($qm)" ;;
+    *) notok "quota_messages is one of the values written: got [$qm]" ;;
+esac
+check "concurrent updates of another field lost none of them: one audit row each" "100 200 300 400 500 600 700 800 900 1000" \
+    "$(sql -c "SELECT string_agg(v, ' ' ORDER BY v::int) FROM (SELECT substring(detail->>'command' from 'quota_messages=([0-9]+)') AS v FROM mailroster.audit_log WHERE action = 'user set' AND object = 'alice@example.com') s WHERE v IS NOT NULL")"
 pids=()
 for i in 1 2 3 4 5; do adm 'user ensure signup@example.com' >"$STACK_DIR/e$i.out" & pids+=($!); done
 wait "${pids[@]}"
@@ -190,7 +207,8 @@ t0=$(date +%s%N)
 got=$(q_smap mailboxes alice@example.com)
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "a lookup is answered while a write waits (${ms} ms incl. postmap start)" "example.com/alice.1/" "$got"
-check "the write is still waiting" "" "$(cat "$STACK_DIR/wait.out")"
+check "the write is still waiting: no answer yet" "" "$(cat "$STACK_DIR/wait.out")"
+check_cmd "the write is still waiting: its client is still running" kill -0 "$wpid"
 check "admin reads are answered too" "OK 1 mailbox" "$(adm 'user show alice@example.com' | last)"
 echo "COMMIT;" >&7
 exec 7>&-

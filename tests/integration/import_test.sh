@@ -28,8 +28,9 @@ mkdir -p "$W"
 # pg DB ARGS...: psql as the superuser; adm DB ARGS...: as the admin login role
 pg() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -U postgres -d "$db" "$@"; }
 adm() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -U mradm -d "$db" "$@"; }
-# one value from the superuser's view of DB
-val() { pg "$1" -c "$2" 2>&1; }
+# one value from the superuser's view of DB (psql's errors go to stderr, never
+# into the value: an unreachable database is not a value)
+val() { pg "$1" -c "$2"; }
 
 # newdb NAME [MAIL_BASE]: a mailroster database with schema.sql and roles.sql;
 # with MAIL_BASE, mailroster.settings.mail_base set to it (as the sysop
@@ -58,12 +59,18 @@ export_db() {
         adm "$1" -c "SELECT l FROM mailroster.export_jsonl() AS l"
     fi
 }
-# state DB: object counts and the change log's last seq
+# state DB: sets STATE to the object counts and the change log's last seq.
+# Called in this shell (not in $(...)) so that a psql failure is a "not ok"
+# that counts; STATE is then unique, so no before/after comparison can match.
 state() {
-    val "$1" "SELECT (SELECT count(*) FROM mailroster.domains) || ' ' || (SELECT count(*) FROM mailroster.mailboxes)
+    if ! STATE=$(val "$1" "SELECT (SELECT count(*) FROM mailroster.domains) || ' ' || (SELECT count(*) FROM mailroster.mailboxes)
                      || ' ' || (SELECT count(*) FROM mailroster.aliases) || ' ' || (SELECT count(*) FROM mailroster.sender_addresses)
                      || ' ' || (SELECT count(*) FROM mailroster.master_users)
-                     || ' seq=' || (SELECT coalesce(max(seq), 0) FROM mailroster.change_log)"
+                     || ' seq=' || (SELECT coalesce(max(seq), 0) FROM mailroster.change_log)") ||
+        ! [[ $STATE =~ ^[0-9]+\ [0-9]+\ [0-9]+\ [0-9]+\ [0-9]+\ seq=[0-9]+$ ]]; then
+        notok "state of $1: psql failed (got [$STATE])"
+        STATE="no state ($1, $RANDOM$RANDOM$RANDOM)"
+    fi
 }
 nonblank() { grep -c . "$1"; }
 # check_grep DESCRIPTION FILE ERE: FILE has a line matching ERE
@@ -125,13 +132,13 @@ run_format() { # FORMAT JSONL DB DOMAIN [MAIL_BASE of the round-trip database]
     if [ "$fmt" != full ]; then   # full.jsonl is hand-written: any order, a blank line, mixed case
         if format_ok "$jl"; then ok "$fmt: importer output is in the interchange format"; else notok "$fmt: importer output is in the interchange format"; fi
     fi
-    before=$(state "$db")
+    state "$db"; before=$STATE
     if imp "$db" "$jl" true >"$W/$fmt.dry" 2>"$W/$fmt.dry.err"; then
         ok "$fmt: dry run succeeds"
     else
         notok "$fmt: dry run succeeds"; sed 's/^/#   /' "$W/$fmt.dry.err"
     fi
-    after=$(state "$db")
+    state "$db"; after=$STATE
     check "$fmt: dry run changes nothing (rows, change_log seq)" "$before" "$after"
     check "$fmt: dry run reports every line as created" "$n" "$(grep -c '|created|' "$W/$fmt.dry")"
     if imp "$db" "$jl" false >"$W/$fmt.imp" 2>"$W/$fmt.imp.err"; then
@@ -146,11 +153,12 @@ run_format() { # FORMAT JSONL DB DOMAIN [MAIL_BASE of the round-trip database]
     check "$fmt: one row per line landed" "$n" "$rows"
     check "$fmt: every landed row is in the change log" "$n" \
         "$(val "$db" "SELECT count(*) FROM mailroster.change_log WHERE op = 'I'")"
-    before=$(state "$db")
+    state "$db"; before=$STATE
     imp "$db" "$jl" false >"$W/$fmt.again" 2>&1
     check "$fmt: importing the same file again: all unchanged" "$n unchanged" \
         "$(grep -c '|unchanged|' "$W/$fmt.again") unchanged"
-    check "$fmt: ... and nothing was written (rows, change_log seq)" "$before" "$(state "$db")"
+    state "$db"
+    check "$fmt: ... and nothing was written (rows, change_log seq)" "$before" "$STATE"
     export_db "$db" >"$W/$fmt.exp1"
     if format_ok "$W/$fmt.exp1"; then ok "$fmt: export is in the interchange format"; else notok "$fmt: export is in the interchange format"; fi
     newdb "${db}_rt" "$base" || notok "$fmt: fresh database"
@@ -412,9 +420,10 @@ check "update: a new maildir replaces it" "1|updated|mailbox|x@other.example mov
     "$(imp $D "$W/full.newmd" 2>&1) $(val $D "SELECT maildir FROM mailroster.mailboxes WHERE local_part = 'x'")"
 # an import never deletes: a file with less in it leaves the rest alone
 head -1 "$W/full.exp1" >"$W/full.one"
-before=$(state $D)
+state $D; before=$STATE
 imp $D "$W/full.one" >/dev/null 2>&1
-check "an import never deletes" "$before" "$(state $D)"
+state $D
+check "an import never deletes" "$before" "$STATE"
 
 # ---------------------------------------------------------------- malformed input
 D=mr_ispmail
@@ -423,7 +432,7 @@ good_mbx='{"kind":"mailbox","address":"neu@new.example","password":null,"enabled
 bad_case() { # NAME LINE3 PATTERN: good lines 1-2 (and a blank line), the bad one on line 4
     local name=$1 bad=$2 pat=$3 before out
     printf '%s\n%s\n\n%s\n%s\n' "$good_dom" "$good_mbx" "$bad" "$(sed -n 1p "$W/ispmail.jsonl")" >"$W/bad.jsonl"
-    before=$(state $D)
+    state $D; before=$STATE
     if out=$(imp $D "$W/bad.jsonl" 2>&1); then
         notok "malformed: $name: refused (it was accepted)"
     elif printf '%s\n' "$out" | grep -Eq -- "$pat"; then
@@ -431,7 +440,8 @@ bad_case() { # NAME LINE3 PATTERN: good lines 1-2 (and a blank line), the bad on
     else
         notok "malformed: $name: wrong message, wanted /$pat/"; printf '%s\n' "$out" | sed 's/^/#   /'
     fi
-    check "malformed: $name: nothing changed" "$before" "$(state $D)"
+    state $D
+    check "malformed: $name: nothing changed" "$before" "$STATE"
 }
 bad_case "not JSON" '{"kind":"domain","name":"x.example"' 'ERROR: +line 4: not valid JSON'
 bad_case "wrong type" "${good_mbx/\"quota_bytes\":null/\"quota_bytes\":\"1G\"}" 'line 4: mailbox: "quota_bytes" must be a number or null'

@@ -122,3 +122,59 @@ wait_for() {
     done
     return 1
 }
+
+# peer_close ADDR TIMEOUT_S: send stdin on one connection to ADDR (HOST:PORT,
+# or the path of a unix socket) without ever shutting down our side, then
+# wait for the peer. Prints what happened, so a caller can tell them apart:
+#   "closed"             the peer closed (EOF, or a reset) having sent nothing
+#   "closed after N bytes: ..." / "open after N bytes: ..." it answered
+#   "timed out"          the connection was still open after TIMEOUT_S
+#   "error: ..."         no connection (refused, no such socket, ...)
+# Our side stays open: an EOF can only be the peer's own doing.
+peer_close() {
+    python3 -c '
+import select, socket, sys, time
+addr, limit = sys.argv[1], float(sys.argv[2])
+data = sys.stdin.buffer.read()
+try:
+    if addr.startswith("/"):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(limit)
+        s.connect(addr)
+    else:
+        host, port = addr.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)), timeout=limit)
+except OSError as e:
+    print("error: connect: %s" % e)
+    sys.exit(0)
+s.setblocking(False)
+got, closed = b"", False
+deadline = time.monotonic() + limit
+while not closed:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        break
+    r, w, _ = select.select([s], [s] if data else [], [], left)
+    if w:
+        try:
+            data = data[s.send(data):]
+        except BlockingIOError:
+            pass
+        except OSError:      # the peer closed: stop sending, read what it sent
+            data = b""
+    if r:
+        try:
+            b = s.recv(65536)
+        except BlockingIOError:
+            continue
+        except OSError:      # a reset: closed
+            b = b""
+        if not b:
+            closed = True
+        got += b
+if got:
+    print("%s after %d bytes: %r" % ("closed" if closed else "open", len(got), got[:200]))
+else:
+    print("closed" if closed else "timed out")
+' "$1" "$2"
+}

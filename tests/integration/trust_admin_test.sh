@@ -48,12 +48,16 @@ adm() { printf '%s\n' "$@" | socat -t 20 - "UNIX-CONNECT:$ADM"; }
 adm_as() { local u=$1; shift; printf '%s\n' "$@" | su -s /bin/sh "$u" -c "socat -t 20 - UNIX-CONNECT:$ADM"; }
 last() { tail -n 1; }
 code() { last | cut -d' ' -f1-2; }
-# everything a write could have changed
+# everything a write could have changed; if psql fails, a value unique to the
+# call, so no before/after comparison can match
 state() {
-    sql -c "SELECT (SELECT md5(string_agg(m::text, '|' ORDER BY m.id)) FROM mailroster.mailboxes m) || ' '
+    local st
+    st=$(sql -c "SELECT (SELECT md5(string_agg(m::text, '|' ORDER BY m.id)) FROM mailroster.mailboxes m) || ' '
                 || (SELECT count(*) FROM mailroster.aliases) || ' ' || (SELECT count(*) FROM mailroster.sender_addresses) || ' '
                 || (SELECT count(*) FROM mailroster.master_users) || ' ' || (SELECT md5(string_agg(d::text, '|' ORDER BY d.id)) FROM mailroster.domains d)
-                || ' seq=' || (SELECT coalesce(max(seq), 0) FROM mailroster.change_log)"
+                || ' seq=' || (SELECT coalesce(max(seq), 0) FROM mailroster.change_log)") && [ -n "$st" ] \
+        || st="psql failed ($RANDOM$RANDOM$RANDOM)"
+    printf '%s\n' "$st"
 }
 # a well-formed hash of the admin's own making (what the CLI sends)
 HASH='{SHA512-CRYPT}$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1'
@@ -159,9 +163,11 @@ sql -c "CREATE TABLE pw_cases (verdict text, what text, hash text)" \
     -c "\\copy pw_cases FROM '$STACK_DIR/cases.tsv'" >/dev/null
 ncases=$(wc -l <"$STACK_DIR/cases.tsv")
 check "hash table: every case loaded" "$ncases" "$(sql -c "SELECT count(*) FROM pw_cases")"
-bad_sql=$(sql -c "SELECT string_agg(what, '; ') FROM pw_cases
-                   WHERE mailroster.password_hash_ok(hash) IS DISTINCT FROM (verdict = 'good')")
-check "hash table: mailroster.password_hash_ok() agrees with every verdict ($ncases cases)" "" "$bad_sql"
+# "AGREEING|DISAGREEING CASES": all of them agree, none named (a failing query is no answer)
+agree_sql=$(sql -c "SELECT count(*) FILTER (WHERE mailroster.password_hash_ok(hash) IS NOT DISTINCT FROM (verdict = 'good'))
+                   || '|' || coalesce(string_agg(what, '; ') FILTER (WHERE mailroster.password_hash_ok(hash) IS DISTINCT FROM (verdict = 'good')), '')
+                   FROM pw_cases")
+check "hash table: mailroster.password_hash_ok() agrees with every verdict ($ncases cases)" "$ncases|" "$agree_sql"
 # the daemon's C check, through the admin socket: a hash it accepts goes on to
 # the database and finds no such mailbox; one it refuses is bad-input at once
 quote() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }

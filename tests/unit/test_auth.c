@@ -131,6 +131,9 @@ START_TEST(passdb_reasons)
     /* a TAB in a reason is escaped, never a field separator */
     ck_assert_str_eq(r("1\tPASS\tcarol@example.com\timap\n"),
                      "1\tDISABLED\treason=mailbox disabled: spam\001tsent\n");
+    /* the refusal is logged once, its TAB shown as '?' (never a raw TAB) */
+    ck_assert_int_eq(notes, 1);
+    ck_assert_str_eq(last_log, "passdb carol@example.com (imap): mailbox disabled: spam?sent");
     ck_assert(strchr(last_log, '\t') == NULL);
 }
 END_TEST
