@@ -27,6 +27,7 @@
 
 #include "admproto.h"
 #include "buf.h"
+#include "dbmigrate.h"
 #include "log.h"
 #include "mem.h"
 #include "pwhash.h"
@@ -73,7 +74,10 @@ static void usage(FILE *f)
           "  --password-hash HASH  send a ready {SCHEME} hash as it is\n"
           "  --scheme SCHEME       yescrypt (default), bcrypt or sha512\n"
           "  --bcrypt-cost N       4 to 31 (default 12)\n"
-          "Without them the password is asked for on the terminal.\n",
+          "Without them the password is asked for on the terminal.\n"
+          "\n"
+          "'mailroster db migrate|status' upgrades the database's schema directly\n"
+          "(see 'mailroster db help').\n",
           f);
 }
 
@@ -896,6 +900,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
+    if (!strcmp(argv[0], "db"))
+        return db_command(argc, argv);
 
     rd.fd = -1;
     buf_init(&rd.in);

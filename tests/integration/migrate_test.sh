@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# migrate_test.sh - "mailroster db migrate" upgrades a database made by an
+# older mailroster (migrations 0001-0003 only) with its data in it: dry run,
+# upgrade, nothing lost, the result identical to a fresh schema.sql, a
+# second run changes nothing, a newer database is refused, a failing
+# migration leaves nothing behind, two hosts upgrading at once apply each
+# migration once.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+MRD=${MRD:-$TOP/mailrosterd}
+STACK_DIR=$(mktemp -d /tmp/mr-migrate.XXXXXX)
+export STACK_DIR
+STACK_PIDS=()
+. "$TOP/scripts/lib/stack.sh"
+. "$TOP/tests/integration/lib.sh"
+trap stack_cleanup EXIT
+CLI=$(dirname "$MRD")/mailroster
+SQL=$TOP/sql
+
+stack_pg_start || { notok "PostgreSQL starts"; t_summary; exit 1; }
+psqlq() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
+# the versions this tree knows, from the file names (not from the tool)
+KNOWN=$(ls "$SQL/migrations" | sed -n 's/^\([0-9]\{4\}\)_.*\.sql$/\1/p' | sort -n | tail -1 | sed 's/^0*//')
+PENDING=$(ls "$SQL/migrations" | grep -E '^[0-9]{4}_.*\.sql$' | sort | awk -F_ '$1 + 0 > 3' | tr '\n' ' ')
+migrate() { local db=$1; shift; "$CLI" db "$@" --database "host=$PGHOST port=$PGPORT dbname=$db" --sql-dir "$SQL"; }
+
+# an install of an older mailroster: migrations 0001-0003, with data
+old_db() { # NAME
+    stack_pg_createdb "$1" || return 1
+    for f in "$SQL"/migrations/000[123]_*.sql; do psqlq "$1" -f "$f" >/dev/null || return 1; done
+    psqlq "$1" <<'SQL' >/dev/null
+INSERT INTO mailroster.domains (name) VALUES ('old.example');
+INSERT INTO mailroster.mailboxes (domain_id, local_part, password)
+SELECT id, 'keep', '{SHA512-CRYPT}$6$saltsalt$' || repeat('k', 86) FROM mailroster.domains;
+INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
+SELECT id, 'info', ARRAY['keep@old.example'] FROM mailroster.domains;
+SQL
+}
+data() { psqlq "$1" -c "SELECT m.local_part || '@' || d.name || ' ' || m.password || ' ' || m.maildir || ' ' || a.local_part || '>' || array_to_string(a.destinations, ',')
+    FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id JOIN mailroster.aliases a ON a.domain_id = d.id"; }
+version() { psqlq "$1" -c "SELECT max(version) FROM mailroster.schema_version"; }
+
+old_db up || { notok "an old database"; t_summary; exit 1; }
+before=$(data up)
+check "the old database is at version 3" 3 "$(version up)"
+
+out=$(migrate up status); rc=$?
+check "status: exit 0" 0 "$rc"
+check "status names the version and what is pending" \
+    "schema version 3; this mailroster knows up to $KNOWN|$(for f in $PENDING; do printf 'pending: %s|' "$f"; done)" \
+    "$(echo "$out" | tr '\n' '|')"
+
+out=$(migrate up migrate --dry-run); rc=$?
+check "dry run: exit 0, lists each migration, changes nothing" \
+    "0|$(for f in $PENDING; do printf 'would apply: %s|' "$f"; done)schema version 3 -> $KNOWN (dry run: nothing changed)|3" \
+    "$rc|$(echo "$out" | tr '\n' '|')$(version up)"
+
+out=$(migrate up migrate); rc=$?
+check "migrate: exit 0, each migration applied, then the grants" \
+    "0|$(for f in $PENDING; do printf 'applied: %s|' "$f"; done)applied: roles.sql (grants)|schema version 3 -> $KNOWN" \
+    "$rc|$(echo "$out" | tr '\n' '|' | sed 's/|$//')"
+check "the database is at the newest version" "$KNOWN" "$(version up)"
+check "nothing of the data was lost" "$before" "$(data up)"
+check "the old mailbox's address is claimed (0004 filled claimed_addresses)" 2 \
+    "$(psqlq up -c "SELECT count(*) FROM mailroster.claimed_addresses")"
+
+# the same schema as a fresh install
+stack_pg_createdb fresh
+psqlq fresh -f "$SQL/schema.sql" >/dev/null && psqlq fresh -f "$SQL/roles.sql" >/dev/null
+# (pg_dump's \restrict lines carry a random key each run)
+dump() { pg_dump --schema-only --no-owner -h "$PGHOST" -p "$PGPORT" "$1" | grep -v -e '^--' -e '^$' -e '^\\restrict' -e '^\\unrestrict'; }
+if diff <(dump up) <(dump fresh) >"$STACK_DIR/schema.diff"; then
+    ok "the upgraded schema is identical to a fresh schema.sql"
+else
+    notok "the upgraded schema is identical to a fresh schema.sql"; head -20 "$STACK_DIR/schema.diff" | sed 's/^/#   /'
+fi
+
+out=$(migrate up migrate); rc=$?
+check "a second run changes nothing" "0|schema version $KNOWN; this mailroster knows up to $KNOWN: up to date|$KNOWN" \
+    "$rc|$out|$(version up)"
+
+# a database newer than this mailroster
+psqlq up -c "INSERT INTO mailroster.schema_version (version, description) VALUES (9999, 'from the future')"
+out=$(migrate up migrate 2>&1); rc=$?
+check "a newer database is refused (EX_CONFIG) and left alone" \
+    "78|mailroster: the database's schema is at version 9999, newer than this mailroster knows ($KNOWN): refusing to touch it; upgrade mailroster instead|9999" \
+    "$rc|$out|$(version up)"
+
+# a migration that fails half-way leaves nothing of itself
+cp -r "$SQL" "$STACK_DIR/sql"
+cat >"$STACK_DIR/sql/migrations/9990_broken.sql" <<'SQL'
+BEGIN;
+CREATE TABLE mailroster.half_done (x int);
+SELECT 1 / 0;
+INSERT INTO mailroster.schema_version (version, description) VALUES (9990, 'broken');
+COMMIT;
+SQL
+out=$("$CLI" db migrate --database "host=$PGHOST port=$PGPORT dbname=fresh" --sql-dir "$STACK_DIR/sql" 2>&1); rc=$?
+check "a failing migration: EX_DATAERR, named with PostgreSQL's reason" "65|1" \
+    "$rc|$(echo "$out" | grep -c '^mailroster: 9990_broken.sql failed, nothing of it was applied: ERROR:  division by zero')"
+check "... and nothing of it is left" "$KNOWN|" \
+    "$(version fresh)|$(psqlq fresh -c "SELECT to_regclass('mailroster.half_done')")"
+
+# two hosts upgrade at once: each migration once
+old_db race1 || notok "a second old database"
+migrate race1 migrate >"$STACK_DIR/r1.out" 2>&1 & p1=$!
+migrate race1 migrate >"$STACK_DIR/r2.out" 2>&1 & p2=$!
+wait "$p1"; rc1=$?; wait "$p2"; rc2=$?
+check "two at once: both exit 0, one applied the migrations, the other found them done" \
+    "0 0 $(echo $PENDING | wc -w)" "$rc1 $rc2 $(cat "$STACK_DIR"/r[12].out | grep -c '^applied: [0-9]')"
+check "... each version recorded once" "$(( KNOWN ))" \
+    "$(psqlq race1 -c "SELECT count(*) FROM mailroster.schema_version")"
+
+t_summary
