@@ -63,6 +63,7 @@
 \pset format unaligned
 \pset tuples_only on
 \pset pager off
+\ir _hash.sql
 \if :{?default_pass_scheme}
 \else
 \set default_pass_scheme ''
@@ -180,21 +181,8 @@ BEGIN
                  WHEN c.pw ~ '^\$1\$' THEN '{MD5-CRYPT}' || c.pw
                  WHEN c.pw <> '' AND cfg.defscheme <> '' THEN '{' || cfg.defscheme || '}' || c.pw
                END AS hash_in) hi
-          -- the schemes and forms mailroster refuses (mailroster.password_hash_problem():
-          -- plaintext, MD5 and DES crypt, anything but {CRYPT} $y$/$gy$/$2?$/$5$/$6$/$7$,
-          -- {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} and {ARGON2ID}).  A hash of an
-          -- accepted scheme that is malformed is passed on: the import names its line.
-          CROSS JOIN LATERAL (SELECT hi.hash_in,
-               CASE
-                 WHEN hi.hash_in IS NULL THEN NULL
-                 WHEN hi.hash_in ~ '^\{(PLAIN|CLEAR)' THEN 'plaintext schemes are refused'
-                 WHEN hi.hash_in ~ '^\{MD5-CRYPT\}' OR hi.hash_in ~ '^\{CRYPT\}\$1\$' THEN 'MD5 crypt is too weak'
-                 WHEN hi.hash_in ~ '^\{CRYPT\}[./0-9A-Za-z]{13}$' THEN 'DES crypt is too weak'
-                 WHEN hi.hash_in ~ '^\{CRYPT\}' AND hi.hash_in !~ '^\{CRYPT\}\$(g?y|2[aby]|[567])\$' THEN
-                      'only the $y$, $gy$, $2a$, $2b$, $2y$, $5$, $6$ and $7$ crypt forms are accepted'
-                 WHEN hi.hash_in !~ '^\{(CRYPT|BLF-CRYPT|SHA512-CRYPT|SHA256-CRYPT|ARGON2ID)\}' THEN
-                      'mailroster accepts {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT} and {ARGON2ID}'
-               END AS hash_refused) hp
+          -- the hash forms mailroster refuses: _hash.sql
+          CROSS JOIN LATERAL (SELECT hi.hash_in, pg_temp.mr_hash_refused(hi.hash_in) AS hash_refused) hp
          WHERE c.problem IS NULL AND c.rn = 1
     ),
     -- aliases ----------------------------------------------------------------
