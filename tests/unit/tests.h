@@ -17,6 +17,7 @@ Suite *policy_suite(void);
 Suite *polproto_suite(void);
 Suite *peer_suite(void);
 Suite *pqlog_suite(void);
+Suite *roster_proto_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);
