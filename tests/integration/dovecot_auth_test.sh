@@ -350,8 +350,43 @@ case $out in *"auth failed"*) ok "cache: a new account is still refused from the
 flush newbie@example.com
 out=$(auth_test newbie@example.com 'pw four')
 case $out in *"auth succeeded"*) ok "cache: after its flush the new account logs in" ;; *) notok "newbie after flush: $out" ;; esac
+
+# --- ... and mailrosterd flushing it itself (dovecot_auth_master_socket) -------------
+# No doveadm flush from here on: every change must be seen within 1 s.
+echo "dovecot_auth_master_socket = $STACK_DIR/dovecot/run/auth-master" >>"$CONF"
+kill -HUP "$MR_PID"
+wait_for "grep -c 'reloaded $CONF' '$LOG'" 1 5 || notok "mailrosterd reloads its configuration"
+# seen_within_1s USER PASSWORD succeeded|failed
+seen_within_1s() { wait_for "auth_test '$1' '$2' | grep -o 'auth $3'" "auth $3" 1; }
+out=$(auth_test Alice@Example.COM 'pw new')
+case $out in *"auth succeeded"*) ok "auto flush: alice logs in (cached now)" ;; *) notok "auto flush, first: $out" ;; esac
+printf 'pw three\n' | cli user passwd alice@example.com --password-stdin >/dev/null
+if seen_within_1s Alice@Example.COM 'pw three' succeeded; then
+    ok "auto flush: a password change is honoured within 1 s, cache on"
+else
+    notok "auto flush: a password change is honoured within 1 s, cache on"
+fi
+check "auto flush: ... and the old password is refused" "auth failed" \
+    "$(auth_test Alice@Example.COM 'pw new' | grep -o 'auth failed')"
+out=$(auth_test newbie@example.com 'pw four')
+case $out in *"auth succeeded"*) ok "auto flush: newbie logs in (cached now)" ;; *) notok "auto flush, newbie: $out" ;; esac
+cli user disable newbie@example.com >/dev/null
+if seen_within_1s newbie@example.com 'pw four' failed; then
+    ok "auto flush: a disabled account is refused within 1 s, cache on"
+else
+    notok "auto flush: a disabled account is refused within 1 s, cache on"
+fi
+out=$(auth_test fresh@example.com 'pw five')
+case $out in *"auth failed"*) ok "auto flush: fresh is unknown (negatively cached)" ;; *) notok "auto flush, fresh before: $out" ;; esac
+printf 'pw five\n' | cli user add fresh@example.com --password-stdin >/dev/null
+if seen_within_1s fresh@example.com 'pw five' succeeded; then
+    ok "auto flush: a new account logs in within 1 s, negative cache on"
+else
+    notok "auto flush: a new account logs in within 1 s, negative cache on"
+fi
+
 mr_stop
-out=$(auth_test alice@example.com 'pw new')
+out=$(auth_test alice@example.com 'pw three')
 case $out in *"auth succeeded"*) ok "cache: mailrosterd down, a cached login still works" ;; *) notok "cached while down: $out" ;; esac
 mr_start "$CONF" "$LOG" || notok "mailrosterd restarts"
 
