@@ -88,10 +88,10 @@ struct srv_conn {
     struct buf out;             /* answers the socket has not taken */
     size_t out_off;             /* ... of which this much is sent */
     struct buf *cur;            /* where answers go while the handler runs */
-    time_t last_active;         /* a request arrived or the client read */
-    time_t req_start;           /* first byte of an incomplete request, 0 = none */
+    int64_t last_active;        /* ms (mono_ms): a request arrived or the client read */
+    int64_t req_start;          /* ms: first byte of an incomplete request, 0 = none */
     size_t scanned;             /* octets at the start of in known to hold no newline */
-    time_t linger_start;
+    int64_t linger_start;       /* ms */
     srv_stream_fn stream;
     void *stream_arg;
     void (*stream_free)(void *);
@@ -112,6 +112,16 @@ static struct buf scratch;
 
 static void conn_process(struct conn *c, const char *data, size_t len);
 static void conn_update_events(struct conn *c);
+
+/* Milliseconds of a clock that never jumps: timeouts are kept to the
+ * millisecond and checked by the sweep once a second, so a connection is
+ * closed between its timeout and a second later, never before. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* --- peers ---------------------------------------------------------------- */
 
@@ -244,7 +254,7 @@ static size_t pending(const struct conn *c) { return c->out.len - c->out_off; }
 static void conn_linger(struct conn *c)
 {
     c->state = CS_LINGER;
-    c->linger_start = time(NULL);
+    c->linger_start = mono_ms();
     shutdown(c->fd, SHUT_WR);
     conn_update_events(c);
 }
@@ -257,7 +267,7 @@ static int conn_flush(struct conn *c)
         ssize_t n = write(c->fd, c->out.data + c->out_off, pending(c));
         if (n > 0) {
             c->out_off += (size_t)n;
-            c->last_active = time(NULL);
+            c->last_active = mono_ms();
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -407,7 +417,7 @@ static void conn_process(struct conn *c, const char *data, size_t len)
                 break;
             off += (size_t)n;
             c->req_start = 0;
-            c->last_active = time(NULL);
+            c->last_active = mono_ms();
         }
         /* stopped by a streamed answer or the high-water mark, not by
          * an incomplete request: go on once there is room again */
@@ -429,7 +439,7 @@ static void conn_process(struct conn *c, const char *data, size_t len)
         }
         c->scanned = no_nl;
         if (c->in.len > 0 && c->req_start == 0)
-            c->req_start = time(NULL);
+            c->req_start = mono_ms();
         if (c->cur == &scratch && scratch.len && conn_send_scratch(c) < 0)
             break;
         c->cur = NULL;
@@ -479,7 +489,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         conn_settle(c);
         return;
     }
-    c->last_active = time(NULL);
+    c->last_active = mono_ms();
     if (c->in.len == 0) {
         conn_process(c, rbuf, (size_t)n);
     } else {
@@ -520,7 +530,7 @@ void srv_conn_suspend(struct conn *c)
 void srv_conn_reply(struct conn *c, const char *data, size_t len)
 {
     c->suspended = 0;
-    c->last_active = time(NULL);
+    c->last_active = mono_ms();
     if (c->busy) {
         /* answered from inside the handler: after the answers before it */
         if (len)
@@ -579,7 +589,7 @@ int srv_total_connections(void) { return total_conns; }
 
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
-    time_t now = time(NULL);
+    int64_t now = mono_ms();
     struct conn *c, *next;
     (void)fd;
     (void)what;
@@ -589,15 +599,14 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
         const struct srv_conf *cf = &c->srv->conf;
         next = c->next;
         if (c->state == CS_LINGER) {
-            if (now - c->linger_start >= LINGER_SECONDS)
+            if (now - c->linger_start >= LINGER_SECONDS * 1000)
                 conn_free(c);
             continue;
         }
         if (c->suspended)
             continue; /* a long write (a large import) is not an idle client */
-        /* the deadline runs only while we wait for the client's bytes;
-         * times are whole seconds, so ">" never closes one early */
-        if (c->req_start && c->reading && now - c->req_start > cf->request_timeout) {
+        /* the deadline runs only while we wait for the client's bytes */
+        if (c->req_start && c->reading && now - c->req_start >= (int64_t)cf->request_timeout * 1000) {
             char peer[INET6_ADDRSTRLEN + 16];
             peer_text(c->peer->key, peer, sizeof(peer));
             c->srv->stats.request_timeouts++;
@@ -606,7 +615,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
             conn_free(c);
             continue;
         }
-        if (now - c->last_active > cf->idle_timeout) {
+        if (now - c->last_active >= (int64_t)cf->idle_timeout * 1000) {
             msg_debug("%s: closing %s connection", c->srv->name,
                       pending(c) ? "a connection that does not read its answers" : "idle");
             c->srv->stats.idle_closed++;
@@ -665,7 +674,7 @@ static int conn_new(struct srv *s, int fd, const struct sockaddr *sa)
         c->cred = cred;
     c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
     c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
-    c->last_active = time(NULL);
+    c->last_active = mono_ms();
     buf_init(&c->in);
     buf_init(&c->out);
     c->next = all_conns;
