@@ -86,6 +86,13 @@ cli user add 'jürgen@example.com' --password-hash "$H6" >/dev/null 2>&1 && UTF8
 HM=$(doveadm pw -s BLF-CRYPT -r 5 -p 'master pw')
 cli master add webmail "password=$HM" domains=example.com >/dev/null
 cli user add quinn@example.com quota_messages=1 --password-hash "$H6" >/dev/null
+# the other schemes mailroster stores, hashed by Dovecot itself; and an
+# account without a password (receives mail, cannot log in)
+H5=$(doveadm pw -s SHA256-CRYPT -p 'sha256 pw')
+HA=$(doveadm pw -s ARGON2ID -p 'argon pw' 2>/dev/null)
+cli user add sam@example.com --password-hash "$H5" >/dev/null
+[ -n "$HA" ] && cli user add ada@example.com --password-hash "$HA" >/dev/null
+cli user add nopw@example.com >/dev/null
 check "accounts provisioned" "alice@example.com" "$(sql -c "SELECT local_part || '@example.com' FROM mailroster.mailboxes WHERE local_part = 'alice'")"
 
 # --- Dovecot with the shipped auth-roster.conf.ext ------------------------------------------
@@ -135,6 +142,19 @@ out=$(auth_test bob@example.com 'pw two')
 case $out in *"auth succeeded"*) ok "right password (bcrypt)" ;; *) notok "bcrypt: $out" ;; esac
 out=$(auth_test eve@example.com 'eve pw')
 case $out in *"auth succeeded"*) ok "right password (SHA512-CRYPT)" ;; *) notok "sha512: $out" ;; esac
+out=$(auth_test sam@example.com 'sha256 pw')
+case $out in *"auth succeeded"*) ok "right password (SHA256-CRYPT)" ;; *) notok "sha256: $out" ;; esac
+if [ -n "$HA" ]; then
+    out=$(auth_test ada@example.com 'argon pw')
+    case $out in *"auth succeeded"*) ok "right password (ARGON2ID)" ;; *) notok "argon2id: $out" ;; esac
+else
+    notok "right password (ARGON2ID): this Dovecot cannot make an ARGON2ID hash"
+fi
+m=$(mark)
+out=$(auth_test nopw@example.com 'anything')
+case $out in *"auth failed"*) ok "an account without a password cannot log in" ;; *) notok "no password: $out" ;; esac
+case $out in *temp*) notok "no password is not a temporary failure: $out" ;; *) ok "no password is not a temporary failure" ;; esac
+check "no password: the reason in Dovecot's log" "1" "$(log_since "$m" | grep -c 'nopw@example.com.*no password')"
 out=$(auth_test alice@example.com 'wrong')
 case $out in *"auth failed"*) ok "wrong password fails" ;; *) notok "wrong password: $out" ;; esac
 case $out in *temp*) notok "wrong password is not temporary: $out" ;; *) ok "wrong password is not a temporary failure" ;; esac
@@ -229,7 +249,7 @@ check "userdb: unknown user exits EX_NOUSER" "67" "$?"
 timeout 20 doveadm -c "$DC" user carol@example.com >/dev/null 2>&1
 check "userdb: disabled mailbox is unknown" "67" "$?"
 check "iterate: doveadm user '*' (enabled mailboxes of enabled domains)" \
-    "alice@example.com bob@example.com eve@example.com $( [ "$UTF8_OK" = yes ] && printf 'jürgen@example.com ')kim@foreign.example leser@xn--bcher-kva.example o'hara@example.com quinn@example.com" \
+    "$( [ -n "$HA" ] && printf 'ada@example.com ')alice@example.com bob@example.com eve@example.com $( [ "$UTF8_OK" = yes ] && printf 'jürgen@example.com ')kim@foreign.example leser@xn--bcher-kva.example nopw@example.com o'hara@example.com quinn@example.com sam@example.com" \
     "$(timeout 20 doveadm -c "$DC" user '*' 2>&1 | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"
 
 # --- IMAP login reading a message delivered over LMTP ---------------------------------------
