@@ -87,6 +87,24 @@ static int ignorable(uint32_t c)
            c == 0x1bca2 || c == 0x1bca3;
 }
 
+int addr_unicode(const char *addr, struct buf *out)
+{
+    const char *at = strrchr(addr, '@');
+    char *u = NULL;
+
+    buf_reset(out);
+    if (at == NULL || strstr(at + 1, "xn--") == NULL)
+        return -1;
+    if (idn2_to_unicode_8z8z(at + 1, &u, 0) != IDN2_OK) {
+        free(u);
+        return -1;
+    }
+    buf_add(out, addr, (size_t)(at - addr) + 1);
+    buf_adds(out, u);
+    free(u);
+    return 0;
+}
+
 int addr_domain_canon(const char *in, size_t len, struct buf *out)
 {
     int ascii = 1;

@@ -31,6 +31,10 @@ const char *addr_strerror(int err);
 
 /* Canonical domain into out (reset first). */
 int addr_domain_canon(const char *in, size_t len, struct buf *out);
+/* "local@U-label" of a canonical address whose domain has A-labels
+ * ("xn--"), into out (reset first): the form a client may have typed.
+ * -1 when the domain has none, or libidn2 cannot decode it. */
+int addr_unicode(const char *addr, struct buf *out);
 /* Canonical "local@domain" or "@domain" into out (reset first); *at gets the
  * offset of '@' in out. Lenient on the local part (lookup keys). */
 int addr_canon(const char *in, size_t len, struct buf *out, size_t *at);

@@ -25,6 +25,7 @@
 
 #include <event2/event.h>
 
+#include "addr.h"
 #include "adm_db.h"
 #include "admin.h"
 #include "auth.h"
@@ -584,6 +585,17 @@ static void startup_timer_cb(evutil_socket_t fd, short what, void *arg)
  * negative cache still calls unknown). A domain or master user change can
  * touch any account: everything goes. Called before the change applies,
  * while the old record is still there. */
+static void forget_user(const char *address)
+{
+    struct buf u;
+    dcache_user(address);
+    /* Dovecot caches the name as typed: a U-label domain too */
+    buf_init(&u);
+    if (addr_unicode(address, &u) == 0)
+        dcache_user(u.data);
+    buf_free(&u);
+}
+
 static void forget_cached(const struct dir_change *c)
 {
     if (c->kind == DIR_DOMAIN || c->kind == DIR_MASTER) {
@@ -592,9 +604,9 @@ static void forget_cached(const struct dir_change *c)
         const struct dir_mailbox *old = dir_mailbox_by_id(app.dir, c->id);
         const struct dir_mailbox *new = c->rec;
         if (old)
-            dcache_user(old->address);
+            forget_user(old->address);
         if (new && (old == NULL || strcmp(old->address, new->address) != 0))
-            dcache_user(new->address);
+            forget_user(new->address);
     }
 }
 

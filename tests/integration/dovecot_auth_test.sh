@@ -396,6 +396,16 @@ if seen_within_1s newbie@example.com 'pw four' failed; then
 else
     notok "auto flush: a disabled account is refused within 1 s, cache on"
 fi
+out=$(auth_test 'leser@bücher.example' 'eve pw')
+case $out in *"auth succeeded"*) ok "auto flush: leser logs in with the U-label domain (cached under it)" ;; *) notok "auto flush, leser: $out" ;; esac
+printf 'leser new\n' | cli user passwd 'leser@bücher.example' --password-stdin >/dev/null
+# (a cached password that does not match makes Dovecot ask again, so the
+# sign of a flush is the old password stopping to work)
+if seen_within_1s 'leser@bücher.example' 'eve pw' failed; then
+    ok "auto flush: a password change is seen within 1 s by a login typed with the U-label"
+else
+    notok "auto flush: a password change is seen within 1 s by a login typed with the U-label"
+fi
 out=$(auth_test fresh@example.com 'pw five')
 case $out in *"auth failed"*) ok "auto flush: fresh is unknown (negatively cached)" ;; *) notok "auto flush, fresh before: $out" ;; esac
 printf 'pw five\n' | cli user add fresh@example.com --password-stdin >/dev/null

@@ -103,6 +103,22 @@ START_TEST(addr_canonical)
 }
 END_TEST
 
+/* the U-label form of a canonical address, for Dovecot's cache flush */
+START_TEST(addr_unicode_form)
+{
+    struct buf b;
+    buf_init(&b);
+    ck_assert_int_eq(addr_unicode("leser@xn--bcher-kva.example", &b), 0);
+    ck_assert_str_eq(b.data, "leser@b\xc3\xbc" "cher.example");
+    ck_assert_int_eq(addr_unicode("o'hara@sub.xn--mnchen-3ya.de", &b), 0);
+    ck_assert_str_eq(b.data, "o'hara@sub.m\xc3\xbc" "nchen.de");
+    ck_assert_int_eq(addr_unicode("alice@example.com", &b), -1);   /* nothing to decode */
+    ck_assert_int_eq(addr_unicode("no-at-sign", &b), -1);
+    ck_assert_int_eq(addr_unicode("x@xn--", &b), -1);              /* not a valid A-label */
+    buf_free(&b);
+}
+END_TEST
+
 START_TEST(addr_lengths)
 {
     struct buf b;
@@ -159,6 +175,7 @@ Suite *codec_suite(void)
     tcase_add_test(tc, netstring_format);
     tcase_add_test(tc, addr_canonical);
     tcase_add_test(tc, addr_lengths);
+    tcase_add_test(tc, addr_unicode_form);
     tcase_add_test(tc, addr_local_rules);
     suite_add_tcase(s, tc);
     return s;
