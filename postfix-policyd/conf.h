@@ -26,6 +26,10 @@ struct mr_conf {
     char *admin_allow_domain;   /* "user:domain" / "@group:domain" pairs */
     char *policy_listen;        /* list of unix:PATH / inet:HOST:PORT for check_policy_service */
     int policy_socket_mode;
+    int policy_rate_limits;     /* admit END-OF-MESSAGE through mailroster.send_admit */
+    int policy_db_timeout;      /* s an admission may take before the action below */
+    char *policy_db_unavailable_action; /* "defer" or "dunno" */
+    int policy_db_connections;  /* admission threads, one connection each */
     char *auth_socket;          /* unix socket path of the auth endpoint, "" = none */
     int auth_socket_mode;
     char *auth_allow;           /* users, @groups or ids that may ask it (hashes!) */

@@ -3,9 +3,10 @@
  *
  * Threads: the event loop (this file, srv.c and the protocol handlers; the
  * only one that touches the live directory), the database thread (db.c),
- * and a short-lived snapshot writer. While the writer reads the directory,
- * the loop keeps answering lookups but holds changes back, so the
- * directory never changes under the writer. */
+ * the policy service's admission threads (pol_db.c: rate limits, answers
+ * posted back through the wake pipe), and a short-lived snapshot writer.
+ * While the writer reads the directory, the loop keeps answering lookups
+ * but holds changes back, so the directory never changes under the writer. */
 #include "config.h"
 
 #include <errno.h>
@@ -38,6 +39,7 @@
 #include "mem.h"
 #include "proto.h"
 #include "peer.h"
+#include "pol_db.h"
 #include "policy.h"
 #include "snap.h"
 #include "srv.h"
@@ -58,6 +60,9 @@ static struct app {
     struct lk_stats stats;
     struct auth_stats auth_stats;
     struct pol_stats pol_stats;
+    struct pol_full *pol_full;  /* accounts known full (rate limits); NULL = off */
+    struct pol_job *phead, *ptail; /* admissions answered by the policy database threads */
+    int pol_defer_when_down;    /* policy_db_unavailable_action = defer */
     struct auth_defaults auth_defaults;
     struct peer_list auth_peers;
     struct srv_conf srv_conf;   /* every listener's limits */
@@ -178,11 +183,93 @@ static void pol_conn_free(void *p)
     free(p);
 }
 
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* An admission's answer (from a database thread, or the loop's own timer):
+ * on the loop. */
+static void pol_answer(struct pol_job *j)
+{
+    char action[700];
+    struct buf out;
+    enum pol_decision d;
+
+    if (j->res.verdict == PV_TIMEOUT)
+        app.pol_stats.db_timeouts++;
+    else if (j->res.verdict == PV_UNAVAILABLE)
+        app.pol_stats.db_errors++;
+    else if (j->res.verdict == PV_OK)
+        app.pol_stats.admitted++;
+    d = pol_admit_answer(&j->req, &j->res, app.pol_defer_when_down, app.pol_full, wall_now(),
+                         action, sizeof(action));
+    app.pol_stats.decisions[d]++;
+    if (d != POL_DUNNO || j->res.verdict != PV_OK)
+        msg_info("policy: admission login=%s recipients=%d queue_id=%s: %s%s%s", j->req.login,
+                 j->req.recipients, j->req.queue_id, pol_decision_name(d),
+                 j->err[0] ? ": " : "", j->err);
+    buf_init(&out);
+    pol_reply(&out, action);
+    j->answered = 1;
+    srv_conn_reply(j->conn, out.data, out.len);
+    buf_free(&out);
+}
+
+static void pol_job_free(struct pol_job *j)
+{
+    if (j->timer)
+        event_free(j->timer);
+    free(j);
+}
+
+/* policy_db_timeout passed: answer now; the job comes back later */
+static void pol_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pol_job *j = arg;
+    (void)fd;
+    (void)what;
+    if (j->answered)
+        return;
+    j->res.verdict = PV_TIMEOUT;
+    snprintf(j->err, sizeof(j->err), "no answer from the database within policy_db_timeout");
+    msg_warn("policy: admission login=%s: no answer from the database within %d s",
+             j->req.login, app.conf.policy_db_timeout);
+    pol_answer(j);
+}
+
+/* from a database thread */
+static void post_pol(struct pol_job *j)
+{
+    pthread_mutex_lock(&app.qlock);
+    if (app.ptail)
+        app.ptail->next = j;
+    else
+        app.phead = j;
+    app.ptail = j;
+    pthread_mutex_unlock(&app.qlock);
+    wake_loop();
+}
+
+/* on the loop: a database thread is done with j */
+static void pol_job_done(struct pol_job *j)
+{
+    if (!j->answered) {
+        if (j->timer)
+            event_del(j->timer);
+        pol_answer(j);
+    }
+    pol_job_free(j);
+}
+
 /* Each connection has its own parser state: a request that arrives in
  * pieces is parsed on from where the last piece ended. */
 static ssize_t pol_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
     struct pol_req *req = srv_conn_data(c);
+    struct pol_admit admit;
     (void)arg;
     if (req == NULL) {
         req = xmalloc(sizeof(*req));
@@ -190,8 +277,23 @@ static ssize_t pol_handler(void *arg, struct srv_conn *c, const char *in, size_t
         srv_conn_set_data(c, req, pol_conn_free);
     }
     struct pol_env env = { app.dir, app.conf.recipient_delimiter, &app.pol_stats, req,
-                           pol_log, NULL };
-    return pol_request(&env, in, len, out);
+                           pol_log, NULL, app.pol_full, app.pol_full ? &admit : NULL, wall_now() };
+    ssize_t used = pol_request(&env, in, len, out);
+    if (used > 0 && app.pol_full && admit.pending) {
+        /* END-OF-MESSAGE: PostgreSQL decides, on a database thread; this
+         * connection waits, every other one is answered meanwhile */
+        struct pol_job *j = xcalloc(1, sizeof(*j));
+        struct timeval tv = { app.conf.policy_db_timeout, 0 };
+        j->req = admit;
+        j->conn = c;
+        j->deadline = pol_db_now() + app.conf.policy_db_timeout;
+        j->timer = evtimer_new(app.base, pol_timeout_cb, j);
+        evtimer_add(j->timer, &tv);
+        app.pol_stats.admissions++;
+        srv_conn_suspend(c);
+        pol_db_submit(j);
+    }
+    return used;
 }
 
 /* --- the auth endpoint (Dovecot's roster driver) ------------------------- */
@@ -702,6 +804,20 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
             break;
         adm_job_done(j);
     }
+    for (;;) {
+        pthread_mutex_lock(&app.qlock);
+        struct pol_job *pj = app.phead;
+        if (pj) {
+            app.phead = pj->next;
+            if (app.phead == NULL)
+                app.ptail = NULL;
+            pj->next = NULL;
+        }
+        pthread_mutex_unlock(&app.qlock);
+        if (pj == NULL)
+            break;
+        pol_job_done(pj);
+    }
     struct snap_read_job *rj = (struct snap_read_job *)atomic_exchange(&app.snap_read_job, 0);
     if (rj)
         snapshot_read_done(rj);
@@ -770,6 +886,15 @@ static void reload_conf(void)
     app.conf.max_connections = nc.max_connections;
     app.conf.idle_timeout = nc.idle_timeout;
     app.conf.debug = nc.debug;
+    if (strcmp(nc.policy_db_unavailable_action, "defer") != 0 &&
+        strcmp(nc.policy_db_unavailable_action, "dunno") != 0) {
+        msg_warn("reload: policy_db_unavailable_action must be defer or dunno; keeping %s",
+                 app.conf.policy_db_unavailable_action);
+    } else {
+        free(app.conf.policy_db_unavailable_action);
+        app.conf.policy_db_unavailable_action = xstrdup(nc.policy_db_unavailable_action);
+        app.pol_defer_when_down = !strcmp(nc.policy_db_unavailable_action, "defer");
+    }
     if (nc.mail_base[0] != '/') {
         msg_warn("reload: mail_base must be an absolute path; keeping %s", app.conf.mail_base);
     } else {
@@ -907,6 +1032,9 @@ int main(int argc, char **argv)
         msg_fatal("%s", err.data);
     if (app.conf.mail_base[0] != '/')
         msg_fatal("%s: mail_base must be an absolute path", app.conf_path);
+    if (strcmp(app.conf.policy_db_unavailable_action, "defer") != 0 &&
+        strcmp(app.conf.policy_db_unavailable_action, "dunno") != 0)
+        msg_fatal("%s: policy_db_unavailable_action must be defer or dunno", app.conf_path);
     if (check_only) {
         printf("%s: ok\n", app.conf_path);
         return 0;
@@ -940,6 +1068,13 @@ int main(int argc, char **argv)
     adm_set_access(app.conf.admin_allow_admin, app.conf.admin_allow_readonly, app.conf.admin_allow_domain);
     if (*app.conf.admin_database)
         adm_db_start(app.conf.admin_database, post_job);
+    app.pol_defer_when_down = !strcmp(app.conf.policy_db_unavailable_action, "defer");
+    if (*app.conf.policy_listen && app.conf.policy_rate_limits) {
+        /* rate limits: END-OF-MESSAGE admissions on threads of their own */
+        app.pol_full = pol_full_new();
+        pol_db_start(app.conf.database, app.conf.policy_db_connections,
+                     app.conf.policy_db_timeout * 1000, post_pol);
+    }
     open_listeners();
     raise_fd_limit();
     dcache_init(app.base, app.conf.dovecot_auth_master_socket);

@@ -3,16 +3,22 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "addr.h"
+#include "htab.h"
 #include "log.h"
 #include "lookup.h"
+#include "mem.h"
 #include "policy.h"
 
 static const char *decision_names[POL_NDECISIONS] = {
     "dunno", "reject_unknown_login", "reject_disabled", "reject_may_not_send",
     "reject_sender_not_owned", "reject_recipient_unavailable", "defer_not_loaded",
+    "defer_rate_limit", "reject_too_many_recipients", "defer_db_unavailable",
+    "dunno_db_unavailable",
 };
 
 const char *pol_decision_name(enum pol_decision d)
@@ -62,8 +68,10 @@ static int owns(const char *owners, size_t len, const char *login)
     return 0;
 }
 
+/* canon_out (POL_LOGIN_MAX): the canonical login when it is a mailbox here
+ * (a mailbox address is at most 254 octets: the schema refuses longer) */
 static enum pol_decision outbound(const struct pol_env *env, const char *login, const char *sender,
-                                  char *action, size_t asize)
+                                  char *action, size_t asize, char *canon_out)
 {
     struct buf canon, owners;
     size_t at;
@@ -98,6 +106,8 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
     if (d != POL_DUNNO)
         say(env, 0, "outbound login=%s sender=<%s>: %s", m ? canon.data : shown, sender ? sender : "",
             decision_names[d]);
+    else
+        snprintf(canon_out, POL_LOGIN_MAX, "%s", canon.len < POL_LOGIN_MAX ? canon.data : "");
     buf_free(&canon);
     buf_free(&owners);
     return d;
@@ -131,6 +141,40 @@ static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, ch
     return d;
 }
 
+/* After the in-memory checks passed for a login: RCPT refuses an account
+ * known to be full; END-OF-MESSAGE hands the admission out
+ * (POL_NDECISIONS: nothing to answer now). */
+static enum pol_decision rate_limit(const struct pol_env *env, const char *state, const char *canon,
+                                    char *action, size_t asize)
+{
+    if (!strcmp(state, "RCPT")) {
+        if (env->full && pol_full_get(env->full, canon, env->now, 1, action, asize)) {
+            say(env, 0, "outbound login=%s: known to be at its sending limit: defer_rate_limit", canon);
+            return POL_DEFER_RATE_LIMIT;
+        }
+        return POL_DUNNO;
+    }
+    if (strcmp(state, "END-OF-MESSAGE") != 0 || env->admit == NULL)
+        return POL_DUNNO;
+    /* recipient_count: the whole message at once (recipient= is empty when
+     * there are several) */
+    const char *rc = pol_get(env->req, "recipient_count");
+    char *end = NULL;
+    long n = rc && *rc ? strtol(rc, &end, 10) : -1;
+    if (end == NULL || *end || n < 0 || n > 1000000) {
+        if (env->stats)
+            env->stats->incomplete++;
+        say(env, 1, "END-OF-MESSAGE request for %s without a valid recipient_count: DUNNO", canon);
+        return POL_DUNNO;
+    }
+    const char *qid = pol_get(env->req, "queue_id");
+    env->admit->pending = 1;
+    snprintf(env->admit->login, sizeof(env->admit->login), "%s", canon);
+    env->admit->recipients = (int)n;
+    clean(env->admit->queue_id, sizeof(env->admit->queue_id), qid ? qid : "");
+    return POL_NDECISIONS;
+}
+
 ssize_t pol_request(const struct pol_env *env, const char *in, size_t len, struct buf *out)
 {
     size_t used = 0;
@@ -138,6 +182,8 @@ ssize_t pol_request(const struct pol_env *env, const char *in, size_t len, struc
     char action[700];
     enum pol_decision d = POL_DUNNO;
 
+    if (env->admit)
+        env->admit->pending = 0;
     switch (pol_parse(env->req, in, len, &used, &why)) {
     case POL_NEED_MORE:
         return 0;
@@ -167,7 +213,12 @@ ssize_t pol_request(const struct pol_env *env, const char *in, size_t len, struc
         snprintf(action, sizeof(action), "DEFER_IF_PERMIT 4.3.0 mail directory not loaded yet");
         d = POL_DEFER_NOT_LOADED;
     } else if (login && *login) {
-        d = outbound(env, login, sender, action, sizeof(action));
+        char canon[POL_LOGIN_MAX] = "";
+        d = outbound(env, login, sender, action, sizeof(action), canon);
+        if (d == POL_DUNNO && *canon)
+            d = rate_limit(env, state, canon, action, sizeof(action));
+        if (d == POL_NDECISIONS)
+            return (ssize_t)used; /* handed out: the caller answers */
     } else if (!strcmp(state, "RCPT") && rcpt && *rcpt) {
         d = inbound(env, rcpt, action, sizeof(action));
     }
@@ -175,4 +226,182 @@ ssize_t pol_request(const struct pol_env *env, const char *in, size_t len, struc
         env->stats->decisions[d]++;
     pol_reply(out, action);
     return (ssize_t)used;
+}
+
+/* --- rate limits: answers of the database, and what RCPT remembers ------- */
+
+struct full_rec {
+    double until;
+    double trusted_until;       /* RCPT refuses on it until then */
+    char *what;                 /* "3 messages per 1h" */
+    size_t len;
+    char login[];               /* the key */
+};
+
+struct pol_full {
+    struct htab h;
+};
+
+static const void *full_key(const void *rec, size_t *len)
+{
+    const struct full_rec *r = rec;
+    *len = r->len;
+    return r->login;
+}
+
+struct pol_full *pol_full_new(void)
+{
+    struct pol_full *f = xcalloc(1, sizeof(*f));
+    htab_init(&f->h, full_key);
+    return f;
+}
+
+static void full_rec_free(struct full_rec *r)
+{
+    if (r) {
+        free(r->what);
+        free(r);
+    }
+}
+
+void pol_full_free(struct pol_full *f)
+{
+    struct full_rec *r;
+    if (f == NULL)
+        return;
+    for (size_t i = 0; (r = htab_next(&f->h, &i)) != NULL;)
+        full_rec_free(r);
+    htab_free(&f->h);
+    free(f);
+}
+
+size_t pol_full_count(const struct pol_full *f) { return f ? f->h.count : 0; }
+
+/* Forget every expired entry (a full table only: bounded work per call). */
+static void full_expire(struct pol_full *f, double now)
+{
+    struct full_rec *r;
+    size_t i = 0;
+    while ((r = htab_next(&f->h, &i)) != NULL) {
+        if (r->until <= now) {
+            htab_del(&f->h, r->login, r->len);
+            full_rec_free(r);
+            i = 0;  /* backward-shift deletion moved slots: look again */
+        }
+    }
+}
+
+void pol_full_set(struct pol_full *f, const char *login, double until, double now, const char *what)
+{
+    size_t len = strlen(login);
+    if (f == NULL)
+        return;
+    if (what == NULL || until <= now) {
+        full_rec_free(htab_del(&f->h, login, len));
+        return;
+    }
+    if (f->h.count >= POL_FULL_MAX && htab_get(&f->h, login, len) == NULL) {
+        full_expire(f, now);
+        if (f->h.count >= POL_FULL_MAX)
+            return; /* END-OF-MESSAGE still decides */
+    }
+    struct full_rec *r = xmalloc(sizeof(*r) + len + 1);
+    r->until = until;
+    r->trusted_until = now + POL_FULL_TRUST < until ? now + POL_FULL_TRUST : until;
+    r->what = xstrdup(what);
+    r->len = len;
+    memcpy(r->login, login, len + 1);
+    full_rec_free(htab_put(&f->h, r));
+}
+
+void pol_fmt_window(long s, char *dst, size_t size)
+{
+    if (s > 0 && s % 86400 == 0)
+        snprintf(dst, size, "%ldd", s / 86400);
+    else if (s > 0 && s % 3600 == 0)
+        snprintf(dst, size, "%ldh", s / 3600);
+    else if (s > 0 && s % 60 == 0)
+        snprintf(dst, size, "%ldm", s / 60);
+    else
+        snprintf(dst, size, "%lds", s);
+}
+
+/* "450 4.7.1 ..." for an account over a limit, free in `in` seconds */
+static void over_limit_text(char *action, size_t asize, const char *login, const char *what,
+                            double now, double in)
+{
+    char shown[POL_LOGIN_MAX], at[32] = "";
+    double u = now + (in > 0 ? in : 0);
+    long secs = in <= 0 ? 0 : (long)in + ((double)(long)in < in);   /* rounded up */
+    time_t t = (time_t)u + ((double)(time_t)u < u);                  /* the same */
+    struct tm tm;
+    clean(shown, sizeof(shown), login);
+    if (gmtime_r(&t, &tm))
+        strftime(at, sizeof(at), "%H:%M:%S UTC", &tm);
+    snprintf(action, asize, "450 4.7.1 Sending limit reached for <%s>: %s; try again in %ld s (at %s)",
+             shown, what, secs, at);
+}
+
+int pol_full_get(struct pol_full *f, const char *login, double now, int fresh, char *action, size_t asize)
+{
+    size_t len = strlen(login);
+    struct full_rec *r = f ? htab_get(&f->h, login, len) : NULL;
+    if (r == NULL)
+        return 0;
+    if (r->until <= now) {
+        htab_del(&f->h, login, len);
+        full_rec_free(r);
+        return 0;
+    }
+    if (fresh && r->trusted_until <= now)
+        return 0;
+    over_limit_text(action, asize, login, r->what, now, r->until - now);
+    return 1;
+}
+
+enum pol_decision pol_admit_answer(const struct pol_admit *a, const struct pol_admit_result *r,
+                                   int defer_when_down, struct pol_full *full, double now,
+                                   char *action, size_t asize)
+{
+    char win[32], what[96], shown[POL_LOGIN_MAX];
+
+    pol_fmt_window(r->window, win, sizeof(win));
+    snprintf(what, sizeof(what), "%ld %s per %s", r->limit, r->kind[0] ? r->kind : "messages", win);
+    clean(shown, sizeof(shown), a->login);
+    switch (r->verdict) {
+    case PV_OK:
+        snprintf(action, asize, "DUNNO");
+        /* full after this one? then RCPT refuses the next one at once */
+        pol_full_set(full, a->login, r->full_in >= 0 ? now + r->full_in : now, now,
+                     r->full_in >= 0 ? what : NULL);
+        return POL_DUNNO;
+    case PV_DEFER:
+        over_limit_text(action, asize, a->login, what, now, r->free_in);
+        if (r->full_in >= 0)
+            pol_full_set(full, a->login, now + r->full_in, now, what);
+        return POL_DEFER_RATE_LIMIT;
+    case PV_TOOBIG:
+        /* can never fit: a deferral would only make the client retry for days */
+        snprintf(action, asize, "554 5.5.3 Message has %d recipients; <%s> may send to at most %s",
+                 a->recipients, shown, what);
+        return POL_REJECT_TOO_MANY_RCPTS;
+    case PV_UNKNOWN:
+        /* the directory in memory knows the login, the database does not
+         * (yet, or any more): the next change-log catch-up settles it */
+        snprintf(action, asize, "DUNNO");
+        return POL_DUNNO;
+    case PV_UNAVAILABLE:
+    case PV_TIMEOUT:
+        break;
+    }
+    if (defer_when_down) {
+        snprintf(action, asize, "451 4.3.0 Sending limits cannot be checked right now; try again later");
+        return POL_DEFER_DB_UNAVAILABLE;
+    }
+    /* dunno: the message goes out uncounted, unless this daemon already
+     * knows the account to be full */
+    if (pol_full_get(full, a->login, now, 0, action, asize))
+        return POL_DEFER_RATE_LIMIT;
+    snprintf(action, asize, "DUNNO");
+    return POL_DUNNO_DB_UNAVAILABLE;
 }

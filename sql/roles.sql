@@ -17,7 +17,10 @@
 --
 -- mailroster_reader        the daemon's lookup connection: reads the
 --                          directory, change_log and usage tables, LISTENs,
---                          and keeps send_counters.
+--                          and admits outbound messages through
+--                          mailroster.send_admit() (SECURITY DEFINER, the
+--                          only writer of send_counters; the reader itself
+--                          may only read it).
 -- mailroster_admin         the admin path: the reader's rights plus writes to
 --                          the directory tables and appends to audit_log.
 --                          No DDL.
@@ -87,7 +90,12 @@ GRANT SELECT ON
     mailroster.change_log, mailroster.schema_version,
     mailroster.quota_usage, mailroster.last_login
 TO mailroster_reader;
-GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.send_counters
+-- Rate limits (migration 0005): the reader reads the limits and the log and
+-- writes the log only through send_admit(), which locks the mailbox row and
+-- keeps the log exact; it cannot erase its own counters.
+GRANT SELECT ON mailroster.send_counters, mailroster.send_limits
+TO mailroster_reader;
+GRANT EXECUTE ON FUNCTION mailroster.send_admit(text, int, text, int)
 TO mailroster_reader;
 
 -- mailroster_admin: the reader's rights ...
@@ -98,6 +106,10 @@ GRANT SELECT ON
     mailroster.quota_usage, mailroster.last_login
 TO mailroster_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.send_counters
+TO mailroster_admin;
+-- send_limits is policy, not directory: the admin role sets it (no change
+-- log: the daemon does not cache it, send_admit reads it each time).
+GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.send_limits
 TO mailroster_admin;
 -- ... plus directory writes and the audit trail.
 GRANT INSERT, UPDATE, DELETE ON
@@ -113,7 +125,8 @@ GRANT SELECT ON mailroster.settings TO mailroster_reader, mailroster_admin;
 GRANT USAGE ON SEQUENCE
     mailroster.domains_id_seq, mailroster.mailboxes_id_seq,
     mailroster.aliases_id_seq, mailroster.sender_addresses_id_seq,
-    mailroster.master_users_id_seq, mailroster.audit_log_id_seq
+    mailroster.master_users_id_seq, mailroster.audit_log_id_seq,
+    mailroster.send_limits_id_seq
 TO mailroster_admin;
 
 -- mailroster_dovecot_dict

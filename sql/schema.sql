@@ -19,3 +19,4 @@
 \ir migrations/0002_import_export.sql
 \ir migrations/0003_last_login_unix.sql
 \ir migrations/0004_trust_boundaries.sql
+\ir migrations/0005_rate_limits.sql

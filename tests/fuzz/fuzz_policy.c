@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const char *s = (const char *)data + 3;
     size_t len = size - 3, split = ((size_t)data[1] << 8 | data[2]) % (len + 1);
-    struct pol_env env = { (data[0] & 0x80) ? NULL : D, "+-", &stats, &req, nolog, NULL };
+    struct pol_env env = { (data[0] & 0x80) ? NULL : D, "+-", &stats, &req, nolog, NULL, NULL, NULL, 0 };
     memset(&stats, 0, sizeof(stats));
     buf_init(&one);
     buf_init(&two);

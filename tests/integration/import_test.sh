@@ -184,7 +184,8 @@ newdb mr_ispmail || { notok "schema and roles load"; t_summary; exit 1; }
 pg postgres -c "CREATE ROLE mradm LOGIN IN ROLE mailroster_admin" \
     -c "CREATE ROLE mrread LOGIN IN ROLE mailroster_reader"
 ok "schema.sql (with 0002) and roles.sql load"
-check "schema_version has every migration" "1,2,3,4" "$(val mr_ispmail "SELECT string_agg(version::text, ',' ORDER BY version) FROM mailroster.schema_version")"
+check "schema_version has every migration" \
+    "$(ls "$TOP/sql/migrations" | sed -n 's/^0*\([0-9][0-9]*\)_.*\.sql$/\1/p' | sort -n | paste -sd,)" "$(val mr_ispmail "SELECT string_agg(version::text, ',' ORDER BY version) FROM mailroster.schema_version")"
 
 # ---------------------------------------------------------------- ISP-mail
 stack_pg_createdb src_ispmail && pg src_ispmail -f "$FIX/ispmail/source.sql" >/dev/null

@@ -735,12 +735,12 @@ check_privs() {
     if [ "$got" = "$want" ]; then ok "$name"; else not_ok "$name"; { echo "want: $want"; echo "got:  $got"; } | diag; fi
 }
 check_privs "reader: exactly the specified table privileges" "$(privs mailroster_reader)" \
-    "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:rawd sender_addresses:r settings:r"
-check_privs "reader: no sequence privileges; EXECUTE on export_jsonl only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl"
+    "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:r send_limits:r sender_addresses:r settings:r"
+check_privs "reader: no sequence privileges; EXECUTE on export_jsonl and send_admit only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl send_admit"
 check_privs "admin: exactly the specified table privileges" "$(privs mailroster_admin)" \
-    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd sender_addresses:rawd settings:r"
+    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd send_limits:rawd sender_addresses:rawd settings:r"
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
-    "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq sender_addresses_id_seq"
+    "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq send_limits_id_seq sender_addresses_id_seq"
 check_privs "admin: EXECUTE on validators, the lock key, export and import only" "$(funcs mailroster_admin)" \
     "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under"
 check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
@@ -764,11 +764,36 @@ expect_fail "reader cannot UPDATE domains" "UPDATE mailroster.domains SET enable
 expect_fail "reader cannot DELETE aliases" "DELETE FROM mailroster.aliases" "permission denied" $R
 expect_fail "reader cannot SELECT audit_log" "SELECT * FROM mailroster.audit_log" "permission denied" $R
 expect_fail "reader cannot write quota_usage" "INSERT INTO mailroster.quota_usage (username) VALUES ('x')" "permission denied" $R
-expect_ok   "reader can write send_counters" \
-    "INSERT INTO mailroster.send_counters (username, window_start, messages, recipients) VALUES ('bob@example.org', '2024-01-01', 1, 3)
-       ON CONFLICT (username, window_start) DO UPDATE SET messages = send_counters.messages + 1;
-     UPDATE mailroster.send_counters SET recipients = recipients + 1;
-     DELETE FROM mailroster.send_counters WHERE window_start < '2023-01-01'" $R
+# 0005: the reader writes the rate-limit log only through send_admit()
+expect_fail "reader cannot INSERT into send_counters directly" \
+    "INSERT INTO mailroster.send_counters (username, window_start, messages, recipients) VALUES ('bob@example.org', '2024-01-01', 1, 3)" \
+    "permission denied" $R
+expect_fail "reader cannot DELETE its counters" "DELETE FROM mailroster.send_counters" "permission denied" $R
+expect_fail "reader cannot change limits" \
+    "INSERT INTO mailroster.send_limits (scope, window_seconds, messages) VALUES ('global', 60, 1)" "permission denied" $R
+expect_eq   "send_admit is SECURITY DEFINER with a pinned search_path" \
+    "SELECT prosecdef || ' ' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'mailroster.send_admit(text, int, text, int)'::regprocedure" \
+    "true search_path=mailroster, pg_temp"
+q -c "INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages, recipients)
+      SELECT 'mailbox', m.id, 3600, 2, 5 FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+       WHERE m.local_part = 'bob' AND d.name = 'example.org'"
+expect_eq   "reader: send_admit admits 1 of 2 messages (3 recipients)" \
+    "SELECT verdict || ' ' || coalesce(full_in::text, '-') FROM mailroster.send_admit('bob@example.org', 3)" "ok -" $R
+expect_eq   "reader: send_admit refuses 3 recipients more than 5 allow" \
+    "SELECT verdict || ' ' || limit_kind || ' ' || limit_value || ' ' || window_seconds FROM mailroster.send_admit('bob@example.org', 3)" \
+    "defer recipients 5 3600" $R
+expect_eq   "reader: send_admit admits 2 recipients, then the account is full" \
+    "SELECT verdict || ' ' || (full_in > 3590) FROM mailroster.send_admit('bob@example.org', 2)" "ok true" $R
+expect_eq   "reader: send_admit defers the 3rd message by the message limit" \
+    "SELECT verdict || ' ' || limit_kind || ' ' || used || ' ' || (free_in BETWEEN 3590 AND 3600) FROM mailroster.send_admit('bob@example.org', 1)" \
+    "defer messages 2 true" $R
+expect_eq   "reader: more recipients than a window allows is 'toobig'" \
+    "SELECT verdict FROM mailroster.send_admit('bob@example.org', 6)" "toobig" $R
+expect_eq   "reader: an unknown login is 'unknown', nothing logged" \
+    "SELECT verdict FROM mailroster.send_admit('nobody@example.org', 1)" "unknown" $R
+expect_eq   "send_admit logged 2 rows, 5 recipients" \
+    "SELECT count(*) || '|' || sum(recipients) FROM mailroster.send_counters WHERE username = 'bob@example.org'" "2|5" $R
+q -c "DELETE FROM mailroster.send_counters; DELETE FROM mailroster.send_limits"
 expect_ok   "reader can LISTEN" "LISTEN mailroster_changes" $R
 expect_fail "reader cannot create tables in the schema" "CREATE TABLE mailroster.x (i int)" "permission denied" $R
 

@@ -47,7 +47,7 @@ static const char *ask_dir(const struct dir *d, const char *attrs)
     static struct buf out;
     static char action[800];
     char in[4096];
-    struct pol_env env = { d, "+", &stats, &req, logit, NULL };
+    struct pol_env env = { d, "+", &stats, &req, logit, NULL, NULL, NULL, 0 };
     int n = snprintf(in, sizeof(in), "request=smtpd_access_policy\n%s\n", attrs);
     buf_reset(&out);
     ssize_t used = pol_request(&env, in, (size_t)n, &out);
@@ -115,7 +115,7 @@ END_TEST
 START_TEST(incomplete_and_not_loaded)
 {
     struct buf out;
-    struct pol_env env = { D, "+", &stats, &req, logit, NULL };
+    struct pol_env env = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0 };
     buf_init(&out);
     /* a request without what the checks need: DUNNO and a log line */
     const char *in = "sasl_username=bob@example.com\n\n";
@@ -134,7 +134,7 @@ END_TEST
 START_TEST(stream)
 {
     struct buf out;
-    struct pol_env env = { D, "+", &stats, &req, logit, NULL };
+    struct pol_env env = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0 };
     const char *two = "request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=carol@example.com\n\n"
                       "request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=alice@example.com\n\n";
     size_t len = strlen(two), pos = 0;
@@ -159,6 +159,180 @@ START_TEST(stream)
 }
 END_TEST
 
+/* --- rate limits: the pure parts ------------------------------------------- */
+
+START_TEST(window_names)
+{
+    char w[32];
+    pol_fmt_window(3600, w, sizeof(w));
+    ck_assert_str_eq(w, "1h");
+    pol_fmt_window(86400, w, sizeof(w));
+    ck_assert_str_eq(w, "1d");
+    pol_fmt_window(120, w, sizeof(w));
+    ck_assert_str_eq(w, "2m");
+    pol_fmt_window(90, w, sizeof(w));
+    ck_assert_str_eq(w, "90s");
+    pol_fmt_window(5400, w, sizeof(w));
+    ck_assert_str_eq(w, "90m");
+}
+END_TEST
+
+START_TEST(full_table)
+{
+    char action[400];
+    struct pol_full *f = pol_full_new();
+    /* 1000000000 = 2001-09-09 01:46:40 UTC */
+    pol_full_set(f, "alice@example.com", 1000000100.0, 1000000000.0, "3 messages per 1h");
+    ck_assert_int_eq(pol_full_get(f, "alice@example.com", 1000000000.0, 1, action, sizeof(action)), 1);
+    ck_assert_str_eq(action, "450 4.7.1 Sending limit reached for <alice@example.com>: 3 messages per 1h; "
+                             "try again in 100 s (at 01:48:20 UTC)");
+    /* rounded up: 99.5 s left is "100 s" */
+    ck_assert_int_eq(pol_full_get(f, "alice@example.com", 1000000000.5, 1, action, sizeof(action)), 1);
+    ck_assert_str_eq(action, "450 4.7.1 Sending limit reached for <alice@example.com>: 3 messages per 1h; "
+                             "try again in 100 s (at 01:48:20 UTC)");
+    ck_assert_int_eq(pol_full_get(f, "bob@example.com", 1000000000.0, 1, action, sizeof(action)), 0);
+    /* expired: forgotten */
+    ck_assert_int_eq(pol_full_get(f, "alice@example.com", 1000000100.0, 1, action, sizeof(action)), 0);
+    ck_assert_uint_eq(pol_full_count(f), 0);
+    /* replaced, then forgotten by an "until" in the past */
+    pol_full_set(f, "bob@example.com", 50.0, 10.0, "1 messages per 1m");
+    pol_full_set(f, "bob@example.com", 70.0, 10.0, "2 messages per 1m");
+    ck_assert_uint_eq(pol_full_count(f), 1);
+    ck_assert_int_eq(pol_full_get(f, "bob@example.com", 10.0, 1, action, sizeof(action)), 1);
+    ck_assert(strstr(action, "2 messages per 1m; try again in 60 s") != NULL);
+    pol_full_set(f, "bob@example.com", 5.0, 10.0, "x");
+    ck_assert_uint_eq(pol_full_count(f), 0);
+    /* RCPT trusts an entry POL_FULL_TRUST s; the fallback until it expires */
+    pol_full_set(f, "carol@example.com", 1000.0, 10.0, "1 messages per 1h");
+    ck_assert_int_eq(pol_full_get(f, "carol@example.com", 10.0 + POL_FULL_TRUST - 1, 1, action, sizeof(action)), 1);
+    ck_assert_int_eq(pol_full_get(f, "carol@example.com", 10.0 + POL_FULL_TRUST, 1, action, sizeof(action)), 0);
+    ck_assert_int_eq(pol_full_get(f, "carol@example.com", 10.0 + POL_FULL_TRUST, 0, action, sizeof(action)), 1);
+    ck_assert(strstr(action, "try again in 930 s") != NULL);
+    pol_full_set(f, "carol@example.com", 0, 10.0, NULL);
+    ck_assert_uint_eq(pol_full_count(f), 0);
+    /* bounded: at POL_FULL_MAX expired entries go first, then new ones are not kept */
+    char login[64];
+    for (int i = 0; i < POL_FULL_MAX; i++) {
+        snprintf(login, sizeof(login), "u%d@example.com", i);
+        pol_full_set(f, login, i < 10 ? 20.0 : 1000.0, 10.0, "1 messages per 1h");
+    }
+    ck_assert_uint_eq(pol_full_count(f), POL_FULL_MAX);
+    pol_full_set(f, "late@example.com", 1000.0, 30.0, "1 messages per 1h");
+    ck_assert_uint_eq(pol_full_count(f), POL_FULL_MAX - 10 + 1);
+    for (int i = 0; i < 20; i++) {
+        snprintf(login, sizeof(login), "more%d@example.com", i);
+        pol_full_set(f, login, 1000.0, 30.0, "1 messages per 1h");
+    }
+    ck_assert_uint_eq(pol_full_count(f), POL_FULL_MAX);
+    ck_assert_int_eq(pol_full_get(f, "late@example.com", 30.0, 1, action, sizeof(action)), 1);
+    pol_full_free(f);
+}
+END_TEST
+
+START_TEST(admit_answers)
+{
+    char action[600];
+    struct pol_full *f = pol_full_new();
+    struct pol_admit a = { 1, "alice@example.com", 16, "QID" };
+    struct pol_admit_result r = { PV_OK, "", 0, 0, 0, -1, -1 };
+    double now = 1000000000.0;
+
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DUNNO);
+    ck_assert_str_eq(action, "DUNNO");
+    ck_assert_uint_eq(pol_full_count(f), 0);
+    /* admitted, and full now: remembered for RCPT */
+    r = (struct pol_admit_result){ PV_OK, "messages", 3, 3600, 3, -1, 3599.2 };
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DUNNO);
+    ck_assert_int_eq(pol_full_get(f, "alice@example.com", now, 1, action, sizeof(action)), 1);
+    ck_assert_str_eq(action, "450 4.7.1 Sending limit reached for <alice@example.com>: 3 messages per 1h; "
+                             "try again in 3600 s (at 02:46:40 UTC)");
+    /* over the recipient limit */
+    r = (struct pol_admit_result){ PV_DEFER, "recipients", 100, 86400, 90, 42.0, 10.0 };
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DEFER_RATE_LIMIT);
+    ck_assert_str_eq(action, "450 4.7.1 Sending limit reached for <alice@example.com>: 100 recipients per 1d; "
+                             "try again in 42 s (at 01:47:22 UTC)");
+    /* never fits */
+    r = (struct pol_admit_result){ PV_TOOBIG, "recipients", 10, 3600, 16, -1, -1 };
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_REJECT_TOO_MANY_RCPTS);
+    ck_assert_str_eq(action, "554 5.5.3 Message has 16 recipients; <alice@example.com> may send to at most "
+                             "10 recipients per 1h");
+    /* the database did not answer: the configured action */
+    r = (struct pol_admit_result){ PV_TIMEOUT, "", 0, 0, 0, -1, -1 };
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DEFER_DB_UNAVAILABLE);
+    ck_assert_str_eq(action, "451 4.3.0 Sending limits cannot be checked right now; try again later");
+    r.verdict = PV_UNAVAILABLE;
+    struct pol_admit b = { 1, "bob@example.com", 1, "" };
+    ck_assert_int_eq(pol_admit_answer(&b, &r, 0, f, now, action, sizeof(action)), POL_DUNNO_DB_UNAVAILABLE);
+    ck_assert_str_eq(action, "DUNNO");
+    /* ... but dunno still defers an account this daemon knows to be full */
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 0, f, now, action, sizeof(action)), POL_DEFER_RATE_LIMIT);
+    ck_assert(!strncmp(action, "450 4.7.1 Sending limit reached for <alice@example.com>", 55));
+    /* admitted and not full: forgotten */
+    r = (struct pol_admit_result){ PV_OK, "", 0, 0, 0, -1, -1 };
+    pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action));
+    ck_assert_uint_eq(pol_full_count(f), 0);
+    /* unknown to the database: not refused */
+    r.verdict = PV_UNKNOWN;
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DUNNO);
+    pol_full_free(f);
+}
+END_TEST
+
+/* pol_request with rate limits on: END-OF-MESSAGE is handed out, RCPT
+ * refuses a known-full account, the in-memory checks still come first */
+START_TEST(admission_handed_out)
+{
+    struct buf out;
+    struct pol_admit admit;
+    struct pol_full *f = pol_full_new();
+    struct pol_env env = { D, "+", &stats, &req, logit, NULL, f, &admit, 1000000000.0 };
+    const char *eom = "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=Alice@Example.COM\n"
+                      "sender=alice@example.com\nrecipient=\nrecipient_count=16\nqueue_id=4Q2x\n\n";
+    buf_init(&out);
+    ck_assert_int_eq(pol_request(&env, eom, strlen(eom), &out), (ssize_t)strlen(eom));
+    ck_assert_uint_eq(out.len, 0);
+    ck_assert_int_eq(admit.pending, 1);
+    ck_assert_str_eq(admit.login, "alice@example.com");
+    ck_assert_int_eq(admit.recipients, 16);
+    ck_assert_str_eq(admit.queue_id, "4Q2x");
+    ck_assert_uint_eq(stats.requests, 1);
+    /* the sender check comes first: answered at once */
+    const char *bad = "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=bob@example.com\n"
+                      "sender=alice@example.com\nrecipient_count=1\n\n";
+    ck_assert_int_eq(pol_request(&env, bad, strlen(bad), &out), (ssize_t)strlen(bad));
+    ck_assert_int_eq(admit.pending, 0);
+    ck_assert(!strncmp(out.data, "action=553 5.7.1", 16));
+    /* no valid recipient_count: DUNNO, counted as incomplete, logged */
+    buf_reset(&out);
+    const char *norc = "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=alice@example.com\n"
+                       "sender=alice@example.com\nrecipient_count=x\n\n";
+    ck_assert_int_eq(pol_request(&env, norc, strlen(norc), &out), (ssize_t)strlen(norc));
+    ck_assert_int_eq(admit.pending, 0);
+    ck_assert_str_eq(out.data, "action=DUNNO\n\n");
+    ck_assert_uint_eq(stats.incomplete, 1);
+    /* RCPT: DUNNO until the account is known full, then 450 without asking */
+    buf_reset(&out);
+    const char *rcpt = "request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=alice@example.com\n"
+                       "sender=alice@example.com\nrecipient=x@remote.example\n\n";
+    ck_assert_int_eq(pol_request(&env, rcpt, strlen(rcpt), &out), (ssize_t)strlen(rcpt));
+    ck_assert_str_eq(out.data, "action=DUNNO\n\n");
+    pol_full_set(f, "alice@example.com", 1000000060.0, 1000000000.0, "3 messages per 1h");
+    buf_reset(&out);
+    ck_assert_int_eq(pol_request(&env, rcpt, strlen(rcpt), &out), (ssize_t)strlen(rcpt));
+    ck_assert_str_eq(out.data, "action=450 4.7.1 Sending limit reached for <alice@example.com>: 3 messages per 1h; "
+                               "try again in 60 s (at 01:47:40 UTC)\n\n");
+    ck_assert_int_eq(admit.pending, 0);
+    ck_assert_uint_eq(stats.decisions[POL_DEFER_RATE_LIMIT], 1);
+    /* without rate limits (env->admit NULL): END-OF-MESSAGE is DUNNO at once */
+    struct pol_env off = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0 };
+    buf_reset(&out);
+    ck_assert_int_eq(pol_request(&off, eom, strlen(eom), &out), (ssize_t)strlen(eom));
+    ck_assert_str_eq(out.data, "action=DUNNO\n\n");
+    buf_free(&out);
+    pol_full_free(f);
+}
+END_TEST
+
 Suite *policy_suite(void)
 {
     Suite *s = suite_create("policy");
@@ -168,6 +342,10 @@ Suite *policy_suite(void)
     tcase_add_test(tc, inbound);
     tcase_add_test(tc, incomplete_and_not_loaded);
     tcase_add_test(tc, stream);
+    tcase_add_test(tc, window_names);
+    tcase_add_test(tc, full_table);
+    tcase_add_test(tc, admit_answers);
+    tcase_add_test(tc, admission_handed_out);
     suite_add_tcase(s, tc);
     return s;
 }

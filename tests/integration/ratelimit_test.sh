@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# ratelimit_test.sh - outbound rate limits (issue 12), decided in PostgreSQL
+# by mailroster.send_admit at END-OF-MESSAGE, through a real private Postfix
+# with Dovecot SASL (set up as policy_test.sh does), plus the raw policy
+# protocol for what Postfix cannot drive precisely: window edges, two
+# daemons on one database hammered concurrently, a slow database.
+#
+# Postfix uses the per-check form of conf.d/postfix (timeout=10s,
+# default_action=DUNNO). The expected replies are written here from
+# mailrosterd(8) RATE LIMITS and mailroster.conf(5); Postfix puts "<rcpt>: Recipient address rejected: " (RCPT)
+# or "<END-OF-MESSAGE>: End-of-data rejected: " in front.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+MRD=${MRD:-$TOP/mailrosterd}
+STACK_DIR=$(mktemp -d /tmp/mr-ratelimit.XXXXXX)
+export STACK_DIR
+STACK_PIDS=()
+. "$TOP/scripts/lib/stack.sh"
+. "$TOP/scripts/lib/mrstack.sh"
+. "$TOP/tests/integration/lib.sh"
+trap stack_cleanup EXIT
+
+POL_PORT=$(stack_free_port)
+MRS_CONF_EXTRA="policy_listen = inet:127.0.0.1:$POL_PORT
+policy_db_timeout = 2s
+policy_db_unavailable_action = defer"
+MRS_DOVECOT_EXTRA="service auth {
+  unix_listener auth-postfix {
+    mode = 0666
+  }
+}"
+mrs_db && mrs_daemon || { notok "database and mailrosterd start"; t_summary; exit 1; }
+MRD_PID=${STACK_PIDS[-1]}
+mrs_mail "recipient_delimiter = +
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $STACK_DIR/dovecot/run/auth-postfix
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_policy_service_try_limit = 1
+message_size_limit = 100000
+smtpd_recipient_restrictions = check_policy_service { inet:127.0.0.1:$POL_PORT, timeout=10s, default_action=DUNNO },
+    check_recipient_access inline:{ refused@example.test=REJECT }
+smtpd_end_of_data_restrictions = check_policy_service { inet:127.0.0.1:$POL_PORT, timeout=10s, default_action=DUNNO }" \
+    || { notok "Dovecot and Postfix start"; t_summary; exit 1; }
+
+# Limits: the domain's window is 1 h; alice 3 messages, bob 10 messages and
+# 100 recipients, erin 5 messages (two-daemon race), frank and grace 100
+# messages; dave has a send_limits row of his own (2 messages per 3 s).
+mrs_cli domain add example.test send_limit_window=1h >/dev/null
+for u in alice bob dave erin frank grace hank; do
+    echo "pw-$u" | mrs_cli user add "$u@example.test" --password-stdin --scheme sha512 >/dev/null || notok "user add $u"
+done
+mrs_cli user set alice@example.test send_limit_messages=3 >/dev/null
+mrs_cli user set bob@example.test send_limit_messages=10 send_limit_recipients=100 >/dev/null
+mrs_cli user set erin@example.test send_limit_messages=5 >/dev/null
+mrs_cli user set frank@example.test send_limit_messages=100 >/dev/null
+mrs_cli user set grace@example.test send_limit_messages=100 >/dev/null
+mrs_cli user set hank@example.test send_limit_messages=100 >/dev/null
+sql -c "INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages)
+        SELECT 'mailbox', m.id, 3, 2 FROM mailroster.mailboxes m WHERE m.local_part = 'dave'"
+for u in alice bob dave erin frank grace hank; do mrs_dovecot_user "$u@example.test" || notok "Dovecot user $u"; done
+
+# send FROM LOGIN TO...: 250 when queued, else the first refusal (code and text)
+send() {
+    local from=$1 login=$2 out to
+    shift 2
+    to=$(IFS=,; echo "$*")
+    out=$(swaks --server "127.0.0.1:$STACK_SMTP_PORT" --from "$from" --to "$to" \
+        --auth PLAIN --auth-user "$login" --auth-password "pw-${login%@*}" \
+        --h-Subject "rate test" --body "test" --timeout 30 2>&1)
+    if echo "$out" | grep -q "queued as"; then echo 250; return; fi
+    echo "$out" | grep -E '^<\** +[45][0-9]{2} ' | grep -v 'Authentication' | head -1 | sed -E 's/^<\** +//'
+}
+# rows LOGIN: "messages|recipients" in the log, read by SQL
+rows() { sql -c "SELECT count(*) || '|' || coalesce(sum(recipients), 0) FROM mailroster.send_counters WHERE username = '$1'"; }
+# strip the variable end "; try again in N s (at HH:MM:SS UTC)"
+stem() { sed -E 's/; try again in [0-9]+ s \(at [0-9]{2}:[0-9]{2}:[0-9]{2} UTC\)$/; try again in N s (at T)/'; }
+
+# --- N per window: N accepted, N+1 deferred ----------------------------------------------
+check "alice: message 1 of 3" 250 "$(send alice@example.test alice@example.test bob@example.test)"
+check "alice: message 2 of 3" 250 "$(send alice@example.test alice@example.test bob@example.test)"
+check "alice: message 3 of 3" 250 "$(send alice@example.test alice@example.test bob@example.test)"
+check "alice: 3 log rows" "3|3" "$(rows alice@example.test)"
+# the third admission left the account full: RCPT refuses the fourth at once
+check "alice: message 4 deferred at RCPT (known full)" \
+    "450 4.7.1 <bob@example.test>: Recipient address rejected: Sending limit reached for <alice@example.test>: 3 messages per 1h; try again in N s (at T)" \
+    "$(send alice@example.test alice@example.test bob@example.test | stem)"
+check "alice: still 3 log rows" "3|3" "$(rows alice@example.test)"
+out=$(send alice@example.test alice@example.test bob@example.test)
+secs=$(echo "$out" | sed -nE 's/.*try again in ([0-9]+) s.*/\1/p')
+if [ -n "$secs" ] && [ "$secs" -gt 3500 ] && [ "$secs" -le 3600 ]; then ok "alice: frees up in about an hour ($secs s)"; else notok "alice: frees up in about an hour: $out"; fi
+
+# --- one message, 16 recipients: 1 message and 16 recipients --------------------------------
+to16=(); for i in $(seq 1 16); do to16+=("alice+r$i@example.test"); done
+check "bob: one message to 16 recipients" 250 "$(send bob@example.test bob@example.test "${to16[@]}")"
+check "bob: counted 1 message, 16 recipients" "1|16" "$(rows bob@example.test)"
+# --- 200 recipients under a 100-recipient limit: refused, counters unchanged ----------------
+to200=(); for i in $(seq 1 200); do to200+=("alice+s$i@example.test"); done
+check "bob: 200 recipients refused at END-OF-MESSAGE" \
+    "554 5.5.3 <END-OF-MESSAGE>: End-of-data rejected: Message has 200 recipients; <bob@example.test> may send to at most 100 recipients per 1h" \
+    "$(send bob@example.test bob@example.test "${to200[@]}")"
+check "bob: counters unchanged" "1|16" "$(rows bob@example.test)"
+check "bob: may still send" 250 "$(send bob@example.test bob@example.test alice@example.test)"
+check "bob: 2 messages, 17 recipients" "2|17" "$(rows bob@example.test)"
+
+# --- what a later restriction or the size limit refuses is not counted -------------------------------
+# smtplib goes on after a refused RCPT (swaks would stop)
+out=$(python3 - "$STACK_SMTP_PORT" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+s.login("hank@example.test", "pw-hank")
+refused = s.sendmail("hank@example.test", ["alice+h1@example.test", "refused@example.test", "alice+h2@example.test"],
+                     "Subject: partly refused\r\n\r\ntest\r\n")
+print(" ".join("%s:%d" % (k, v[0]) for k, v in sorted(refused.items())))
+s.quit()
+PY
+)
+check "hank: a recipient refused by a later restriction" "refused@example.test:554" "$out"
+check "hank: counted 1 message, 2 recipients (not 3)" "1|2" "$(rows hank@example.test)"
+# 120000 octets: over message_size_limit, under the 128 KiB limit of one
+# argument; Postfix 3.7 (cleanup) answers "552 5.3.4 Error: message file too big"
+big=$(head -c 120000 /dev/zero | tr '\0' x | fold -w 76)
+swaks --server "127.0.0.1:$STACK_SMTP_PORT" --from hank@example.test --to alice@example.test \
+    --auth PLAIN --auth-user hank@example.test --auth-password pw-hank --body "$big" --timeout 30 >"$STACK_DIR/big.out" 2>&1
+out=$(grep -E '^<\** +[45][0-9]{2} ' "$STACK_DIR/big.out" | grep -v Authentication | head -1 | sed -E 's/^<\** +//')
+check "hank: a message over message_size_limit is refused" "552 5.3.4 Error: message file too big" "$out"
+[ "$out" = "552 5.3.4 Error: message file too big" ] || grep -v '^ *[-~>]> *x*$' "$STACK_DIR/big.out" | tail -n 15 | sed 's/^/# /'
+check "hank: ... and not counted" "1|2" "$(rows hank@example.test)"
+
+# --- the raw protocol: END-OF-MESSAGE with an empty recipient= ---------------------------------
+# eom HOST:PORT LOGIN RCPT_COUNT [N_CONNECTIONS]: N concurrent connections,
+# one END-OF-MESSAGE request each; prints each answer on a line
+cat >"$STACK_DIR/eom.py" <<'PY'
+import socket, sys, threading
+addrs = sys.argv[1].split(",")
+login, n, conns = sys.argv[2], sys.argv[3], int(sys.argv[4])
+req = ("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nprotocol_name=ESMTP\n"
+       "client_address=127.0.0.1\nsender=%s\nrecipient=\nrecipient_count=%s\nqueue_id=TEST%%d\n"
+       "size=300\nsasl_method=PLAIN\nsasl_username=%s\n\n" % (login, n, login))
+answers = [None] * conns
+socks = []
+for i in range(conns):
+    host, port = addrs[i % len(addrs)].rsplit(":", 1)
+    socks.append(socket.create_connection((host, int(port)), timeout=20))
+go = threading.Barrier(conns)
+def one(i):
+    s = socks[i]
+    go.wait()
+    s.sendall((req % i).encode())
+    got = b""
+    while not got.endswith(b"\n\n"):
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    answers[i] = got.decode().strip()
+ts = [threading.Thread(target=one, args=(i,)) for i in range(conns)]
+for t in ts: t.start()
+for t in ts: t.join()
+for a in answers: print(a)
+PY
+eom() { python3 "$STACK_DIR/eom.py" "$1" "$2" "$3" "${4:-1}"; }
+check "raw END-OF-MESSAGE, empty recipient=, recipient_count=2: admitted" "action=DUNNO" \
+    "$(eom "127.0.0.1:$POL_PORT" frank@example.test 2)"
+check "frank: 1 message, 2 recipients" "1|2" "$(rows frank@example.test)"
+check "raw END-OF-MESSAGE for alice (full): deferred by the database" \
+    "action=450 4.7.1 Sending limit reached for <alice@example.test>: 3 messages per 1h; try again in N s (at T)" \
+    "$(eom "127.0.0.1:$POL_PORT" alice@example.test 1 | stem)"
+
+# --- precedence mailbox > domain > global, several windows, unlimited ----------------------------------
+mrs_cli domain add prec.test send_limit_messages=2 send_limit_window=1h >/dev/null
+mrs_cli domain add glob.test >/dev/null
+for u in p1 p2 p3 p5; do mrs_cli user add "$u@prec.test" >/dev/null || notok "user add $u"; done
+mrs_cli user add p4@glob.test >/dev/null || notok "user add p4"
+mrs_cli user set p2@prec.test send_limit_messages=3 >/dev/null
+mrs_cli user set p3@prec.test send_limit_messages=0 send_limit_recipients=0 >/dev/null
+sql -c "INSERT INTO mailroster.send_limits (scope, window_seconds, messages) VALUES ('global', 3600, 1)"
+sql -c "INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages)
+        SELECT 'mailbox', m.id, w, n FROM mailroster.mailboxes m, (VALUES (10, 1), (3600, 5)) v(w, n)
+         WHERE m.local_part = 'p5'"
+# seq LOGIN N: N admissions one after the other: "ok" or "450:<limit>" each
+seq_answers() {
+    local i a r=""
+    for i in $(seq 1 "$2"); do
+        a=$(eom "127.0.0.1:$POL_PORT" "$1" 1)
+        case $a in
+            action=DUNNO) r="$r ok" ;;
+            "action=450 4.7.1 Sending limit reached for <$1>: "*) a=${a#*>: }; r="$r 450:${a%%;*}" ;;
+            *) r="$r ?($a)" ;;
+        esac
+    done
+    echo "${r# }"
+}
+check "precedence: the domain's limit (2/1h)" "ok ok 450:2 messages per 1h" "$(seq_answers p1@prec.test 3)"
+check "precedence: the mailbox's own value (3/1h) over the domain's" "ok ok ok 450:3 messages per 1h" "$(seq_answers p2@prec.test 4)"
+check "precedence: explicitly unlimited (0/0) hides domain and global" "ok ok ok ok ok" "$(seq_answers p3@prec.test 5)"
+check "precedence: unlimited sends are not logged" "0|0" "$(rows p3@prec.test)"
+check "precedence: a domain without limits: the global row (1/1h)" "ok 450:1 messages per 1h" "$(seq_answers p4@glob.test 2)"
+check "several windows: the shorter one defers first (1/10s, 5/1h)" "ok 450:1 messages per 10s" "$(seq_answers p5@prec.test 2)"
+sql -c "DELETE FROM mailroster.send_limits WHERE scope = 'global'"
+
+# --- window edge: 2 per 3 s, hammered for 7.5 s: never 3 within 3 s ----------------------------
+cat >"$STACK_DIR/edge.py" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=10)
+req = ("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsender=dave@example.test\n"
+       "recipient=\nrecipient_count=1\nsasl_username=dave@example.test\n\n").encode()
+ok = deferred = other = 0
+end = time.monotonic() + 7.5
+while time.monotonic() < end:
+    s.sendall(req)
+    got = b""
+    while not got.endswith(b"\n\n"):
+        got += s.recv(4096)
+    a = got.decode().strip()
+    if a == "action=DUNNO": ok += 1
+    elif a.startswith("action=450 4.7.1 Sending limit reached for <dave@example.test>: 2 messages per 3s"): deferred += 1
+    else:
+        other += 1; print("unexpected:", a, file=sys.stderr)
+    time.sleep(0.01)
+print(ok, deferred, other)
+PY
+read -r e_ok e_def e_other < <(python3 "$STACK_DIR/edge.py" "127.0.0.1:$POL_PORT")
+# every interval (t - 3 s, t] ending at a log row holds at most 2 rows
+worst=$(sql -c "SELECT max((SELECT count(*) FROM mailroster.send_counters c2
+                             WHERE c2.username = c.username AND c2.window_start > c.window_start - interval '3 s'
+                               AND c2.window_start <= c.window_start))
+                  FROM mailroster.send_counters c WHERE c.username = 'dave@example.test'")
+check "window edge: at most 2 admissions in any 3 s (log rows)" 2 "$worst"
+# rows older than the longest window are pruned by send_admit: only the last 3 s stay
+if [ "${e_ok:-0}" -ge 5 ] && [ "${e_ok:-0}" -le 6 ] && [ "${e_other:-1}" = 0 ] && [ "${e_def:-0}" -gt 10 ]; then
+    ok "window edge: 5 or 6 admitted in 7.5 s, the rest deferred ($e_ok admitted, $e_def deferred)"
+else
+    notok "window edge: 5 or 6 admitted in 7.5 s: got admitted=$e_ok deferred=$e_def other=$e_other"
+fi
+check "window edge: pruned to the longest window (at most 2 rows)" "t" \
+    "$(sql -c "SELECT count(*) <= 2 FROM mailroster.send_counters WHERE username = 'dave@example.test'")"
+
+# --- a slow database: no head-of-line blocking, the configured action within the timeout ------
+# another session holds grace's mailbox row for 5 s
+psql -X -q -d "$MR_DB" -c "BEGIN; SELECT 1 FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+    WHERE m.local_part = 'grace' AND d.name = 'example.test' FOR UPDATE; SELECT pg_sleep(5); COMMIT;" >/dev/null 2>&1 &
+LOCKER=$!
+sleep 0.5
+cat >"$STACK_DIR/hol.py" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+a = socket.create_connection((host, int(port)), timeout=10)
+b = socket.create_connection((host, int(port)), timeout=10)
+def ask(s, req):
+    s.sendall(req.encode())
+    got = b""
+    while not got.endswith(b"\n\n"):
+        got += s.recv(4096)
+    return got.decode().strip()
+t0 = time.monotonic()
+a.sendall(("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsender=grace@example.test\n"
+           "recipient=\nrecipient_count=1\nsasl_username=grace@example.test\n\n").encode())
+time.sleep(0.1)
+t1 = time.monotonic()
+rb = ask(b, "request=smtpd_access_policy\nprotocol_state=RCPT\nsender=frank@example.test\n"
+            "recipient=bob@example.test\nsasl_username=frank@example.test\n\n")
+t2 = time.monotonic()
+got = b""
+while not got.endswith(b"\n\n"):
+    got += a.recv(4096)
+t3 = time.monotonic()
+print("%.3f|%s|%.3f|%s" % (t2 - t1, rb, t3 - t0, got.decode().strip()))
+PY
+IFS='|' read -r t_b r_b t_a r_a < <(python3 "$STACK_DIR/hol.py" "127.0.0.1:$POL_PORT")
+check "slow admission: another client's RCPT answered meanwhile" "action=DUNNO" "$r_b"
+if awk "BEGIN{exit !($t_b < 0.5)}"; then ok "slow admission: that answer took ${t_b}s (< 0.5 s)"; else notok "slow admission: the other answer took ${t_b}s"; fi
+check "slow admission: policy_db_unavailable_action = defer" \
+    "action=451 4.3.0 Sending limits cannot be checked right now; try again later" "$r_a"
+# the lock wait gives up 200 ms before policy_db_timeout (2 s); the loop's own timer is the backstop
+if awk "BEGIN{exit !($t_a >= 1.5 && $t_a < 2.5)}"; then ok "slow admission: answered within policy_db_timeout (${t_a}s)"; else notok "slow admission: answered after ${t_a}s, expected 1.5 to 2.5 s"; fi
+wait "$LOCKER" 2>/dev/null
+if grep -q 'policy: admission login=grace@example.test recipients=1 queue_id=: defer_db_unavailable' "$MRS_LOG"; then
+    ok "slow admission: logged"; else notok "slow admission: logged"; fi
+check "slow admission: the timed-out admission did not count (statement_timeout)" "0|0" "$(rows grace@example.test)"
+
+# --- counters (the restart below starts them again) ------------------------------------------
+st=$(mrs_cli -f json stats)
+get() { echo "$st" | python3 -c "import json,sys; rows=[r for r in json.load(sys.stdin) if r.get('service') == 'policy']; print(rows[0]['$1'])"; }
+check "stats: too many recipients, timed-out admission" "1 1" "$(get reject_too_many_recipients) $(get defer_db_unavailable)"
+n=$(get defer_rate_limit)
+# alice 2 at RCPT + 1 raw, 4 in the precedence part, dave's deferrals
+if [ "$n" -eq $((7 + e_def)) ]; then ok "stats: defer_rate_limit counted ($n)"; else notok "stats: defer_rate_limit: $n, expected $((7 + e_def))"; fi
+
+# --- restart of mailrosterd mid-window keeps the counts ------------------------------------------
+kill -TERM "$MRD_PID"; wait "$MRD_PID" 2>/dev/null
+n_loaded=$(grep -c "loaded directory" "$MRS_LOG")
+"$MRD" -f -c "$MRS_CONF" >>"$MRS_LOG" 2>&1 &
+MRD_PID=$!
+STACK_PIDS+=("$MRD_PID")
+wait_for "grep -c 'loaded directory' '$MRS_LOG'" "$((n_loaded + 1))" 10 || notok "mailrosterd restarts"
+# the new daemon does not know alice is full: RCPT passes, END-OF-MESSAGE asks the database
+check "after a restart: alice's 4th message deferred at END-OF-MESSAGE" \
+    "450 4.7.1 <END-OF-MESSAGE>: End-of-data rejected: Sending limit reached for <alice@example.test>: 3 messages per 1h; try again in N s (at T)" \
+    "$(send alice@example.test alice@example.test bob@example.test | stem)"
+check "after a restart: alice still has 3 rows" "3|3" "$(rows alice@example.test)"
+check "after a restart: RCPT now refuses alice at once (learned at END-OF-MESSAGE)" \
+    "450 4.7.1 <bob@example.test>: Recipient address rejected: Sending limit reached for <alice@example.test>: 3 messages per 1h; try again in N s (at T)" \
+    "$(send alice@example.test alice@example.test bob@example.test | stem)"
+
+# --- two daemons on one database: 50 concurrent admissions at limit-1, exactly 1 admitted ----------
+POL2=$(stack_free_port)
+cat >"$STACK_DIR/mr/second.conf" <<CONF
+database = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mrd
+policy_listen = inet:127.0.0.1:$POL2
+policy_db_timeout = 5s
+CONF
+MRS_LOG2=$STACK_DIR/mr/second.log
+"$MRD" -f -c "$STACK_DIR/mr/second.conf" >>"$MRS_LOG2" 2>&1 &
+MRD2_PID=$!
+STACK_PIDS+=("$MRD2_PID")
+wait_for "grep -c 'loaded directory' '$MRS_LOG2'" 1 10 || notok "second mailrosterd starts"
+race_bad=0
+for round in $(seq 1 10); do
+    sql -c "DELETE FROM mailroster.send_counters WHERE username = 'erin@example.test'"
+    for i in 1 2 3 4; do sql -c "SELECT verdict FROM mailroster.send_admit('erin@example.test', 1)" >/dev/null; done
+    res=$(eom "127.0.0.1:$POL_PORT,127.0.0.1:$POL2" erin@example.test 1 50 | stem | sort | uniq -c | sed 's/^ *//' | paste -sd';')
+    # (sorted: "action=4..." before "action=D...")
+    want="49 action=450 4.7.1 Sending limit reached for <erin@example.test>: 5 messages per 1h; try again in N s (at T);1 action=DUNNO"
+    r=$(rows erin@example.test)
+    if [ "$res" != "$want" ] || [ "$r" != "5|5" ]; then
+        race_bad=$((race_bad + 1)); echo "# round $round: $res; rows $r"
+    fi
+done
+check "two daemons, 50 concurrent at limit-1, 10 rounds: exactly 1 admitted each round, 5 rows" 0 "$race_bad"
+
+# --- PostgreSQL stopped: the configured action, logged; counts intact when it returns ----------------
+n_down=$(grep -c "policy: rate-limit admissions: database unavailable" "$MRS_LOG")
+n_up=$(grep -c "policy: rate-limit admissions: database available again" "$MRS_LOG")
+n_reload=$(grep -c "reloaded" "$MRS_LOG")
+stack_pg_stop || notok "PostgreSQL stops"
+check "database down: frank's message deferred (policy_db_unavailable_action = defer)" \
+    "451 4.3.0 <END-OF-MESSAGE>: End-of-data rejected: Sending limits cannot be checked right now; try again later" \
+    "$(send frank@example.test frank@example.test bob@example.test)"
+if [ "$(grep -c "policy: rate-limit admissions: database unavailable" "$MRS_LOG")" -gt "$n_down" ]; then ok "database down: logged"; else notok "database down: logged"; fi
+check "database down: an account known full is still refused at RCPT" \
+    "450 4.7.1 <bob@example.test>: Recipient address rejected: Sending limit reached for <alice@example.test>: 3 messages per 1h; try again in N s (at T)" \
+    "$(send alice@example.test alice@example.test bob@example.test | stem)"
+# switch to dunno at run time: mail flows uncounted
+sed -i 's/^policy_db_unavailable_action = defer$/policy_db_unavailable_action = dunno/' "$MRS_CONF"
+kill -HUP "$MRD_PID"
+wait_for "grep -c 'reloaded' '$MRS_LOG'" "$((n_reload + 1))" 5 || notok "reload"
+check "database down, action dunno: frank's message goes out" 250 "$(send frank@example.test frank@example.test bob@example.test)"
+check "database down, action dunno: a known-full account is still deferred (raw EOM)" \
+    "action=450 4.7.1 Sending limit reached for <alice@example.test>: 3 messages per 1h; try again in N s (at T)" \
+    "$(eom "127.0.0.1:$POL_PORT" alice@example.test 1 | stem)"
+sed -i 's/^policy_db_unavailable_action = dunno$/policy_db_unavailable_action = defer/' "$MRS_CONF"
+kill -HUP "$MRD_PID"
+wait_for "grep -c 'reloaded' '$MRS_LOG'" "$((n_reload + 2))" 5 || notok "reload back to defer"
+stack_pg_start_again || notok "PostgreSQL starts again"
+check "database back: alice still has 3 rows, frank 1, bob 2" "3|3 1|2 2|17" \
+    "$(rows alice@example.test) $(rows frank@example.test) $(rows bob@example.test)"
+ok_again=""
+for i in $(seq 1 30); do
+    ok_again=$(send frank@example.test frank@example.test bob@example.test)
+    [ "$ok_again" = 250 ] && break
+    sleep 0.5
+done
+# frank had 1 message with 2 recipients (raw); the dunno one went out uncounted
+check "database back: frank admitted and counted again" "250 2|3" "$ok_again $(rows frank@example.test)"
+if [ "$(grep -c "policy: rate-limit admissions: database available again" "$MRS_LOG")" -gt "$n_up" ]; then ok "database back: logged"; else notok "database back: logged"; fi
+
+# --- limit show / limit reset (admin socket) ------------------------------------------------------------
+check "limit show: one row per admitted message" 3 "$(mrs_cli -f json limit show alice@example.test | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+mrs_cli limit reset alice@example.test >/dev/null || notok "limit reset"
+check "limit reset: the next admission is decided by the database at once" "action=DUNNO" "$(eom "127.0.0.1:$POL_PORT" alice@example.test 1)"
+check "limit reset: ... which also clears what RCPT remembered" 250 "$(send alice@example.test alice@example.test bob@example.test)"
+check "limit reset: 2 rows now" "2|2" "$(rows alice@example.test)"
+
+# --- a stalled policy daemon: the shipped fallback (timeout=10s, default_action=DUNNO, try_limit 1) -----
+# A third mailrosterd serves only the policy service; Postfix is pointed at
+# it and it is SIGSTOPped: 50 parallel submissions must each get through
+# within 2 x 10 s (RCPT, END-OF-MESSAGE) plus slack, none held ~200 s.
+POL3=$(stack_free_port)
+cat >"$STACK_DIR/mr/third.conf" <<CONF
+database = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mrd
+policy_listen = inet:127.0.0.1:$POL3
+CONF
+"$MRD" -f -c "$STACK_DIR/mr/third.conf" >>"$STACK_DIR/mr/third.log" 2>&1 &
+MRD3_PID=$!
+STACK_PIDS+=("$MRD3_PID")
+wait_for "grep -c 'loaded directory' '$STACK_DIR/mr/third.log'" 1 10 || notok "third mailrosterd starts"
+postconf -c "$STACK_DIR/postfix/etc" -e \
+    "smtpd_recipient_restrictions = check_policy_service { inet:127.0.0.1:$POL3, timeout=10s, default_action=DUNNO }" \
+    "smtpd_end_of_data_restrictions = check_policy_service { inet:127.0.0.1:$POL3, timeout=10s, default_action=DUNNO }"
+stack__postfix_cmd reload
+sleep 1
+kill -STOP "$MRD3_PID"
+senders=()
+for i in $(seq 1 50); do
+    ( t0=$(date +%s); r=$(send frank@example.test frank@example.test "alice+stall$i@example.test"); echo "$r $(( $(date +%s) - t0 ))" >"$STACK_DIR/stall.$i" ) &
+    senders+=("$!")
+done
+wait_for "ls '$STACK_DIR'/stall.* 2>/dev/null | wc -l" 50 60 || true
+kill -CONT "$MRD3_PID"
+wait "${senders[@]}"   # only these: the daemons are children of this shell too
+res=$(cat "$STACK_DIR"/stall.* 2>/dev/null | awk '{print $1}' | sort | uniq -c | sed 's/^ *//' | paste -sd';')
+slowest=$(cat "$STACK_DIR"/stall.* 2>/dev/null | awk 'BEGIN{m=0} $2>m{m=$2} END{print m}')
+check "stalled policy daemon: all 50 submissions accepted (default_action=DUNNO)" "50 250" "$res"
+if [ "${slowest:-99}" -le 30 ]; then ok "stalled policy daemon: slowest submission ${slowest}s (<= 2 x 10 s + slack)"; else notok "stalled policy daemon: slowest submission ${slowest}s"; fi
+check "stalled policy daemon: nothing counted meanwhile" "2|3" "$(rows frank@example.test)"
+
+# --- counters ------------------------------------------------------------------------------------------
+st=$(mrs_cli -f json stats)
+get() { echo "$st" | python3 -c "import json,sys; rows=[r for r in json.load(sys.stdin) if r.get('service') == 'policy']; print(rows[0]['$1'])"; }
+n=$(get defer_db_unavailable)
+if [ "$n" -ge 1 ]; then ok "stats: defer_db_unavailable counted ($n)"; else notok "stats: defer_db_unavailable counted: $n"; fi
+check "stats: dunno_db_unavailable counted" 1 "$(get dunno_db_unavailable)"
+
+# stop both daemons first, so that what a sanitizer says at exit is in the logs
+kill -TERM "$MRD_PID" "$MRD2_PID" "$MRD3_PID" 2>/dev/null
+wait "$MRD_PID" "$MRD2_PID" "$MRD3_PID" 2>/dev/null
+check "both daemons stopped cleanly" "stopped stopped" "$(tail -n 1 "$MRS_LOG" | grep -o 'stopped$') $(tail -n 1 "$MRS_LOG2" | grep -o 'stopped$')"
+for f in "$MRS_LOG" "$MRS_LOG2" "$STACK_DIR/mr/third.log"; do
+    if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" "$f"; then notok "sanitizer report in $(basename "$f")"; grep -m5 -A5 "runtime error\|AddressSanitizer" "$f"; else ok "no sanitizer report in $(basename "$f")"; fi
+done
+t_summary
