@@ -1412,6 +1412,15 @@ static void c_stats(const struct cmd *c, struct adm_args *a, struct caller *who,
     adm_field(out, "incomplete", n);
     snprintf(n, sizeof(n), "%lu", H.pol_stats->malformed);
     adm_field(out, "malformed", n);
+    /* rate-limit admissions asked of PostgreSQL, and how they ended */
+    snprintf(n, sizeof(n), "%lu", H.pol_stats->admissions);
+    adm_field(out, "admissions", n);
+    snprintf(n, sizeof(n), "%lu", H.pol_stats->admitted);
+    adm_field(out, "admitted", n);
+    snprintf(n, sizeof(n), "%lu", H.pol_stats->db_timeouts);
+    adm_field(out, "db_timeouts", n);
+    snprintf(n, sizeof(n), "%lu", H.pol_stats->db_errors);
+    adm_field(out, "db_errors", n);
     buf_addc(out, '\n');
     /* the auth endpoint: per kind of request, how each was answered */
     for (int k = 0; k < AUTH_NKINDS; k++) {

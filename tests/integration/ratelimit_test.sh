@@ -412,6 +412,14 @@ get() { echo "$st" | python3 -c "import json,sys; rows=[r for r in json.load(sys
 n=$(get defer_db_unavailable)
 if [ "$n" -ge 1 ]; then ok "stats: defer_db_unavailable counted ($n)"; else notok "stats: defer_db_unavailable counted: $n"; fi
 check "stats: dunno_db_unavailable counted" 1 "$(get dunno_db_unavailable)"
+# this daemon was asked to admit while PostgreSQL was stopped, so some
+# admissions failed on the database; every admission ended one way
+a=$(get admissions) ok_=$(get admitted) to=$(get db_timeouts) er=$(get db_errors)
+if [ "$er" -ge 1 ] && [ "$a" -ge $((ok_ + to + er)) ] && [ "$ok_" -ge 1 ]; then
+    ok "stats: admissions $a = admitted $ok_ + refused + db_timeouts $to + db_errors $er"
+else
+    notok "stats: admissions $a, admitted $ok_, db_timeouts $to, db_errors $er"
+fi
 
 # stop both daemons first, so that what a sanitizer says at exit is in the logs
 kill -TERM "$MRD_PID" "$MRD2_PID" "$MRD3_PID" 2>/dev/null
