@@ -416,8 +416,9 @@ static void conn_process(struct conn *c, const char *data, size_t len)
             if (n == 0)
                 break;
             off += (size_t)n;
+            /* (last_active was set by the read, reply or write that
+             * brought us here: no clock read per request) */
             c->req_start = 0;
-            c->last_active = mono_ms();
         }
         /* stopped by a streamed answer or the high-water mark, not by
          * an incomplete request: go on once there is room again */
