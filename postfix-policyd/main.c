@@ -107,28 +107,40 @@ static void wake_loop(void)
     (void)n; /* a full pipe already means "wake up" */
 }
 
+/* The queues from the worker threads to the loop (database messages,
+ * admin jobs, policy admissions): singly linked through ->next, under
+ * app.qlock, any struct type. */
+#define QUEUE_PUT(head, tail, item) do {        \
+        pthread_mutex_lock(&app.qlock);         \
+        if (tail)                               \
+            (tail)->next = (item);              \
+        else                                    \
+            (head) = (item);                    \
+        (tail) = (item);                        \
+        pthread_mutex_unlock(&app.qlock);       \
+    } while (0)
+#define QUEUE_TAKE(head, tail, var) do {        \
+        pthread_mutex_lock(&app.qlock);         \
+        (var) = (head);                         \
+        if (var) {                              \
+            (head) = (var)->next;               \
+            if ((head) == NULL)                 \
+                (tail) = NULL;                  \
+            (var)->next = NULL;                 \
+        }                                       \
+        pthread_mutex_unlock(&app.qlock);       \
+    } while (0)
+
 static void post_msg(struct db_msg *m, void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&app.qlock);
-    if (app.qtail)
-        app.qtail->next = m;
-    else
-        app.qhead = m;
-    app.qtail = m;
-    pthread_mutex_unlock(&app.qlock);
+    QUEUE_PUT(app.qhead, app.qtail, m);
     wake_loop();
 }
 
 static void post_job(struct adm_job *j)
 {
-    pthread_mutex_lock(&app.qlock);
-    if (app.jtail)
-        app.jtail->next = j;
-    else
-        app.jhead = j;
-    app.jtail = j;
-    pthread_mutex_unlock(&app.qlock);
+    QUEUE_PUT(app.jhead, app.jtail, j);
     wake_loop();
 }
 
@@ -243,13 +255,7 @@ static void pol_timeout_cb(evutil_socket_t fd, short what, void *arg)
 /* from a database thread */
 static void post_pol(struct pol_job *j)
 {
-    pthread_mutex_lock(&app.qlock);
-    if (app.ptail)
-        app.ptail->next = j;
-    else
-        app.phead = j;
-    app.ptail = j;
-    pthread_mutex_unlock(&app.qlock);
+    QUEUE_PUT(app.phead, app.ptail, j);
     wake_loop();
 }
 
@@ -791,29 +797,15 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     while (read(fd, drain, sizeof(drain)) > 0)
         ;
     for (;;) {
-        pthread_mutex_lock(&app.qlock);
-        struct adm_job *j = app.jhead;
-        if (j) {
-            app.jhead = j->next;
-            if (app.jhead == NULL)
-                app.jtail = NULL;
-            j->next = NULL;
-        }
-        pthread_mutex_unlock(&app.qlock);
+        struct adm_job *j;
+        QUEUE_TAKE(app.jhead, app.jtail, j);
         if (j == NULL)
             break;
         adm_job_done(j);
     }
     for (;;) {
-        pthread_mutex_lock(&app.qlock);
-        struct pol_job *pj = app.phead;
-        if (pj) {
-            app.phead = pj->next;
-            if (app.phead == NULL)
-                app.ptail = NULL;
-            pj->next = NULL;
-        }
-        pthread_mutex_unlock(&app.qlock);
+        struct pol_job *pj;
+        QUEUE_TAKE(app.phead, app.ptail, pj);
         if (pj == NULL)
             break;
         pol_job_done(pj);
