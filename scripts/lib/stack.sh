@@ -29,6 +29,10 @@
 #   STACK_DIR   (required)   STACK_PIDS (array; PIDs killed by stack_cleanup)
 #   STACK_KEEP=1 keeps STACK_DIR after stack_cleanup (for post-mortems)
 #   STACK_PG_BIN overrides the PostgreSQL bin directory
+#   STACK_DOVECOT_AUTH_MODULE  an auth module (e.g. libauthdb_roster.so)
+#               that Dovecot loads from its auth module dir; see
+#               stack_dovecot_start (STACK_DOVECOT_NO_NAMESPACE=1: the
+#               fallback, installed into the host's dir while Dovecot runs)
 
 # ---------------------------------------------------------------- helpers
 
@@ -372,6 +376,72 @@ $snippet
 EOF
 }
 
+# Dovecot 2.3 loads auth drivers only from its compiled-in module dir
+# (no setting moves it). With STACK_DOVECOT_AUTH_MODULE set, Dovecot runs in
+# a private mount namespace where that dir is a copy with the module added:
+# the host's dir is never written and parallel runs with different builds
+# never meet. Where namespaces are refused, the module is installed into
+# the host's dir and stack_dovecot_stop puts back what was there.
+STACK__DV_MODDIR=/usr/lib/dovecot/modules/auth
+
+stack__dovecot_modules() { # DIR: the module dir Dovecot will see
+    local dst=$1 mod=$STACK_DOVECOT_AUTH_MODULE
+    [[ -f "$mod" ]] || { stack__err "no auth module at $mod"; return 1; }
+    rm -rf "$dst" && install -d -m 0755 "$dst" || return 1
+    cp -a "$STACK__DV_MODDIR"/. "$dst"/ || return 1
+    install -m 0644 "$mod" "$dst/$(basename "$mod")"
+}
+
+stack__dovecot_ns_ok() {
+    [[ "${STACK_DOVECOT_NO_NAMESPACE:-0}" != 1 ]] || return 1
+    unshare -m --propagation private sh -c \
+        "mount --bind '$STACK_DIR/dovecot/auth-modules' '$STACK__DV_MODDIR'" 2>/dev/null
+}
+
+# the fallback: install into the host's dir, remembering what was there
+stack__dovecot_module_install() {
+    local mod=$STACK_DOVECOT_AUTH_MODULE d="$STACK_DIR/dovecot"
+    local dst="$STACK__DV_MODDIR/$(basename "$mod")"
+    if [[ -e "$dst" && ! -e "$d/auth-module.saved" && ! -e "$d/auth-module.none" ]]; then
+        cp -p "$dst" "$d/auth-module.saved" || return 1
+    elif [[ ! -e "$dst" ]]; then
+        : >"$d/auth-module.none"
+    fi
+    printf '%s\n' "$dst" >"$d/auth-module.installed"
+    install -m 0644 "$mod" "$dst.tmp.$$" && mv -f "$dst.tmp.$$" "$dst"
+}
+
+stack__dovecot_module_restore() {
+    local d="$STACK_DIR/dovecot" dst
+    [[ -f "$d/auth-module.installed" ]] || return 0
+    dst=$(cat "$d/auth-module.installed")
+    if [[ -e "$d/auth-module.saved" ]]; then
+        mv -f "$d/auth-module.saved" "$dst" || return 1
+    else
+        rm -f "$dst" || return 1
+    fi
+    rm -f "$d/auth-module.installed" "$d/auth-module.none"
+}
+
+# stack__dovecot_exec CONF: start Dovecot's master (it daemonizes)
+stack__dovecot_exec() {
+    local conf=$1 d="$STACK_DIR/dovecot"
+    if [[ -z "${STACK_DOVECOT_AUTH_MODULE:-}" ]]; then
+        dovecot -c "$conf"
+        return
+    fi
+    stack__dovecot_modules "$d/auth-modules" || return 1
+    if stack__dovecot_ns_ok; then
+        unshare -m --propagation private sh -c \
+            'mount --bind "$1" "$2" && exec dovecot -c "$3"' sh \
+            "$d/auth-modules" "$STACK__DV_MODDIR" "$conf"
+        return
+    fi
+    echo "stack: no private mount namespace; installing $(basename "$STACK_DOVECOT_AUTH_MODULE") into $STACK__DV_MODDIR until Dovecot stops" >&2
+    stack__dovecot_module_install || return 1
+    dovecot -c "$conf"
+}
+
 stack__dovecot_pid() {
     local pid
     pid=$(stack__pidfile_pid "$STACK_DIR/dovecot/run/master.pid") || return 1
@@ -396,7 +466,7 @@ stack_dovecot_start() {
         stack__dovecot_write_conf "$port" "$snippet" || { stack__err "cannot write $d/dovecot.conf"; return 1; }
         : > "$d/dovecot.log"
         # Not $(...): the master keeps the inherited stdout/stderr open.
-        if dovecot -c "$d/dovecot.conf" >"$d/dovecot-start.out" 2>&1 </dev/null; then
+        if stack__dovecot_exec "$d/dovecot.conf" >"$d/dovecot-start.out" 2>&1 </dev/null; then
             export STACK_DOVECOT_CONF="$d/dovecot.conf"
             export STACK_IMAP_PORT="$port"
             export STACK_LMTP_SOCKET="$d/run/lmtp"
@@ -436,14 +506,16 @@ stack_dovecot_start() {
 stack_dovecot_stop() {
     stack__need_dir || return 1
     local pid conf="$STACK_DIR/dovecot/dovecot.conf"
-    pid=$(stack__dovecot_pid) || return 0
+    pid=$(stack__dovecot_pid) || { stack__dovecot_module_restore; return; }
     doveadm -c "$conf" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
     if ! stack__wait_gone "$pid" 15; then
         kill -KILL "$pid" 2>/dev/null
-        stack__wait_gone "$pid" 5 || { stack__err "Dovecot master $pid does not exit"; return 1; }
+        stack__wait_gone "$pid" 5 || { stack__err "Dovecot master $pid does not exit"; stack__dovecot_module_restore; return 1; }
         stack__err "Dovecot master $pid had to be killed"
+        stack__dovecot_module_restore
         return 1
     fi
+    stack__dovecot_module_restore
 }
 
 # ---------------------------------------------------------------- Postfix

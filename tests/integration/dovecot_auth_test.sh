@@ -7,46 +7,23 @@
 # IMAP login reading a message delivered over LMTP.
 #
 # Dovecot 2.3 loads auth drivers only from its compiled-in module dir
-# (AUTH_MODULE_DIR, /usr/lib/dovecot/modules/auth; no setting moves it):
-# the test copies the built module there and removes it at exit, pass or
-# fail (a file that was there before is put back).
+# (/usr/lib/dovecot/modules/auth): scripts/lib/stack.sh runs Dovecot in a
+# private mount namespace that sees the built module there
+# (STACK_DOVECOT_AUTH_MODULE); the host's dir is left as it was.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
 CLI=${CLI:-$(dirname "$MRD")/mailroster}
-MOD_SRC=${MOD_SRC:-$(dirname "$MRD")/.libs/libauthdb_roster.so}
-MOD_DIR=/usr/lib/dovecot/modules/auth
-MOD_DST=$MOD_DIR/libauthdb_roster.so
+STACK_DOVECOT_AUTH_MODULE=${MOD_SRC:-$(dirname "$MRD")/.libs/libauthdb_roster.so}
 STACK_DIR=$(mktemp -d /tmp/mr-dvauth.XXXXXX)
 export STACK_DIR
 STACK_PIDS=()
 . "$TOP/scripts/lib/stack.sh"
 . "$TOP/tests/integration/lib.sh"
+trap stack_cleanup EXIT
 
-MOD_SAVED=
-module_install() {
-    if [ -e "$MOD_DST" ]; then
-        MOD_SAVED=$(mktemp /tmp/mr-dvauth-saved.XXXXXX) && cp -p "$MOD_DST" "$MOD_SAVED" || return 1
-    fi
-    install -m 0644 "$MOD_SRC" "$MOD_DST.tmp.$$" && mv -f "$MOD_DST.tmp.$$" "$MOD_DST"
-}
-module_remove() {
-    rm -f "$MOD_DST.tmp.$$"
-    if [ -n "$MOD_SAVED" ]; then
-        mv -f "$MOD_SAVED" "$MOD_DST"
-    else
-        rm -f "$MOD_DST"
-    fi
-}
-cleanup() {
-    # Dovecot first: it has the module loaded
-    stack_cleanup
-    module_remove
-}
-trap cleanup EXIT
-
-[ -f "$MOD_SRC" ] || { echo "Bail out! no module at $MOD_SRC (build with dovecot-dev)"; exit 1; }
-module_install || { echo "Bail out! cannot install $MOD_DST"; exit 1; }
+[ -f "$STACK_DOVECOT_AUTH_MODULE" ] || { echo "Bail out! no module at $STACK_DOVECOT_AUTH_MODULE (build with dovecot-dev)"; exit 1; }
+HOST_MODS_BEFORE=$(ls -l --time-style=+%s /usr/lib/dovecot/modules/auth | md5sum)
 
 # --- mailrosterd with its auth socket ------------------------------------------------
 stack_pg_start || exit 1
@@ -119,7 +96,7 @@ DC=$STACK_DOVECOT_CONF
 DLOG=$STACK_DOVECOT_LOG
 ok "Dovecot starts with the roster driver"
 check "the module is loaded from Dovecot's auth module dir" "1" \
-    "$(grep -c "libauthdb_roster.so" "/proc/$(pgrep -f -n "dovecot/auth\$" || echo 0)/maps" 2>/dev/null | awk '{print ($1>0)}')"
+    "$(grep -c "libauthdb_roster.so" "/proc/$(pgrep -P "$(cat "$STACK_DIR/dovecot/run/master.pid")" -f "dovecot/auth\$" || echo 0)/maps" 2>/dev/null | awk '{print ($1>0)}')"
 
 # auth_test USER PASS [doveadm args]: doveadm auth test's output, one line.
 # Each from its own loopback address: Dovecot's auth penalty (per remote IP,
@@ -420,12 +397,15 @@ out=$(auth_test alice@example.com 'pw three')
 case $out in *"auth succeeded"*) ok "cache: mailrosterd down, a cached login still works" ;; *) notok "cached while down: $out" ;; esac
 mr_start "$CONF" "$LOG" || notok "mailrosterd restarts"
 
+# stopped here so the checks below see what Dovecot leaves behind
+stack_dovecot_stop
 if [ "${VALGRIND:-0}" = 1 ]; then
-    stack_dovecot_stop
     vg=$(cat "$STACK_DIR"/vg/auth.*.log 2>/dev/null | grep -c '==[0-9]*== [A-Z]')
     check "valgrind: the auth process ran clean (see $STACK_DIR/vg)" "0" "$vg"
 fi
 cat "$STACK_DIR/dovecot-phase1.log" "$DLOG" >"$STACK_DIR/dovecot-all.log"
 DLOG=$STACK_DIR/dovecot-all.log
+check "the host's auth module dir was not touched" "$HOST_MODS_BEFORE" \
+    "$(ls -l --time-style=+%s /usr/lib/dovecot/modules/auth | md5sum)"
 if grep -q 'Fatal:\|Panic:' "$DLOG"; then notok "no Fatal/Panic in Dovecot's log: $(grep 'Fatal:\|Panic:' "$DLOG" | head -3)"; else ok "no Fatal/Panic in Dovecot's log"; fi
 t_summary
