@@ -400,6 +400,8 @@ mr_start "$CONF" "$LOG" || notok "mailrosterd restarts"
 # stopped here so the checks below see what Dovecot leaves behind
 stack_dovecot_stop
 if [ "${VALGRIND:-0}" = 1 ]; then
+    check "valgrind ran Dovecot's auth process" "yes" \
+        "$(ls "$STACK_DIR"/vg/auth.*.log >/dev/null 2>&1 && echo yes || echo no)"
     vg=$(cat "$STACK_DIR"/vg/auth.*.log 2>/dev/null | grep -c '==[0-9]*== [A-Z]')
     check "valgrind: the auth process ran clean (see $STACK_DIR/vg)" "0" "$vg"
 fi
