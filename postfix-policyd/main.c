@@ -43,6 +43,7 @@
 #include "policy.h"
 #include "snap.h"
 #include "srv.h"
+#include "svc.h"
 
 #define MAX_LISTENERS 16
 
@@ -94,6 +95,7 @@ static struct app {
     time_t snap_time;
     struct event *snap_timer;
     struct event *startup_timer;
+    struct event *watchdog_timer;
 
     int ready_fd;               /* tells the parent we are up (daemon mode) */
     int verbose_flag;
@@ -144,8 +146,40 @@ static void post_job(struct adm_job *j)
     wake_loop();
 }
 
+/* the service manager's STATUS= line: what is served, from where */
+static void svc_text(char *out, size_t size)
+{
+    if (app.dir == NULL)
+        snprintf(out, size, "no directory yet (%s): answering temporary failures",
+                 app.db_state ? app.db_state : "loading from PostgreSQL");
+    else if (app.db_up)
+        snprintf(out, size, "serving %zu mailboxes, %zu aliases from PostgreSQL, at change %" PRIu64,
+                 dir_count(app.dir, DIR_MAILBOX), dir_count(app.dir, DIR_ALIAS), app.dir->seq);
+    else
+        snprintf(out, size, "serving %zu mailboxes, %zu aliases from memory, at change %" PRIu64
+                 "; PostgreSQL unavailable (%s)", dir_count(app.dir, DIR_MAILBOX),
+                 dir_count(app.dir, DIR_ALIAS), app.dir->seq, app.db_state ? app.db_state : "?");
+}
+
+static void svc_update(void)
+{
+    char text[512];
+    svc_text(text, sizeof(text));
+    svc_status(text);
+}
+
+/* Up: to the parent in daemon mode at the first answer of any kind (so a
+ * start without PostgreSQL and snapshot does not hang); to the service
+ * manager only once a directory is served. */
 static void tell_ready(void)
 {
+    if (app.dir != NULL) {
+        char text[512];
+        svc_text(text, sizeof(text));
+        svc_ready(text);
+    } else {
+        svc_update();
+    }
     if (app.ready_fd >= 0) {
         char c = 'R';
         ssize_t n = write(app.ready_fd, &c, 1);
@@ -516,6 +550,15 @@ static void snap_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     snap_maybe_write(0);
     adm_tick();
+    svc_update();
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    svc_watchdog();
 }
 
 static const struct dir *current_dir(void) { return app.dir; }
@@ -763,6 +806,7 @@ static int handle_msg(struct db_msg *m)
         if (!app.db_up)
             msg_info("connected to database %s", m->text);
         app.db_up = 1;
+        svc_update();
         break;
     case DBM_DOWN:
         if (app.db_up || app.db_state == NULL || strcmp(app.db_state, m->text) != 0)
@@ -771,6 +815,7 @@ static int handle_msg(struct db_msg *m)
         app.db_up = 0;
         free(app.db_state);
         app.db_state = xstrdup(m->text);
+        svc_update();
         if (app.dir == NULL)
             start_from_snapshot(m->text);
         break;
@@ -926,10 +971,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     if (sig == SIGHUP) {
+        svc_reloading();
         reload_conf();
+        svc_reloaded();
         return;
     }
     msg_info("stopping on signal %d", (int)sig);
+    svc_stopping();
     event_base_loopbreak(app.base);
 }
 
@@ -1074,6 +1122,13 @@ int main(int argc, char **argv)
     struct timeval tv = { 1, 0 }; /* the interval itself is checked in snap_maybe_write */
     app.snap_timer = event_new(app.base, -1, EV_PERSIST, snap_timer_cb, NULL);
     event_add(app.snap_timer, &tv);
+    uint64_t wd = svc_watchdog_usec();
+    if (wd > 0) {
+        /* WatchdogSec=: the loop itself pings, at half the interval */
+        struct timeval wt = { (time_t)(wd / 2000000), (suseconds_t)(wd / 2 % 1000000) };
+        app.watchdog_timer = event_new(app.base, -1, EV_PERSIST, watchdog_cb, NULL);
+        event_add(app.watchdog_timer, &wt);
+    }
     struct timeval st = { app.conf.startup_timeout, 0 };
     app.startup_timer = event_new(app.base, -1, 0, startup_timer_cb, NULL);
     event_add(app.startup_timer, &st);
