@@ -14,7 +14,10 @@
  * KEY imap) or user (USER KEY lmtp); policy: out (default: an authenticated
  * submission, sasl_username=LOGIN sender=SENDER recipient=a remote address;
  * a key line is "LOGIN SENDER" or just "LOGIN", then the sender is the
- * login) or in (no SASL login, recipient=KEY, sender a remote address).
+ * login), in (no SASL login, recipient=KEY, sender a remote address) or
+ * msg (a whole submitted message as smtpd asks about it: the out request
+ * at RCPT, then END-OF-MESSAGE with recipient_count=1, where rate limits
+ * admit; two requests per key line, so messages = requests / 2).
  * Auth ids count up from 1 on each connection; every reply's id must be
  * that of the oldest request outstanding on its connection (otherwise it
  * counts as an error and id_mismatch).
@@ -101,6 +104,7 @@ static double rate;
 static int spin;          /* -s: busy-poll, never sleep */
 static int auth_user;     /* -t auth -m user: USER KEY lmtp (else PASS KEY imap) */
 static int pol_in;        /* -t policy -m in: inbound (else outbound, SASL) */
+static int pol_msg;       /* -t policy -m msg: RCPT then END-OF-MESSAGE per key */
 static uint64_t limit, sent_total; /* -n COUNT */
 
 /* latency histogram: 1 us buckets up to 1 s */
@@ -220,11 +224,57 @@ static const char pol_in_fmt[] =
     "policy_context=\n"
     "\n";
 
+/* the same submission at END-OF-MESSAGE: recipient empty, the count set */
+static const char pol_eom_fmt[] =
+    "request=smtpd_access_policy\n"
+    "protocol_state=END-OF-MESSAGE\n"
+    "protocol_name=ESMTP\n"
+    "client_address=198.51.100.23\n"
+    "client_name=dsl-23.isp.example\n"
+    "client_port=%u\n"
+    "reverse_client_name=dsl-23.isp.example\n"
+    "server_address=192.0.2.25\n"
+    "server_port=587\n"
+    "helo_name=[192.168.1.20]\n"
+    "sender=%s\n"
+    "recipient=\n"
+    "recipient_count=1\n"
+    "queue_id=4Xk2Lq0d8Hz1Bc\n"
+    "instance=%x.%x.%x.1\n"
+    "size=18734\n"
+    "etrn_domain=\n"
+    "stress=\n"
+    "sasl_method=PLAIN\n"
+    "sasl_username=%s\n"
+    "sasl_sender=\n"
+    "ccert_subject=\n"
+    "ccert_issuer=\n"
+    "ccert_fingerprint=\n"
+    "ccert_pubkey_fingerprint=\n"
+    "encryption_protocol=TLSv1.3\n"
+    "encryption_cipher=TLS_AES_256_GCM_SHA384\n"
+    "encryption_keysize=256\n"
+    "policy_context=\n"
+    "\n";
+
+static void add_req(const char *data, size_t n)
+{
+    static size_t rcap;
+    if (nreqs == rcap) {
+        rcap = rcap ? rcap * 2 : 65536;
+        reqs = realloc(reqs, rcap * sizeof(*reqs));
+    }
+    reqs[nreqs].data = malloc(n);
+    memcpy(reqs[nreqs].data, data, n);
+    reqs[nreqs].len = n;
+    nreqs++;
+}
+
 static void load_keys(const char *path, const char *map)
 {
     FILE *fp = fopen(path, "r");
     char *line = NULL;
-    size_t cap = 0, rcap = 0;
+    size_t cap = 0;
     ssize_t len;
 
     if (fp == NULL)
@@ -234,10 +284,6 @@ static void load_keys(const char *path, const char *map)
             line[--len] = 0;
         if (len == 0)
             continue;
-        if (nreqs == rcap) {
-            rcap = rcap ? rcap * 2 : 65536;
-            reqs = realloc(reqs, rcap * sizeof(*reqs));
-        }
         char buf[8192];
         size_t n = 0;
         if (proto == P_TCPT) {
@@ -283,12 +329,14 @@ static void load_keys(const char *path, const char *map)
                 }
                 n = (size_t)snprintf(buf, sizeof(buf), pol_out_fmt, 30000 + i % 30000, sender, 0x1b2c + i % 7,
                                      0x674f1a2e + i / 3, i * 37 % 0xfffff, login);
+                if (pol_msg) {
+                    add_req(buf, n);
+                    n = (size_t)snprintf(buf, sizeof(buf), pol_eom_fmt, 30000 + i % 30000, sender,
+                                         0x1b2c + i % 7, 0x674f1a2e + i / 3, i * 37 % 0xfffff, login);
+                }
             }
         }
-        reqs[nreqs].data = malloc(n);
-        memcpy(reqs[nreqs].data, buf, n);
-        reqs[nreqs].len = n;
-        nreqs++;
+        add_req(buf, n);
     }
     free(line);
     fclose(fp);
@@ -624,6 +672,8 @@ int main(int argc, char **argv)
             pol_in = 0;
         else if (strcmp(map, "in") == 0)
             pol_in = 1;
+        else if (strcmp(map, "msg") == 0)
+            pol_msg = 1;
         else
             usage();
     } else if (map == NULL) {

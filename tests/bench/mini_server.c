@@ -1,7 +1,9 @@
 /* mini_server.c - the benchmarks' ceiling: a minimal single-threaded epoll
  * server answering Postfix tcp_table ("get KEY\n" -> "200 VALUE\n" /
  * "500 not found\n") and socketmap (netstring "MAP KEY" -> "OK VALUE" /
- * "NOTFOUND ") from an in-memory hash table of "KEY<TAB>VALUE" lines.
+ * "NOTFOUND ") from an in-memory hash table of "KEY<TAB>VALUE" lines, and
+ * Postfix's policy delegation (attribute lines up to an empty line, each
+ * split at its "=" -> "action=DUNNO"): the parse-and-DUNNO ceiling.
  *
  * It does no Postfix table semantics (no case folding, no address
  * extensions, no domain check, one table whatever the map name): it is what
@@ -9,6 +11,7 @@
  * tests/bench/perf-baselines ("a minimal in-memory tcp_table server").
  *
  *   mini_server -f KEYVALUES [-t 127.0.0.1:PORT]... [-s 127.0.0.1:PORT | -s unix:PATH]...
+ *               [-p 127.0.0.1:PORT | -p unix:PATH]...
  *
  * Prints "ready" on stdout once it listens. */
 #define _GNU_SOURCE
@@ -28,7 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-enum proto { P_TCPT, P_SMAP };
+enum proto { P_TCPT, P_SMAP, P_POL };
 
 struct ent {
     char *key, *val;
@@ -200,6 +203,25 @@ static void smap(struct conn *c, const char *d, size_t n)
         smap_reply(c, "OK ", 3, e->val, e->vlen);
 }
 
+/* one policy request (its attribute lines, the empty line excluded):
+ * each line is split at its "=" as a policy server must, then DUNNO */
+static int pol(struct conn *c, const char *d, size_t n)
+{
+    size_t attrs = 0;
+    for (const char *p = d, *end = d + n; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        if (memchr(p, '=', (size_t)(eol - p)) == NULL)
+            return -1;
+        attrs++;
+        p = eol + 1;
+    }
+    if (attrs == 0)
+        return -1;
+    out_add(c, "action=DUNNO\n\n", 14);
+    return 0;
+}
+
 /* answer every complete request in c->in; -1: close */
 static int process(struct conn *c)
 {
@@ -214,6 +236,13 @@ static int process(struct conn *c)
             size_t n = (size_t)(nl - p);
             tcpt(c, p, n > 0 && p[n - 1] == '\r' ? n - 1 : n);
             off += n + 1;
+        } else if (c->proto == P_POL) {
+            const char *end = memmem(p, left, "\n\n", 2);
+            if (end == NULL)
+                break;
+            if (pol(c, p, (size_t)(end - p)) < 0)
+                return -1;
+            off += (size_t)(end - p) + 2;
         } else {
             size_t len = 0, i = 0;
             while (i < left && p[i] >= '0' && p[i] <= '9' && i < 7)
@@ -339,13 +368,14 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     ep = epoll_create1(EPOLL_CLOEXEC);
-    while ((ch = getopt(argc, argv, "f:t:s:")) != -1) {
+    while ((ch = getopt(argc, argv, "f:t:s:p:")) != -1) {
         switch (ch) {
         case 'f': file = optarg; break;
         case 't': add_listener(optarg, P_TCPT); break;
         case 's': add_listener(optarg, P_SMAP); break;
+        case 'p': add_listener(optarg, P_POL); break;
         default:
-            fprintf(stderr, "usage: mini_server -f FILE [-t HOST:PORT]... [-s HOST:PORT|unix:PATH]...\n");
+            fprintf(stderr, "usage: mini_server -f FILE [-t HOST:PORT]... [-s HOST:PORT|unix:PATH]... [-p HOST:PORT|unix:PATH]...\n");
             return 64;
         }
     }

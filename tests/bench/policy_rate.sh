@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# tests/bench/policy_rate.sh - mailrosterd's policy service against Debian's
+# policyd-rate-limit (the fastest rate-limiting peer) and a minimal
+# parse-and-DUNNO server (mini_server -p: the ceiling), same request stream,
+# same run, persistent connections, one request in flight per connection as
+# smtpd asks (lookup_load -t policy).
+#
+#   in-memory checks   -m out: the RCPT request of an authenticated
+#                      submission (login, sender ownership; mailrosterd
+#                      decides from memory, policyd-rate-limit from its
+#                      sqlite database in memory, counting at RCPT)
+#   admissions         -m msg: RCPT, then END-OF-MESSAGE with
+#                      recipient_count=1 per message: mailrosterd admits at
+#                      END-OF-MESSAGE with send_admit() in PostgreSQL,
+#                      policyd-rate-limit counts at RCPT in PostgreSQL (or
+#                      sqlite in memory); figures are messages/s (= requests/2)
+# Fixture: N_ACCOUNTS mailboxes u1..uN@example.com, 100 messages per hour
+# each (the domain's limit; policyd-rate-limit's limits: [[100, 3600]]);
+# logins drawn at random, so no account reaches its limit.
+# PostgreSQL runs durable for the admissions (fsync and synchronous_commit
+# on, as on a real host: the WAL flush bounds a durable admission); DURABLE=0
+# keeps the test cluster's fsync=off.
+# Server CPU per request: mailrosterd's (or the peer's) utime+stime, plus
+# every PostgreSQL process's for the admissions. Nothing is asserted.
+#
+#   tests/bench/policy_rate.sh       (as root; installs policyd-rate-limit)
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$TOP/tests/bench/benchlib.sh"
+bench_init policy_rate
+N_ACCOUNTS=${N_ACCOUNTS:-10000}
+N_KEYS=${N_KEYS:-200000}
+DURATION=${DURATION:-3}
+WARMUP=${WARMUP:-0.5}
+REPEAT=${REPEAT:-3}
+DURABLE=${DURABLE:-1}
+
+if [ ! -x /usr/bin/policyd-rate-limit ] || ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null; then
+    bench_note "installing policyd-rate-limit and python3-psycopg2"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        policyd-rate-limit python3-psycopg2 >/dev/null || exit 1
+fi
+
+gcc -O2 -Wall -o "$STACK_DIR/lookup_load" "$TOP/tests/bench/lookup_load.c" || exit 1
+gcc -O2 -Wall -o "$STACK_DIR/mini_server" "$TOP/tests/bench/mini_server.c" || exit 1
+
+bench_db
+sql <<SQL >/dev/null
+INSERT INTO mailroster.domains (name, send_limit_messages, send_limit_window) VALUES ('example.com', 100, 3600);
+INSERT INTO mailroster.mailboxes (domain_id, local_part, password)
+  SELECT d.id, 'u' || g, $BENCH_SHA512 FROM mailroster.domains d, generate_series(1, $N_ACCOUNTS) g;
+SQL
+sql -c "VACUUM ANALYZE" >/dev/null
+KEYS=$STACK_DIR/keys
+awk -v n="$N_ACCOUNTS" -v k="$N_KEYS" 'BEGIN { srand(4242); for (i = 0; i < k; i++) print "u" int(1 + rand() * n) "@example.com" }' >"$KEYS"
+
+# --- the servers -------------------------------------------------------------------
+P_MRD=$(stack_free_port)
+CONF=$STACK_DIR/mailroster.conf
+mr_write_conf "$CONF" "policy_listen = inet:127.0.0.1:$P_MRD, unix:$STACK_DIR/mr/policy" \
+    "policy_db_connections = 4"
+bench_mr_start "$CONF"
+
+P_MINI=$(stack_free_port)
+taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f /dev/null -p "127.0.0.1:$P_MINI" -p "unix:$STACK_DIR/mini.policy" \
+    >"$STACK_DIR/mini.out" 2>&1 &
+MINI_PID=$!
+STACK_PIDS+=("$MINI_PID")
+
+# policyd-rate-limit, as user nobody (it drops root by itself only to a
+# user its config names, after making directories we do not want)
+PRL_DIR=$(mktemp -d /tmp/mr-bench-prl.XXXXXX)
+bench_cleanup() { stack_cleanup; rm -rf "$PRL_DIR"; }
+chmod 0777 "$PRL_DIR"
+sql -c "CREATE ROLE prl LOGIN PASSWORD 'prl'" -c "CREATE DATABASE prl OWNER prl" >/dev/null
+prl_start() { # NAME BACKEND(0 sqlite, 2 pgsql) PORT
+    mkdir -p "$PRL_DIR/$1" && chmod 0777 "$PRL_DIR/$1"
+    cat >"$PRL_DIR/$1/prl.yaml" <<YAML
+debug: False
+user: "nobody"
+group: "nogroup"
+pidfile: "$PRL_DIR/$1/prl.pid"
+sqlite_config:
+    database: ":memory:"
+pgsql_config:
+    database: "prl"
+    user: "prl"
+    password: "prl"
+    host: "127.0.0.1"
+    port: $PGPORT
+backend: $2
+SOCKET: ["127.0.0.1", $3]
+limits:
+    - [100, 3600]
+limits_by_id: {}
+limit_by_sasl: True
+limit_by_sender: False
+limit_by_ip: False
+limited_networks: []
+success_action: "dunno"
+fail_action: "defer_if_permit Rate limit reach, retry later"
+db_error_action: "dunno"
+report: False
+delay_to_close: 300
+YAML
+    chmod 0644 "$PRL_DIR/$1/prl.yaml"
+    taskset -c "$SERVER_CPU" runuser -u nobody -- /usr/bin/policyd-rate-limit -f "$PRL_DIR/$1/prl.yaml" \
+        >"$PRL_DIR/$1/log" 2>&1 &
+    STACK_PIDS+=("$!")
+    stack__wait_port "$3" 10 || { echo "policyd-rate-limit ($1) did not start:" >&2; cat "$PRL_DIR/$1/log" >&2; exit 1; }
+}
+P_PRLM=$(stack_free_port)
+P_PRLP=$(stack_free_port)
+prl_start mem 0 "$P_PRLM"
+prl_start pg 2 "$P_PRLP"
+# the python process (runuser's child) for its CPU
+prl_pid() { pgrep -f "policyd-rate-limit -f $PRL_DIR/$1/" | while read -r p; do
+    [ "$(cat /proc/"$p"/comm 2>/dev/null)" != runuser ] && echo "$p"; done | head -1; }
+PRLM_PID=$(prl_pid mem)
+PRLP_PID=$(prl_pid pg)
+pin_pg "$SERVER_CPU" 2>/dev/null || true
+
+# fld NAME LINE: a field of lookup_load's result line
+fld() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# --- sanity: every server answers DUNNO to a submission ------------------------------
+for a in "127.0.0.1:$P_MRD" "127.0.0.1:$P_MINI" "127.0.0.1:$P_PRLM" "127.0.0.1:$P_PRLP"; do
+    out=$("$STACK_DIR/lookup_load" -t policy -a "$a" -m msg -k "$KEYS" -n 20 -c 1 -p 1 2>&1)
+    [ "$(fld hits "$out")" = 20 ] || { echo "$a does not answer DUNNO: $out" >&2; exit 1; }
+done
+bench_note "every server answers DUNNO to 10 messages"
+
+durable() { # on|off
+    sql -c "ALTER SYSTEM SET fsync = $1" -c "ALTER SYSTEM SET synchronous_commit = $1" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+# run LABEL PID WITH_PG ARGS...: REPEAT rounds, the best by requests/s kept;
+# sets RPS (requests/s), CPU_US (server CPU per request over every reply,
+# warm-up included; PostgreSQL's added when WITH_PG), P99 (µs), ERR
+run() {
+    local label=$1 pid=$2 with_pg=$3 r s0 s1 g0 g1 line rps best=-1
+    shift 3
+    for r in $(seq 1 "$REPEAT"); do
+        s0=$(proc_ticks "$pid"); g0=0; [ "$with_pg" = 1 ] && g0=$(pg_ticks)
+        line=$(taskset -c "$CLIENT_CPU" "$STACK_DIR/lookup_load" "$@" -k "$KEYS" -d "$DURATION" -w "$WARMUP") ||
+            { echo "lookup_load failed: $label" >&2; exit 1; }
+        s1=$(proc_ticks "$pid"); g1=0; [ "$with_pg" = 1 ] && g1=$(pg_ticks)
+        rps=$(fld lookups_per_s "$line")
+        bench_note "$label, round $r: $line server_ticks=$((s1 - s0)) pg_ticks=$((g1 - g0))"
+        if awk -v a="$rps" -v b="$best" 'BEGIN { exit !(a > b) }'; then
+            best=$rps
+            RPS=$rps
+            CPU_US=$(ticks_to_us_per $((s1 - s0 + g1 - g0)) "$(fld replies_total "$line")")
+            P99=$(fld p99_us "$line")
+            ERR=$(( $(fld errors "$line") + $(fld misses "$line") ))
+        fi
+    done
+}
+half() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 2 }'; }
+
+# --- in-memory checks: RCPT of a submission ---------------------------------------------
+durable off
+for conns in 8 32; do
+    run "mailrosterd tcp ${conns}x1" "$MR_PID" 0 -t policy -m out -a "127.0.0.1:$P_MRD" -c "$conns" -p 1
+    M_T=$RPS M_TC=$CPU_US M_TP=$P99 M_TE=$ERR
+    run "mailrosterd unix ${conns}x1" "$MR_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mr/policy" -c "$conns" -p 1
+    M_U=$RPS M_UC=$CPU_US M_UP=$P99
+    run "mini tcp ${conns}x1" "$MINI_PID" 0 -t policy -m out -a "127.0.0.1:$P_MINI" -c "$conns" -p 1
+    C_T=$RPS C_TC=$CPU_US C_TP=$P99
+    run "mini unix ${conns}x1" "$MINI_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mini.policy" -c "$conns" -p 1
+    C_U=$RPS C_UC=$CPU_US
+    run "policyd-rate-limit (sqlite in memory) tcp ${conns}x1" "$PRLM_PID" 0 -t policy -m out -a "127.0.0.1:$P_PRLM" -c "$conns" -p 1
+    R_T=$RPS R_TC=$CPU_US R_TP=$P99
+    bench_row "RCPT checks, ${conns} conns, tcp" "$M_T" "$C_T" "$(ratio "$M_T" "$C_T")" "$R_T" "$(ratio "$M_T" "$R_T")" \
+        "$M_TC / $C_TC / $R_TC" "$M_TP / $C_TP / $R_TP" "$M_TE"
+    bench_row "RCPT checks, ${conns} conns, unix" "$M_U" "$C_U" "$(ratio "$M_U" "$C_U")" "-" "-" \
+        "$M_UC / $C_UC / -" "$M_UP / - / -" "-"
+done
+
+# --- admissions: a whole message, counted in a database -----------------------------------
+[ "$DURABLE" = 1 ] && durable on
+for conns in 8 32; do
+    run "mailrosterd msg tcp ${conns}x1" "$MR_PID" 1 -t policy -m msg -a "127.0.0.1:$P_MRD" -c "$conns" -p 1
+    M=$RPS MC=$CPU_US MP=$P99 ME=$ERR
+    run "mini msg tcp ${conns}x1" "$MINI_PID" 0 -t policy -m msg -a "127.0.0.1:$P_MINI" -c "$conns" -p 1
+    C=$RPS CC=$CPU_US CP=$P99
+    run "policyd-rate-limit (PostgreSQL) msg tcp ${conns}x1" "$PRLP_PID" 1 -t policy -m msg -a "127.0.0.1:$P_PRLP" -c "$conns" -p 1
+    RP=$RPS RPC=$CPU_US RPP=$P99
+    run "policyd-rate-limit (sqlite in memory) msg tcp ${conns}x1" "$PRLM_PID" 0 -t policy -m msg -a "127.0.0.1:$P_PRLM" -c "$conns" -p 1
+    RM=$RPS
+    bench_row "messages/s, PG counters, ${conns} conns" "$(half "$M")" "$(half "$C")" "$(ratio "$M" "$C")" \
+        "$(half "$RP") (pg) / $(half "$RM") (mem)" "$(ratio "$M" "$RP") / $(ratio "$M" "$RM")" \
+        "$MC / $CC / $RPC" "$MP / $CP / $RPP" "$ME"
+done
+durable off
+ADMITTED=$(sql -c "SELECT count(*) FROM mailroster.send_counters")
+bench_note "send_counters rows after the runs: $ADMITTED (pruned to the last hour: every admission of this run)"
+DEFERS=$(grep -c "Sending limit reached" "$LOG")
+bench_note "deferrals in mailrosterd's log: $DEFERS"
+
+echo
+echo "policy service: mailrosterd vs minimal parse-and-DUNNO server vs policyd-rate-limit"
+echo "($N_ACCOUNTS accounts, 100 msgs/h each; ${DURATION}s runs, best of $REPEAT; PostgreSQL durable=$DURABLE for the admissions)"
+bench_table "shape" "mailrosterd" "minimal" "vs minimal" "policyd-rate-limit" "vs prl" "server CPU µs/req (mrd/min/prl)" "p99 µs (mrd/min/prl)" "mrd non-DUNNO"
+echo
+bench_footer
