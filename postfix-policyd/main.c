@@ -1113,6 +1113,7 @@ int main(int argc, char **argv)
         /* rate limits: END-OF-MESSAGE admissions on threads of their own */
         app.pol_full = pol_full_new();
         pol_db_start(app.conf.database, app.conf.policy_db_connections,
+                     app.conf.policy_db_synchronous_commit,
                      app.conf.policy_db_timeout * 1000, post_pol);
     }
     open_listeners();

@@ -7,6 +7,14 @@
  * admissions of one account from every thread and every mailrosterd on the
  * database run one after the other, and different accounts in parallel.
  *
+ * Commits: synchronous_commit is off on these connections unless
+ * policy_db_synchronous_commit says otherwise. The WAL flush (a disk
+ * sync, 0.1-1 ms) would otherwise bound admissions per connection; what
+ * an asynchronous commit risks is that a crash of PostgreSQL itself (not a
+ * clean stop, not a crash of mailrosterd) forgets the admissions of its
+ * last few hundred milliseconds. Exactness does not depend on it: the row
+ * lock and the visibility of committed rows are the same either way.
+ *
  * Bounds: statement_timeout = policy_db_timeout on every connection (a
  * slow server ends there, SQLSTATE 57014 = PV_TIMEOUT); the wait for the
  * account's lock gets what is left of the job's time less 200 ms
@@ -46,6 +54,7 @@ static struct {
     int queued;
     char *conninfo;
     int timeout_ms;
+    int sync_commit;
     pol_db_post_fn post;
     /* unavailability, logged at most every LOG_EVERY s */
     int down;
@@ -105,7 +114,7 @@ static int ensure_conn(struct worker *w, char *err, size_t esize)
     char ct[16], st[32];
     const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
     const char *vals[] = { "mailrosterd-policy", ct, Q.conninfo, NULL };
-    const char *p[1] = { st };
+    const char *p[2] = { st, Q.sync_commit ? "on" : "off" };
 
     if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
         return 0;
@@ -124,8 +133,8 @@ static int ensure_conn(struct worker *w, char *err, size_t esize)
         goto fail;
     }
     snprintf(st, sizeof(st), "%d", Q.timeout_ms);
-    PGresult *r = PQexecParams(w->pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL, p,
-                               NULL, NULL, 0);
+    PGresult *r = PQexecParams(w->pg, "SELECT set_config('statement_timeout', $1, false), "
+                               "set_config('synchronous_commit', $2, false)", 2, NULL, p, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         first_line(err, esize, PQresultErrorMessage(r));
@@ -227,13 +236,15 @@ static void *pol_db_main(void *arg)
     return NULL;
 }
 
-void pol_db_start(const char *conninfo, int nthreads, int timeout_ms, pol_db_post_fn post)
+void pol_db_start(const char *conninfo, int nthreads, int timeout_ms, int sync_commit,
+                  pol_db_post_fn post)
 {
     pthread_t t;
     pthread_attr_t attr;
 
     Q.conninfo = xstrdup(conninfo);
     Q.timeout_ms = timeout_ms;
+    Q.sync_commit = sync_commit;
     Q.post = post;
     if (nthreads < 1)
         nthreads = 1;

@@ -32,7 +32,8 @@ typedef void (*pol_db_post_fn)(struct pol_job *j);
 
 /* nthreads connections to conninfo; timeout_ms: statement_timeout and the
  * connect timeout. */
-void pol_db_start(const char *conninfo, int nthreads, int timeout_ms, pol_db_post_fn post);
+void pol_db_start(const char *conninfo, int nthreads, int timeout_ms, int sync_commit,
+                  pol_db_post_fn post);
 void pol_db_submit(struct pol_job *j);
 /* Jobs queued and not started: how many (for stats). */
 int pol_db_queued(void);

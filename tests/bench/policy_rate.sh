@@ -24,6 +24,7 @@
 # every PostgreSQL process's for the admissions. Nothing is asserted.
 #
 #   tests/bench/policy_rate.sh       (as root; installs policyd-rate-limit)
+#   PARTS=msg MRD_CONF_EXTRA='policy_db_synchronous_commit = yes' tests/bench/policy_rate.sh
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$TOP/tests/bench/benchlib.sh"
@@ -34,6 +35,7 @@ DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-0.5}
 REPEAT=${REPEAT:-3}
 DURABLE=${DURABLE:-1}
+PARTS=${PARTS:-rcpt,msg}     # which parts run
 
 if [ ! -x /usr/bin/policyd-rate-limit ] || ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null; then
     bench_note "installing policyd-rate-limit and python3-psycopg2"
@@ -58,7 +60,7 @@ awk -v n="$N_ACCOUNTS" -v k="$N_KEYS" 'BEGIN { srand(4242); for (i = 0; i < k; i
 P_MRD=$(stack_free_port)
 CONF=$STACK_DIR/mailroster.conf
 mr_write_conf "$CONF" "policy_listen = inet:127.0.0.1:$P_MRD, unix:$STACK_DIR/mr/policy" \
-    "policy_db_connections = 4"
+    "policy_db_connections = ${POLICY_DB_CONNECTIONS:-4}" "${MRD_CONF_EXTRA:-}"
 bench_mr_start "$CONF"
 
 P_MINI=$(stack_free_port)
@@ -162,6 +164,7 @@ half() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 2 }'; }
 # --- in-memory checks: RCPT of a submission ---------------------------------------------
 durable off
 for conns in 8 32; do
+    [[ ,$PARTS, == *,rcpt,* ]] || break
     run "mailrosterd tcp ${conns}x1" "$MR_PID" 0 -t policy -m out -a "127.0.0.1:$P_MRD" -c "$conns" -p 1
     M_T=$RPS M_TC=$CPU_US M_TP=$P99 M_TE=$ERR
     run "mailrosterd unix ${conns}x1" "$MR_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mr/policy" -c "$conns" -p 1
@@ -181,6 +184,7 @@ done
 # --- admissions: a whole message, counted in a database -----------------------------------
 [ "$DURABLE" = 1 ] && durable on
 for conns in 8 32; do
+    [[ ,$PARTS, == *,msg,* ]] || break
     run "mailrosterd msg tcp ${conns}x1" "$MR_PID" 1 -t policy -m msg -a "127.0.0.1:$P_MRD" -c "$conns" -p 1
     M=$RPS MC=$CPU_US MP=$P99 ME=$ERR
     run "mini msg tcp ${conns}x1" "$MINI_PID" 0 -t policy -m msg -a "127.0.0.1:$P_MINI" -c "$conns" -p 1
