@@ -40,11 +40,11 @@ SRCS="$top/lib/addr.c $top/lib/buf.c $top/lib/cfg.c $top/lib/codec.c $top/lib/lo
       $top/postfix-policyd/htab.c $top/postfix-policyd/dir.c $top/postfix-policyd/lookup.c
       $top/postfix-policyd/snap.c $top/postfix-policyd/tcpt.c $top/postfix-policyd/smap.c
       $top/postfix-policyd/conf.c $top/postfix-policyd/auth.c
-      $top/postfix-policyd/polproto.c $top/postfix-policyd/policy.c
+      $top/postfix-policyd/polproto.c $top/postfix-policyd/policy.c $top/postfix-policyd/srv.c
       $top/dovecot-plugin/roster-proto.c"
-LIBS="-lidn2 -lcrypt -lcrypto -pthread"
+LIBS="-lidn2 -lcrypt -lcrypto -levent -pthread"
 
-targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto"
+targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv"
 
 # the code under test, compiled once with the same instrumentation
 mkdir -p "$out/obj"

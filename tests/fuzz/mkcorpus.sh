@@ -76,3 +76,20 @@ seed codec badescape '%%zz%%4'
 seed codec netstring '5:hello,'
 seed codec nested '12:5:hello,0:,,'
 seed codec binary '\000\001\377 %%\n'
+
+# the connection layer (fuzz_srv): byte 0 bits 0-1 the protocol (0
+# tcp_table, 1 socketmap, 2 auth), bits 2-3 the tcp_table map; bytes 1-2
+# seed the cut points. The stream seeds above, loaded directory only.
+mkdir -p "$c/srv"
+for f in "$c"/tcpt/* "$c"/smap/* "$c"/auth/*; do
+    t=$(basename "$(dirname "$f")")
+    b0=$(od -An -tu1 -N1 "$f" | tr -d ' ')
+    [ $((b0 & 128)) -eq 0 ] || continue
+    case $t in
+    tcpt) p=$(( (b0 & 3) << 2 )) ;;
+    smap) p=1 ;;
+    auth) p=2 ;;
+    esac
+    { printf "\\$(printf '%03o' "$p")\\123\\045"; tail -c +4 "$f"; } > "$c/srv/${t}_$(basename "$f")"
+done
+seed srv auth_list '\002\001\007VERSION\t1\t0\n1\tLIST\n2\tPASS\talice@example.com\timap\n3\tLIST\n4\tUSER\tbob@example.com\tlmtp\n'

@@ -8,11 +8,11 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-20}
 out=${2:-$here/out}
-targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto"
+targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv"
 
 max_len() {
     case $1 in
-    tcpt|smap|auth|roster_proto) echo 20000 ;;
+    tcpt|smap|auth|roster_proto|srv) echo 20000 ;;
     polproto|policy) echo 40000 ;;
     snap) echo 65536 ;;
     cfg) echo 8192 ;;
