@@ -476,15 +476,19 @@ static void session(struct db *db)
         goto fatal;
     if (exec_cmd(db, "LISTEN mailroster_changes", &why) < 0)
         goto broken;
+    int from_base = 0;
     pthread_mutex_lock(&db->lock);
     if (db->have_base && !db->loaded) {
         db->loaded = 1;
         db->seq = db->base_seq;
+        from_base = 1;
     }
     db->have_base = 0;
     pthread_mutex_unlock(&db->lock);
     if ((rc = need_full_load(db, &why)) < 0)
         goto broken;
+    if (rc == 0 && from_base)
+        post(db, DBM_BRIDGED, NULL);
     if (rc) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -593,11 +597,14 @@ static void *db_main(void *arg)
     return NULL;
 }
 
-struct db *db_start(const char *conninfo, int poll_interval, db_post_fn postfn, void *arg)
+struct db *db_start(const char *conninfo, int poll_interval, uint64_t base_seq, db_post_fn postfn,
+                    void *arg)
 {
     struct db *db = xcalloc(1, sizeof(*db));
     pthread_attr_t attr;
 
+    db->have_base = base_seq > 0;
+    db->base_seq = base_seq;
     db->conninfo = xstrdup(conninfo);
     db->post = postfn;
     db->arg = arg;
@@ -609,14 +616,6 @@ struct db *db_start(const char *conninfo, int poll_interval, db_post_fn postfn, 
         msg_fatal("cannot start the database thread: %s", strerror(errno));
     pthread_attr_destroy(&attr);
     return db;
-}
-
-void db_set_base(struct db *db, uint64_t seq)
-{
-    pthread_mutex_lock(&db->lock);
-    db->have_base = 1;
-    db->base_seq = seq;
-    pthread_mutex_unlock(&db->lock);
 }
 
 void db_set_poll_interval(struct db *db, int seconds)

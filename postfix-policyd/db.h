@@ -22,6 +22,7 @@
 
 enum db_msg_type {
     DBM_FULL,     /* dir: a complete directory */
+    DBM_BRIDGED,  /* the change log reaches back to db_start's base_seq: changes follow */
     DBM_CHANGES,  /* changes[n], then the directory is at max_seq */
     DBM_UP,       /* connected; text says to what */
     DBM_DOWN,     /* connection lost or refused; text says why */
@@ -44,9 +45,12 @@ void db_msg_free(struct db_msg *m);
 typedef void (*db_post_fn)(struct db_msg *m, void *arg);
 
 struct db;
-struct db *db_start(const char *conninfo, int poll_interval, db_post_fn post, void *arg);
-/* The directory came from a snapshot file at seq: catch up from there. */
-void db_set_base(struct db *db, uint64_t seq);
+/* base_seq: the change of a snapshot read at start (0: none). When the
+ * change log reaches back to it, the thread posts DBM_BRIDGED and then
+ * the changes after it, instead of a full load; while PostgreSQL is
+ * unreachable the caller answers from it, and catches up from it later. */
+struct db *db_start(const char *conninfo, int poll_interval, uint64_t base_seq, db_post_fn post,
+                    void *arg);
 void db_set_poll_interval(struct db *db, int seconds);
 
 #endif

@@ -99,7 +99,8 @@ static struct app {
 
     int ready_fd;               /* tells the parent we are up (daemon mode) */
     int verbose_flag;
-    int snap_tried;             /* looked at the snapshot file at start */           /* -v: stays on across reloads */
+    int said_no_dir;            /* "answering temporary failures" was logged */
+    struct dir *pending;        /* read at start, not served yet (see snapshot_start_done) */           /* -v: stays on across reloads */
 } app;
 
 static void wake_loop(void)
@@ -633,13 +634,13 @@ static void status_rows(struct buf *out)
 #undef ROW
 }
 
-/* The snapshot is read on a thread of its own: a large file takes seconds,
- * and the loop keeps answering (temporary failures) and hearing signals
- * meanwhile. */
+/* The snapshot file is read at start, on a thread of its own: a large file
+ * takes seconds, and the loop keeps answering (temporary failures) and
+ * hearing signals meanwhile. The database thread starts once it is read,
+ * from the snapshot's change when there is one. */
 struct snap_read_job {
     char *path;
     uint64_t max_size;
-    char *why;                  /* why the database could not be used */
     struct dir *dir;            /* the result, or NULL with err */
     struct buf err;
 };
@@ -653,24 +654,14 @@ static void *snap_reader(void *arg)
     return NULL;
 }
 
-static void start_from_snapshot(const char *why)
+static void read_snapshot(void)
 {
     pthread_t t;
     pthread_attr_t attr;
-
-    if (app.dir != NULL || app.snap_tried)
-        return;
-    app.snap_tried = 1;
-    if (!*app.conf.snapshot_file) {
-        msg_warn("PostgreSQL unavailable (%s) and no snapshot_file configured: "
-                 "answering temporary failures until the directory is loaded", why);
-        tell_ready();
-        return;
-    }
     struct snap_read_job *j = xcalloc(1, sizeof(*j));
+
     j->path = xstrdup(app.conf.snapshot_file);
     j->max_size = (uint64_t)app.conf.snapshot_max_size;
-    j->why = xstrdup(why);
     buf_init(&j->err);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -681,39 +672,71 @@ static void start_from_snapshot(const char *why)
     pthread_attr_destroy(&attr);
 }
 
-/* On the loop: the reader is done. */
+/* Nothing to answer from while PostgreSQL is unavailable: say so once. */
+static void no_directory(const char *why)
+{
+    if (app.dir != NULL || app.pending != NULL || app.said_no_dir)
+        return;
+    app.said_no_dir = 1;
+    if (!*app.conf.snapshot_file)
+        msg_warn("PostgreSQL unavailable (%s) and no snapshot_file configured: "
+                 "answering temporary failures until the directory is loaded", why);
+    else
+        msg_error("PostgreSQL unavailable (%s) and the snapshot file cannot be used: "
+                  "answering temporary failures until the directory is loaded", why);
+    tell_ready();
+}
+
+/* Serve the snapshot read at start (app.pending); why: NULL when the
+ * change log bridges it, else why PostgreSQL cannot be used. */
+static void serve_pending(const char *why)
+{
+    struct dir *d = app.pending;
+    struct stat st;
+    char when[64] = "unknown time";
+
+    app.pending = NULL;
+    if (stat(app.conf.snapshot_file, &st) == 0) {
+        struct tm tm;
+        localtime_r(&st.st_mtime, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    }
+    if (why)
+        msg_warn("PostgreSQL unavailable (%s): starting from snapshot file %s written %s, "
+                 "at change %" PRIu64 " (%zu mailboxes, %zu aliases)", why, app.conf.snapshot_file,
+                 when, d->seq, dir_count(d, DIR_MAILBOX), dir_count(d, DIR_ALIAS));
+    else
+        msg_info("starting from snapshot file %s written %s, at change %" PRIu64 " (%zu mailboxes, "
+                 "%zu aliases): the change log brings it up to date", app.conf.snapshot_file, when,
+                 d->seq, dir_count(d, DIR_MAILBOX), dir_count(d, DIR_ALIAS));
+    app.dir = d;
+    app.dir_gen++;
+    app.snap_gen = app.dir_gen;
+    app.snap_seq = d->seq;
+    tell_ready();
+}
+
+/* On the loop: the reader is done. The snapshot waits in app.pending until
+ * the database thread says whether its change log reaches back to the
+ * snapshot's change (DBM_BRIDGED: served at once and brought up to date
+ * from the log, no temporary failure meanwhile), or that a full load is
+ * needed (DBM_FULL: dropped; answers that old would be wrong, not just
+ * late), or PostgreSQL is unavailable (served, as in any outage). */
 static void snapshot_read_done(struct snap_read_job *j)
 {
-    struct dir *d = j->dir;
-
-    if (d == NULL) {
-        msg_error("PostgreSQL unavailable (%s) and the snapshot file cannot be used: %s; "
-                  "answering temporary failures until the directory is loaded", j->why, j->err.data);
-    } else if (app.dir != NULL) {
-        msg_info("snapshot file read, but the directory came from PostgreSQL meanwhile: not used");
-        dir_free(d);
-    } else {
-        struct stat st;
-        char when[64] = "unknown time";
-        if (stat(j->path, &st) == 0) {
-            struct tm tm;
-            localtime_r(&st.st_mtime, &tm);
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-        }
-        msg_warn("PostgreSQL unavailable (%s): starting from snapshot file %s written %s, "
-                 "at change %" PRIu64 " (%zu mailboxes, %zu aliases)", j->why, j->path,
-                 when, d->seq, dir_count(d, DIR_MAILBOX), dir_count(d, DIR_ALIAS));
-        app.dir = d;
-        app.dir_gen++;
-        app.snap_gen = app.dir_gen;
-        app.snap_seq = d->seq;
-        db_set_base(app.db, d->seq);
+    if (j->dir == NULL) {
+        if (access(j->path, F_OK) != 0 && errno == ENOENT)
+            msg_info("no snapshot file %s yet: loading the directory from PostgreSQL", j->path);
+        else
+            msg_error("the snapshot file cannot be used: %s; loading the directory from PostgreSQL",
+                      j->err.data);
     }
+    app.pending = j->dir;
+    app.db = db_start(app.conf.database, app.conf.poll_interval, app.pending ? app.pending->seq : 0,
+                      post_msg, NULL);
     buf_free(&j->err);
     free(j->path);
-    free(j->why);
     free(j);
-    tell_ready();
 }
 
 static void startup_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -725,8 +748,10 @@ static void startup_timer_cb(evutil_socket_t fd, short what, void *arg)
         /* connected and loading: the load is newer than any snapshot, and
          * reading both would hold two directories at once */
         msg_info("still loading the directory from PostgreSQL after startup_timeout; waiting for it");
-    else if (app.dir == NULL)
-        start_from_snapshot("no answer within startup_timeout");
+    else if (app.dir == NULL && app.pending)
+        serve_pending("no answer within startup_timeout");
+    else if (app.dir == NULL && app.db)
+        no_directory("no answer within startup_timeout");
 }
 
 /* --- messages from the database thread ---------------------------------- */
@@ -770,7 +795,17 @@ static void forget_cached(const struct dir_change *c)
 static int handle_msg(struct db_msg *m)
 {
     switch (m->type) {
+    case DBM_BRIDGED:
+        if (app.pending)
+            serve_pending(NULL);
+        break;
     case DBM_FULL:
+        if (app.pending) {
+            msg_info("snapshot file not used: the change log does not reach back to its change %" PRIu64
+                     "; loaded from PostgreSQL instead", app.pending->seq);
+            dir_free(app.pending);
+            app.pending = NULL;
+        }
         if (app.dir) {
             msg_info("replacing the directory (change %" PRIu64 ") with a full load (change %" PRIu64 ")",
                      app.dir->seq, m->dir->seq);
@@ -816,11 +851,15 @@ static int handle_msg(struct db_msg *m)
         free(app.db_state);
         app.db_state = xstrdup(m->text);
         svc_update();
-        if (app.dir == NULL)
-            start_from_snapshot(m->text);
+        if (app.dir == NULL && app.pending)
+            serve_pending(m->text);
+        else if (app.dir == NULL)
+            no_directory(m->text);
         break;
     case DBM_FATAL: {
         char text[600];
+        if (app.dir == NULL && app.pending)
+            serve_pending(m->text);
         if (app.dir != NULL) {
             /* started from the snapshot meanwhile: keep answering */
             msg_error("database is not usable: %s; answering from memory", m->text);
@@ -960,7 +999,8 @@ static void reload_conf(void)
     for (int i = 0; i < app.nlisteners; i++)
         srv_set_conf(app.listeners[i], &app.srv_conf);
     log_set_verbose(nc.debug || app.verbose_flag);
-    db_set_poll_interval(app.db, nc.poll_interval);
+    if (app.db)
+        db_set_poll_interval(app.db, nc.poll_interval);
     cfg_free(mr_conf_defs, &nc);
     buf_free(&err);
     msg_info("reloaded %s", app.conf_path);
@@ -1135,7 +1175,10 @@ int main(int argc, char **argv)
     event_add(app.startup_timer, &st);
 
     msg_info("starting (configuration %s)", app.conf_path);
-    app.db = db_start(app.conf.database, app.conf.poll_interval, post_msg, NULL);
+    if (*app.conf.snapshot_file)
+        read_snapshot();   /* the database thread starts when it is read */
+    else
+        app.db = db_start(app.conf.database, app.conf.poll_interval, 0, post_msg, NULL);
     event_base_dispatch(app.base);
     shutdown_cleanly();
     buf_free(&err);
