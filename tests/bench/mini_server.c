@@ -11,7 +11,10 @@
  * tests/bench/perf-baselines ("a minimal in-memory tcp_table server").
  *
  *   mini_server -f KEYVALUES [-t 127.0.0.1:PORT]... [-s 127.0.0.1:PORT | -s unix:PATH]...
- *               [-p 127.0.0.1:PORT | -p unix:PATH]...
+ *               [-p 127.0.0.1:PORT | -p unix:PATH]... [-M]
+ *
+ * -M: a socketmap request is looked up as "MAP KEY" (the table's keys then
+ * carry the map name), so that one server can answer several maps.
  *
  * Prints "ready" on stdout once it listens. */
 #define _GNU_SOURCE
@@ -112,6 +115,7 @@ struct conn {
 };
 
 static int ep;
+static int smap_with_map;  /* -M */
 
 static void need(char **b, size_t *cap, size_t want)
 {
@@ -196,7 +200,7 @@ static void smap(struct conn *c, const char *d, size_t n)
         smap_reply(c, "PERM malformed request", 22, "", 0);
         return;
     }
-    const struct ent *e = get(sp + 1, n - (size_t)(sp + 1 - d));
+    const struct ent *e = smap_with_map ? get(d, n) : get(sp + 1, n - (size_t)(sp + 1 - d));
     if (e == NULL)
         smap_reply(c, "NOTFOUND ", 9, "", 0);
     else
@@ -368,12 +372,13 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     ep = epoll_create1(EPOLL_CLOEXEC);
-    while ((ch = getopt(argc, argv, "f:t:s:p:")) != -1) {
+    while ((ch = getopt(argc, argv, "f:t:s:p:M")) != -1) {
         switch (ch) {
         case 'f': file = optarg; break;
         case 't': add_listener(optarg, P_TCPT); break;
         case 's': add_listener(optarg, P_SMAP); break;
         case 'p': add_listener(optarg, P_POL); break;
+        case 'M': smap_with_map = 1; break;
         default:
             fprintf(stderr, "usage: mini_server -f FILE [-t HOST:PORT]... [-s HOST:PORT|unix:PATH]... [-p HOST:PORT|unix:PATH]...\n");
             return 64;
