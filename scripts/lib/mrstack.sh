@@ -27,8 +27,11 @@ mrs_admin_sql() { psql -X -q -v ON_ERROR_STOP=1 -At -U mradm -d "$MR_DB" "$@"; }
 # (MRS_AUTH; Dovecot's auth process runs as user dovecot). Its userdb
 # answers home = mail_base/maildir with the mail user mrvmail's uid and gid
 # (MRS_UID, MRS_GID); mail_base is MRS_MAIL_BASE, $STACK_DIR/vmail.
+# The auth socket's mode lets user dovecot connect; who may ask is decided
+# by auth_allow (peer credentials).
 # MRS_CONF_EXTRA: more lines for its configuration (they come last, so
-# they win). The mail_base in effect is also written to
+# they win; keep auth_socket: mrs_dovecot points Dovecot at MRS_AUTH).
+# The mail_base in effect is also written to
 # mailroster.settings.mail_base (migration 0004), which must equal
 # mailrosterd's: the schema refuses mailbox homes outside it.
 mrs_daemon() {
@@ -114,7 +117,31 @@ mrs_dovecot() {
     fi
     MRS_ROSTER_CONF=$d/auth-roster.conf.ext
     stack_dovecot_start "!include $MRS_ROSTER_CONF
+$(mrs__dovecot_asan "$STACK_DOVECOT_AUTH_MODULE")
 ${MRS_DOVECOT_EXTRA:-}"
+}
+
+# mrs__dovecot_asan MODULE: a module from an AddressSanitizer build (e.g.
+# build-asan) loads only into a process whose first library is the ASan
+# runtime: Dovecot's auth processes get it preloaded, so the driver runs
+# under the sanitizers there too (reports go to Dovecot's log; leak checks
+# are off: they would report Dovecot's own allocations). Prints nothing for
+# a plain build.
+mrs__dovecot_asan() {
+    local asan env
+    asan=$(ldd "$1" 2>/dev/null | awk '$1 ~ /^libasan\.so/ && $3 ~ /^\// { print $3; exit }')
+    [ -n "$asan" ] || return 0
+    env="/usr/bin/env LD_PRELOAD=$asan ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1"
+    cat <<EOF
+service auth {
+  executable = $env /usr/lib/dovecot/auth
+  vsz_limit = 0
+}
+service auth-worker {
+  executable = $env /usr/lib/dovecot/auth -w
+  vsz_limit = 0
+}
+EOF
 }
 
 # mrs_mail MAIN_CF_EXTRA: Dovecot (mrs_dovecot) and Postfix; Postfix asks

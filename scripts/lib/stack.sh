@@ -500,7 +500,7 @@ stack_dovecot_start() {
 stack_dovecot_stop() {
     stack__need_dir || return 1
     local pid conf="$STACK_DIR/dovecot/dovecot.conf"
-    pid=$(stack__dovecot_pid) || { stack__dovecot_module_restore; return; }
+    pid=$(stack__dovecot_pid) || { stack__dovecot_module_restore; return $?; }
     doveadm -c "$conf" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
     if ! stack__wait_gone "$pid" 15; then
         kill -KILL "$pid" 2>/dev/null

@@ -144,4 +144,6 @@ check "stats: recipients unavailable" 2 "$(get reject_recipient_unavailable)"
 check "stats: malformed" 2 "$(get malformed)"
 
 if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" "$MRS_LOG"; then notok "sanitizer report in the log"; else ok "no sanitizer report"; fi
+# (an ASan build's roster driver runs under the sanitizers in Dovecot's auth process)
+if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" "$STACK_DOVECOT_LOG"; then notok "sanitizer report in Dovecot's log"; else ok "no sanitizer report in Dovecot's log"; fi
 t_summary
