@@ -15,8 +15,19 @@
 #   trap stack_cleanup EXIT
 #   stack_pg_start; stack_pg_createdb roster
 #   read -r uid gid < <(stack_vmail_user)
-#   stack_dovecot_start "$(stack_dovecot_passwd_file_snippet "$STACK_DIR/passwd")"
+#   STACK_DOVECOT_AUTH_MODULE=$PWD/build/.libs/libauthdb_roster.so
+#   stack_dovecot_start "passdb {
+#     driver = roster
+#     args = socket=$STACK_DIR/mr/auth
+#   }
+#   userdb {
+#     driver = roster
+#     args = socket=$STACK_DIR/mr/auth
+#   }"
 #   stack_postfix_start "virtual_mailbox_domains = example.test"
+#
+# (scripts/lib/mrstack.sh does this for mailroster's own stack, with the
+# shipped conf.d/dovecot/auth-roster.conf.ext.)
 #
 # Functions print nothing on success (unless stated) and, on failure, print
 # "stack: ..." to stderr and return non-zero.
@@ -324,23 +335,6 @@ stack_vmail_user() {
 
 # ---------------------------------------------------------------- Dovecot
 
-# stack_dovecot_passwd_file_snippet FILE: print passdb/userdb blocks for a
-# passwd-file (lines "user:{SCHEME}hash:uid:gid::home::"). FILE must be
-# readable by user dovecot (the auth process runs as dovecot).
-stack_dovecot_passwd_file_snippet() {
-    [[ -n "${1:-}" ]] || { stack__err "usage: stack_dovecot_passwd_file_snippet FILE"; return 1; }
-    cat <<EOF
-passdb {
-  driver = passwd-file
-  args = scheme=CRYPT username_format=%u $1
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%u $1
-}
-EOF
-}
-
 stack__dovecot_write_conf() {
     local port=$1 snippet=$2 d="$STACK_DIR/dovecot"
     cat > "$d/dovecot.conf" <<EOF
@@ -506,7 +500,7 @@ stack_dovecot_start() {
 stack_dovecot_stop() {
     stack__need_dir || return 1
     local pid conf="$STACK_DIR/dovecot/dovecot.conf"
-    pid=$(stack__dovecot_pid) || { stack__dovecot_module_restore; return; }
+    pid=$(stack__dovecot_pid) || { stack__dovecot_module_restore; return $?; }
     doveadm -c "$conf" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
     if ! stack__wait_gone "$pid" 15; then
         kill -KILL "$pid" 2>/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # e2e_test.sh - swaks → a private Postfix routing with mailrosterd's
-# socketmap maps → Dovecot LMTP → the Maildir, read back over IMAP; and
-# what Postfix refuses because mailrosterd says so.
+# socketmap maps → Dovecot LMTP (home, uid and gid from the roster userdb,
+# that is mailrosterd) → the Maildir, read back over IMAP (a login checked
+# by the roster passdb); and what Postfix refuses because mailrosterd says so.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
@@ -26,8 +27,14 @@ SQL
 mrs_admin_sql -c "UPDATE mailroster.mailboxes SET enabled = false WHERE local_part = 'gone'"
 mrs_mail "recipient_delimiter = +" || { notok "Dovecot and Postfix start"; t_summary; exit 1; }
 echo secret1 | mrs_cli user passwd alice@example.test --password-stdin --scheme sha512 >/dev/null || notok "mailroster user passwd"
-mrs_dovecot_user alice@example.test || notok "Dovecot user"
 sleep 0.3
+# Postfix only learns from the mailboxes map that alice exists; LMTP puts the
+# mail where Dovecot's userdb says: mail_base/maildir, which is the map's answer
+MRS_HOME=$(mrs_home alice@example.test)
+check "Dovecot's home for alice (roster userdb) = mail_base + the mailboxes map's answer" \
+    "$MRS_MAIL_BASE/$(postmap -q alice@example.test "socketmap:unix:$MRS_SMAP:mailboxes" | sed 's|/$||')" "$MRS_HOME"
+check "Dovecot's uid and gid for alice = mail_uid and mail_gid" "$MRS_UID $MRS_GID" \
+    "$(timeout 20 doveadm -c "$STACK_DOVECOT_CONF" user -f uid alice@example.test) $(timeout 20 doveadm -c "$STACK_DOVECOT_CONF" user -f gid alice@example.test)"
 
 send() { # TO SUBJECT: 250 when queued, else the first 4xx/5xx reply code
     local out
@@ -48,6 +55,7 @@ case $code in 5*|4*) ok "mail to a disabled domain is not accepted ($code)" ;; *
 
 for i in $(seq 1 150); do [ "$(count)" -ge 3 ] && break; sleep 0.2; done
 check "three messages in the Maildir" 3 "$(count)"
+check "... owned by the mail user" 3 "$(find "$MRS_HOME/Maildir/new" -type f -uid "$MRS_UID" | wc -l)"
 for s in "e2e direct" "e2e alias" "e2e catchall"; do
     if mrs_imap_fetch alice@example.test secret1 "$s" >"$STACK_DIR/imap.out" 2>&1; then
         ok "IMAP: '$s' read back"

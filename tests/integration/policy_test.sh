@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # policy_test.sh - mailrosterd as Postfix's check_policy_service, through a
-# real private Postfix: SASL logins (Dovecot) that may not send, senders a
-# login does not own, recipients that may not receive; then the raw
-# protocol: pipelining, incomplete and malformed requests; counters.
+# real private Postfix: SASL logins (Dovecot, roster passdb) that may not
+# send, senders a login does not own, recipients that may not receive; then
+# the raw protocol: pipelining, incomplete and malformed requests; counters.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
@@ -17,11 +17,18 @@ trap stack_cleanup EXIT
 POL_PORT=$(stack_free_port)
 POL_SOCK=$STACK_DIR/mr/policy
 MRS_CONF_EXTRA="policy_listen = inet:127.0.0.1:$POL_PORT, unix:$POL_SOCK"
-# Postfix's SASL asks Dovecot's auth service over this socket
+# Postfix's SASL asks Dovecot's auth service over this socket. After the
+# roster passdbs, a passdb that knows one login mailroster does not (a
+# leftover of an old setup): ghost@example.test, password pw-ghost.
 MRS_DOVECOT_EXTRA="service auth {
   unix_listener auth-postfix {
     mode = 0666
   }
+}
+passdb {
+  driver = static
+  args = password={PLAIN}pw-ghost
+  username_filter = ghost@example.test
 }"
 mrs_db && mrs_daemon || { notok "database and mailrosterd start"; t_summary; exit 1; }
 check "policy listeners open" "2" "$(grep -c 'policy: listening on' "$MRS_LOG")"
@@ -42,10 +49,6 @@ mrs_cli user add norecv@example.test may_receive=no >/dev/null
 mrs_cli user set mute@example.test may_send=no >/dev/null
 mrs_cli alias add team@example.test alice@example.test >/dev/null
 mrs_cli sender add boss@example.test bob@example.test >/dev/null
-for u in alice bob carol mute; do mrs_dovecot_user "$u@example.test" || notok "Dovecot user $u"; done
-# a login Dovecot knows but mailroster does not (a leftover of an old setup)
-echo "ghost@example.test:{PLAIN}pw-ghost:$MRS_UID:$MRS_GID::$STACK_DIR/vmail/ghost::" >>"$MRS_PASSWD"
-mrs_cli user disable carol@example.test reason=compromised >/dev/null
 
 # send FROM TO [LOGIN]: 250 when queued, else the reply code and text of the refusal
 send() {
@@ -67,11 +70,40 @@ check "someone else's address" "553 5.7.1 <alice@example.test>: Recipient addres
     "$(send alice@example.test alice@example.test bob@example.test)"
 check "an address outside the directory" "553 5.7.1 <alice@example.test>: Recipient address rejected: Sender address <bob@elsewhere.example> is not owned by user bob@example.test" \
     "$(send bob@elsewhere.example alice@example.test bob@example.test)"
-check "a disabled account (Dovecot still let it log in)" "554 5.7.1 <alice@example.test>: Recipient address rejected: Account <carol@example.test> is disabled" \
-    "$(send carol@example.test alice@example.test carol@example.test)"
+# carol logs in, then her account is disabled: the session goes on, the
+# policy service refuses it (smtplib: login, disable, then MAIL and RCPT)
+disabled_in_session() {
+    python3 - "$STACK_SMTP_PORT" "$MRS_CLI" "$MRS_ADMIN" <<'PY2'
+import os, smtplib, subprocess, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+s.login("carol@example.test", "pw-carol")
+subprocess.run([sys.argv[2], "user", "disable", "carol@example.test", "reason=compromised"], check=True,
+               env=dict(os.environ, MAILROSTER_SOCKET=sys.argv[3]), stdout=subprocess.DEVNULL)
+try:
+    s.sendmail("carol@example.test", ["alice@example.test"], "Subject: policy test\r\n\r\ntest\r\n")
+    print(250)
+except smtplib.SMTPRecipientsRefused as e:
+    code, text = list(e.recipients.values())[0]
+    print(code, text.decode())
+s.quit()
+PY2
+}
+check "an account disabled after it logged in (Dovecot let it in)" "554 5.7.1 <alice@example.test>: Recipient address rejected: Account <carol@example.test> is disabled" \
+    "$(disabled_in_session 2>&1)"
+# a new login of the disabled account is refused by the roster passdb (from
+# another loopback address: Dovecot's auth penalty for the failure would
+# slow the next logins from 127.0.0.1)
+m=$(wc -l <"$STACK_DOVECOT_LOG")
+out=$(swaks --server "127.0.0.1:$STACK_SMTP_PORT" --local-interface 127.0.0.2 --from carol@example.test \
+    --to alice@example.test --auth PLAIN --auth-user carol@example.test --auth-password pw-carol \
+    --quit-after AUTH --timeout 20 2>&1 | grep -E '^<\** +[45][0-9]{2} ' | head -1 | sed -E 's/^<\** +//')
+case $out in "535 5.7.8 "*) ok "a disabled account cannot log in (535)" ;; *) notok "a disabled account cannot log in: $out" ;; esac
+check "... refused by the roster passdb, with the reason" "1" \
+    "$(tail -n +"$((m + 1))" "$STACK_DOVECOT_LOG" | grep -c 'roster(carol@example.test,.*disabled: mailbox disabled: compromised')"
 check "an account that may not send" "554 5.7.1 <alice@example.test>: Recipient address rejected: Account <mute@example.test> may not send mail" \
     "$(send mute@example.test alice@example.test mute@example.test)"
-check "a login without a mailbox" "554 5.7.1 <alice@example.test>: Recipient address rejected: Login <ghost@example.test> has no mailbox here" \
+# ghost: the roster passdb does not know it, the passdb after it does
+check "a login without a mailbox (another passdb let it in)" "554 5.7.1 <alice@example.test>: Recipient address rejected: Login <ghost@example.test> has no mailbox here" \
     "$(send ghost@example.test alice@example.test ghost@example.test)"
 mrs_cli user set mute@example.test may_send=yes >/dev/null
 check "may send again, at once" 250 "$(send mute@example.test alice@example.test mute@example.test)"
@@ -112,4 +144,6 @@ check "stats: recipients unavailable" 2 "$(get reject_recipient_unavailable)"
 check "stats: malformed" 2 "$(get malformed)"
 
 if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" "$MRS_LOG"; then notok "sanitizer report in the log"; else ok "no sanitizer report"; fi
+# (an ASan build's roster driver runs under the sanitizers in Dovecot's auth process)
+if grep -q "runtime error\|AddressSanitizer\|LeakSanitizer" "$STACK_DOVECOT_LOG"; then notok "sanitizer report in Dovecot's log"; else ok "no sanitizer report in Dovecot's log"; fi
 t_summary

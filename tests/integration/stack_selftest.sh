@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/stack_selftest.sh - self-test of scripts/lib/stack.sh.
 #
-# Starts PostgreSQL, Dovecot (passwd-file user demo@example.test) and Postfix
+# Starts PostgreSQL, Dovecot (one user, demo@example.test, from Dovecot's own
+# static passdb and userdb: stack.sh is tested without mailroster) and Postfix
 # privately under a fresh STACK_DIR, sends a message with swaks, waits for it
 # in the Maildir, reads it back over IMAP, then (after the stack's EXIT trap
 # has run) checks that /etc/postfix/main.cf is back and that no daemon of the
@@ -71,17 +72,25 @@ export STACK_DIR
 
     hash=$(doveadm pw -s SHA512-CRYPT -p secret) || bail "doveadm pw"
     home="$STACK_DIR/vmail/example.test/demo"
-    printf 'demo@example.test:%s:%s:%s::%s::\n' "$hash" "$vuid" "$vgid" "$home" \
-        > "$STACK_DIR/passwd"
-    chgrp dovecot "$STACK_DIR/passwd" && chmod 0640 "$STACK_DIR/passwd"
-
     check "stack_dovecot_start" \
-        stack_dovecot_start "$(stack_dovecot_passwd_file_snippet "$STACK_DIR/passwd")" \
+        stack_dovecot_start "passdb {
+  driver = static
+  args = password=$hash
+  username_filter = demo@example.test
+}
+userdb {
+  driver = static
+  args = uid=$vuid gid=$vgid home=$STACK_DIR/vmail/%d/%n
+}" \
         || bail "Dovecot did not start"
+    check "doveadm user demo@example.test: home $home" \
+        test "$(doveadm -c "$STACK_DOVECOT_CONF" user -f home demo@example.test 2>&1)" = "$home"
     check "doveadm auth test demo@example.test" \
         bash -c 'doveadm -c "$STACK_DOVECOT_CONF" auth test demo@example.test secret >/dev/null'
     check "doveadm auth test rejects a wrong password" \
         bash -c '! doveadm -c "$STACK_DOVECOT_CONF" auth test demo@example.test wrong >/dev/null 2>&1'
+    check "doveadm auth test rejects another user" \
+        bash -c '! doveadm -c "$STACK_DOVECOT_CONF" auth test other@example.test secret >/dev/null 2>&1'
 
     echo "demo@example.test OK" > "$STACK_DIR/vmbox"
     chmod 0644 "$STACK_DIR/vmbox"

@@ -38,12 +38,8 @@ check "config: connect line replaced" 1 "$(grep -c "user=mrdict" "$CONFD/dict-sq
 check "config: both dicts point at the map file" 2 "$(grep -c "pgsql:$CONFD/dict-sql.conf.ext" "$CONFD/quota-roster.conf.ext")"
 check "config: dict socket for the mail user" 2 "$(grep -cE '^ *(user|group) = mrvmail$' "$CONFD/quota-roster.conf.ext")"
 
-read -r MRS_UID MRS_GID < <(stack_vmail_user) || { notok "mail user"; t_summary; exit 1; }
-MRS_PASSWD=$STACK_DIR/dovecot-users
-: >"$MRS_PASSWD"
-chmod 644 "$MRS_PASSWD"
-stack_dovecot_start "$(stack_dovecot_passwd_file_snippet "$MRS_PASSWD")
-$MRS_DICT_INCLUDE" || { notok "Dovecot starts with the quota config"; t_summary; exit 1; }
+MRS_DOVECOT_EXTRA=$MRS_DICT_INCLUDE
+mrs_dovecot || { notok "Dovecot starts with the roster driver and the quota config"; t_summary; exit 1; }
 DOVEADM=(doveadm -c "$STACK_DOVECOT_CONF")
 check "doveconf: quota plugin setting" "dict:User quota::no-unset:proxy::quota" \
     "$(doveconf -c "$STACK_DOVECOT_CONF" -h plugin/quota 2>&1)"
@@ -59,22 +55,15 @@ for u in alice bob; do
     echo "pw-$u" | mrs_cli user add "$u@example.test" --password-stdin --scheme sha512 "quota=10M" >/dev/null \
         || notok "mailroster user add $u"
 done
-# Dovecot learns the users from a passwd-file until the roster userdb exists;
-# the quota limit travels as a userdb extra field (8th column).
-user_line() { # ADDRESS: mrs_dovecot_user plus the quota rule; sets MRS_HOME
-    mrs_dovecot_user "$1" || return 1
-    local tmp=$STACK_DIR/passwd.tmp
-    awk -F: -v OFS=: -v a="$1" -v q="userdb_quota_rule=*:storage=${QUOTA_BYTES}B" \
-        '$1 == a { $8 = q } { print }' "$MRS_PASSWD" >"$tmp" && cat "$tmp" >"$MRS_PASSWD"
-}
-user_line alice@example.test || notok "Dovecot user alice"
-ALICE_HOME=${MRS_HOME:-}
-user_line bob@example.test || notok "Dovecot user bob"
-BOB_HOME=${MRS_HOME:-}
-# passwd-file is re-read at most once a second: wait until both users are known
+# Dovecot learns the users, their homes and quota limits from the roster
+# userdb (mailrosterd): quota=10M is its quota_rule
+ALICE_HOME=$(mrs_home alice@example.test)
+BOB_HOME=$(mrs_home bob@example.test)
 rule() { "${DOVEADM[@]}" user -f quota_rule "$1" 2>&1; }
-wait_for "rule bob@example.test" "*:storage=${QUOTA_BYTES}B" 10
 check "Dovecot's userdb gives the quota rule" "*:storage=${QUOTA_BYTES}B" "$(rule alice@example.test)"
+check "... for bob too" "*:storage=${QUOTA_BYTES}B" "$(rule bob@example.test)"
+check "the homes are mail_base/maildir" "$MRS_MAIL_BASE/$(sql -c "SELECT maildir FROM mailroster.mailboxes WHERE local_part = 'alice'" | sed 's|/$||') $MRS_MAIL_BASE/$(sql -c "SELECT maildir FROM mailroster.mailboxes WHERE local_part = 'bob'" | sed 's|/$||')" \
+    "$ALICE_HOME $BOB_HOME"
 
 # --- helpers -----------------------------------------------------------------
 # (python3 starts slowly on a busy machine: one start per batch, not per value)
@@ -156,7 +145,7 @@ login_row() { sql -c "SELECT at_unix FROM mailroster.last_login WHERE username =
 
 # --- deliveries ----------------------------------------------------------------
 show alice@example.test
-check "the roster's quota_bytes is the limit the passwd-file gives Dovecot" "$QUOTA_BYTES" "$(field quota_bytes)"
+check "the roster's quota_bytes is the limit the roster userdb gives Dovecot" "$QUOTA_BYTES" "$(field quota_bytes)"
 check "before any mail: user show has quota_used_bytes, empty" "" "$(field quota_used_bytes)"
 check "before any mail: quota_used_messages empty" "" "$(field quota_used_messages)"
 check "before any login: last_login empty" "" "$(field last_login)"
