@@ -30,6 +30,8 @@ struct mr_conf {
     int policy_db_timeout;      /* s an admission may take before the action below */
     char *policy_db_unavailable_action; /* "defer" or "dunno" */
     int policy_db_connections;  /* admission threads, one connection each */
+    int policy_quota;           /* refuse inbound recipients over quota (usage from quota_usage) */
+    char *policy_over_quota_action; /* "reject" (552 5.2.2) or "defer" (452 4.2.2) */
     char *auth_socket;          /* unix socket path of the auth endpoint, "" = none */
     int auth_socket_mode;
     char *auth_allow;           /* users, @groups or ids that may ask it (hashes!) */
