@@ -126,8 +126,11 @@ static int64_t declared_size(const char *v)
 }
 
 /* Every mailbox the recipient reaches is over quota: refuse it here, so
- * the sender hears at once instead of from a bounce. */
-static enum pol_decision over_quota(const struct pol_env *env, const char *rcpt, char *action, size_t asize)
+ * the sender hears at once instead of from a bounce. m: the recipient's
+ * own mailbox when it is one (then no alias can match it: an address is
+ * never both, and a catch-all never swallows a mailbox), else NULL. */
+static enum pol_decision over_quota(const struct pol_env *env, const char *rcpt, const struct dir_domain *dom,
+                                    const struct dir_mailbox *m, char *action, size_t asize)
 {
     struct quota_result r;
     int64_t size = declared_size(pol_get(env->req, "size"));
@@ -135,7 +138,12 @@ static enum pol_decision over_quota(const struct pol_env *env, const char *rcpt,
     enum pol_decision d = env->quota_defer ? POL_DEFER_OVER_QUOTA : POL_REJECT_OVER_QUOTA;
     char shown[300];
 
-    quota_rcpt(env->dir, env->usage, env->delims, rcpt, size, &r);
+    if (m) {
+        memset(&r, 0, sizeof(r));
+        r.verdict = quota_mailbox(dom, m, env->usage, size, &r);
+    } else {
+        quota_rcpt(env->dir, env->usage, env->delims, rcpt, size, &r);
+    }
     if (r.verdict == QUOTA_ROOM)
         return POL_DUNNO;
     if (r.verdict == QUOTA_NO_ROOM)
@@ -154,7 +162,7 @@ static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, ch
 {
     struct buf canon;
     size_t at;
-    const struct dir_domain *dom;
+    const struct dir_domain *dom = NULL;
     const struct dir_mailbox *m = NULL;
     enum pol_decision d = POL_DUNNO;
 
@@ -174,7 +182,7 @@ static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, ch
         d = POL_REJECT_RCPT_UNAVAILABLE;
         say(env, 0, "inbound recipient=<%s>: %s", canon.data, decision_names[d]);
     } else if (env->usage) {
-        d = over_quota(env, rcpt, action, asize);
+        d = over_quota(env, rcpt, dom, m, action, asize);
     }
     buf_free(&canon);
     return d;

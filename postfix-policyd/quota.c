@@ -120,6 +120,31 @@ enum quota_test quota_test(int64_t limit_bytes, int64_t limit_messages, int64_t 
 
 static int64_t effective(int64_t own, int64_t dflt) { return own >= 0 ? own : dflt; }
 
+enum quota_test quota_mailbox(const struct dir_domain *dom, const struct dir_mailbox *m,
+                              const struct quota_usage *u, int64_t size, struct quota_result *res)
+{
+    if (!dom->enabled || !m->enabled || !m->may_receive)
+        return QUOTA_ROOM;  /* Postfix refuses it on its own */
+    int64_t lb = effective(m->quota_bytes, dom->quota_bytes);
+    int64_t lm = effective(m->quota_messages, dom->quota_messages);
+    int64_t ub = 0, um = 0;
+    const char *what = NULL;
+    (void)quota_usage_get(u, m->address, strlen(m->address), &ub, &um);
+    res->mailboxes++;
+    enum quota_test t = quota_test(lb, lm, ub, um, size, &what);
+    if (t != QUOTA_ROOM && res->over++ == 0) {
+        size_t n = strlen(m->address);
+        if (n >= sizeof(res->mailbox))
+            n = sizeof(res->mailbox) - 1;
+        memcpy(res->mailbox, m->address, n);
+        res->mailbox[n] = 0;
+        res->what = what;
+        res->used = !strcmp(what, "storage") ? ub : um;
+        res->limit = !strcmp(what, "storage") ? lb : lm;
+    }
+    return t;
+}
+
 /* A final address (no alias of its own): QUOTA_ROOM unless it is a local
  * mailbox that can receive and is over quota (then res says which). */
 static enum quota_test final_address(const struct dir *d, const struct quota_usage *u, const char *delims,
@@ -140,25 +165,8 @@ static enum quota_test final_address(const struct dir *d, const struct quota_usa
         }
         const struct dir_domain *dom = dir_domain_get(d, canon.data + at + 1, canon.len - at - 1);
         const struct dir_mailbox *m = dom ? dir_mailbox_get(d, canon.data, canon.len) : NULL;
-        if (m && dom->enabled && m->enabled && m->may_receive) {
-            int64_t lb = effective(m->quota_bytes, dom->quota_bytes);
-            int64_t lm = effective(m->quota_messages, dom->quota_messages);
-            int64_t ub = 0, um = 0;
-            const char *what = NULL;
-            (void)quota_usage_get(u, m->address, strlen(m->address), &ub, &um);
-            res->mailboxes++;
-            t = quota_test(lb, lm, ub, um, size, &what);
-            if (t != QUOTA_ROOM && res->over++ == 0) {
-                size_t n = strlen(m->address);
-                if (n >= sizeof(res->mailbox))
-                    n = sizeof(res->mailbox) - 1;
-                memcpy(res->mailbox, m->address, n);
-                res->mailbox[n] = 0;
-                res->what = what;
-                res->used = !strcmp(what, "storage") ? ub : um;
-                res->limit = !strcmp(what, "storage") ? lb : lm;
-            }
-        }
+        if (m)
+            t = quota_mailbox(dom, m, u, size, res);
     }
     buf_free(&canon);
     return t;

@@ -49,6 +49,13 @@ enum quota_test {
 enum quota_test quota_test(int64_t limit_bytes, int64_t limit_messages, int64_t used_bytes,
                            int64_t used_messages, int64_t size, const char **what);
 
+struct quota_result;
+
+/* One mailbox of the directory (dom its domain): QUOTA_ROOM unless it can
+ * receive and is over quota; res counts it and, when over, names it. */
+enum quota_test quota_mailbox(const struct dir_domain *dom, const struct dir_mailbox *m,
+                              const struct quota_usage *u, int64_t size, struct quota_result *res);
+
 /* Addresses looked at for one recipient at most (aliases followed),
  * as Postfix's virtual_alias_expansion_limit. */
 #define QUOTA_MAX_ADDRESSES 1000
