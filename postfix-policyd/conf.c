@@ -34,6 +34,8 @@ const struct cfg_def mr_conf_defs[] = {
     { "policy_db_unavailable_action", CFG_STR, "defer", O(policy_db_unavailable_action), 0, 0 },
     { "policy_db_connections", CFG_INT, "4", O(policy_db_connections), 1, 32 },
     { "policy_db_synchronous_commit", CFG_BOOL, "no", O(policy_db_synchronous_commit), 0, 0 },
+    { "policy_quota", CFG_BOOL, "yes", O(policy_quota), 0, 0 },
+    { "policy_over_quota_action", CFG_STR, "reject", O(policy_over_quota_action), 0, 0 },
     { "auth_socket", CFG_STR, "", O(auth_socket), 0, 0 },
     { "auth_socket_mode", CFG_MODE, "0660", O(auth_socket_mode), 0, 0 },
     { "auth_allow", CFG_STR, "root, dovecot", O(auth_allow), 0, 0 },

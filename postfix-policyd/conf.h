@@ -31,6 +31,8 @@ struct mr_conf {
     char *policy_db_unavailable_action; /* "defer" or "dunno" */
     int policy_db_connections;  /* admission threads, one connection each */
     int policy_db_synchronous_commit; /* admissions wait for the WAL flush */
+    int policy_quota;           /* refuse inbound recipients over quota (usage from quota_usage) */
+    char *policy_over_quota_action; /* "reject" (552 5.2.2) or "defer" (452 4.2.2) */
     char *auth_socket;          /* unix socket path of the auth endpoint, "" = none */
     int auth_socket_mode;
     char *auth_allow;           /* users, @groups or ids that may ask it (hashes!) */

@@ -18,7 +18,7 @@
 
 /* schema versions this daemon works with (sql/migrations) */
 #define MR_SCHEMA_MIN 1
-#define MR_SCHEMA_VERSION 5
+#define MR_SCHEMA_VERSION 7
 
 enum db_msg_type {
     DBM_FULL,     /* dir: a complete directory */

@@ -4,7 +4,8 @@
  * Threads: the event loop (this file, srv.c and the protocol handlers; the
  * only one that touches the live directory), the database thread (db.c),
  * the policy service's admission threads (pol_db.c: rate limits, answers
- * posted back through the wake pipe), and a short-lived snapshot writer.
+ * posted back through the wake pipe), the quota usage thread (quota_db.c),
+ * and a short-lived snapshot writer.
  * While the writer reads the directory, the loop keeps answering lookups
  * but holds changes back, so the directory never changes under the writer. */
 #include "config.h"
@@ -41,6 +42,7 @@
 #include "peer.h"
 #include "pol_db.h"
 #include "policy.h"
+#include "quota_db.h"
 #include "snap.h"
 #include "srv.h"
 #include "svc.h"
@@ -64,6 +66,9 @@ static struct app {
     struct pol_full *pol_full;  /* accounts known full (rate limits); NULL = off */
     struct pol_job *phead, *ptail; /* admissions answered by the policy database threads */
     int pol_defer_when_down;    /* policy_db_unavailable_action = defer */
+    struct quota_usage *usage;  /* quota usage read so far; NULL = none yet (not checked) */
+    struct quota_msg *uhead, *utail; /* reads of the quota usage thread */
+    int quota_defer;            /* policy_over_quota_action = defer */
     struct auth_defaults auth_defaults;
     struct peer_list auth_peers;
     struct srv_conf srv_conf;   /* every listener's limits */
@@ -287,6 +292,28 @@ static void pol_timeout_cb(evutil_socket_t fd, short what, void *arg)
     pol_answer(j);
 }
 
+/* from the quota usage thread */
+static void post_usage(struct quota_msg *m)
+{
+    QUEUE_PUT(app.uhead, app.utail, m);
+    wake_loop();
+}
+
+/* on the loop: a read of quota_usage, the whole table or the rows that
+ * changed (the table the loop held before is freed here: a whole read
+ * comes every QUOTA_DB_WHOLE_EVERY s, far apart) */
+static void usage_read(struct quota_msg *m)
+{
+    if (m->whole || app.usage == NULL) {
+        quota_usage_free(app.usage);
+        app.usage = m->usage;
+        m->usage = NULL;
+    } else {
+        quota_usage_merge(app.usage, m->usage);
+    }
+    quota_msg_free(m);
+}
+
 /* from a database thread */
 static void post_pol(struct pol_job *j)
 {
@@ -318,7 +345,8 @@ static ssize_t pol_handler(void *arg, struct srv_conn *c, const char *in, size_t
         srv_conn_set_data(c, req, pol_conn_free);
     }
     struct pol_env env = { app.dir, app.conf.recipient_delimiter, &app.pol_stats, req,
-                           pol_log, NULL, app.pol_full, app.pol_full ? &admit : NULL, wall_now() };
+                           pol_log, NULL, app.pol_full, app.pol_full ? &admit : NULL, wall_now(),
+                           app.usage, app.quota_defer };
     ssize_t used = pol_request(&env, in, len, out);
     if (used > 0 && app.pol_full && admit.pending) {
         /* END-OF-MESSAGE: PostgreSQL decides, on a database thread; this
@@ -623,6 +651,18 @@ static void status_rows(struct buf *out)
     }
     snprintf(v, sizeof(v), "%lu", app.stats.errors);
     ROW("lookup_errors", v);
+    if (*app.conf.policy_listen && app.conf.policy_quota) {
+        int up;
+        double last;
+        quota_db_state(&up, &last);
+        ROW("quota_usage", app.usage ? (up ? "current" : "stale (database unavailable)") : "not read yet");
+        snprintf(v, sizeof(v), "%zu", quota_usage_count(app.usage));
+        ROW("quota_usage_rows", v);
+        if (last > 0) {
+            snprintf(v, sizeof(v), "%ld", (long)(now - (time_t)last));
+            ROW("quota_usage_age_seconds", v);
+        }
+    }
     if (*app.conf.dovecot_auth_master_socket) {
         unsigned long fok, ffail;
         dcache_stats(&fok, &ffail);
@@ -781,6 +821,9 @@ static void forget_cached(const struct dir_change *c)
         const struct dir_mailbox *new = c->rec;
         if (old)
             forget_user(old->address);
+        /* a removed or renamed mailbox's usage goes (migration 0007 deletes its row) */
+        if (old && app.usage && (new == NULL || strcmp(old->address, new->address) != 0))
+            quota_usage_forget(app.usage, old->address);
         if (new && (old == NULL || strcmp(old->address, new->address) != 0))
             forget_user(new->address);
     }
@@ -894,6 +937,13 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
             break;
         pol_job_done(pj);
     }
+    for (;;) {
+        struct quota_msg *qm;
+        QUEUE_TAKE(app.uhead, app.utail, qm);
+        if (qm == NULL)
+            break;
+        usage_read(qm);
+    }
     struct snap_read_job *rj = (struct snap_read_job *)atomic_exchange(&app.snap_read_job, 0);
     if (rj)
         snapshot_read_done(rj);
@@ -970,6 +1020,14 @@ static void reload_conf(void)
         free(app.conf.policy_db_unavailable_action);
         app.conf.policy_db_unavailable_action = xstrdup(nc.policy_db_unavailable_action);
         app.pol_defer_when_down = !strcmp(nc.policy_db_unavailable_action, "defer");
+    }
+    if (strcmp(nc.policy_over_quota_action, "reject") != 0 && strcmp(nc.policy_over_quota_action, "defer") != 0) {
+        msg_warn("reload: policy_over_quota_action must be reject or defer; keeping %s",
+                 app.conf.policy_over_quota_action);
+    } else {
+        free(app.conf.policy_over_quota_action);
+        app.conf.policy_over_quota_action = xstrdup(nc.policy_over_quota_action);
+        app.quota_defer = !strcmp(nc.policy_over_quota_action, "defer");
     }
     if (nc.mail_base[0] != '/') {
         msg_warn("reload: mail_base must be an absolute path; keeping %s", app.conf.mail_base);
@@ -1115,6 +1173,9 @@ int main(int argc, char **argv)
     if (strcmp(app.conf.policy_db_unavailable_action, "defer") != 0 &&
         strcmp(app.conf.policy_db_unavailable_action, "dunno") != 0)
         msg_fatal("%s: policy_db_unavailable_action must be defer or dunno", app.conf_path);
+    if (strcmp(app.conf.policy_over_quota_action, "reject") != 0 &&
+        strcmp(app.conf.policy_over_quota_action, "defer") != 0)
+        msg_fatal("%s: policy_over_quota_action must be reject or defer", app.conf_path);
     if (check_only) {
         printf("%s: ok\n", app.conf_path);
         return 0;
@@ -1156,8 +1217,12 @@ int main(int argc, char **argv)
                      app.conf.policy_db_synchronous_commit,
                      app.conf.policy_db_timeout * 1000, post_pol);
     }
+    app.quota_defer = !strcmp(app.conf.policy_over_quota_action, "defer");
     open_listeners();
     raise_fd_limit();
+    /* after the listeners, which may still refuse to start */
+    if (*app.conf.policy_listen && app.conf.policy_quota)
+        quota_db_start(app.conf.database, post_usage); /* the over-quota check at RCPT */
     dcache_init(app.base, app.conf.dovecot_auth_master_socket);
 
     struct timeval tv = { 1, 0 }; /* the interval itself is checked in snap_maybe_write */

@@ -18,7 +18,7 @@ static const char *decision_names[POL_NDECISIONS] = {
     "dunno", "reject_unknown_login", "reject_disabled", "reject_may_not_send",
     "reject_sender_not_owned", "reject_recipient_unavailable", "defer_not_loaded",
     "defer_rate_limit", "reject_too_many_recipients", "defer_db_unavailable",
-    "dunno_db_unavailable",
+    "dunno_db_unavailable", "reject_over_quota", "defer_over_quota",
 };
 
 const char *pol_decision_name(enum pol_decision d)
@@ -113,11 +113,56 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
     return d;
 }
 
+/* Postfix's size attribute: the SIZE= of MAIL FROM, 0 when not declared
+ * (or not a plain number). */
+static int64_t declared_size(const char *v)
+{
+    int64_t n = 0;
+    if (v == NULL || *v == 0 || strlen(v) > 15 || strspn(v, "0123456789") != strlen(v))
+        return 0;
+    for (; *v; v++)
+        n = n * 10 + (*v - '0');
+    return n;
+}
+
+/* Every mailbox the recipient reaches is over quota: refuse it here, so
+ * the sender hears at once instead of from a bounce. m: the recipient's
+ * own mailbox when it is one (then no alias can match it: an address is
+ * never both, and a catch-all never swallows a mailbox), else NULL. */
+static enum pol_decision over_quota(const struct pol_env *env, const char *rcpt, const struct dir_domain *dom,
+                                    const struct dir_mailbox *m, char *action, size_t asize)
+{
+    struct quota_result r;
+    int64_t size = declared_size(pol_get(env->req, "size"));
+    const char *code = env->quota_defer ? "452 4.2.2" : "552 5.2.2";
+    enum pol_decision d = env->quota_defer ? POL_DEFER_OVER_QUOTA : POL_REJECT_OVER_QUOTA;
+    char shown[300];
+
+    if (m) {
+        memset(&r, 0, sizeof(r));
+        r.verdict = quota_mailbox(dom, m, env->usage, size, &r);
+    } else {
+        quota_rcpt(env->dir, env->usage, env->delims, rcpt, size, &r);
+    }
+    if (r.verdict == QUOTA_ROOM)
+        return POL_DUNNO;
+    if (r.verdict == QUOTA_NO_ROOM)
+        snprintf(action, asize, "%s Not enough room in the mailbox for a message of %lld octets", code,
+                 (long long)size);
+    else
+        snprintf(action, asize, "%s Mailbox full", code);
+    clean(shown, sizeof(shown), rcpt);
+    say(env, 0, "inbound recipient=<%s> size=%lld: %s (%d of %d mailboxes over quota; %s: %s %lld of %lld)",
+        shown, (long long)size, decision_names[d], r.over, r.mailboxes, r.mailbox, r.what,
+        (long long)r.used, (long long)r.limit);
+    return d;
+}
+
 static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, char *action, size_t asize)
 {
     struct buf canon;
     size_t at;
-    const struct dir_domain *dom;
+    const struct dir_domain *dom = NULL;
     const struct dir_mailbox *m = NULL;
     enum pol_decision d = POL_DUNNO;
 
@@ -136,6 +181,8 @@ static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, ch
         snprintf(action, asize, "550 5.2.1 Mailbox unavailable");
         d = POL_REJECT_RCPT_UNAVAILABLE;
         say(env, 0, "inbound recipient=<%s>: %s", canon.data, decision_names[d]);
+    } else if (env->usage) {
+        d = over_quota(env, rcpt, dom, m, action, asize);
     }
     buf_free(&canon);
     return d;

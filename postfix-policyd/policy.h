@@ -6,8 +6,10 @@
  * sender must be one the login owns (as Postfix's
  * reject_sender_login_mismatch, from the same "senders" map). Inbound,
  * at RCPT without SASL: a recipient that is a mailbox here that may not
- * receive is refused with 550 5.2.1. Everything else gets DUNNO, so the
- * rest of Postfix's restrictions decide.
+ * receive is refused with 550 5.2.1, and one whose mailboxes (aliases
+ * followed) are all over quota with 552 5.2.2 or 452 4.2.2 (quota.h).
+ * Everything else gets DUNNO, so the rest of Postfix's restrictions
+ * decide.
  *
  * Reply texts leave out the address Postfix puts in front itself
  * ("<rcpt>: Recipient address rejected: ...").
@@ -28,6 +30,7 @@
 #include "buf.h"
 #include "dir.h"
 #include "polproto.h"
+#include "quota.h"
 
 /* What a request was answered with; the counters in stats. */
 enum pol_decision {
@@ -42,6 +45,8 @@ enum pol_decision {
     POL_REJECT_TOO_MANY_RCPTS,  /* more recipients than a window ever allows */
     POL_DEFER_DB_UNAVAILABLE,   /* no admission: database down or too slow, action defer */
     POL_DUNNO_DB_UNAVAILABLE,   /* ... action dunno (the message goes out uncounted) */
+    POL_REJECT_OVER_QUOTA,      /* inbound: every mailbox of the recipient is over quota */
+    POL_DEFER_OVER_QUOTA,       /* ... with policy_over_quota_action = defer */
     POL_NDECISIONS
 };
 
@@ -119,6 +124,9 @@ struct pol_env {
     struct pol_full *full;      /* accounts known full, refused at RCPT */
     struct pol_admit *admit;    /* END-OF-MESSAGE admissions are handed out here */
     double now;                 /* the clock full is kept with */
+    /* recipient quota (inbound RCPT): usage NULL = not known, not checked */
+    const struct quota_usage *usage;
+    int quota_defer;            /* 452 4.2.2 instead of 552 5.2.2 */
 };
 
 /* Answer the request at the start of in: bytes consumed (> 0), 0 for more

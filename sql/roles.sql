@@ -30,8 +30,11 @@
 -- Nobody gets INSERT on change_log or USAGE on change_log_seq_seq: the
 -- change-log trigger function mailroster.tg_log_change() is SECURITY DEFINER
 -- (owned by the schema owner, search_path pinned to mailroster, pg_temp) and
--- writes the change log on the writer's behalf.  The other trigger functions
--- run as the caller and only read tables the admin role may read anyway.
+-- writes the change log on the writer's behalf.  So is
+-- mailroster.tg_mailbox_usage_gone() (migration 0007): it deletes a removed
+-- mailbox's quota_usage row, which the admin role may not write.  The other
+-- trigger functions run as the caller and only read tables the admin role
+-- may read anyway (tg_quota_usage_stamp() reads nothing).
 
 \set ON_ERROR_STOP 1
 

@@ -41,6 +41,7 @@ SRCS="$top/lib/addr.c $top/lib/buf.c $top/lib/cfg.c $top/lib/codec.c $top/lib/lo
       $top/postfix-policyd/snap.c $top/postfix-policyd/tcpt.c $top/postfix-policyd/smap.c
       $top/postfix-policyd/conf.c $top/postfix-policyd/auth.c
       $top/postfix-policyd/polproto.c $top/postfix-policyd/policy.c $top/postfix-policyd/srv.c
+      $top/postfix-policyd/quota.c
       $top/dovecot-plugin/roster-proto.c"
 LIBS="-lidn2 -lcrypt -lcrypto -levent -pthread"
 

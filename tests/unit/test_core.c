@@ -20,6 +20,7 @@ int main(void)
     srunner_add_suite(sr, auth_suite());
     srunner_add_suite(sr, policy_suite());
     srunner_add_suite(sr, polproto_suite());
+    srunner_add_suite(sr, quota_suite());
     srunner_add_suite(sr, peer_suite());
     srunner_add_suite(sr, pqlog_suite());
     srunner_add_suite(sr, roster_proto_suite());

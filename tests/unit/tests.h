@@ -15,6 +15,7 @@ Suite *admproto_suite(void);
 Suite *auth_suite(void);
 Suite *policy_suite(void);
 Suite *polproto_suite(void);
+Suite *quota_suite(void);
 Suite *peer_suite(void);
 Suite *pqlog_suite(void);
 Suite *roster_proto_suite(void);
