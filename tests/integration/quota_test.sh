@@ -203,23 +203,18 @@ if wait_for "rcpt frank@example.test" 250 10; then ok "frank created again: star
 
 # --- Dovecot writes the usage: real deliveries, an expunge, an alias with one full mailbox -----------
 # gina: one message; hugo: the domain's 20000 octets. Dovecot learns them
-# from a passwd-file with the quota rules the roster userdb would give.
+# from mailrosterd through the roster userdb.
 # (Dovecot 2.3.19 refuses at LMTP a message that would take a mailbox over
 # its storage quota, so only the message count can fill one by delivery.)
 echo pw-gina | mrs_cli user add gina@example.test --password-stdin --scheme sha512 quota_messages=1 >/dev/null || notok "user add gina"
 echo pw-hugo | mrs_cli user add hugo@example.test --password-stdin --scheme sha512 >/dev/null || notok "user add hugo"
 mrs_cli alias add gh@example.test gina@example.test hugo@example.test >/dev/null || notok "alias gh"
-dovecot_user() { # ADDRESS EXTRA_FIELDS
-    mrs_dovecot_user "$1" || return 1
-    awk -F: -v OFS=: -v a="$1" -v q="$2" '$1 == a { $8 = q } { print }' \
-        "$MRS_PASSWD" >"$STACK_DIR/passwd.tmp" && cat "$STACK_DIR/passwd.tmp" >"$MRS_PASSWD"
-}
-dovecot_user gina@example.test "userdb_quota_rule=*:storage=${DQ}B userdb_quota_rule2=*:messages=1" || notok "Dovecot user gina"
-GINA_HOME=${MRS_HOME:-}
-dovecot_user hugo@example.test "userdb_quota_rule=*:storage=${DQ}B userdb_quota_rule2=*:messages=100" || notok "Dovecot user hugo"
-HUGO_HOME=${MRS_HOME:-}
+# the roster userdb gives Dovecot their quota rules and homes
+GINA_HOME=$(mrs_home gina@example.test) || notok "Dovecot user gina"
+HUGO_HOME=$(mrs_home hugo@example.test) || notok "Dovecot user hugo"
 DOVEADM=(doveadm -c "$STACK_DOVECOT_CONF")
 wait_for "${DOVEADM[*]} user -f quota_rule hugo@example.test 2>&1" "*:storage=${DQ}B" 10 || notok "Dovecot knows hugo's quota"
+check "Dovecot knows gina's message quota" "*:messages=1" "$("${DOVEADM[@]}" user -f quota_rule2 gina@example.test 2>&1)"
 # one message straight to Dovecot's LMTP: gina is at her message quota
 lmtp_send() { # TO SUBJECT LINES: 1 when Dovecot accepted it
     python3 - "$STACK_LMTP_SOCKET" "$1" "$2" "$3" <<'PY'
