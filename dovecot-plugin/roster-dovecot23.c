@@ -31,6 +31,7 @@
 #include "userdb.h"
 
 #include "roster-proto.h"
+#include "roster-verify23.h"
 
 #define ROSTER_DEFAULT_SOCKET "/run/mailroster/auth"
 #define ROSTER_DEFAULT_TIMEOUT_MSECS 2000
@@ -60,6 +61,8 @@ struct roster_conn {
     struct io *io;
     struct istream *input;
     struct ostream *output;
+    /* requests made in one ioloop run go out in one write, when it ends */
+    struct timeout *to_flush;
 
     uint32_t last_id;
     /* in-flight requests, oldest first: the daemon answers in order */
@@ -144,6 +147,7 @@ static void roster_conn_disconnect(struct roster_conn *conn, const char *reason)
     if (conn->queries != NULL)
         i_error("roster: connection to %s lost: %s", conn->path, reason);
     io_remove(&conn->io);
+    timeout_remove(&conn->to_flush);
     i_stream_destroy(&conn->input);
     o_stream_destroy(&conn->output);
     net_disconnect(conn->fd);
@@ -292,8 +296,18 @@ static void roster_conn_input(struct roster_conn *conn)
                                                               : i_stream_get_error(input));
 }
 
+static void roster_conn_flush(struct roster_conn *conn)
+{
+    timeout_remove(&conn->to_flush);
+    o_stream_uncork(conn->output);
+    if (o_stream_flush(conn->output) < 0)
+        roster_conn_disconnect(conn, t_strdup_printf("write failed: %s",
+                                                     o_stream_get_error(conn->output)));
+}
+
 /* Send one encoded request line. On failure the callback is not called and
- * -1 is returned with *error_r. */
+ * -1 is returned with *error_r; a failed write fails the request later,
+ * with every other one on the connection. */
 static int roster_conn_query(struct roster_conn *conn, enum roster_cmd cmd,
                              const char *const *args, unsigned int nargs,
                              unsigned int timeout_msecs, bool multi,
@@ -315,13 +329,14 @@ static int roster_conn_query(struct roster_conn *conn, enum roster_cmd cmd,
         *error_r = "request too long or with an empty field";
         return -1;
     }
-    o_stream_nsend(conn->output, line, (size_t)len);
-    if (o_stream_flush(conn->output) < 0) {
-        *error_r = t_strdup_printf("write to %s failed: %s", conn->path,
-                                   o_stream_get_error(conn->output));
-        roster_conn_disconnect(conn, *error_r);
-        return -1;
+    /* A login process hands over many requests in one read, and each
+     * write here wakes mailrosterd: one write per ioloop run, not per
+     * request, saves system calls and wake-ups on both sides. */
+    if (conn->to_flush == NULL) {
+        o_stream_cork(conn->output);
+        conn->to_flush = timeout_add_short(0, roster_conn_flush, conn);
     }
+    o_stream_nsend(conn->output, line, (size_t)len);
     query = i_new(struct roster_query, 1);
     query->conn = conn;
     query->id = id;
@@ -351,6 +366,8 @@ static void roster_query_cancel(struct roster_query **_query)
 struct roster_settings {
     const char *socket_path;
     unsigned int timeout_msecs;
+    bool verify_in_worker; /* passdb: costly hashes checked by auth workers */
+    bool blocking;         /* the whole lookup in auth workers */
 };
 
 /* "2s", "500ms" or a bare number of seconds */
@@ -373,8 +390,9 @@ static int roster_parse_msecs(const char *value, unsigned int *msecs_r)
     return *msecs_r > 0 ? 0 : -1;
 }
 
-/* args: socket=PATH timeout=TIME; wrong args stop the auth process, as
- * Dovecot's own drivers do. */
+/* args: socket=PATH timeout=TIME blocking=no|yes, and for a passdb
+ * verify=worker|inline; wrong args stop the auth process, as Dovecot's own
+ * drivers do. */
 static void roster_parse_args(pool_t pool, const char *kind, const char *args,
                               struct roster_settings *set)
 {
@@ -382,6 +400,7 @@ static void roster_parse_args(pool_t pool, const char *kind, const char *args,
 
     set->socket_path = ROSTER_DEFAULT_SOCKET;
     set->timeout_msecs = ROSTER_DEFAULT_TIMEOUT_MSECS;
+    set->verify_in_worker = TRUE;
     for (tmp = t_strsplit_spaces(args, " "); *tmp != NULL; tmp++) {
         const char *key = *tmp, *value = strchr(key, '=');
 
@@ -393,6 +412,18 @@ static void roster_parse_args(pool_t pool, const char *kind, const char *args,
         else if (strcmp(key, "timeout") == 0) {
             if (roster_parse_msecs(value, &set->timeout_msecs) < 0)
                 i_fatal("%s roster: invalid timeout: %s", kind, value);
+        } else if (strcmp(key, "blocking") == 0) {
+            if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0)
+                set->blocking = strcmp(value, "yes") == 0;
+            else
+                i_fatal("%s roster: blocking must be yes or no: %s", kind, value);
+        } else if (strcmp(key, "verify") == 0 && strcmp(kind, "passdb") == 0) {
+            if (strcmp(value, "worker") == 0)
+                set->verify_in_worker = TRUE;
+            else if (strcmp(value, "inline") == 0)
+                set->verify_in_worker = FALSE;
+            else
+                i_fatal("%s roster: verify must be worker or inline: %s", kind, value);
         } else {
             i_fatal("%s roster: unknown parameter: %s", kind, *tmp);
         }
@@ -462,7 +493,9 @@ static void roster_passdb_set_fields(struct auth_request *request,
 static void roster_passdb_finish(struct roster_passdb_request *pr, enum passdb_result result)
 {
     struct auth_request *request = pr->auth_request;
-    const char *password = NULL, *scheme = NULL;
+    struct roster_passdb_module *module =
+        (struct roster_passdb_module *)request->passdb->passdb;
+    const char *password = NULL, *scheme = NULL, *crypted = NULL;
 
     if (result == PASSDB_RESULT_OK) {
         if (request->passdb_password == NULL) {
@@ -470,7 +503,7 @@ static void roster_passdb_finish(struct roster_passdb_request *pr, enum passdb_r
             result = PASSDB_RESULT_INTERNAL_FAILURE;
         } else {
             /* passdb_password may change on the way: copy it */
-            password = t_strdup(request->passdb_password);
+            crypted = password = t_strdup(request->passdb_password);
             scheme = password_get_scheme(&password);
             i_assert(scheme != NULL);
         }
@@ -482,10 +515,8 @@ static void roster_passdb_finish(struct roster_passdb_request *pr, enum passdb_r
         pr->callback.verify_plain(result, request);
     } else {
         /* Dovecot verifies the hash, so every scheme it knows works */
-        int ret = auth_request_password_verify(request, request->mech_password,
-                                               password, scheme, AUTH_SUBSYS_DB);
-        pr->callback.verify_plain(ret > 0 ? PASSDB_RESULT_OK
-                                          : PASSDB_RESULT_PASSWORD_MISMATCH, request);
+        roster_verify(request, request->mech_password, crypted,
+                      module->set.verify_in_worker, pr->callback.verify_plain);
     }
 }
 
@@ -558,6 +589,9 @@ static struct passdb_module *roster_passdb_preinit(pool_t pool, const char *args
     struct roster_passdb_module *module = p_new(pool, struct roster_passdb_module, 1);
 
     roster_parse_args(pool, "passdb", args, &module->set);
+    /* blocking: Dovecot runs our lookups in its auth workers, each worker
+     * with a connection of its own */
+    module->module.blocking = module->set.blocking;
     module->module.default_cache_key = ROSTER_PASSDB_CACHE_KEY;
     module->module.default_pass_scheme = "CRYPT";
     return &module->module;
@@ -777,6 +811,7 @@ static struct userdb_module *roster_userdb_preinit(pool_t pool, const char *args
     struct roster_userdb_module *module = p_new(pool, struct roster_userdb_module, 1);
 
     roster_parse_args(pool, "userdb", args, &module->set);
+    module->module.blocking = module->set.blocking;
     module->module.default_cache_key = ROSTER_USERDB_CACHE_KEY;
     return &module->module;
 }
