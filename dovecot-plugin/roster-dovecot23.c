@@ -79,6 +79,7 @@ struct roster_query {
     unsigned int timeout_msecs;
     struct timeout *to;
     bool multi; /* LIST: stays until END */
+    unsigned int rows; /* LIST: ROWs so far */
     roster_answer_cb_t *callback;
     void *context;
 };
@@ -216,11 +217,25 @@ static struct roster_query *roster_conn_find(struct roster_conn *conn, uint32_t 
 static void roster_query_timeout(struct roster_query *query)
 {
     struct roster_conn *conn = query->conn;
-    roster_answer_cb_t *callback = query->callback;
-    void *context = query->context;
-    const char *error = t_strdup_printf("no answer from mailrosterd at %s in %u ms",
-                                        conn->path, query->timeout_msecs);
+    uint32_t id = query->id;
+    unsigned int rows = query->rows;
+    roster_answer_cb_t *callback;
+    void *context;
+    const char *error;
 
+    /* Dovecot runs expired timeouts before reading: after a stall of the
+     * auth process itself (a hash checked here, a busy machine) the answer
+     * may be waiting in the socket. Read it before calling it lost. */
+    if (conn->fd != -1) {
+        roster_conn_input(conn);
+        query = roster_conn_find(conn, id);
+        if (query == NULL || query->rows != rows)
+            return; /* answered, failed with the connection, or more ROWs */
+    }
+    callback = query->callback;
+    context = query->context;
+    error = t_strdup_printf("no answer from mailrosterd at %s in %u ms",
+                            conn->path, query->timeout_msecs);
     /* a late answer for this id is dropped as unknown */
     DLLIST2_REMOVE(&conn->queries, &conn->queries_tail, query);
     roster_query_free(&query);
@@ -257,6 +272,7 @@ static int roster_conn_line(struct roster_conn *conn, char *line, size_t len)
         return 0; /* timed out or cancelled meanwhile */
     if (query->multi && ans.verdict == ROSTER_ROW) {
         /* more rows follow: restart the clock */
+        query->rows++;
         timeout_reset(query->to);
         query->callback(&ans, NULL, query->context);
         return 0;
@@ -544,9 +560,14 @@ static void roster_passdb_lookup(struct roster_passdb_request *pr)
     enum roster_cmd cmd = ROSTER_CMD_PASS;
     const char *error;
 
-    /* in a master passdb, user is the master and requested_login_user the
-     * mailbox it wants to open */
-    if (request->passdb->set->master && request->fields.requested_login_user != NULL) {
+    /* In a master passdb, user is the master and requested_login_user the
+     * mailbox it wants to open. An auth worker finds its passdb by module
+     * id, and Dovecot shares one module between passdbs with the same
+     * driver and args, so there passdb->set may be the other passdb's:
+     * the requested login user alone marks the master's lookup (Dovecot
+     * clears it before it looks the target up). */
+    if ((request->passdb->set->master || worker) &&
+        request->fields.requested_login_user != NULL) {
         cmd = ROSTER_CMD_MASTER;
         args[nargs++] = request->fields.user;
         args[nargs++] = request->fields.requested_login_user;
