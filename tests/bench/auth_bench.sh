@@ -39,7 +39,8 @@
 #   REPEAT=1 DURATION=2 tests/bench/auth_bench.sh
 # Knobs (defaults): N_MAILBOXES=100000 HASH_ACCOUNTS=1000 DURATION=4
 # WARMUP=1 REPEAT=2 CONNS=8 INFLIGHT=8 AUTH_RATE=2000 USER_RATE=3000
-# HASH_DURATION=5 PARTS="lookup hash" MOD_SRC=<build>/.libs/libauthdb_roster.so
+# HASH_DURATION=5 PARTS="lookup hash" HASH_CFGS="roster ... passwd-file"
+# MOD_SRC=<build>/.libs/libauthdb_roster.so
 # Timing is measured and printed, never asserted.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -174,6 +175,9 @@ snippet() { # CONFIG: the passdb/userdb part of dovecot.conf
         roster) echo "!include $STACK_DIR/dvconf/auth-roster.conf.ext" ;;
         roster-inline) echo "!include $STACK_DIR/dvconf/auth-roster-inline.conf.ext" ;;
         roster-blocking) echo "!include $STACK_DIR/dvconf/auth-roster-blocking.conf.ext" ;;
+        roster-w[0-9]*) # as shipped, with auth_worker_max_count = N
+            printf '!include %s\nauth_worker_max_count = %s\n' \
+                "$STACK_DIR/dvconf/auth-roster.conf.ext" "${1#roster-w}" ;;
         sql|sql-cache-worker)
             printf 'passdb {\n  driver = sql\n  args = %s\n}\nuserdb {\n  driver = sql\n  args = %s\n}\n' \
                 "$STACK_DIR/dvconf/dovecot-sql.conf.ext" "$STACK_DIR/dvconf/dovecot-sql.conf.ext"
@@ -271,7 +275,7 @@ if [[ " $PARTS " == *" lookup "* ]]; then
 fi
 
 # --- part 2: SHA512-CRYPT, both cores ---------------------------------------------------
-HASH_CFGS="roster roster-inline roster-blocking sql sql-cache-worker passwd-file"
+HASH_CFGS=${HASH_CFGS:-roster roster-inline roster-blocking sql sql-cache-worker passwd-file}
 if [[ " $PARTS " == *" hash "* ]]; then
     taskset -a -pc "$ALL_CPUS" "$MR_PID" >/dev/null
     pin_pg "$ALL_CPUS"
