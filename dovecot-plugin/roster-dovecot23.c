@@ -31,6 +31,7 @@
 #include "userdb.h"
 
 #include "roster-proto.h"
+#include "roster-verify23.h"
 
 #define ROSTER_DEFAULT_SOCKET "/run/mailroster/auth"
 #define ROSTER_DEFAULT_TIMEOUT_MSECS 2000
@@ -60,6 +61,8 @@ struct roster_conn {
     struct io *io;
     struct istream *input;
     struct ostream *output;
+    /* requests made in one ioloop run go out in one write, when it ends */
+    struct timeout *to_flush;
 
     uint32_t last_id;
     /* in-flight requests, oldest first: the daemon answers in order */
@@ -76,6 +79,7 @@ struct roster_query {
     unsigned int timeout_msecs;
     struct timeout *to;
     bool multi; /* LIST: stays until END */
+    unsigned int rows; /* LIST: ROWs so far */
     roster_answer_cb_t *callback;
     void *context;
 };
@@ -144,6 +148,7 @@ static void roster_conn_disconnect(struct roster_conn *conn, const char *reason)
     if (conn->queries != NULL)
         i_error("roster: connection to %s lost: %s", conn->path, reason);
     io_remove(&conn->io);
+    timeout_remove(&conn->to_flush);
     i_stream_destroy(&conn->input);
     o_stream_destroy(&conn->output);
     net_disconnect(conn->fd);
@@ -212,11 +217,25 @@ static struct roster_query *roster_conn_find(struct roster_conn *conn, uint32_t 
 static void roster_query_timeout(struct roster_query *query)
 {
     struct roster_conn *conn = query->conn;
-    roster_answer_cb_t *callback = query->callback;
-    void *context = query->context;
-    const char *error = t_strdup_printf("no answer from mailrosterd at %s in %u ms",
-                                        conn->path, query->timeout_msecs);
+    uint32_t id = query->id;
+    unsigned int rows = query->rows;
+    roster_answer_cb_t *callback;
+    void *context;
+    const char *error;
 
+    /* Dovecot runs expired timeouts before reading: after a stall of the
+     * auth process itself (a hash checked here, a busy machine) the answer
+     * may be waiting in the socket. Read it before calling it lost. */
+    if (conn->fd != -1) {
+        roster_conn_input(conn);
+        query = roster_conn_find(conn, id);
+        if (query == NULL || query->rows != rows)
+            return; /* answered, failed with the connection, or more ROWs */
+    }
+    callback = query->callback;
+    context = query->context;
+    error = t_strdup_printf("no answer from mailrosterd at %s in %u ms",
+                            conn->path, query->timeout_msecs);
     /* a late answer for this id is dropped as unknown */
     DLLIST2_REMOVE(&conn->queries, &conn->queries_tail, query);
     roster_query_free(&query);
@@ -253,6 +272,7 @@ static int roster_conn_line(struct roster_conn *conn, char *line, size_t len)
         return 0; /* timed out or cancelled meanwhile */
     if (query->multi && ans.verdict == ROSTER_ROW) {
         /* more rows follow: restart the clock */
+        query->rows++;
         timeout_reset(query->to);
         query->callback(&ans, NULL, query->context);
         return 0;
@@ -292,8 +312,18 @@ static void roster_conn_input(struct roster_conn *conn)
                                                               : i_stream_get_error(input));
 }
 
+static void roster_conn_flush(struct roster_conn *conn)
+{
+    timeout_remove(&conn->to_flush);
+    o_stream_uncork(conn->output);
+    if (o_stream_flush(conn->output) < 0)
+        roster_conn_disconnect(conn, t_strdup_printf("write failed: %s",
+                                                     o_stream_get_error(conn->output)));
+}
+
 /* Send one encoded request line. On failure the callback is not called and
- * -1 is returned with *error_r. */
+ * -1 is returned with *error_r; a failed write fails the request later,
+ * with every other one on the connection. */
 static int roster_conn_query(struct roster_conn *conn, enum roster_cmd cmd,
                              const char *const *args, unsigned int nargs,
                              unsigned int timeout_msecs, bool multi,
@@ -315,13 +345,14 @@ static int roster_conn_query(struct roster_conn *conn, enum roster_cmd cmd,
         *error_r = "request too long or with an empty field";
         return -1;
     }
-    o_stream_nsend(conn->output, line, (size_t)len);
-    if (o_stream_flush(conn->output) < 0) {
-        *error_r = t_strdup_printf("write to %s failed: %s", conn->path,
-                                   o_stream_get_error(conn->output));
-        roster_conn_disconnect(conn, *error_r);
-        return -1;
+    /* A login process hands over many requests in one read, and each
+     * write here wakes mailrosterd: one write per ioloop run, not per
+     * request, saves system calls and wake-ups on both sides. */
+    if (conn->to_flush == NULL) {
+        o_stream_cork(conn->output);
+        conn->to_flush = timeout_add_short(0, roster_conn_flush, conn);
     }
+    o_stream_nsend(conn->output, line, (size_t)len);
     query = i_new(struct roster_query, 1);
     query->conn = conn;
     query->id = id;
@@ -351,6 +382,8 @@ static void roster_query_cancel(struct roster_query **_query)
 struct roster_settings {
     const char *socket_path;
     unsigned int timeout_msecs;
+    bool verify_in_worker; /* passdb: costly hashes checked by auth workers */
+    bool blocking;         /* the whole lookup in auth workers */
 };
 
 /* "2s", "500ms" or a bare number of seconds */
@@ -373,8 +406,9 @@ static int roster_parse_msecs(const char *value, unsigned int *msecs_r)
     return *msecs_r > 0 ? 0 : -1;
 }
 
-/* args: socket=PATH timeout=TIME; wrong args stop the auth process, as
- * Dovecot's own drivers do. */
+/* args: socket=PATH timeout=TIME blocking=no|yes, and for a passdb
+ * verify=worker|inline; wrong args stop the auth process, as Dovecot's own
+ * drivers do. */
 static void roster_parse_args(pool_t pool, const char *kind, const char *args,
                               struct roster_settings *set)
 {
@@ -382,6 +416,7 @@ static void roster_parse_args(pool_t pool, const char *kind, const char *args,
 
     set->socket_path = ROSTER_DEFAULT_SOCKET;
     set->timeout_msecs = ROSTER_DEFAULT_TIMEOUT_MSECS;
+    set->verify_in_worker = TRUE;
     for (tmp = t_strsplit_spaces(args, " "); *tmp != NULL; tmp++) {
         const char *key = *tmp, *value = strchr(key, '=');
 
@@ -393,6 +428,18 @@ static void roster_parse_args(pool_t pool, const char *kind, const char *args,
         else if (strcmp(key, "timeout") == 0) {
             if (roster_parse_msecs(value, &set->timeout_msecs) < 0)
                 i_fatal("%s roster: invalid timeout: %s", kind, value);
+        } else if (strcmp(key, "blocking") == 0) {
+            if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0)
+                set->blocking = strcmp(value, "yes") == 0;
+            else
+                i_fatal("%s roster: blocking must be yes or no: %s", kind, value);
+        } else if (strcmp(key, "verify") == 0 && strcmp(kind, "passdb") == 0) {
+            if (strcmp(value, "worker") == 0)
+                set->verify_in_worker = TRUE;
+            else if (strcmp(value, "inline") == 0)
+                set->verify_in_worker = FALSE;
+            else
+                i_fatal("%s roster: verify must be worker or inline: %s", kind, value);
         } else {
             i_fatal("%s roster: unknown parameter: %s", kind, *tmp);
         }
@@ -462,7 +509,9 @@ static void roster_passdb_set_fields(struct auth_request *request,
 static void roster_passdb_finish(struct roster_passdb_request *pr, enum passdb_result result)
 {
     struct auth_request *request = pr->auth_request;
-    const char *password = NULL, *scheme = NULL;
+    struct roster_passdb_module *module =
+        (struct roster_passdb_module *)request->passdb->passdb;
+    const char *password = NULL, *scheme = NULL, *crypted = NULL;
 
     if (result == PASSDB_RESULT_OK) {
         if (request->passdb_password == NULL) {
@@ -470,7 +519,7 @@ static void roster_passdb_finish(struct roster_passdb_request *pr, enum passdb_r
             result = PASSDB_RESULT_INTERNAL_FAILURE;
         } else {
             /* passdb_password may change on the way: copy it */
-            password = t_strdup(request->passdb_password);
+            crypted = password = t_strdup(request->passdb_password);
             scheme = password_get_scheme(&password);
             i_assert(scheme != NULL);
         }
@@ -482,10 +531,8 @@ static void roster_passdb_finish(struct roster_passdb_request *pr, enum passdb_r
         pr->callback.verify_plain(result, request);
     } else {
         /* Dovecot verifies the hash, so every scheme it knows works */
-        int ret = auth_request_password_verify(request, request->mech_password,
-                                               password, scheme, AUTH_SUBSYS_DB);
-        pr->callback.verify_plain(ret > 0 ? PASSDB_RESULT_OK
-                                          : PASSDB_RESULT_PASSWORD_MISMATCH, request);
+        roster_verify(request, request->mech_password, crypted,
+                      module->set.verify_in_worker, pr->callback.verify_plain);
     }
 }
 
@@ -513,9 +560,14 @@ static void roster_passdb_lookup(struct roster_passdb_request *pr)
     enum roster_cmd cmd = ROSTER_CMD_PASS;
     const char *error;
 
-    /* in a master passdb, user is the master and requested_login_user the
-     * mailbox it wants to open */
-    if (request->passdb->set->master && request->fields.requested_login_user != NULL) {
+    /* In a master passdb, user is the master and requested_login_user the
+     * mailbox it wants to open. An auth worker finds its passdb by module
+     * id, and Dovecot shares one module between passdbs with the same
+     * driver and args, so there passdb->set may be the other passdb's:
+     * the requested login user alone marks the master's lookup (Dovecot
+     * clears it before it looks the target up). */
+    if ((request->passdb->set->master || worker) &&
+        request->fields.requested_login_user != NULL) {
         cmd = ROSTER_CMD_MASTER;
         args[nargs++] = request->fields.user;
         args[nargs++] = request->fields.requested_login_user;
@@ -558,6 +610,9 @@ static struct passdb_module *roster_passdb_preinit(pool_t pool, const char *args
     struct roster_passdb_module *module = p_new(pool, struct roster_passdb_module, 1);
 
     roster_parse_args(pool, "passdb", args, &module->set);
+    /* blocking: Dovecot runs our lookups in its auth workers, each worker
+     * with a connection of its own */
+    module->module.blocking = module->set.blocking;
     module->module.default_cache_key = ROSTER_PASSDB_CACHE_KEY;
     module->module.default_pass_scheme = "CRYPT";
     return &module->module;
@@ -777,6 +832,7 @@ static struct userdb_module *roster_userdb_preinit(pool_t pool, const char *args
     struct roster_userdb_module *module = p_new(pool, struct roster_userdb_module, 1);
 
     roster_parse_args(pool, "userdb", args, &module->set);
+    module->module.blocking = module->set.blocking;
     module->module.default_cache_key = ROSTER_USERDB_CACHE_KEY;
     return &module->module;
 }
