@@ -177,13 +177,17 @@ static void admit(struct worker *w, struct pol_job *j)
     snprintf(n, sizeof(n), "%d", j->req.recipients);
     snprintf(wait, sizeof(wait), "%ld", left_ms);
     PGresult *r = PQexecParams(w->pg,
-                               "SELECT verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in "
+                               "SELECT verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in, "
+                               "reason, suspended_now "
                                "FROM mailroster.send_admit($1, $2::int, $3, $4::int)",
                                4, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 7) {
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 9) {
         const char *v = PQgetvalue(r, 0, 0);
         res->verdict = !strcmp(v, "ok") ? PV_OK : !strcmp(v, "defer") ? PV_DEFER
-                       : !strcmp(v, "toobig") ? PV_TOOBIG : PV_UNKNOWN;
+                       : !strcmp(v, "toobig") ? PV_TOOBIG : !strcmp(v, "suspended") ? PV_SUSPENDED
+                       : PV_UNKNOWN;
+        snprintf(res->reason, sizeof(res->reason), "%s", PQgetvalue(r, 0, 7));
+        res->suspended_now = PQgetvalue(r, 0, 8)[0] == 't';
         snprintf(res->kind, sizeof(res->kind), "%s", PQgetvalue(r, 0, 1));
         res->limit = (long)num(r, 2, 0);
         res->window = (long)num(r, 3, 0);
@@ -195,9 +199,9 @@ static void admit(struct worker *w, struct pol_job *j)
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         char why[120];
         first_line(why, sizeof(why), PQresultErrorMessage(r));
-        if (state && !strcmp(state, "42883"))       /* undefined_function */
-            snprintf(j->err, sizeof(j->err), "%s (the schema is older than version 5: apply "
-                     "sql/migrations/0005_rate_limits.sql, then sql/roles.sql)", why);
+        if (state && (!strcmp(state, "42883") || !strcmp(state, "42703"))) /* undefined function, column */
+            snprintf(j->err, sizeof(j->err), "%s (the schema is older than version 6: apply "
+                     "sql/migrations up to 0006_suspend_sending.sql, then sql/roles.sql)", why);
         else if (state && !strcmp(state, "42501"))  /* insufficient_privilege */
             snprintf(j->err, sizeof(j->err), "%s (the database role needs EXECUTE on "
                      "mailroster.send_admit: run sql/roles.sql)", why);
