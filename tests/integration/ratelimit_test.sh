@@ -366,7 +366,7 @@ check "database back: frank admitted and counted again" "250 2|3" "$ok_again $(r
 if [ "$(grep -c "policy: rate-limit admissions: database available again" "$MRS_LOG")" -gt "$n_up" ]; then ok "database back: logged"; else notok "database back: logged"; fi
 
 # --- limit show / limit reset (admin socket) ------------------------------------------------------------
-check "limit show: one row per admitted message" 3 "$(mrs_cli -f json limit show alice@example.test | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+check "limit log: one row per admitted message" 3 "$(mrs_cli -f json limit log alice@example.test | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 mrs_cli limit reset alice@example.test >/dev/null || notok "limit reset"
 check "limit reset: the next admission is decided by the database at once" "action=DUNNO" "$(eom "127.0.0.1:$POL_PORT" alice@example.test 1)"
 check "limit reset: ... which also clears what RCPT remembered" 250 "$(send alice@example.test alice@example.test bob@example.test)"
