@@ -174,8 +174,8 @@ stack_wait_maildir_file "$HOME_mal/Maildir" 20 >/dev/null && ok "... into its ma
 if mrs_imap_fetch mal@example.test pw-mal "for mal" | grep -q "^Subject: for mal"; then ok "mal reads it over IMAP"; else notok "mal reads it over IMAP"; fi
 
 # the held mail: released one (postsuper -H), deleted the other (postsuper -d)
-postsuper -c "$PFC" -H "${H[0]}" 2>/dev/null
-postqueue -c "$PFC" -i "${H[0]}" 2>/dev/null
+postsuper -c "$PFC" -H "${H[0]:-none}" 2>/dev/null
+postqueue -c "$PFC" -i "${H[0]:-none}" 2>/dev/null
 # the rest as mailroster(1) says: every held message of the account at once
 held mal@example.test | postsuper -c "$PFC" -d - 2>/dev/null
 stack_wait_maildir_file "$HOME_rcv/Maildir" 30 >/dev/null && ok "postsuper -H: the released message is delivered" || notok "postsuper -H: released and delivered"
