@@ -794,6 +794,31 @@ expect_eq   "reader: an unknown login is 'unknown', nothing logged" \
 expect_eq   "send_admit logged 2 rows, 5 recipients" \
     "SELECT count(*) || '|' || sum(recipients) FROM mailroster.send_counters WHERE username = 'bob@example.org'" "2|5" $R
 q -c "DELETE FROM mailroster.send_counters; DELETE FROM mailroster.send_limits"
+# 0006: two refusals within an hour suspend; the reader writes hits and the
+# suspension only through send_admit
+expect_fail "reader cannot write send_hits" \
+    "INSERT INTO mailroster.send_hits (mailbox_id, at) SELECT id, now() FROM mailroster.mailboxes LIMIT 1" "permission denied" $R
+q -c "UPDATE mailroster.settings SET suspend_after_hits = 2, suspend_hits_within = 3600;
+      INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages)
+      SELECT 'mailbox', m.id, 3600, 1 FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+       WHERE m.local_part = 'bob' AND d.name = 'example.org'"
+expect_eq   "reader: admitted, refused, then the 2nd refusal suspends" \
+    "SELECT string_agg(v, ' ') FROM (SELECT (mailroster.send_admit('bob@example.org', 1)).verdict AS v FROM generate_series(1, 3)) x" \
+    "ok defer suspended" $R
+expect_eq   "the suspension is in the mailbox row and the change log" \
+    "SELECT m.send_suspended_reason || '|' || (SELECT tbl || op FROM mailroster.change_log ORDER BY seq DESC LIMIT 1)
+       FROM mailroster.mailboxes m WHERE m.local_part = 'bob' AND m.send_suspended_at IS NOT NULL" \
+    "2 sending-limit refusals within 3600 s (the last: 1 messages per 3600 s)|mailboxesU"
+expect_eq   "a suspended account is answered 'suspended', nothing counted" \
+    "SELECT verdict || ' ' || suspended_now || ' ' || (SELECT count(*) FROM mailroster.send_counters) FROM mailroster.send_admit('bob@example.org', 1)" \
+    "suspended false 1" $R
+expect_fail "a suspension needs its reason" \
+    "UPDATE mailroster.mailboxes SET send_suspended_reason = NULL WHERE local_part = 'bob'" mailboxes_send_suspended_check $A
+expect_eq   "lifting it forgets the hits" \
+    "UPDATE mailroster.mailboxes SET send_suspended_at = NULL, send_suspended_reason = NULL WHERE local_part = 'bob';
+     SELECT count(*) FROM mailroster.send_hits" "0" $A
+q -c "DELETE FROM mailroster.send_counters; DELETE FROM mailroster.send_limits;
+      UPDATE mailroster.settings SET suspend_after_hits = 0"
 expect_ok   "reader can LISTEN" "LISTEN mailroster_changes" $R
 expect_fail "reader cannot create tables in the schema" "CREATE TABLE mailroster.x (i int)" "permission denied" $R
 
