@@ -64,8 +64,8 @@ wait_for "grep -c 'loaded directory' '$MRS_LOG2'" 1 10 || notok "second mailrost
 mrs_cli domain add example.test send_limit_messages=1 send_limit_window=1h >/dev/null
 for u in mal rcv calm early held; do
     echo "pw-$u" | mrs_cli user add "$u@example.test" --password-stdin --scheme sha512 >/dev/null || notok "user add $u"
-    mrs_dovecot_user "$u@example.test" || notok "Dovecot user $u"
-    eval "HOME_$u=\$MRS_HOME"
+    h=$(mrs_home "$u@example.test") && [ -n "$h" ] || notok "Dovecot's home of $u"
+    eval "HOME_$u=\$h"
 done
 mrs_cli user set rcv@example.test send_limit_messages=1000 >/dev/null
 
