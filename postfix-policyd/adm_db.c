@@ -687,13 +687,18 @@ static int run_user_usage(void *pg, struct adm_job *j)
                            "(SELECT coalesce(sum(messages), 0) FROM mailroster.send_counters "
                            "   WHERE username = $1 AND window_start > now() - make_interval(secs => $2::int)), "
                            "(SELECT coalesce(sum(recipients), 0) FROM mailroster.send_counters "
-                           "   WHERE username = $1 AND window_start > now() - make_interval(secs => $2::int))",
+                           "   WHERE username = $1 AND window_start > now() - make_interval(secs => $2::int)), "
+                           /* the effective windows (limit show has the details) */
+                           "(SELECT coalesce(string_agg(format('%s %ss messages=%s recipients=%s', scope, window_seconds, "
+                           "   coalesce(messages::text, 'unlimited'), coalesce(recipients::text, 'unlimited')), '; ' "
+                           "   ORDER BY window_seconds), 'unlimited') FROM mailroster.send_usage($1) "
+                           "   WHERE messages IS NOT NULL OR recipients IS NOT NULL)",
                      2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         static const char *keys[] = { "quota_used_bytes", "quota_used_messages", "last_login",
                                       "last_login_service", "sent_messages_window",
-                                      "sent_recipients_window" };
-        for (int i = 0; i < 6; i++)
+                                      "sent_recipients_window", "send_windows" };
+        for (int i = 0; i < 7; i++)
             adm_field(&j->reply, keys[i], PQgetisnull(r, 0, i) ? "" : PQgetvalue(r, 0, i));
         buf_adds(&j->reply, "\nOK 1 mailbox\n");
     } else {
@@ -705,14 +710,101 @@ static int run_user_usage(void *pg, struct adm_job *j)
     return 0;
 }
 
-/* limit show / reset: key1 = the login */
+/* A limit value for a reply: the number, or "unlimited" for NULL. */
+static const char *limit_value(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? "unlimited" : PQgetvalue(r, row, col);
+}
+
+/* "3600" -> "1h" (as pol_fmt_window; kept here so that this file needs no
+ * policy code) */
+static void fmt_window(const char *secs, char *dst, size_t size)
+{
+    long s = strtol(secs, NULL, 10);
+    if (s > 0 && s % 86400 == 0)
+        snprintf(dst, size, "%ldd", s / 86400);
+    else if (s > 0 && s % 3600 == 0)
+        snprintf(dst, size, "%ldh", s / 3600);
+    else if (s > 0 && s % 60 == 0)
+        snprintf(dst, size, "%ldm", s / 60);
+    else
+        snprintf(dst, size, "%lds", s);
+}
+
+/* One window row: scope, window, limits (both NULL: the scope states
+ * "unlimited", and its window means nothing). */
+static void window_row(struct adm_job *j, PGresult *r, int i, const char *scope)
+{
+    char win[32];
+    int unlimited = PQgetisnull(r, i, 2) && PQgetisnull(r, i, 3);
+    fmt_window(PQgetvalue(r, i, 1), win, sizeof(win));
+    buf_adds(&j->reply, "*");
+    adm_field(&j->reply, "scope", scope ? scope : PQgetvalue(r, i, 0));
+    adm_field(&j->reply, "window", unlimited ? "" : win);
+    adm_field(&j->reply, "messages", limit_value(r, i, 2));
+    adm_field(&j->reply, "recipients", limit_value(r, i, 3));
+}
+
+/* limit show / log / reset: key1 = scope, key2 = login or domain */
 static int run_limit(void *pg, struct adm_job *j)
 {
-    const char *p[1] = { j->key1 };
+    const char *p[1] = { j->key2 };
     PGresult *r;
     (void)pg;
 
+    if (!strcmp(j->cmd, "limit show") && !strcmp(j->key1, "mailbox")) {
+        /* the effective windows, as send_admit sees them, and their use */
+        r = q(j, "SELECT scope, window_seconds, messages, recipients, sent_messages, sent_recipients, "
+                 "to_char(frees_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                 "FROM mailroster.send_usage($1)", 1, p);
+        if (r == NULL)
+            return 0;
+        buf_reset(&j->reply);
+        int n = 0;
+        for (int i = 0; i < PQntuples(r); i++) {
+            int unlimited = PQgetisnull(r, i, 2) && PQgetisnull(r, i, 3);
+            window_row(j, r, i, NULL);
+            adm_field(&j->reply, "sent_messages", unlimited ? "" : PQgetvalue(r, i, 4));
+            adm_field(&j->reply, "sent_recipients", unlimited ? "" : PQgetvalue(r, i, 5));
+            adm_field(&j->reply, "frees_at", unlimited ? "" : PQgetvalue(r, i, 6));
+            buf_addc(&j->reply, '\n');
+            n += !unlimited;
+        }
+        if (PQntuples(r) == 0)
+            buf_adds(&j->reply, "OK 0 windows: unlimited (no limit set for it, its domain or everyone)\n");
+        else if (n == 0)
+            buf_printf(&j->reply, "OK 0 windows: unlimited (stated by its %s limits)\n", PQgetvalue(r, 0, 0));
+        else
+            buf_printf(&j->reply, "OK %d windows\n", n);
+        PQclear(r);
+        j->ok = 1;
+        return 0;
+    }
     if (!strcmp(j->cmd, "limit show")) {
+        /* what one scope states: its send_limits rows, and for a domain
+         * the window of its send_limit_* columns (domain set) */
+        const char *pp[2] = { j->key1, j->key2 };
+        r = q(j, "SELECT 'limit set', l.window_seconds, l.messages, l.recipients FROM mailroster.send_limits l "
+                 "LEFT JOIN mailroster.domains d ON d.id = l.domain_id "
+                 "WHERE l.scope = $1 AND ($2::text IS NULL OR d.name = $2) "
+                 "UNION ALL SELECT 'domain set', d.send_limit_window, nullif(d.send_limit_messages, 0), "
+                 "nullif(d.send_limit_recipients, 0) FROM mailroster.domains d "
+                 "WHERE $1 = 'domain' AND d.name = $2 AND (d.send_limit_messages > 0 OR d.send_limit_recipients > 0) "
+                 "ORDER BY 2", 2, pp);
+        if (r == NULL)
+            return 0;
+        buf_reset(&j->reply);
+        for (int i = 0; i < PQntuples(r); i++) {
+            window_row(j, r, i, j->key1);
+            adm_field(&j->reply, "set_by", PQgetvalue(r, i, 0));
+            buf_addc(&j->reply, '\n');
+        }
+        buf_printf(&j->reply, "OK %d windows\n", PQntuples(r));
+        PQclear(r);
+        j->ok = 1;
+        return 0;
+    }
+    if (!strcmp(j->cmd, "limit log")) {
         r = q(j, "SELECT to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
                  "messages, recipients FROM mailroster.send_counters WHERE username = $1 ORDER BY window_start",
               1, p);
@@ -726,7 +818,7 @@ static int run_limit(void *pg, struct adm_job *j)
             adm_field(&j->reply, "recipients", PQgetvalue(r, i, 2));
             buf_addc(&j->reply, '\n');
         }
-        buf_printf(&j->reply, "OK %d windows\n", PQntuples(r));
+        buf_printf(&j->reply, "OK %d rows\n", PQntuples(r));
         PQclear(r);
         j->ok = 1;
         return 0;
@@ -738,9 +830,158 @@ static int run_limit(void *pg, struct adm_job *j)
         return 0;
     }
     char text[300];
-    snprintf(text, sizeof(text), "%s (%s windows cleared)", j->key1, PQcmdTuples(r));
+    snprintf(text, sizeof(text), "%s (%s windows cleared)", j->key2, PQcmdTuples(r));
     PQclear(r);
-    finish(j, j->key1, "reset", text);
+    finish(j, j->key2, "reset", text);
+    return 0;
+}
+
+/* The refusal of a write decided here (the transaction is rolled back):
+ * its audit row, as the event loop writes one for the refusals it
+ * decides, and "ERR refused why". */
+static void refuse(struct adm_job *j, const char *why)
+{
+    struct buf words;
+    buf_init(&words);
+    audit_words(j, &words);
+    const char *p[4] = { j->actor, j->cmd, words.data, why };
+    PGresult *r = q(j, "INSERT INTO mailroster.audit_log (actor, action, object, detail) "
+                       "VALUES ($1, 'refused: ' || $2, $3, jsonb_build_object('refused', $4::text))", 4, p);
+    PQclear(r);
+    buf_free(&words);
+    msg_warn("admin: refused %s for %s: %s", j->cmd, j->actor, why);
+    err_reply(j, "refused", why);
+}
+
+/* The value of column col in the job, or NULL (unlimited / not given);
+ * *given says whether it was given. */
+static const char *job_value(const struct adm_job *j, const char *col, int *given)
+{
+    for (int i = 0; i < j->nset; i++)
+        if (!strcmp(j->set_col[i], col)) {
+            *given = 1;
+            return j->set_val[i];
+        }
+    *given = 0;
+    return NULL;
+}
+
+/* limit set / remove: key1 = scope, key2 = address / domain / NULL,
+ * window_seconds, messages, recipients in the column list, flag =
+ * "unlimited". */
+static int run_limit_write(void *pg, struct adm_job *j)
+{
+    const char *p[8] = { j->key1, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+    char mbx[32] = "", dom[32] = "", object[300];
+    int gw, gm, gr;
+    PGresult *r;
+    (void)pg;
+
+    if (cmd(j, "BEGIN") < 0)
+        return 0;
+    /* the target's id */
+    if (!strcmp(j->key1, "mailbox")) {
+        const char *pa[1] = { j->key2 };
+        r = q(j, "SELECT m.id FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id "
+                 "WHERE d.name = split_part($1, '@', 2) AND m.local_part = split_part($1, '@', 1)", 1, pa);
+        if (r == NULL)
+            goto fail;
+        if (PQntuples(r) == 1)
+            snprintf(mbx, sizeof(mbx), "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (!*mbx) {
+            rollback();
+            err_reply(j, "not-found", "no such mailbox");
+            return 0;
+        }
+        p[1] = mbx;
+    } else if (!strcmp(j->key1, "domain")) {
+        const char *pa[1] = { j->key2 };
+        if ((r = q(j, "SELECT id FROM mailroster.domains WHERE name = $1", 1, pa)) == NULL)
+            goto fail;
+        if (PQntuples(r) == 1)
+            snprintf(dom, sizeof(dom), "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (!*dom) {
+            rollback();
+            err_reply(j, "not-found", "no such domain");
+            return 0;
+        }
+        p[2] = dom;
+    }
+    snprintf(object, sizeof(object), "%s%s%s", !strcmp(j->key1, "mailbox") ? "user" : j->key1,
+             j->key2 ? " " : "", j->key2 ? j->key2 : "");
+    p[3] = job_value(j, "window_seconds", &gw);
+    p[4] = job_value(j, "messages", &gm);
+    p[5] = job_value(j, "recipients", &gr);
+    p[6] = gm ? "true" : "false";
+    p[7] = gr ? "true" : "false";
+#define TARGET "scope = $1 AND mailbox_id IS NOT DISTINCT FROM $2::bigint AND domain_id IS NOT DISTINCT FROM $3::bigint"
+    int removed = 0;
+    if (!strcmp(j->cmd, "limit remove")) {
+        r = q(j, "DELETE FROM mailroster.send_limits WHERE " TARGET " AND ($4::int IS NULL OR window_seconds = $4::int)",
+              4, p);
+        if (r == NULL)
+            goto fail;
+        removed = atoi(PQcmdTuples(r));
+        PQclear(r);
+        if (removed == 0) {
+            rollback();
+            err_reply(j, "not-found", gw ? "no such window" : "no windows set there");
+            return 0;
+        }
+    } else if (j->flag) {
+        /* "unlimited": the scope's windows give way to one that states it */
+        if ((r = q(j, "DELETE FROM mailroster.send_limits WHERE " TARGET, 3, p)) == NULL)
+            goto fail;
+        PQclear(r);
+        r = q(j, "INSERT INTO mailroster.send_limits (scope, mailbox_id, domain_id, window_seconds) "
+                 "VALUES ($1, $2::bigint, $3::bigint, 86400)", 3, p);
+        if (r == NULL)
+            goto fail;
+        PQclear(r);
+    } else {
+        /* an "unlimited" row of the scope gives way to a real window */
+        r = q(j, "DELETE FROM mailroster.send_limits WHERE " TARGET
+                 " AND messages IS NULL AND recipients IS NULL AND window_seconds <> $4::int", 4, p);
+        if (r == NULL)
+            goto fail;
+        PQclear(r);
+        r = q(j, "INSERT INTO mailroster.send_limits AS l (scope, mailbox_id, domain_id, window_seconds, messages, recipients) "
+                 "VALUES ($1, $2::bigint, $3::bigint, $4::int, $5::int, $6::int) "
+                 "ON CONFLICT (scope, coalesce(mailbox_id, 0), coalesce(domain_id, 0), window_seconds) DO UPDATE "
+                 "SET messages = CASE WHEN $7::boolean THEN excluded.messages ELSE l.messages END, "
+                 "recipients = CASE WHEN $8::boolean THEN excluded.recipients ELSE l.recipients END", 8, p);
+        if (r == NULL)
+            goto fail;
+        PQclear(r);
+    }
+#undef TARGET
+    if (j->confined && *mbx) {
+        /* a domain admin may only tighten what the mailbox inherits */
+        const char *pm[1] = { mbx };
+        if ((r = q(j, "SELECT mailroster.send_limits_problem($1::bigint)", 1, pm)) == NULL)
+            goto fail;
+        if (!PQgetisnull(r, 0, 0)) {
+            char why[600];
+            snprintf(why, sizeof(why), "%s may not loosen the limits of %s: %s", j->actor, j->key2,
+                     PQgetvalue(r, 0, 0));
+            PQclear(r);
+            rollback();
+            refuse(j, why);
+            return 0;
+        }
+        PQclear(r);
+    }
+    char text[400];
+    if (removed)
+        snprintf(text, sizeof(text), "%s (%d windows)", object, removed);
+    else
+        snprintf(text, sizeof(text), "%s", object);
+    finish(j, object, removed ? "removed" : "set", text);
+    return 0;
+fail:
+    rollback();
     return 0;
 }
 
@@ -948,6 +1189,7 @@ static int run_refusal(void *pg, struct adm_job *j)
 int (*adm_run_refusal)(void *, struct adm_job *) = run_refusal;
 int (*adm_run_user_usage)(void *, struct adm_job *) = run_user_usage;
 int (*adm_run_limit)(void *, struct adm_job *) = run_limit;
+int (*adm_run_limit_write)(void *, struct adm_job *) = run_limit_write;
 int (*adm_run_master)(void *, struct adm_job *) = run_master;
 int (*adm_run_export)(void *, struct adm_job *) = run_export;
 int (*adm_run_import)(void *, struct adm_job *) = run_import;

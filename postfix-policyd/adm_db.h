@@ -28,6 +28,7 @@ struct adm_job {
     int flag;                        /* --force / --purge / --dry-run */
     int read_only;                   /* runs beside the writes, not behind them */
     int soft;                        /* has an answer without the database */
+    int confined;                    /* a domain admin's: may only tighten limits */
     /* results */
     struct buf reply;                /* rows + final line */
     uint64_t seq;                    /* change to wait for before answering */

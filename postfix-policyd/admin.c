@@ -27,6 +27,7 @@ extern int (*adm_run_sender)(void *, struct adm_job *);
 extern int (*adm_run_user_usage)(void *, struct adm_job *);
 extern int (*adm_run_refusal)(void *, struct adm_job *);
 extern int (*adm_run_limit)(void *, struct adm_job *);
+extern int (*adm_run_limit_write)(void *, struct adm_job *);
 extern int (*adm_run_master)(void *, struct adm_job *);
 extern int (*adm_run_export)(void *, struct adm_job *);
 extern int (*adm_run_import)(void *, struct adm_job *);
@@ -314,7 +315,7 @@ static int parse_bool(const char *s, char *out, size_t outlen)
     return 0;
 }
 
-enum opt_type { O_SIZE, O_COUNT, O_BOOL, O_SERVICES, O_PATH, O_TEXT, O_ID, O_DURATION, O_HASH };
+enum opt_type { O_SIZE, O_COUNT, O_BOOL, O_SERVICES, O_PATH, O_TEXT, O_ID, O_DURATION, O_HASH, O_LIMIT };
 
 struct opt {
     const char *key;
@@ -396,7 +397,14 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
             }
         char *stored = NULL;
         const char *why = NULL;
+        int is_null = 0;
         switch (o->type) {
+        case O_LIMIT:       /* a count above 0, or "unlimited" (NULL) */
+            if (!strcmp(v, "unlimited"))
+                is_null = 1;
+            else if (parse_count(v, 0x7fffffffL, val, sizeof(val)) < 0 || !strcmp(val, "0"))
+                why = "neither a whole number above 0 nor unlimited";
+            break;
         case O_SIZE:
             if (parse_size(v, val, sizeof(val)) < 0)
                 why = "not a size (e.g. 500M, 2G, 0 for unlimited)";
@@ -469,7 +477,7 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
         }
         j->set_col[j->nset] = o->col;
         j->set_cast[j->nset] = o->cast;
-        j->set_val[j->nset++] = stored ? stored : xstrdup(val);
+        j->set_val[j->nset++] = is_null ? NULL : stored ? stored : xstrdup(val);
     }
     return 0;
 }
@@ -724,6 +732,15 @@ static int within_domain_limits(const struct adm_job *j, const struct caller *wh
     return 1;
 }
 
+/* Append the columns of a sending suspension: reason NULL lifts it. */
+static void suspension(struct adm_job *j, const char *reason)
+{
+    j->set_col[j->nset] = "send_suspended_at"; j->set_cast[j->nset] = "timestamptz";
+    j->set_val[j->nset++] = reason ? xstrdup("now") : NULL;
+    j->set_col[j->nset] = "send_suspended_reason"; j->set_cast[j->nset] = "text";
+    j->set_val[j->nset++] = reason ? xstrdup(reason) : NULL;
+}
+
 static void c_user_write(const struct cmd *c, struct adm_args *a, struct caller *who,
                          struct srv_conn *conn, struct buf *out)
 {
@@ -771,9 +788,31 @@ static void c_user_write(const struct cmd *c, struct adm_args *a, struct caller 
         j->set_col[1] = "disabled_reason"; j->set_cast[1] = "text"; j->set_val[1] = en ? NULL : xstrdup(reason);
         j->nset = 2;
         from = a->argc;
+    } else if (!strcmp(c->name, "user suspend") || !strcmp(c->name, "user unsuspend")) {
+        int on = !strcmp(c->name, "user suspend");
+        const char *reason = "suspended by admin";
+        for (int i = 3; i < a->argc; i++) {
+            if (on && !strncmp(a->argv[i], "reason=", 7) && a->argv[i][7]) {
+                reason = a->argv[i] + 7;
+                if (!reason_ok(reason, out))
+                    goto fail;
+            } else {
+                err(out, "usage", "usage: %s", c->usage);
+                goto fail;
+            }
+        }
+        suspension(j, on ? reason : NULL);
+        from = a->argc;
     }
     if (take_opts(j, user_opts, a, from, who, out) < 0)
         goto fail;
+    /* may_send=yes is "this account may send": it lifts a suspension too
+     * (user set only: an ensure repeated by a provisioning tool must not) */
+    for (int i = 0; i < j->nset && !strcmp(c->name, "user set"); i++)
+        if (!strcmp(j->set_col[i], "may_send") && !strcmp(j->set_val[i], "true")) {
+            suspension(j, NULL);
+            break;
+        }
     if (who->role != ROLE_ADMIN && !within_domain_limits(j, who, dom.data, out))
         goto fail;
     if (!strcmp(c->name, "user set") && j->nset == 0) {
@@ -813,6 +852,8 @@ static void user_row(struct buf *out, const struct dir_mailbox *m, const struct 
     adm_field(out, "disabled_reason", !m->enabled ? (m->disabled_reason ? m->disabled_reason : "disabled")
                                       : dom && !dom->enabled ? "domain disabled" : "");
     adm_field(out, "may_send", m->may_send ? "yes" : "no");
+    adm_field(out, "send_suspended", m->send_suspended ? "yes" : "no");
+    adm_field(out, "suspended_reason", m->send_suspended ? m->suspended_reason : "");
     adm_field(out, "may_receive", m->may_receive ? "yes" : "no");
     dir_services_format(&s, m->services);
     adm_field(out, "services", s.data ? s.data : "");
@@ -1091,28 +1132,142 @@ static void c_sender_list(const struct cmd *c, struct adm_args *a, struct caller
 
 /* --- commands: limits, master users, export and import ------------------------------ */
 
-static void c_limit(const struct cmd *c, struct adm_args *a, struct caller *who,
-                    struct srv_conn *conn, struct buf *out)
+/* The target of a limit command at argv[i]: "user ADDRESS" (or a bare
+ * ADDRESS), "domain DOMAIN" or "global", checked against who. scope gets
+ * "mailbox", "domain" or "global", name the canonical address or domain.
+ * The index after it, or -1 with the error answered. */
+static int limit_target(const struct cmd *c, struct adm_args *a, int i, struct caller *who, int write,
+                        const char **scope, struct buf *name, struct buf *out)
 {
+    const char *w = a->argv[i];
+    if (!strcmp(w, "global")) {
+        *scope = "global";
+        if (write && who->role != ROLE_ADMIN) {
+            err(out, "refused", "%s may not change the global limits: only an admin may", who->actor);
+            msg_warn("admin: refused %s global for %s (admins only)", c->name, who->actor);
+            return -1;
+        }
+        return i + 1;
+    }
+    if ((!strcmp(w, "user") || !strcmp(w, "domain")) && i + 1 >= a->argc) {
+        err(out, "usage", "usage: %s", c->usage);
+        return -1;
+    }
+    if (!strcmp(w, "domain")) {
+        *scope = "domain";
+        if (canon_domain(a->argv[i + 1], name, out) < 0)
+            return -1;
+        if (!may_domain(who, name->data)) {
+            err(out, "refused", "%s may not manage domain %s", who->actor, name->data);
+            msg_warn("admin: refused %s domain %s for %s", c->name, name->data, who->actor);
+            return -1;
+        }
+        if (write && who->role != ROLE_ADMIN) {
+            /* a domain's limits bound its admin: not theirs to change */
+            err(out, "refused", "%s may not change the limits of domain %s: only an admin may", who->actor,
+                name->data);
+            msg_warn("admin: refused %s domain %s for %s (admins only)", c->name, name->data, who->actor);
+            return -1;
+        }
+        return i + 2;
+    }
+    if (!strcmp(w, "user"))
+        w = a->argv[++i];
+    *scope = "mailbox";
     struct buf local, dom;
     buf_init(&local);
     buf_init(&dom);
-    if (user_target(a->argv[2], who, &local, &dom, out, 0) == 0) {
-        if (!strcmp(c->name, "limit reset") && who->role == ROLE_READONLY)
-            err(out, "refused", "%s has read-only access", who->actor);
-        else {
-            struct adm_job *j = job_new(c, a, who, conn, adm_run_limit);
-            j->read_only = !strcmp(c->name, "limit show");
-            struct buf addr;
-            buf_init(&addr);
-            buf_printf(&addr, "%s@%s", local.data, dom.data);
-            j->key1 = xstrdup(addr.data);
-            buf_free(&addr);
-            submit(j, out);
-        }
-    }
+    int rc = user_target(w, who, &local, &dom, out, 0);
+    if (rc == 0)
+        buf_printf(name, "%s@%s", local.data, dom.data);
     buf_free(&local);
     buf_free(&dom);
+    return rc < 0 ? -1 : i + 1;
+}
+
+/* limit show / log / reset */
+static void c_limit(const struct cmd *c, struct adm_args *a, struct caller *who,
+                    struct srv_conn *conn, struct buf *out)
+{
+    const char *scope = NULL;
+    struct buf name;
+    int show = !strcmp(c->name, "limit show");
+    buf_init(&name);
+    int next = limit_target(c, a, 2, who, 0, &scope, &name, out);
+    if (next < 0)
+        goto out;
+    if (next != a->argc || (!show && strcmp(scope, "mailbox") != 0)) {
+        err(out, "usage", "usage: %s", c->usage);
+        goto out;
+    }
+    if (!strcmp(scope, "mailbox")) {
+        const struct dir *d = loaded(out);
+        if (d == NULL)
+            goto out;
+        if (dir_mailbox_get(d, name.data, name.len) == NULL) {
+            err(out, "not-found", "no such mailbox: %s", name.data);
+            goto out;
+        }
+    }
+    struct adm_job *j = job_new(c, a, who, conn, adm_run_limit);
+    j->read_only = strcmp(c->name, "limit reset") != 0;
+    j->key1 = xstrdup(scope);
+    j->key2 = name.len ? xstrdup(name.data) : NULL;
+    submit(j, out);
+out:
+    buf_free(&name);
+}
+
+static const struct opt limit_opts[] = {
+    { "window", "window_seconds", "int", O_DURATION, "the window, e.g. 1h, 1d", 0 },
+    { "messages", "messages", "int", O_LIMIT, "messages per window, or unlimited", 0 },
+    { "recipients", "recipients", "int", O_LIMIT, "recipients per window, or unlimited", 0 },
+    { NULL, NULL, NULL, 0, NULL, 0 },
+};
+
+static int has_col(const struct adm_job *j, const char *col)
+{
+    for (int i = 0; i < j->nset; i++)
+        if (!strcmp(j->set_col[i], col))
+            return 1;
+    return 0;
+}
+
+/* limit set / remove: one send_limits window of a mailbox, a domain or
+ * everyone (migration 0005); key1 = scope, key2 = target, the values in
+ * the column list; flag: "unlimited" (the scope's windows replaced by one
+ * that states it). A domain admin's mailbox windows may only be stricter
+ * than what the mailbox inherits: the database checks (confined). */
+static void c_limit_write(const struct cmd *c, struct adm_args *a, struct caller *who,
+                          struct srv_conn *conn, struct buf *out)
+{
+    const char *scope = NULL;
+    struct buf name;
+    struct adm_job *j = NULL;
+    int set = !strcmp(c->name, "limit set");
+    buf_init(&name);
+    int next = limit_target(c, a, 2, who, 1, &scope, &name, out);
+    if (next < 0)
+        goto out;
+    j = job_new(c, a, who, conn, adm_run_limit_write);
+    j->key1 = xstrdup(scope);
+    j->key2 = name.len ? xstrdup(name.data) : NULL;
+    j->confined = who->role != ROLE_ADMIN;
+    if (set && next + 1 == a->argc && !strcmp(a->argv[next], "unlimited")) {
+        j->flag = 1;
+    } else {
+        if (take_opts(j, limit_opts, a, next, who, out) < 0)
+            goto out;
+        if (set ? !has_col(j, "window_seconds") || j->nset < 2 : j->nset != (int)has_col(j, "window_seconds")) {
+            err(out, "usage", "usage: %s", c->usage);
+            goto out;
+        }
+    }
+    submit(j, out);
+    j = NULL;
+out:
+    adm_job_free(j);
+    buf_free(&name);
 }
 
 static void c_master_write(const struct cmd *c, struct adm_args *a, struct caller *who,
@@ -1478,6 +1633,8 @@ static const struct cmd cmds[] = {
     { "user enable", 1, 1, 1, c_user_write, "user enable ADDRESS", "enable a mailbox" },
     { "user disable", 1, 2, 1, c_user_write, "user disable ADDRESS [reason=TEXT]", "disable a mailbox: no mail in, none out, no login" },
     { "user remove", 1, 3, 1, c_user_write, "user remove ADDRESS [--purge] [reason=TEXT]", "disable a mailbox and keep its data; --purge deletes the row" },
+    { "user suspend", 1, 2, 1, c_user_write, "user suspend ADDRESS [reason=TEXT]", "suspend a mailbox's sending: its mail goes to Postfix's hold queue" },
+    { "user unsuspend", 1, 1, 1, c_user_write, "user unsuspend ADDRESS", "lift a sending suspension (held mail stays held: see mailroster(1))" },
     { "user show", 1, 1, 0, c_user_show, "user show ADDRESS", "show everything about a mailbox" },
     { "user list", 0, 1, 0, c_user_list, "user list [DOMAIN]", "list mailboxes" },
     { "alias add", 2, 1001, 1, c_alias_write, "alias add SOURCE DESTINATION...", "add an alias (SOURCE @domain is the catch-all)" },
@@ -1488,7 +1645,10 @@ static const struct cmd cmds[] = {
     { "sender ensure", 2, 2, 1, c_sender_write, "sender ensure ADDRESS LOGIN", "let LOGIN send as ADDRESS unless it may already; answers created or unchanged" },
     { "sender remove", 2, 2, 1, c_sender_write, "sender remove ADDRESS LOGIN", "take that right away" },
     { "sender list", 0, 1, 0, c_sender_list, "sender list [LOGIN]", "list extra sender addresses" },
-    { "limit show", 1, 1, 0, c_limit, "limit show ADDRESS", "the account's send counters per window" },
+    { "limit set", 2, 5, 1, c_limit_write, "limit set user ADDRESS|domain DOMAIN|global window=DURATION [messages=N|unlimited] [recipients=N|unlimited], or limit set user ADDRESS|domain DOMAIN|global unlimited", "set one send-limit window of a mailbox, a domain or everyone (domain and global: admins only)" },
+    { "limit remove", 1, 3, 1, c_limit_write, "limit remove user ADDRESS|domain DOMAIN|global [window=DURATION]", "remove one window (or all) of a mailbox, a domain or everyone" },
+    { "limit show", 1, 2, 0, c_limit, "limit show [user] ADDRESS | limit show domain DOMAIN | limit show global", "an account's effective windows (with the scope that gives them) and what each holds now; or the windows a domain or everyone has" },
+    { "limit log", 1, 1, 0, c_limit, "limit log ADDRESS", "the account's send log: one row per admitted message" },
     { "limit reset", 1, 1, 1, c_limit, "limit reset ADDRESS", "clear the account's send counters" },
     { "master add", 2, 3, 1, c_master_write, "master add NAME password=HASH [domains=DOMAIN,...]", "add a master user (a gateway that may open mailboxes), optionally for some domains only" },
     { "master ensure", 2, 3, 1, c_master_write, "master ensure NAME password=HASH [domains=DOMAIN,...]", "add a master user, or bring its domains in line (an existing password is kept); answers created, updated or unchanged" },

@@ -35,6 +35,7 @@ struct db {
     int loaded;          /* the event loop has a directory at seq */
     uint64_t seq;        /* last change handed over */
     int ever_connected;
+    int64_t schema;      /* the database's schema version */
 };
 
 /* The columns of each directory table, in the order rec_*() reads them. */
@@ -47,7 +48,7 @@ static const char *q_select[DIR_NKINDS] = {
                     "coalesce(x.quota_bytes, -1), coalesce(x.quota_messages, -1), "
                     "coalesce(x.send_limit_messages, -1), coalesce(x.send_limit_recipients, -1), "
                     "coalesce(x.uid, -1), coalesce(x.gid, -1), x.home, x.mail, x.maildir, "
-                    "x.disabled_reason FROM mailroster.mailboxes x "
+                    "x.disabled_reason, x.send_suspended_reason FROM mailroster.mailboxes x "
                     "JOIN mailroster.domains d ON d.id = x.domain_id",
     [DIR_ALIAS] = "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, "
                   "array_to_string(x.destinations, ','), x.enabled FROM mailroster.aliases x "
@@ -56,6 +57,24 @@ static const char *q_select[DIR_NKINDS] = {
     [DIR_MASTER] = "SELECT x.id, x.name, x.password, x.enabled, array_to_string(x.domains, ',') "
                    "FROM mailroster.master_users x",
 };
+
+/* A schema older than MR_SCHEMA_SUSPEND has no suspension column: the
+ * mailbox query then says "not suspended" for every row. */
+static const char q_mailbox_old[] =
+    "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, x.password, "
+    "x.enabled, x.may_send, x.may_receive, x.services::text, "
+    "coalesce(x.quota_bytes, -1), coalesce(x.quota_messages, -1), "
+    "coalesce(x.send_limit_messages, -1), coalesce(x.send_limit_recipients, -1), "
+    "coalesce(x.uid, -1), coalesce(x.gid, -1), x.home, x.mail, x.maildir, "
+    "x.disabled_reason, NULL::text FROM mailroster.mailboxes x "
+    "JOIN mailroster.domains d ON d.id = x.domain_id";
+
+static const char *select_of(const struct db *db, int kind)
+{
+    if (kind == DIR_MAILBOX && db->schema < MR_SCHEMA_SUSPEND)
+        return q_mailbox_old;
+    return q_select[kind];
+}
 
 void db_msg_free(struct db_msg *m)
 {
@@ -146,6 +165,8 @@ static void *rec_from_row(enum dir_kind kind, const PGresult *r, int i)
         t.mail = val(r, i, 15);
         t.maildir = val(r, i, 16);
         t.disabled_reason = val(r, i, 17);
+        t.suspended_reason = val(r, i, 18);
+        t.send_suspended = t.suspended_reason != NULL;
         return dir_mailbox_new(&t);
     }
     case DIR_ALIAS: {
@@ -228,6 +249,7 @@ static int check_schema(struct db *db, struct buf *why)
         return -1;
     int64_t v = PQgetisnull(r, 0, 0) ? 0 : num(r, 0, 0);
     PQclear(r);
+    db->schema = v;
     if (v < MR_SCHEMA_MIN || v > MR_SCHEMA_VERSION) {
         buf_printf(why, "database schema version is %" PRId64 ", this mailrosterd works with %d to %d "
                    "(apply sql/migrations)", v, MR_SCHEMA_MIN, MR_SCHEMA_VERSION);
@@ -253,7 +275,7 @@ static struct dir *full_load(struct db *db, struct buf *why)
     PQclear(r);
     for (int k = 0; k < DIR_NKINDS; k++) {
         buf_reset(&sql);
-        buf_printf(&sql, "DECLARE mr_load NO SCROLL CURSOR FOR %s", q_select[k]);
+        buf_printf(&sql, "DECLARE mr_load NO SCROLL CURSOR FOR %s", select_of(db, k));
         if (exec_cmd(db, sql.data, why) < 0)
             goto fail_tx;
         for (;;) {
@@ -369,7 +391,7 @@ static int catch_up(struct db *db, struct buf *why)
             continue;
         buf_addc(&ids[k], '}');
         buf_reset(&sql);
-        buf_printf(&sql, "%s WHERE x.id = ANY($1::bigint[])", q_select[k]);
+        buf_printf(&sql, "%s WHERE x.id = ANY($1::bigint[])", select_of(db, k));
         const char *p[1] = { ids[k].data };
         if ((r = query(db, sql.data, 1, p, why)) == NULL)
             goto fail_tx;

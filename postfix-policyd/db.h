@@ -19,6 +19,8 @@
 /* schema versions this daemon works with (sql/migrations) */
 #define MR_SCHEMA_MIN 1
 #define MR_SCHEMA_VERSION 7
+/* the first with mailboxes.send_suspended_reason (0006_suspend_sending.sql) */
+#define MR_SCHEMA_SUSPEND 6
 
 enum db_msg_type {
     DBM_FULL,     /* dir: a complete directory */

@@ -87,7 +87,8 @@ struct dir_mailbox *dir_mailbox_new(const struct dir_mailbox *t)
 {
     const char **p[] = { (const char **)&t->address, (const char **)&t->password,
                          (const char **)&t->home, (const char **)&t->mail,
-                         (const char **)&t->maildir, (const char **)&t->disabled_reason };
+                         (const char **)&t->maildir, (const char **)&t->disabled_reason,
+                         (const char **)&t->suspended_reason };
     return pack(t, sizeof(*t), p, NPTRS(p));
 }
 

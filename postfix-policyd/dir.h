@@ -47,11 +47,16 @@ struct dir_mailbox {
     int32_t uid, gid;                      /* -1 = not set */
     uint32_t services;
     uint8_t enabled, may_send, may_receive;
+    /* sending suspended after repeated rate-limit refusals (migration
+     * 0006): its mail is held, not refused; may_send = 0 is an admin's
+     * refusal, a different thing */
+    uint8_t send_suspended;
     const char *address;                   /* canonical local@domain */
     const char *password;                  /* "{SCHEME}hash" or NULL */
     const char *home, *mail;               /* overrides or NULL */
     const char *maildir;
     const char *disabled_reason;
+    const char *suspended_reason;          /* set when send_suspended */
 };
 
 struct dir_alias {

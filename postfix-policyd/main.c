@@ -324,6 +324,13 @@ static void post_pol(struct pol_job *j)
 /* on the loop: a database thread is done with j */
 static void pol_job_done(struct pol_job *j)
 {
+    /* the line a sysop alerts on (mailrosterd(8), SUSPENDED SENDING):
+     * logged by the one daemon whose admission decided it, also when its
+     * own timer had answered already */
+    if (j->res.verdict == PV_SUSPENDED && j->res.suspended_now)
+        msg_warn("sending suspended: login=%s queue_id=%s: %s (mail held; lift with: mailroster user "
+                 "unsuspend %s)", j->req.login, j->req.queue_id[0] ? j->req.queue_id : "-", j->res.reason,
+                 j->req.login);
     if (!j->answered) {
         if (j->timer)
             event_del(j->timer);

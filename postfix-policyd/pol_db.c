@@ -107,7 +107,18 @@ static void note_success(void)
 struct worker {
     PGconn *pg;
     double next_try;
+    int v5;             /* this connection's send_admit has no suspension (schema 5) */
 };
+
+/* send_admit of schema 6 (0006_suspend_sending.sql), and of schema 5,
+ * which a daemon upgraded before its database still meets: it admits
+ * without suspensions meanwhile. */
+static const char q_admit[] =
+    "SELECT verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in, reason, suspended_now "
+    "FROM mailroster.send_admit($1, $2::int, $3, $4::int)";
+static const char q_admit_v5[] =
+    "SELECT verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in, NULL, false "
+    "FROM mailroster.send_admit($1, $2::int, $3, $4::int)";
 
 static int ensure_conn(struct worker *w, char *err, size_t esize)
 {
@@ -124,6 +135,7 @@ static int ensure_conn(struct worker *w, char *err, size_t esize)
     }
     if (w->pg)
         PQfinish(w->pg);
+    w->v5 = 0;
     /* libpq's connect_timeout has a 2 s minimum and whole seconds */
     snprintf(ct, sizeof(ct), "%d", Q.timeout_ms < 2000 ? 2 : (Q.timeout_ms + 999) / 1000);
     w->pg = PQconnectdbParams(keys, vals, 1);
@@ -176,14 +188,22 @@ static void admit(struct worker *w, struct pol_job *j)
     }
     snprintf(n, sizeof(n), "%d", j->req.recipients);
     snprintf(wait, sizeof(wait), "%ld", left_ms);
-    PGresult *r = PQexecParams(w->pg,
-                               "SELECT verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in "
-                               "FROM mailroster.send_admit($1, $2::int, $3, $4::int)",
-                               4, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 7) {
+    PGresult *r = PQexecParams(w->pg, w->v5 ? q_admit_v5 : q_admit, 4, NULL, p, NULL, NULL, 0);
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (!w->v5 && st && !strcmp(st, "42703")) {
+        /* undefined column: refused while the query was analysed, so
+         * nothing ran; the schema is 5 (or older: then that fails too) */
+        PQclear(r);
+        w->v5 = 1;
+        r = PQexecParams(w->pg, q_admit_v5, 4, NULL, p, NULL, NULL, 0);
+    }
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 9) {
         const char *v = PQgetvalue(r, 0, 0);
         res->verdict = !strcmp(v, "ok") ? PV_OK : !strcmp(v, "defer") ? PV_DEFER
-                       : !strcmp(v, "toobig") ? PV_TOOBIG : PV_UNKNOWN;
+                       : !strcmp(v, "toobig") ? PV_TOOBIG : !strcmp(v, "suspended") ? PV_SUSPENDED
+                       : PV_UNKNOWN;
+        snprintf(res->reason, sizeof(res->reason), "%s", PQgetvalue(r, 0, 7));
+        res->suspended_now = PQgetvalue(r, 0, 8)[0] == 't';
         snprintf(res->kind, sizeof(res->kind), "%s", PQgetvalue(r, 0, 1));
         res->limit = (long)num(r, 2, 0);
         res->window = (long)num(r, 3, 0);
@@ -217,7 +237,7 @@ static void admit(struct worker *w, struct pol_job *j)
 
 static void *pol_db_main(void *arg)
 {
-    struct worker w = { NULL, 0 };
+    struct worker w = { NULL, 0, 0 };
     (void)arg;
     for (;;) {
         pthread_mutex_lock(&Q.lock);

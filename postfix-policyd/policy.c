@@ -18,7 +18,7 @@ static const char *decision_names[POL_NDECISIONS] = {
     "dunno", "reject_unknown_login", "reject_disabled", "reject_may_not_send",
     "reject_sender_not_owned", "reject_recipient_unavailable", "defer_not_loaded",
     "defer_rate_limit", "reject_too_many_recipients", "defer_db_unavailable",
-    "dunno_db_unavailable", "reject_over_quota", "defer_over_quota",
+    "dunno_db_unavailable", "reject_over_quota", "defer_over_quota", "hold_suspended",
 };
 
 const char *pol_decision_name(enum pol_decision d)
@@ -102,6 +102,9 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
         snprintf(action, asize, "553 5.7.1 Sender address <%s> is not owned by user %s",
                  shown_sender, canon.data);
         d = POL_REJECT_SENDER_NOT_OWNED;
+    } else if (m->send_suspended) {
+        pol_hold_text(action, asize, canon.data, m->suspended_reason);
+        d = POL_HOLD_SUSPENDED;
     }
     if (d != POL_DUNNO)
         say(env, 0, "outbound login=%s sender=<%s>: %s", m ? canon.data : shown, sender ? sender : "",
@@ -277,6 +280,18 @@ ssize_t pol_request(const struct pol_env *env, const char *in, size_t len, struc
 
 /* --- rate limits: answers of the database, and what RCPT remembers ------- */
 
+void pol_hold_text(char *action, size_t asize, const char *login, const char *reason)
+{
+    char shown[POL_LOGIN_MAX], why[400];
+    clean(shown, sizeof(shown), login);
+    /* clean() turns spaces into '?': keep them, they are only logged */
+    size_t i = 0;
+    for (const char *p = reason ? reason : ""; *p && i + 1 < sizeof(why); p++)
+        why[i++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+    why[i] = 0;
+    snprintf(action, asize, "HOLD sending suspended for <%s>%s%s", shown, *why ? ": " : "", why);
+}
+
 struct full_rec {
     double until;
     double trusted_until;       /* RCPT refuses on it until then */
@@ -432,6 +447,10 @@ enum pol_decision pol_admit_answer(const struct pol_admit *a, const struct pol_a
         snprintf(action, asize, "554 5.5.3 Message has %d recipients; <%s> may send to at most %s",
                  a->recipients, shown, what);
         return POL_REJECT_TOO_MANY_RCPTS;
+    case PV_SUSPENDED:
+        /* not a refusal: the message waits in the hold queue for a sysop */
+        pol_hold_text(action, asize, a->login, r->reason);
+        return POL_HOLD_SUSPENDED;
     case PV_UNKNOWN:
         /* the directory in memory knows the login, the database does not
          * (yet, or any more): the next change-log catch-up settles it */

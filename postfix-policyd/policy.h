@@ -20,7 +20,13 @@
  * request that passed the checks above is not answered here but handed out
  * in *env->admit, and the caller answers it later with pol_admit_answer().
  * RCPT never waits on the database: it refuses only an account that an
- * earlier answer showed to be full (env->full, "full until T"). */
+ * earlier answer showed to be full (env->full, "full until T").
+ *
+ * An account whose sending is suspended (dir_mailbox.send_suspended, set
+ * in PostgreSQL by send_admit after repeated refusals, migration 0006) is
+ * answered "HOLD" at every state: Postfix accepts its messages into the
+ * hold queue, where they wait for a sysop. The admission that suspends an
+ * account is answered HOLD too (PV_SUSPENDED). */
 #ifndef MR_POLICY_H
 #define MR_POLICY_H
 
@@ -47,6 +53,7 @@ enum pol_decision {
     POL_DUNNO_DB_UNAVAILABLE,   /* ... action dunno (the message goes out uncounted) */
     POL_REJECT_OVER_QUOTA,      /* inbound: every mailbox of the recipient is over quota */
     POL_DEFER_OVER_QUOTA,       /* ... with policy_over_quota_action = defer */
+    POL_HOLD_SUSPENDED,         /* sending suspended: HOLD (Postfix's hold queue) */
     POL_NDECISIONS
 };
 
@@ -94,13 +101,15 @@ struct pol_admit {
 };
 
 /* What mailroster.send_admit() said, or that it could not be asked. */
-enum pol_verdict { PV_OK, PV_DEFER, PV_TOOBIG, PV_UNKNOWN, PV_UNAVAILABLE, PV_TIMEOUT };
+enum pol_verdict { PV_OK, PV_DEFER, PV_TOOBIG, PV_UNKNOWN, PV_UNAVAILABLE, PV_TIMEOUT, PV_SUSPENDED };
 struct pol_admit_result {
     enum pol_verdict verdict;
     char kind[16];              /* "messages" / "recipients" */
     long limit, window, used;
     double free_in;             /* s until this message would fit; < 0 = unknown */
     double full_in;             /* s until a 1-recipient message fits; < 0 = not full */
+    char reason[512];           /* PV_SUSPENDED: why */
+    int suspended_now;          /* PV_SUSPENDED: this admission suspended the account */
 };
 
 /* The answer to an admission, into action (without "action="); remembers
@@ -109,6 +118,10 @@ struct pol_admit_result {
 enum pol_decision pol_admit_answer(const struct pol_admit *a, const struct pol_admit_result *r,
                                    int defer_when_down, struct pol_full *full, double now,
                                    char *action, size_t asize);
+
+/* "HOLD sending suspended for <login>: reason" into action (printable
+ * ASCII, bounded: Postfix logs the text). */
+void pol_hold_text(char *action, size_t asize, const char *login, const char *reason);
 
 /* "3600" -> "1h", "90" -> "90s", "86400" -> "1d" (for reply texts) */
 void pol_fmt_window(long seconds, char *dst, size_t size);

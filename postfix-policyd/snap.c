@@ -133,6 +133,7 @@ static int snap_records(const struct dir *d, struct emitter *e)
         put_str(out, r->mail);
         put_str(out, r->maildir);
         put_str(out, r->disabled_reason);
+        put_str(out, r->send_suspended ? (r->suspended_reason ? r->suspended_reason : "") : NULL);
         buf_addc(out, '\n');
         if (emit_step(e, 0) < 0)
             return -1;
@@ -201,7 +202,7 @@ void snap_seal(struct buf *text)
 /* --- parse ---------------------------------------------------------------- */
 
 /* A line split into fields; strings decoded into one arena. */
-#define MAXF 20
+#define MAXF 24
 struct fields {
     size_t n;
     const char *f[MAXF];
@@ -336,12 +337,12 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
 {
     struct dir *d = dir_new();
     EVP_MD_CTX *sum = sum_new();
-    struct buf s[6];
+    struct buf s[7];
     struct fields fs;
     size_t lineno = 0, count = 0;
     int ended = 0, sealed = 0;
 
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         buf_init(&s[i]);
     buf_reset(err);
     for (;;) {
@@ -393,7 +394,7 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
         }
         case 'M': {
             struct dir_mailbox r = { 0 };
-            if (fs.n != 19) goto bad;
+            if (fs.n != 20) goto bad;
             U(1, r.id);
             U(2, r.domain_id);
             FLAG(3, r.enabled);
@@ -412,6 +413,8 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
             S(16, 3, r.mail, 0);
             S(17, 4, r.maildir, 1);
             S(18, 5, r.disabled_reason, 0);
+            S(19, 6, r.suspended_reason, 0);
+            r.send_suspended = r.suspended_reason != NULL;
             if (strchr(r.address, '@') == NULL) goto bad;
             dir_put(d, DIR_MAILBOX, dir_mailbox_new(&r));
             break;
@@ -482,7 +485,7 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
             goto fail;
         }
     }
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         buf_free(&s[i]);
     return d;
 fail_header:
@@ -492,7 +495,7 @@ fail_header:
 bad:
     buf_printf(err, "line %zu: malformed record", lineno);
 fail:
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         buf_free(&s[i]);
     if (sum != NULL)
         EVP_MD_CTX_free(sum);

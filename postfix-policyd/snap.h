@@ -29,8 +29,10 @@ void snap_seal(struct buf *text);
 /* Build a new directory from text; NULL with a reason in err. */
 struct dir *snap_parse(const char *text, size_t len, struct buf *err);
 
-/* Format version written; older ones are refused as "from an older version". */
-#define SNAP_VERSION 2
+/* Format version written; older ones are refused as "from an older version"
+ * (the daemon then loads from the database). 3: a mailbox's sending
+ * suspension (its reason, "-" when not suspended). */
+#define SNAP_VERSION 3
 
 /* Default bound of snap_read_max(): 1 GiB. A mailbox line with a crypt hash
  * is about 250 bytes, so a 1,000,000-mailbox directory (the design target)

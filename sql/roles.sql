@@ -19,8 +19,9 @@
 --                          directory, change_log and usage tables, LISTENs,
 --                          and admits outbound messages through
 --                          mailroster.send_admit() (SECURITY DEFINER, the
---                          only writer of send_counters; the reader itself
---                          may only read it).
+--                          only writer of send_counters and send_hits, and
+--                          the one that suspends an account's sending; the
+--                          reader itself may only read the counters).
 -- mailroster_admin         the admin path: the reader's rights plus writes to
 --                          the directory tables and appends to audit_log.
 --                          No DDL.
@@ -114,6 +115,15 @@ TO mailroster_admin;
 -- log: the daemon does not cache it, send_admit reads it each time).
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.send_limits
 TO mailroster_admin;
+-- Limit windows as the admin socket shows and checks them (migration
+-- 0006); the hits toward a suspension are read, never written, by it.
+GRANT EXECUTE ON FUNCTION
+    mailroster.send_limits_of(bigint),
+    mailroster.send_limits_from(bigint, int, boolean),
+    mailroster.send_limits_problem(bigint),
+    mailroster.send_usage(text)
+TO mailroster_admin;
+GRANT SELECT ON mailroster.send_hits TO mailroster_admin;
 -- ... plus directory writes and the audit trail.
 GRANT INSERT, UPDATE, DELETE ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,

@@ -20,4 +20,5 @@
 \ir migrations/0003_last_login_unix.sql
 \ir migrations/0004_trust_boundaries.sql
 \ir migrations/0005_rate_limits.sql
+\ir migrations/0006_suspend_sending.sql
 \ir migrations/0007_quota_usage_changes.sql

@@ -289,11 +289,13 @@ if [ "$n" -eq $((7 + e_def)) ]; then ok "stats: defer_rate_limit counted ($n)"; 
 
 # --- restart of mailrosterd mid-window keeps the counts ------------------------------------------
 kill -TERM "$MRD_PID"; wait "$MRD_PID" 2>/dev/null
-n_loaded=$(grep -c "loaded directory" "$MRS_LOG")
+# (a restart serves the snapshot file and catches up from the change log:
+# it says "starting from snapshot file", not "loaded directory")
+n_loaded=$(grep -cE "loaded directory|starting from snapshot file" "$MRS_LOG")
 "$MRD" -f -c "$MRS_CONF" >>"$MRS_LOG" 2>&1 &
 MRD_PID=$!
 STACK_PIDS+=("$MRD_PID")
-wait_for "grep -c 'loaded directory' '$MRS_LOG'" "$((n_loaded + 1))" 10 || notok "mailrosterd restarts"
+wait_for "grep -cE 'loaded directory|starting from snapshot file' '$MRS_LOG'" "$((n_loaded + 1))" 10 || notok "mailrosterd restarts"
 # the new daemon does not know alice is full: RCPT passes, END-OF-MESSAGE asks the database
 check "after a restart: alice's 4th message deferred at END-OF-MESSAGE" \
     "450 4.7.1 <END-OF-MESSAGE>: End-of-data rejected: Sending limit reached for <alice@example.test>: 3 messages per 1h; try again in N s (at T)" \
@@ -366,7 +368,7 @@ check "database back: frank admitted and counted again" "250 2|3" "$ok_again $(r
 if [ "$(grep -c "policy: rate-limit admissions: database available again" "$MRS_LOG")" -gt "$n_up" ]; then ok "database back: logged"; else notok "database back: logged"; fi
 
 # --- limit show / limit reset (admin socket) ------------------------------------------------------------
-check "limit show: one row per admitted message" 3 "$(mrs_cli -f json limit show alice@example.test | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+check "limit log: one row per admitted message" 3 "$(mrs_cli -f json limit log alice@example.test | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 mrs_cli limit reset alice@example.test >/dev/null || notok "limit reset"
 check "limit reset: the next admission is decided by the database at once" "action=DUNNO" "$(eom "127.0.0.1:$POL_PORT" alice@example.test 1)"
 check "limit reset: ... which also clears what RCPT remembered" 250 "$(send alice@example.test alice@example.test bob@example.test)"

@@ -738,11 +738,11 @@ check_privs "reader: exactly the specified table privileges" "$(privs mailroster
     "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:r send_limits:r sender_addresses:r settings:r"
 check_privs "reader: no sequence privileges; EXECUTE on export_jsonl and send_admit only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl send_admit"
 check_privs "admin: exactly the specified table privileges" "$(privs mailroster_admin)" \
-    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd send_limits:rawd sender_addresses:rawd settings:r"
+    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd send_hits:r send_limits:rawd sender_addresses:rawd settings:r"
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
     "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq send_limits_id_seq sender_addresses_id_seq"
-check_privs "admin: EXECUTE on validators, the lock key, export and import only" "$(funcs mailroster_admin)" \
-    "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under"
+check_privs "admin: EXECUTE on validators, the lock key, export, import and the limit windows only" "$(funcs mailroster_admin)" \
+    "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under send_limits_from send_limits_of send_limits_problem send_usage"
 check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
     "last_login:rawd quota_usage:rawd"
 check_privs "dovecot_dict: no sequence or function privileges" "$(seqs mailroster_dovecot_dict)|$(funcs mailroster_dovecot_dict)" "|"
@@ -794,6 +794,31 @@ expect_eq   "reader: an unknown login is 'unknown', nothing logged" \
 expect_eq   "send_admit logged 2 rows, 5 recipients" \
     "SELECT count(*) || '|' || sum(recipients) FROM mailroster.send_counters WHERE username = 'bob@example.org'" "2|5" $R
 q -c "DELETE FROM mailroster.send_counters; DELETE FROM mailroster.send_limits"
+# 0006: two refusals within an hour suspend; the reader writes hits and the
+# suspension only through send_admit
+expect_fail "reader cannot write send_hits" \
+    "INSERT INTO mailroster.send_hits (mailbox_id, at) SELECT id, now() FROM mailroster.mailboxes LIMIT 1" "permission denied" $R
+q -c "UPDATE mailroster.settings SET suspend_after_hits = 2, suspend_hits_within = 3600;
+      INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages)
+      SELECT 'mailbox', m.id, 3600, 1 FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+       WHERE m.local_part = 'bob' AND d.name = 'example.org'"
+expect_eq   "reader: admitted, refused, then the 2nd refusal suspends" \
+    "SELECT string_agg(v, ' ') FROM (SELECT (mailroster.send_admit('bob@example.org', 1)).verdict AS v FROM generate_series(1, 3)) x" \
+    "ok defer suspended" $R
+expect_eq   "the suspension is in the mailbox row and the change log" \
+    "SELECT m.send_suspended_reason || '|' || (SELECT tbl || op FROM mailroster.change_log ORDER BY seq DESC LIMIT 1)
+       FROM mailroster.mailboxes m WHERE m.local_part = 'bob' AND m.send_suspended_at IS NOT NULL" \
+    "2 sending-limit refusals within 3600 s (the last: 1 messages per 3600 s)|mailboxesU"
+expect_eq   "a suspended account is answered 'suspended', nothing counted" \
+    "SELECT verdict || ' ' || suspended_now || ' ' || (SELECT count(*) FROM mailroster.send_counters) FROM mailroster.send_admit('bob@example.org', 1)" \
+    "suspended false 1" $R
+expect_fail "a suspension needs its reason" \
+    "UPDATE mailroster.mailboxes SET send_suspended_reason = NULL WHERE local_part = 'bob'" mailboxes_send_suspended_check $A
+expect_eq   "lifting it forgets the hits" \
+    "UPDATE mailroster.mailboxes SET send_suspended_at = NULL, send_suspended_reason = NULL WHERE local_part = 'bob';
+     SELECT count(*) FROM mailroster.send_hits" "0" $A
+q -c "DELETE FROM mailroster.send_counters; DELETE FROM mailroster.send_limits;
+      UPDATE mailroster.settings SET suspend_after_hits = 0"
 expect_ok   "reader can LISTEN" "LISTEN mailroster_changes" $R
 expect_fail "reader cannot create tables in the schema" "CREATE TABLE mailroster.x (i int)" "permission denied" $R
 

@@ -239,6 +239,12 @@ START_TEST(snapshot_roundtrip)
     buf_init(&b);
     struct dir_mailbox *odd = mailbox(60, 1, "odd@example.com", 1);
     dir_put(d, DIR_MAILBOX, odd);
+    /* a suspended one, its reason with a space and a '%' */
+    struct dir_mailbox *h = mailbox(61, 1, "held@example.com", 1), st = *h;
+    st.send_suspended = 1;
+    st.suspended_reason = "3 refusals (100%)";
+    dir_put(d, DIR_MAILBOX, dir_mailbox_new(&st));
+    free(h);
     snap_format(d, &text);
     e = snap_parse(text.data, text.len, &err);
     ck_assert_msg(e != NULL, "%s", err.data);
@@ -255,6 +261,11 @@ START_TEST(snapshot_roundtrip)
     ck_assert_str_eq(m->password, "{SHA512-CRYPT}$6$x$y");
     ck_assert_ptr_null(m->home);
     ck_assert_int_eq(m->quota_bytes, -1);
+    ck_assert_int_eq(m->send_suspended, 0);
+    ck_assert_ptr_null(m->suspended_reason);
+    m = dir_mailbox_get(e, "held@example.com", 16);
+    ck_assert_int_eq(m->send_suspended, 1);
+    ck_assert_str_eq(m->suspended_reason, "3 refusals (100%)");
     dir_free(e);
 
     /* a cut file is refused */
@@ -270,7 +281,7 @@ START_TEST(snapshot_roundtrip)
     /* a version from elsewhere is refused, and says which way */
     struct buf t;
     buf_init(&t);
-    buf_adds(&t, "mailroster-snapshot 3 5\nend 0\n");
+    buf_adds(&t, "mailroster-snapshot 4 5\nend 0\n");
     snap_seal(&t);
     e = snap_parse(t.data, t.len, &err);
     ck_assert_ptr_null(e);
@@ -278,19 +289,26 @@ START_TEST(snapshot_roundtrip)
     e = snap_parse("mailroster-snapshot 1 5\nend 0\n", 30, &err);
     ck_assert_ptr_null(e);
     ck_assert_ptr_nonnull(strstr(err.data, "format 1 is from an older version"));
+    /* format 2 had no suspension: older too */
     buf_reset(&t);
     buf_adds(&t, "mailroster-snapshot 2 5\nend 0\n");
+    snap_seal(&t);
+    e = snap_parse(t.data, t.len, &err);
+    ck_assert_ptr_null(e);
+    ck_assert_ptr_nonnull(strstr(err.data, "format 2 is from an older version"));
+    buf_reset(&t);
+    buf_adds(&t, "mailroster-snapshot 3 5\nend 0\n");
     snap_seal(&t);
     e = snap_parse(t.data, t.len, &err);
     ck_assert_msg(e != NULL, "%s", err.data);
     dir_free(e);
     /* without its checksum line it is cut */
-    e = snap_parse("mailroster-snapshot 2 5\nend 0\n", 30, &err);
+    e = snap_parse("mailroster-snapshot 3 5\nend 0\n", 30, &err);
     ck_assert_ptr_null(e);
     ck_assert_str_eq(err.data, "file is cut short (no checksum line)");
     /* an empty optional string (found by fuzzing: it used to be unterminated) */
     buf_reset(&t);
-    buf_adds(&t, "mailroster-snapshot 2 0\nD 1 1 0 0 0 0 1 =a =\nend 1\n");
+    buf_adds(&t, "mailroster-snapshot 3 0\nD 1 1 0 0 0 0 1 =a =\nend 1\n");
     snap_seal(&t);
     e = snap_parse(t.data, t.len, &err);
     buf_free(&t);

@@ -30,6 +30,14 @@ static void setup(void)
     t.maildir = "example.com/mute.50/";
     t.may_send = 0;
     dir_put(D, DIR_MAILBOX, dir_mailbox_new(&t));
+    /* suspended: held, not refused (and distinct from may_send = 0) */
+    t.id = 51;
+    t.address = "susp@example.com";
+    t.maildir = "example.com/susp.51/";
+    t.may_send = 1;
+    t.send_suspended = 1;
+    t.suspended_reason = "3 sending-limit refusals within 3600 s";
+    dir_put(D, DIR_MAILBOX, dir_mailbox_new(&t));
     memset(&stats, 0, sizeof(stats));
     pol_req_init(&req);
     logged = 0;
@@ -77,6 +85,8 @@ START_TEST(outbound)
                      "554 5.7.1 Account <carol@example.com> is disabled");
     ck_assert_str_eq(ask("protocol_state=RCPT\nsasl_username=dave@off.example\nsender=dave@off.example\n"),
                      "554 5.7.1 Account <dave@off.example> is disabled");
+    ck_assert_str_eq(ask("protocol_state=RCPT\nsasl_username=susp@example.com\nsender=susp@example.com\n"),
+                     "HOLD sending suspended for <susp@example.com>: 3 sending-limit refusals within 3600 s");
     ck_assert_str_eq(ask("protocol_state=RCPT\nsasl_username=mute@example.com\nsender=mute@example.com\n"),
                      "554 5.7.1 Account <mute@example.com> may not send mail");
     ck_assert_str_eq(ask("protocol_state=RCPT\nsasl_username=ghost\nsender=ghost@example.com\n"),
@@ -84,13 +94,14 @@ START_TEST(outbound)
     /* what a client typed ends up in a reply text: printable only */
     ck_assert_str_eq(ask("protocol_state=RCPT\nsasl_username=gh ost\x01@x\nsender=\n"),
                      "554 5.7.1 Login <gh?ost?@x> has no mailbox here");
-    ck_assert_uint_eq(stats.requests, 12);
+    ck_assert_uint_eq(stats.requests, 13);
     ck_assert_uint_eq(stats.decisions[POL_DUNNO], 5);
     ck_assert_uint_eq(stats.decisions[POL_REJECT_SENDER_NOT_OWNED], 2);
     ck_assert_uint_eq(stats.decisions[POL_REJECT_DISABLED], 2);
     ck_assert_uint_eq(stats.decisions[POL_REJECT_MAY_NOT_SEND], 1);
+    ck_assert_uint_eq(stats.decisions[POL_HOLD_SUSPENDED], 1);
     ck_assert_uint_eq(stats.decisions[POL_REJECT_UNKNOWN_LOGIN], 2);
-    ck_assert_int_eq(logged, 7);
+    ck_assert_int_eq(logged, 8);
 }
 END_TEST
 
@@ -234,30 +245,30 @@ START_TEST(admit_answers)
     char action[600];
     struct pol_full *f = pol_full_new();
     struct pol_admit a = { 1, "alice@example.com", 16, "QID" };
-    struct pol_admit_result r = { PV_OK, "", 0, 0, 0, -1, -1 };
+    struct pol_admit_result r = { PV_OK, "", 0, 0, 0, -1, -1, "", 0 };
     double now = 1000000000.0;
 
     ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DUNNO);
     ck_assert_str_eq(action, "DUNNO");
     ck_assert_uint_eq(pol_full_count(f), 0);
     /* admitted, and full now: remembered for RCPT */
-    r = (struct pol_admit_result){ PV_OK, "messages", 3, 3600, 3, -1, 3599.2 };
+    r = (struct pol_admit_result){ PV_OK, "messages", 3, 3600, 3, -1, 3599.2, "", 0 };
     ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DUNNO);
     ck_assert_int_eq(pol_full_get(f, "alice@example.com", now, 1, action, sizeof(action)), 1);
     ck_assert_str_eq(action, "450 4.7.1 Sending limit reached for <alice@example.com>: 3 messages per 1h; "
                              "try again in 3600 s (at 02:46:40 UTC)");
     /* over the recipient limit */
-    r = (struct pol_admit_result){ PV_DEFER, "recipients", 100, 86400, 90, 42.0, 10.0 };
+    r = (struct pol_admit_result){ PV_DEFER, "recipients", 100, 86400, 90, 42.0, 10.0, "", 0 };
     ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DEFER_RATE_LIMIT);
     ck_assert_str_eq(action, "450 4.7.1 Sending limit reached for <alice@example.com>: 100 recipients per 1d; "
                              "try again in 42 s (at 01:47:22 UTC)");
     /* never fits */
-    r = (struct pol_admit_result){ PV_TOOBIG, "recipients", 10, 3600, 16, -1, -1 };
+    r = (struct pol_admit_result){ PV_TOOBIG, "recipients", 10, 3600, 16, -1, -1, "", 0 };
     ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_REJECT_TOO_MANY_RCPTS);
     ck_assert_str_eq(action, "554 5.5.3 Message has 16 recipients; <alice@example.com> may send to at most "
                              "10 recipients per 1h");
     /* the database did not answer: the configured action */
-    r = (struct pol_admit_result){ PV_TIMEOUT, "", 0, 0, 0, -1, -1 };
+    r = (struct pol_admit_result){ PV_TIMEOUT, "", 0, 0, 0, -1, -1, "", 0 };
     ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DEFER_DB_UNAVAILABLE);
     ck_assert_str_eq(action, "451 4.3.0 Sending limits cannot be checked right now; try again later");
     r.verdict = PV_UNAVAILABLE;
@@ -268,12 +279,24 @@ START_TEST(admit_answers)
     ck_assert_int_eq(pol_admit_answer(&a, &r, 0, f, now, action, sizeof(action)), POL_DEFER_RATE_LIMIT);
     ck_assert(!strncmp(action, "450 4.7.1 Sending limit reached for <alice@example.com>", 55));
     /* admitted and not full: forgotten */
-    r = (struct pol_admit_result){ PV_OK, "", 0, 0, 0, -1, -1 };
+    r = (struct pol_admit_result){ PV_OK, "", 0, 0, 0, -1, -1, "", 0 };
     pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action));
     ck_assert_uint_eq(pol_full_count(f), 0);
     /* unknown to the database: not refused */
     r.verdict = PV_UNKNOWN;
     ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_DUNNO);
+    /* suspended (now or before): held, with the reason; not remembered as full */
+    r = (struct pol_admit_result){ PV_SUSPENDED, "messages", 3, 3600, 3, 42.0, 10.0,
+                                   "3 sending-limit refusals within 3600 s\t(the last: x)", 1 };
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 1, f, now, action, sizeof(action)), POL_HOLD_SUSPENDED);
+    ck_assert_str_eq(action, "HOLD sending suspended for <alice@example.com>: "
+                             "3 sending-limit refusals within 3600 s?(the last: x)");
+    ck_assert_uint_eq(pol_full_count(f), 0);
+    /* without a reason */
+    r.reason[0] = 0;
+    ck_assert_int_eq(pol_admit_answer(&a, &r, 0, f, now, action, sizeof(action)), POL_HOLD_SUSPENDED);
+    ck_assert_str_eq(action, "HOLD sending suspended for <alice@example.com>");
+    ck_assert_str_eq(pol_decision_name(POL_HOLD_SUSPENDED), "hold_suspended");
     pol_full_free(f);
 }
 END_TEST
@@ -323,6 +346,28 @@ START_TEST(admission_handed_out)
                                "try again in 60 s (at 01:47:40 UTC)\n\n");
     ck_assert_int_eq(admit.pending, 0);
     ck_assert_uint_eq(stats.decisions[POL_DEFER_RATE_LIMIT], 1);
+    /* a suspended account: HOLD at RCPT and at END-OF-MESSAGE, before the
+     * rate limit (no admission asked, whatever RCPT remembers) */
+    pol_full_set(f, "susp@example.com", 1000000060.0, 1000000000.0, "3 messages per 1h");
+    const char *srcpt = "request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=susp@example.com\n"
+                        "sender=susp@example.com\nrecipient=x@remote.example\n\n";
+    const char *seom = "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=susp@example.com\n"
+                       "sender=susp@example.com\nrecipient=\nrecipient_count=1\n\n";
+    const char *held = "action=HOLD sending suspended for <susp@example.com>: 3 sending-limit refusals within 3600 s\n\n";
+    buf_reset(&out);
+    ck_assert_int_eq(pol_request(&env, srcpt, strlen(srcpt), &out), (ssize_t)strlen(srcpt));
+    ck_assert_str_eq(out.data, held);
+    buf_reset(&out);
+    ck_assert_int_eq(pol_request(&env, seom, strlen(seom), &out), (ssize_t)strlen(seom));
+    ck_assert_str_eq(out.data, held);
+    ck_assert_int_eq(admit.pending, 0);
+    ck_assert_uint_eq(stats.decisions[POL_HOLD_SUSPENDED], 2);
+    /* a sender it does not own is still refused first */
+    buf_reset(&out);
+    const char *sbad = "request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=susp@example.com\n"
+                       "sender=alice@example.com\n\n";
+    ck_assert_int_eq(pol_request(&env, sbad, strlen(sbad), &out), (ssize_t)strlen(sbad));
+    ck_assert(!strncmp(out.data, "action=553 5.7.1", 16));
     /* without rate limits (env->admit NULL): END-OF-MESSAGE is DUNNO at once */
     struct pol_env off = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0 };
     buf_reset(&out);

@@ -116,11 +116,12 @@ START_TEST(snap_edited_byte)
     ck_assert_str_eq(err.data, "checksum mismatch: the file is damaged or was edited");
     /* a damaged checksum line */
     md[15] = was;
-    text.data[text.len - 2] = text.data[text.len - 2] == 'a' ? 'b' : 'a';
+    char sum = text.data[text.len - 2];
+    text.data[text.len - 2] = sum == 'a' ? 'b' : 'a';
     write_file(path, text.data, text.len, 0600);
     refused("checksum mismatch");
     /* anything after the checksum line */
-    text.data[text.len - 2] = text.data[text.len - 2] == 'a' ? 'b' : 'a';
+    text.data[text.len - 2] = sum;
     struct dir *d = snap_parse(text.data, text.len, &err);
     ck_assert_msg(d != NULL, "%s", err.data);
     dir_free(d);
@@ -159,7 +160,7 @@ START_TEST(snap_old_version)
 {
     const char *v1 = "mailroster-snapshot 1 100\nD 1 1 0 0 0 0 1 =example.com -\nend 1\n";
     write_file(path, v1, strlen(v1), 0600);
-    refused("snapshot format 1 is from an older version of mailroster (this one reads format 2)");
+    refused("snapshot format 1 is from an older version of mailroster (this one reads format 3)");
 }
 END_TEST
 
