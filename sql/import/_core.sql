@@ -349,11 +349,14 @@ $$;
 CREATE FUNCTION pg_temp.mr_login_note(lp text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN lp ~ '[^a-zA-Z0-9._@-]' THEN
-                format('its local part has %s, which Dovecot''s default auth_username_chars refused: it could not log in before; it can now (mailroster''s auth driver takes every valid address)',
+                format('its local part has %s, which Dovecot''s default auth_username_chars refused: it could not log in before; it can now (mailroster''s auth driver takes every valid address)%s',
                        CASE WHEN lp ~ '[^\x01-\x7f]' AND lp ~ '''' THEN 'an apostrophe and non-ASCII characters'
                             WHEN lp ~ '[^\x01-\x7f]' THEN 'non-ASCII characters'
                             WHEN lp ~ '''' THEN 'an apostrophe'
-                            ELSE format('the character(s) %s', (SELECT string_agg(DISTINCT x, ' ') FROM regexp_split_to_table(regexp_replace(lp, '[a-zA-Z0-9._@-]', '', 'g'), '') AS x)) END)
+                            ELSE format('the character(s) %s', (SELECT string_agg(DISTINCT x, ' ') FROM regexp_split_to_table(regexp_replace(lp, '[a-zA-Z0-9._@-]', '', 'g'), '') AS x)) END,
+                       CASE WHEN lp ~ '[^\x01-\x7f]' THEN
+                            '; and Postfix''s pgsql client talks LATIN1 before Postfix 3.8 (Debian 12 has 3.7), so it never found this address: its mail was rejected until now, mailroster accepts it'
+                            ELSE '' END)
            END
 $$;
 
@@ -388,7 +391,7 @@ BEGIN
     SELECT 1, d.ref, d.ord, 'changed',
            format('domain %s is imported as %s: %s', to_json(d.name), to_json(d.canon),
                   CASE WHEN d.name ~ '[^\x01-\x7f]' THEN
-                       'a U-label becomes its A-label; Postfix looked up the A-label (what most senders use) and never found the U-label, so that mail was rejected until now'
+                       'a U-label becomes its A-label; Postfix never found either form (it looks up the A-label most senders use, and its pgsql client talks LATIN1 before Postfix 3.8, which Debian 12 has), so mail to this domain was rejected until now'
                        ELSE 'Postfix looked domains up in lower case and never found this one, so its mail was rejected until now' END)
       FROM pg_temp.mr_domain d WHERE d.problem IS NULL AND d.rn = 1 AND NOT d.implied AND d.name <> d.canon
     UNION ALL
@@ -454,7 +457,7 @@ BEGIN
                       CASE WHEN m.raw_lp <> m.lp OR pg_temp.mr_lower_ascii(m.raw_dom) <> m.raw_dom THEN
                            'Postfix looked addresses up in lower case and never found this one, so its mail was rejected until now (a login had to use exactly this case)' END,
                       CASE WHEN m.raw_dom ~ '[^\x01-\x7f]' THEN
-                           'its domain, a U-label, becomes its A-label: mail to the A-label (what most senders use) was rejected until now' END))
+                           'its domain, a U-label, becomes its A-label (Postfix never found this domain: see the domain)' END))
       FROM pg_temp.mr_mailbox m WHERE m.problem IS NULL AND m.address <> m.addr
     UNION ALL
     SELECT 2, m.ref, m.ord, CASE WHEN m.hash IS NULL THEN 'changed' ELSE 'changed' END, m.hash_note
@@ -531,6 +534,13 @@ BEGIN
     SELECT 3, a.ref, a.ord, 'changed',
            format('destination %s %s; dropped', to_json(a.destination), a.dproblem)
       FROM pg_temp.mr_alias a WHERE a.sproblem IS NULL AND a.dproblem IS NOT NULL
+    UNION ALL
+    SELECT 3, min(a.ref), min(a.ord), 'note',
+           format('catch-all %s: in the old setup it also took the mail of every mailbox of its domain (virtual_alias_maps come first, and there were no rows mapping the mailboxes to themselves); in mailroster a catch-all takes only addresses that are neither a mailbox nor an alias', to_json(a.src))
+      FROM pg_temp.mr_alias a
+     WHERE a.sproblem IS NULL AND a.lp = '' AND coalesce(current_setting('mailroster_import.catchall_shadows', true), '') = 'on'
+       AND EXISTS (SELECT 1 FROM pg_temp.mr_mailbox m WHERE m.problem IS NULL AND m.dom = a.dom)
+     GROUP BY a.src
     UNION ALL
     SELECT 3, min(a.ref), min(a.ord), 'not imported',
            format('alias %s has no destination left; not imported', to_json(a.src))

@@ -1,7 +1,7 @@
 -- _emit.sql - the end of every SQL importer (see _core.sql): check the
 -- staging tables, print the report on stderr and the JSON lines on stdout,
 -- end the (read-only) transaction.  Included with \ir; not an importer.
-SELECT pg_temp.mr_run();
+DO $$ BEGIN PERFORM pg_temp.mr_run(); END $$;
 SELECT coalesce(string_agg(format('%s: %s: %s: %s', current_setting('mailroster_import.format'), r.ref, r.verdict, r.msg),
                            E'\n' ORDER BY r.grp, r.ord NULLS LAST, r.ref COLLATE "C", r.seq), '') AS mr_report,
        count(*) > 0 AS mr_has_report

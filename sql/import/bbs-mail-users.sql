@@ -50,7 +50,9 @@
 --   - id, user_id, created_at, updated_at: not kept (one report line).
 --   - mail_aliases: one alias per source, destinations in row order (a
 --     destination may list several, separated by commas); "@domain" is the
---     domain's catch-all (the query's '%s' matched it).  A source that is a
+--     domain's catch-all (the query's '%s' matched it); the report notes
+--     that it took every mailbox's mail too (no identity rows), which a
+--     mailroster catch-all does not.  A source that is a
 --     mailbox is not imported (mailroster cannot forward from a mailbox yet),
 --     reported.
 --   - the proposal sets no smtpd_sender_login_maps, so a logged-in member
@@ -103,6 +105,7 @@ SET LOCAL mailroster_import.default_pass_scheme = :'default_pass_scheme';
 SET LOCAL mailroster_import.mail_base = :'mail_base';
 SET LOCAL mailroster_import.maildir = :'maildir';
 SET LOCAL mailroster_import.domains = :'domains';
+SET LOCAL mailroster_import.catchall_shadows = 'on';
 
 
 INSERT INTO pg_temp.mr_mailbox (ref, ord, address, password, enabled, quota_bytes, maildir_path, mail, maildir)

@@ -144,12 +144,12 @@ SELECT format('aliases %s@%s', a.source_local, a.source_domain),
        END
   FROM aliases a;
 
+-- the tutorial grants mail_user the view, not the table
 INSERT INTO pg_temp.mr_report (grp, ref, verdict, msg)
-SELECT 6, format('shared_mailboxes %s@%s -> %s@%s', s.shared_mailbox_local, s.shared_mailbox_domain, s.shared_to_local, s.shared_to_domain),
-       'not imported',
-       format('mailroster has no shared mailboxes yet (planned): %s@%s keeps sharing with %s@%s only while Dovecot''s acl_shared_dict still reads view_shared_mailboxes of this database (the dovecot-acl files stay in the maildirs)',
-              s.shared_mailbox_local, s.shared_mailbox_domain, s.shared_to_local, s.shared_to_domain)
-  FROM shared_mailboxes s;
+SELECT 6, format('shared_mailboxes %s -> %s', s.shared_mailbox, s.shared_to), 'not imported',
+       format('mailroster has no shared mailboxes yet (planned): %s keeps sharing with %s only while Dovecot''s acl_shared_dict still reads view_shared_mailboxes of this database (the dovecot-acl files stay in the maildirs)',
+              s.shared_mailbox, s.shared_to)
+  FROM view_shared_mailboxes s;
 \else
 -- B: virtual_domains, virtual_users, virtual_aliases
 INSERT INTO pg_temp.mr_domain (ref, ord, name)
