@@ -523,13 +523,18 @@ else
 fi
 E=$W/users.err
 HAVE_IDN2=$(python3 -c 'import ctypes.util; print(1 if ctypes.util.find_library("idn2") else 0)')
-check_grep "users-json: mixed-case key reported" "$E" 'account "Bob@Example.com" becomes "bob@example.com" \(Postfix accepted'
-check_grep "users-json: duplicate alias: the first map line wins, the others reported" "$E" 'local_valiases entry "info@example.com" is the same alias as the earlier alias of account "Bob@Example.com"'
-check_grep "users-json: alias that is an account refused, named" "$E" 'alias of account "gina@example.com" "frank@example.com" is also the address of account "frank@example.com"'
-check_grep "users-json: disabled domain: the change is said" "$E" 'domain "old.example.com" has "enable": false: imported disabled'
-check_grep "users-json: catchAll's new send right is said" "$E" 'catch-all "@sub.example.com" -> alice@example.com: in mailroster'
-check_grep "users-json: unusable quota and password reported" "$E" 'account "hugo@example.com" has a password that is not a hash.*quota "10%"'
-check_grep "users-json: DES crypt (by --default-scheme CRYPT) refused, named" "$E" 'account "dave@example.com" has a \{CRYPT\} password hash \(from hashedPassword\), which mailroster refuses \(DES crypt is too weak\): imported without a password'
+check_grep "users-json: mixed-case key reported" "$E" '^users-json: account Bob@Example.com: changed: becomes "bob@example.com" \(Postfix accepted'
+check_grep "users-json: duplicate alias: the first map line wins, the others reported" "$E" '^users-json: local_valiases info@example.com: not imported: it is the same alias as the earlier account Bob@Example.com alias'
+check_grep "users-json: alias that is an account refused, named" "$E" '^users-json: account gina@example.com alias frank@example.com: not imported: "frank@example.com" is also the address of account "frank@example.com"'
+check_grep "users-json: disabled domain: the change is said" "$E" '^users-json: config domain old.example.com: changed: domain "old.example.com" has "enable": false: imported disabled'
+check_grep "users-json: catchAll's new send right is said" "$E" '^users-json: catch-all @sub.example.com: note: "@sub.example.com" -> alice@example.com: in mailroster'
+check_grep "users-json: unusable password reported" "$E" '^users-json: account hugo@example.com: changed: has a password that is not a hash'
+check_grep "users-json: unusable quota reported" "$E" '^users-json: account hugo@example.com: changed: has quota "10%"'
+check_grep "users-json: DES crypt (by --default-scheme CRYPT) refused, named" "$E" '^users-json: account dave@example.com: changed: has a \{CRYPT\} password hash \(from hashedPassword\), which mailroster refuses \(DES crypt is too weak\): imported without a password'
+check_grep "users-json: inferred scheme reported per account" "$E" '^users-json: account gina@example.com: changed: has a password hash without \{SCHEME\} prefix \(from hashedPassword\): imported as \{ARGON2ID\}, told by its form; the old passdb verified hashes with crypt\(3\), which cannot verify it'
+check_grep "users-json: sieveScript not kept, named" "$E" '^users-json: account gina@example.com: not kept: its sieveScript is not kept'
+check_grep "users-json: name not kept, named" "$E" '^users-json: account frank@example.com: not kept: its name "Frank" is not kept'
+check_grep "users-json: summary in the SQL importers' format" "$E" '^users-json: imported 4 domains, 9 mailboxes, 5 aliases, 0 senders, 0 master users; report: 3 not imported, 11 changed, 2 not kept, 1 notes$'
 if [ "$HAVE_IDN2" = 1 ]; then
     check_grep "users-json: U-label converted with IDNA2008" "$W/users.jsonl" '"address":"erin@xn--mnchen-3ya.de"'
 else
@@ -551,7 +556,7 @@ check "users-json: disabled domain, catch-all, maildir template" "f|{alice@examp
                       (SELECT maildir FROM mailroster.mailboxes WHERE local_part = 'alice')")"
 "$TOP/scripts/import-users-json" "$U/users.json" >"$W/users2.jsonl" 2>"$W/users2.err"
 check_grep "users-json without --config: the accounts' domains, enabled" "$W/users2.jsonl" '^\{"kind":"domain","name":"old.example.com","enabled":true,'
-check_grep "users-json without --passwd: empty hashedPassword reported" "$W/users2.err" 'account "carol@example.com" has no password'
+check_grep "users-json without --passwd: empty hashedPassword reported" "$W/users2.err" '^users-json: account carol@example.com: changed: has no password'
 "$TOP/scripts/import-users-json" --bogus x >/dev/null 2>&1
 check "users-json: usage error exits 2" "2" "$?"
 
