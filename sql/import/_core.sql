@@ -60,7 +60,7 @@ CREATE TEMP TABLE mr_domain (
     implied      boolean NOT NULL DEFAULT false,   -- no row of its own: the domain of addresses
     -- filled by mr_check()
     canon        text,
-    problem      text,
+    problem      text,                   -- may be set by the importer: do not import, why
     rn           int
 );
 CREATE TEMP TABLE mr_mailbox (
@@ -107,7 +107,7 @@ CREATE TEMP TABLE mr_alias (
     lp           text,
     dom          text,
     dest         text,
-    dproblem     text,
+    dproblem     text,                   -- may be set by the importer: drop this destination, why
     sproblem     text
 );
 CREATE TEMP TABLE mr_sender (
@@ -376,7 +376,7 @@ BEGIN
     END IF;
 
     ------------------------------------------------------------------ domains
-    UPDATE pg_temp.mr_domain d SET canon = c.v[1], problem = c.v[2]
+    UPDATE pg_temp.mr_domain d SET canon = c.v[1], problem = coalesce(d.problem, c.v[2])
       FROM (SELECT x.seq, pg_temp.mr_canon_domain(x.name) AS v FROM pg_temp.mr_domain x) c
      WHERE c.seq = d.seq;
     UPDATE pg_temp.mr_domain d SET rn = r.rn
@@ -507,13 +507,13 @@ BEGIN
                        || '@' || coalesce((pg_temp.mr_canon_domain(right(btrim(a.destination), strpos(reverse(btrim(a.destination)), '@') - 1)))[1], '') END
      WHERE a.sproblem IS NULL AND a.destination IS NOT NULL;
     UPDATE pg_temp.mr_alias a
-       SET dproblem = CASE
+       SET dproblem = coalesce(a.dproblem, CASE
              WHEN a.destination IS NULL OR btrim(a.destination) = '' THEN 'is empty'
              WHEN a.dest IS NULL THEN 'is not an address'
              WHEN a.dest ~ '@$' THEN 'has a domain that ' || (pg_temp.mr_canon_domain(right(btrim(a.destination), strpos(reverse(btrim(a.destination)), '@') - 1)))[2]
              ELSE pg_temp.mr_dest_problem(left(a.dest, length(a.dest) - strpos(reverse(a.dest), '@')),
                                           right(a.dest, strpos(reverse(a.dest), '@') - 1), NULL)
-           END
+           END)
      WHERE a.sproblem IS NULL;
     UPDATE pg_temp.mr_alias a SET dproblem = 'is the alias itself'
      WHERE a.sproblem IS NULL AND a.dproblem IS NULL AND a.dest = a.src;
