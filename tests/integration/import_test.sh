@@ -481,13 +481,15 @@ else
     notok "vmm: importer runs"; sed 's/^/#   /' "$W/vmm.err"
 fi
 E=$W/vmm.err
-check_grep "vmm: alias row with an empty address left out: never matched" "$E" 'alias "@example.com" -> "a.user@example.com" has an empty address: .*never matched'
-check_grep "vmm: alias that is a mailbox refused, named" "$E" 'alias "b.user@example.com" -> "a.user@example.com" is also a mailbox'
-check_grep "vmm: catch-all destination with %n dropped" "$E" 'catch-all "@vmm.test": destination "%n@other.example" uses %n'
-check_grep "vmm: relocated reported" "$E" 'relocated "gone@vmm.test"'
-check_grep "vmm: alias domain reported" "$E" 'alias domain "example.net" of "example.com"'
-check_grep "vmm: per-user transport reported" "$E" 'mailbox "postmaster@example.com" has its own transport'
-check_grep "vmm: {CRAM-MD5} refused, named" "$E" 'mailbox "b.user@example.com" has a \{CRAM-MD5\} password hash, which mailroster refuses.*imported without a password'
+check_grep "vmm: alias row with an empty address left out: never matched" "$E" '^vmm: alias @example.com: not imported: it has an empty address: .*never matched'
+check_grep "vmm: alias that is a mailbox refused, named" "$E" '^vmm: alias b.user@example.com: not imported: "b.user@example.com" is also a mailbox'
+check_grep "vmm: catch-all destination with %n dropped" "$E" '^vmm: catchall @vmm.test: changed: destination "%n@other.example" uses %n'
+check_grep "vmm: relocated reported" "$E" '^vmm: relocated gone@vmm.test: not imported'
+check_grep "vmm: alias domain reported" "$E" '^vmm: domain_name example.net \(alias domain of example.com\): note: alias domain "example.net" of "example.com"'
+check_grep "vmm: per-user transport reported" "$E" '^vmm: users postmaster@example.com: not kept: its own transport'
+check_grep "vmm: {CRAM-MD5} refused, named" "$E" '^vmm: users b.user@example.com: changed: its \{CRAM-MD5\} password hash is a scheme mailroster refuses.*imported without a password'
+check_grep "vmm: names named per mailbox" "$E" '^vmm: users a.user@example.com: not kept: name "A. User"'
+check_grep "vmm: summary" "$E" '^vmm: imported 3 domains, 4 mailboxes, 4 aliases, 3 senders, 0 master users; report: 3 not imported, 3 changed, 3 not kept, 1 notes$'
 # vmm's homes are under /srv/mail (its domaindir base): the sysop keeps the
 # mail where it is and sets mailroster's mail_base (and mailrosterd's) to it.
 # Before that, the import is refused, naming the line and mail_base.
