@@ -433,6 +433,42 @@ check "dovecot-passwd (seed 001): uid, gid, home and quota kept" "5000|5000|/var
 "$TOP/scripts/import-dovecot-passwd" >/dev/null 2>&1
 check "dovecot-passwd: usage error exits 2" "2" "$?"
 
+# ---------------------------------------------------------------- mailroster import --from
+# the front end: the shipped importer on the old database, its report, and a
+# dry run through mailrosterd's admin socket; --apply imports
+newdb mr_from
+MR_DB=mr_from
+mr_write_conf "$W/from-mr.conf" "admin_socket = $STACK_DIR/mr/admin" "admin_socket_mode = 0600" \
+    "admin_database = host=$PGHOST port=$PGPORT dbname=mr_from user=mradm" "admin_allow_admin = root"
+if mr_start "$W/from-mr.conf" "$W/from-mr.log"; then
+    CLI=$(dirname "$MRD")/mailroster
+    export MAILROSTER_IMPORT_DIR=$TOP/sql/import
+    "$CLI" -s "$STACK_DIR/mr/admin" -f tab import --from ispmail "host=$PGHOST port=$PGPORT dbname=src_isp user=mail_user" \
+        >"$W/from.dry" 2>"$W/from.dry.err"
+    check "import --from ispmail: a dry run exits 0" "0" "$?"
+    check_grep "import --from ispmail: the importer's report is shown" "$W/from.dry.err" '^ispmail: users Nora@example.com: changed: address'
+    check_grep "import --from ispmail: says it is a dry run" "$W/from.dry.err" 'a dry run'
+    check "import --from ispmail: the dry run lists every line as created" "$(nonblank "$W/isp.jsonl")" "$(grep -c 'created' "$W/from.dry")"
+    check "import --from ispmail: the dry run wrote nothing" "0" "$(val mr_from "SELECT count(*) FROM mailroster.mailboxes")"
+    "$CLI" -s "$STACK_DIR/mr/admin" -f tab import --from ispmail "host=$PGHOST port=$PGPORT dbname=src_isp user=mail_user" --apply \
+        >"$W/from.imp" 2>"$W/from.imp.err"
+    check "import --from ispmail --apply: imports, the same as the importer's lines" \
+        "$(grep -c '"kind":"mailbox"' "$W/isp.jsonl")" "$(val mr_from "SELECT count(*) FROM mailroster.mailboxes")"
+    unset MAILROSTER_IMPORT_DIR
+    MAILROSTER_IMPORT_DIR=$TOP/scripts "$CLI" -s "$STACK_DIR/mr/admin" import --from dovecot-passwd "$FIX/dovecot-passwd/users" \
+        --master "$FIX/dovecot-passwd/master-users" --apply >/dev/null 2>"$W/from.dp.err"
+    check "import --from dovecot-passwd --apply: the master users landed" "backup gateway" \
+        "$(val mr_from "SELECT string_agg(name, ' ' ORDER BY name) FROM mailroster.master_users")"
+    MAILROSTER_IMPORT_DIR=$TOP/sql/import "$CLI" -s "$STACK_DIR/mr/admin" import --from ispmail "host=$PGHOST port=$PGPORT dbname=no_such_db" \
+        >/dev/null 2>"$W/from.bad.err"
+    check "import --from: a failing importer is EX_DATAERR, nothing imported" "65" "$?"
+    "$CLI" -s "$STACK_DIR/mr/admin" import --from nonsense x >/dev/null 2>&1
+    check "import --from: an unknown format is a usage error" "64" "$?"
+    mr_stop
+else
+    notok "mailrosterd with an admin socket starts"
+fi
+
 # ---------------------------------------------------------------- PostfixAdmin
 newdb mr_pfa
 stack_pg_createdb src_pfa && pg src_pfa -f "$FIX/postfixadmin/source.sql" >/dev/null
