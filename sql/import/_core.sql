@@ -46,6 +46,8 @@
 -- Exactly the rows and fields the report does not name are carried over
 -- unchanged.
 
+SET work_mem = '64MB';
+
 -- the hash rules: mr_hash_refused()
 \ir _hash.sql
 
@@ -146,6 +148,18 @@ CREATE TEMP TABLE mr_out (
     line         text NOT NULL
 );
 
+-- every domain name met in addresses, converted once
+CREATE TEMP TABLE mr_dommap (
+    raw          text PRIMARY KEY,
+    v            text[]
+);
+
+-- what mr_run() looks rows up by (a big import must not scan per row)
+CREATE INDEX ON mr_domain (canon);
+CREATE INDEX ON mr_mailbox (addr);
+CREATE INDEX ON mr_mailbox (seq);
+CREATE INDEX ON mr_alias (seq);
+
 -- ASCII letters to lower case, nothing else (what mailroster folds)
 CREATE FUNCTION pg_temp.mr_lower_ascii(s text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
@@ -242,6 +256,12 @@ BEGIN
     END IF;
     RETURN ARRAY[l, NULL];
 END
+$$;
+
+-- mr_canon_domain() of a name in mr_dommap
+CREATE FUNCTION pg_temp.mr_dom(d text) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT m.v FROM pg_temp.mr_dommap m WHERE m.raw = d
 $$;
 
 -- why a local part cannot be a mailbox's or an alias's, or NULL
@@ -375,6 +395,9 @@ BEGIN
         RAISE EXCEPTION '%: -v mail_base must be a clean absolute path', fmt;
     END IF;
 
+    ANALYZE pg_temp.mr_domain;
+    ANALYZE pg_temp.mr_mailbox;
+    ANALYZE pg_temp.mr_alias;
     ------------------------------------------------------------------ domains
     UPDATE pg_temp.mr_domain d SET canon = c.v[1], problem = coalesce(d.problem, c.v[2])
       FROM (SELECT x.seq, pg_temp.mr_canon_domain(x.name) AS v FROM pg_temp.mr_domain x) c
@@ -403,14 +426,24 @@ BEGIN
     UPDATE pg_temp.mr_mailbox m
        SET raw_lp = CASE WHEN strpos(m.address, '@') > 0 THEN left(m.address, length(m.address) - strpos(reverse(m.address), '@')) END,
            raw_dom = CASE WHEN strpos(m.address, '@') > 0 THEN right(m.address, strpos(reverse(m.address), '@') - 1) END;
+    INSERT INTO pg_temp.mr_dommap (raw)
+    SELECT DISTINCT x.d FROM (
+        SELECT m.raw_dom AS d FROM pg_temp.mr_mailbox m
+        UNION SELECT right(a.source, strpos(reverse(a.source), '@') - 1) FROM pg_temp.mr_alias a WHERE strpos(a.source, '@') > 0
+        UNION SELECT right(btrim(a.destination), strpos(reverse(btrim(a.destination)), '@') - 1) FROM pg_temp.mr_alias a
+         WHERE strpos(a.destination, '@') > 0) x
+     WHERE x.d IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    UPDATE pg_temp.mr_dommap SET v = pg_temp.mr_canon_domain(raw);
+    ANALYZE pg_temp.mr_dommap;
     UPDATE pg_temp.mr_mailbox m
        SET lp = pg_temp.mr_lower_ascii(m.raw_lp),
-           dom = (pg_temp.mr_canon_domain(m.raw_dom))[1];
+           dom = (pg_temp.mr_dom(m.raw_dom))[1];
     UPDATE pg_temp.mr_mailbox m SET addr = m.lp || '@' || m.dom WHERE m.lp IS NOT NULL AND m.dom IS NOT NULL;
     UPDATE pg_temp.mr_mailbox m
        SET problem = CASE
              WHEN m.raw_lp IS NULL THEN format('%s is not an address', to_json(m.address))
-             WHEN m.dom IS NULL THEN format('the domain of %s %s', to_json(m.address), (pg_temp.mr_canon_domain(m.raw_dom))[2])
+             WHEN m.dom IS NULL THEN format('the domain of %s %s', to_json(m.address), (pg_temp.mr_dom(m.raw_dom))[2])
              WHEN NOT EXISTS (SELECT 1 FROM pg_temp.mr_domain d WHERE d.canon = m.dom AND d.problem IS NULL) THEN
                   CASE WHEN EXISTS (SELECT 1 FROM pg_temp.mr_domain d WHERE pg_temp.mr_lower_ascii(d.name) = pg_temp.mr_lower_ascii(m.raw_dom))
                        THEN format('%s is in a domain that is not imported (see the domains above)', to_json(m.address))
@@ -482,14 +515,14 @@ BEGIN
        SET src = CASE WHEN strpos(a.source, '@') > 0 THEN left(a.source, length(a.source) - strpos(reverse(a.source), '@')) END;
     UPDATE pg_temp.mr_alias a
        SET lp = pg_temp.mr_lower_ascii(a.src),
-           dom = (pg_temp.mr_canon_domain(right(a.source, strpos(reverse(a.source), '@') - 1)))[1]
+           dom = (pg_temp.mr_dom(right(a.source, strpos(reverse(a.source), '@') - 1)))[1]
      WHERE a.src IS NOT NULL;
     UPDATE pg_temp.mr_alias a SET src = a.lp || '@' || a.dom WHERE a.dom IS NOT NULL;
     UPDATE pg_temp.mr_alias a
        SET sproblem = coalesce(a.problem, CASE
              WHEN a.lp IS NULL THEN 'its source is not an address'
              WHEN a.dom IS NULL THEN format('the domain of its source %s',
-                                            (pg_temp.mr_canon_domain(right(a.source, strpos(reverse(a.source), '@') - 1)))[2])
+                                            (pg_temp.mr_dom(right(a.source, strpos(reverse(a.source), '@') - 1)))[2])
              WHEN NOT EXISTS (SELECT 1 FROM pg_temp.mr_domain d WHERE d.canon = a.dom AND d.problem IS NULL) THEN
                   CASE WHEN EXISTS (SELECT 1 FROM pg_temp.mr_domain d WHERE d.canon = a.dom OR pg_temp.mr_lower_ascii(d.name) = a.dom)
                        THEN 'its source is in a domain that is not imported (see the domains above)'
@@ -504,13 +537,13 @@ BEGIN
     UPDATE pg_temp.mr_alias a
        SET dest = CASE WHEN strpos(btrim(a.destination), '@') > 0 THEN
                        pg_temp.mr_lower_ascii(left(btrim(a.destination), length(btrim(a.destination)) - strpos(reverse(btrim(a.destination)), '@')))
-                       || '@' || coalesce((pg_temp.mr_canon_domain(right(btrim(a.destination), strpos(reverse(btrim(a.destination)), '@') - 1)))[1], '') END
+                       || '@' || coalesce((pg_temp.mr_dom(right(btrim(a.destination), strpos(reverse(btrim(a.destination)), '@') - 1)))[1], '') END
      WHERE a.sproblem IS NULL AND a.destination IS NOT NULL;
     UPDATE pg_temp.mr_alias a
        SET dproblem = coalesce(a.dproblem, CASE
              WHEN a.destination IS NULL OR btrim(a.destination) = '' THEN 'is empty'
              WHEN a.dest IS NULL THEN 'is not an address'
-             WHEN a.dest ~ '@$' THEN 'has a domain that ' || (pg_temp.mr_canon_domain(right(btrim(a.destination), strpos(reverse(btrim(a.destination)), '@') - 1)))[2]
+             WHEN a.dest ~ '@$' THEN 'has a domain that ' || (pg_temp.mr_dom(right(btrim(a.destination), strpos(reverse(btrim(a.destination)), '@') - 1)))[2]
              ELSE pg_temp.mr_dest_problem(left(a.dest, length(a.dest) - strpos(reverse(a.dest), '@')),
                                           right(a.dest, strpos(reverse(a.dest), '@') - 1), NULL)
            END)
