@@ -575,7 +575,11 @@ check_grep "users-json: DES crypt (by --default-scheme CRYPT) refused, named" "$
 check_grep "users-json: inferred scheme reported per account" "$E" '^users-json: account gina@example.com: changed: has a password hash without \{SCHEME\} prefix \(from hashedPassword\): imported as \{ARGON2ID\}, told by its form; the old passdb verified hashes with crypt\(3\), which cannot verify it'
 check_grep "users-json: sieveScript not kept, named" "$E" '^users-json: account gina@example.com: not kept: its sieveScript is not kept'
 check_grep "users-json: name not kept, named" "$E" '^users-json: account frank@example.com: not kept: its name "Frank" is not kept'
-check_grep "users-json: summary in the SQL importers' format" "$E" '^users-json: imported 4 domains, 9 mailboxes, 5 aliases, 0 senders, 0 master users; report: 3 not imported, 11 changed, 2 not kept, 1 notes$'
+check_grep "users-json: summary in the SQL importers' format" "$E" '^users-json: imported 4 domains, 9 mailboxes, 7 aliases, 0 senders, 0 master users; report: 5 not imported, 11 changed, 4 not kept, 1 notes$'
+check_grep "users-json: dynamicMaps virtual_alias_maps: the seed's remote alias imported" "$W/users.jsonl" '^\{"kind":"alias","source":"alias@example.com","destinations":\["remote@address.example"\],'
+check_grep "users-json: dynamicMaps: a continuation line is part of its entry" "$W/users.jsonl" '^\{"kind":"alias","source":"list@example.com","destinations":\["alice@example.com","bob@example.com"\],'
+check_grep "users-json: dynamicMaps transport_maps: each transport named, not kept" "$E" '^users-json: dynamicMaps transport_maps transport:2: not kept: transport "subdomain.example.com" -> "relay:172.30.40.50:8025"'
+check_grep "users-json: dynamicMaps relay_domains: named, not imported" "$E" '^users-json: dynamicMaps relay_domains transport:2: not imported: relay domain "subdomain.example.com"'
 if [ "$HAVE_IDN2" = 1 ]; then
     check_grep "users-json: U-label converted with IDNA2008" "$W/users.jsonl" '"address":"erin@xn--mnchen-3ya.de"'
 else
