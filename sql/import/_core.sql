@@ -568,6 +568,15 @@ BEGIN
            format('destination %s %s; dropped', to_json(a.destination), a.dproblem)
       FROM pg_temp.mr_alias a WHERE a.sproblem IS NULL AND a.dproblem IS NOT NULL
     UNION ALL
+    SELECT 3, a.ref, a.ord, 'note',
+           format('destination %s is in a domain of this import but is no mailbox or alias of it (see above): mail sent there will bounce unless it is added', to_json(a.dest))
+      FROM pg_temp.mr_alias a
+     WHERE a.sproblem IS NULL AND a.dproblem IS NULL AND a.dest !~ '^@'
+       AND EXISTS (SELECT 1 FROM pg_temp.mr_domain d WHERE d.problem IS NULL
+                    AND d.canon = right(a.dest, strpos(reverse(a.dest), '@') - 1))
+       AND NOT EXISTS (SELECT 1 FROM pg_temp.mr_mailbox m WHERE m.problem IS NULL AND m.addr = a.dest)
+       AND NOT EXISTS (SELECT 1 FROM pg_temp.mr_alias x WHERE x.sproblem IS NULL AND x.src IN (a.dest, '@' || right(a.dest, strpos(reverse(a.dest), '@') - 1)))
+    UNION ALL
     SELECT 3, min(a.ref), min(a.ord), 'note',
            format('catch-all %s: in the old setup it also took the mail of every mailbox of its domain (virtual_alias_maps come first, and there were no rows mapping the mailboxes to themselves); in mailroster a catch-all takes only addresses that are neither a mailbox nor an alias', to_json(a.src))
       FROM pg_temp.mr_alias a

@@ -337,7 +337,8 @@ check_grep "ispmail: \$argon2i\$ refused, named" "$E" '^ispmail: virtual_users i
 check_grep "ispmail: {Plain} refused, named" "$E" '^ispmail: virtual_users id 15: changed: its \{PLAIN\} password hash is a scheme mailroster refuses \(plaintext'
 check_grep "ispmail: DES {CRYPT} refused, named" "$E" '^ispmail: virtual_users id 16: changed: its \{CRYPT\} password hash is a scheme mailroster refuses \(DES crypt is too weak\)'
 check_nogrep "ispmail: no refused scheme in the output" "$W/ispmail.jsonl" '\{(MD5-CRYPT|ARGON2I|PLAIN)\}|\{CRYPT\}abJ'
-check_grep "ispmail: summary" "$E" '^ispmail: imported 4 domains, 14 mailboxes, 5 aliases, 0 senders, 0 master users; report: 4 not imported, 16 changed, 0 not kept, 0 notes$'
+check_grep "ispmail: summary" "$E" '^ispmail: imported 4 domains, 14 mailboxes, 5 aliases, 0 senders, 0 master users; report: 4 not imported, 16 changed, 0 not kept, 1 notes$'
+check_grep "ispmail: a destination in an imported domain that is nothing there is named" "$E" '^ispmail: virtual_aliases id 7: note: destination "x@xn--mnchen-3ya.de" is in a domain of this import but is no mailbox or alias'
 run_format ispmail "$W/ispmail.jsonl" mr_ispmail example.org
 D=mr_ispmail
 check "ispmail: domains (U-label as A-label, mixed case folded)" "example.net example.org xn--bcher-kva.example xn--mnchen-3ya.de" \
