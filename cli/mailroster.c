@@ -28,6 +28,7 @@
 #include "admproto.h"
 #include "buf.h"
 #include "dbmigrate.h"
+#include "import_from.h"
 #include "log.h"
 #include "mem.h"
 #include "pwhash.h"
@@ -906,6 +907,8 @@ int main(int argc, char **argv)
     rd.fd = -1;
     buf_init(&rd.in);
     rd.pos = 0;
+    if (!strcmp(argv[0], "import"))
+        argv = import_from(&argc, argv);   /* --from FORMAT SOURCE: run that importer first */
     if (!strcmp(argv[0], "import")) {
         /* a stream of requests, then the commit's answer as usual */
         fd = admin_connect(sock);

@@ -1,247 +1,167 @@
--- sql/import/bbs-mail-users.sql - a BBS's mail_users table as mailroster JSON lines.
+-- sql/import/bbs-mail-users.sql - BinktermPHP's mail integration (mail_users,
+-- mail_aliases) as mailroster JSON lines.
 --
--- Run against the SOURCE database, read only:
+-- Run against the SOURCE database, read only (its binkterm_mail role can):
 --
---   psql -X -At -f sql/import/bbs-mail-users.sql SOURCEDB > dir.jsonl
---   psql -X -At -v maildir='%d/%n/' -f sql/import/bbs-mail-users.sql SOURCEDB > dir.jsonl
+--   psql -X -At -f sql/import/bbs-mail-users.sql binkterm > dir.jsonl
+--   psql -X -At -v mail_base=/var/mail/vhosts -f sql/import/bbs-mail-users.sql binkterm > dir.jsonl
 --
--- JSON lines on stdout; every row not imported as it was, and why, on
--- stderr as a WARNING; a NOTICE with the totals last.
+-- JSON lines on stdout; the report (every row or field not imported as it
+-- was, and why; format in _core.sql) on stderr.
 --
--- Source: mail_users(email, password, quota_mb, enabled), optionally id
--- (used only to say which row a warning is about, and to break ties).
--- The domains are the domains of the addresses.
+-- Source, as the BinktermPHP proposal writes it:
+--   mail_users(id, user_id, email, mail_password, maildir, quota_mb,
+--              enabled, created_at, updated_at)
+--   mail_aliases(source, destination)   read by virtual_alias_maps.cf
+--                                       (SELECT destination ... WHERE source = '%s')
+-- with Postfix's virtual_mailbox_maps (maildir ... WHERE email = '%s' AND
+-- enabled) and Dovecot's password_query (mail_password WHERE email = '%u'
+-- AND enabled, default_pass_scheme = BLF-CRYPT) and user_query (home =
+-- maildir, mail = 'maildir:' || maildir, quota_rule *:storage=<quota_mb>M).
+-- An older mail_users with "password" instead of "mail_password" and no
+-- maildir column is read too; mail_aliases is optional.
 --
 -- What it does:
---   - ASCII letters are lowercased.  The BBS's Postfix and Dovecot queries
---     compare the stored text exactly while Postfix looks up lower case, so a
---     row stored as Dave@... never received mail; it is reported, and works
---     after the import.  Rows that differ only in case: the one already in
---     lower case is kept (else the lowest id), the others are reported.
---   - an address whose domain has non-ASCII characters (a U-label) is
---     refused with a warning: store the A-label (xn--...) in the source or
---     add it with mailroster's tools, which convert.
---   - password: the stored {BLF-CRYPT} value is kept (scheme name
---     upper-cased); a hash without a prefix gets one from its form ($2a$/
---     $2b$/$2y$ BLF-CRYPT, $5$ SHA256-CRYPT, $6$ SHA512-CRYPT, $y$ CRYPT,
---     $argon2id$ ARGON2ID, $argon2i$ ARGON2I, $1$ MD5-CRYPT), else from
---     -v default_pass_scheme=SCHEME, else the mailbox is imported without a
---     password (receives mail, cannot log in) and reported.  NULL stays NULL.
---   - a password hash whose scheme or form mailroster refuses (plaintext
---     such as {PLAIN} or {PLAIN-MD5}, {MD5-CRYPT} and $1$, {ARGON2I}, DES
---     {CRYPT}, any scheme but {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT},
---     {SHA256-CRYPT} and {ARGON2ID}: mailroster.password_hash_problem()) is
---     reported, naming the mailbox and the scheme, and the mailbox is
---     imported without a password (it receives mail, cannot log in until it
---     gets a new one: mailroster user passwd).  A malformed hash of an
---     accepted scheme is passed on: mailroster's import refuses the file and
---     names the line (fix the source, then run this again).
---   - quota_mb: 0 = unlimited stays 0; otherwise quota_bytes = quota_mb *
---     1048576 exactly (Dovecot's "M" is MiB; the BBS's quota rule was
---     "*:storage=<quota_mb>M").  Another factor: -v mb_bytes=N.  NULL = no
---     quota of its own (the domain's, unlimited by default).
---   - enabled -> enabled (NULL counts as enabled).
---   - maildir: mail_users has none.  Default: mailroster makes new ones
---     (<domain>/<local part>.<id>/), and a NOTICE says so.  To keep the
---     existing mail, pass -v maildir=TEMPLATE, the path of each Maildir
---     relative to the mail root, %d = domain, %n = local part, %u = address
---     (e.g. '%d/%n/' for a mail_location of maildir:/var/vmail/%d/%n).
+--   - domains: -v domains='a.example,b.example', the names the old
+--     virtual_mailbox_domains.cf lists in its query (addresses in other
+--     domains never received mail: not imported, reported); without it,
+--     the domains of the addresses.
+--   - email: ASCII folded to lower case and reported (Postfix looked up
+--     lower case and never found such a row; a login had to use the exact
+--     case); a U-label domain becomes its A-label, reported; an apostrophe
+--     or non-ASCII letters in the local part: a note (Dovecot's default
+--     auth_username_chars refused that login; mailroster's driver takes it).
+--   - mail_password: a {SCHEME} prefix is kept; without one the scheme its
+--     form tells, reported per account with whether the old
+--     default_pass_scheme (BLF-CRYPT; -v default_pass_scheme=) verified it;
+--     schemes mailroster refuses: imported without a password, reported.
+--   - maildir: kept exactly.  It must lie under mail_base (-v mail_base=,
+--     default /var/mail/vhosts, the proposal's maildir_base; mailroster's
+--     mail_base must be the same): the mailbox gets that path, relative to
+--     mail_base, as its maildir (so its home is the old one) and
+--     "maildir:<the old path>" as its mail location, as the old user_query
+--     gave Dovecot.  A maildir elsewhere (an archive, a renamed directory)
+--     is never replaced by a new one: the mailbox is not imported and the
+--     report says how to carry it over.  Without a maildir column: -v
+--     maildir=TEMPLATE (%d domain, %n local part, %u address, relative to
+--     mail_base), else mailroster makes new maildirs, reported per mailbox.
+--   - quota_mb: quota_bytes = quota_mb * 1048576 exactly (Dovecot's M is
+--     MiB); 0 stays 0 (unlimited).  enabled -> enabled.
+--   - id, user_id, created_at, updated_at: not kept (one report line).
+--   - mail_aliases: one alias per source, destinations in row order (a
+--     destination may list several, separated by commas); "@domain" is the
+--     domain's catch-all (the query's '%s' matched it); the report notes
+--     that it took every mailbox's mail too (no identity rows), which a
+--     mailroster catch-all does not.  A source that is a
+--     mailbox is not imported (mailroster cannot forward from a mailbox yet),
+--     reported.
+--   - the proposal sets no smtpd_sender_login_maps, so a logged-in member
+--     could send as any address; mailroster lets a mailbox send as itself
+--     and the aliases that lead to it (one report line).
 
 \set ON_ERROR_STOP 1
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only on
 \pset pager off
-\ir _hash.sql
+\ir _core.sql
+
+\if :{?default_pass_scheme}
+\else
+\set default_pass_scheme 'BLF-CRYPT'
+\endif
+\if :{?mail_base}
+\else
+\set mail_base '/var/mail/vhosts'
+\endif
 \if :{?maildir}
 \else
 \set maildir ''
 \endif
-\if :{?default_pass_scheme}
+\if :{?domains}
 \else
-\set default_pass_scheme ''
+\set domains ''
 \endif
-\if :{?mb_bytes}
+SELECT to_regclass('mail_users') IS NOT NULL AS mr_has_users,
+       to_regclass('mail_aliases') IS NOT NULL AS mr_has_aliases \gset
+\if :mr_has_users
 \else
-\set mb_bytes 1048576
+\warn 'bbs-mail-users: no table mail_users: is this the BBS database (and the right search_path)?'
+\quit 1
 \endif
+
+CREATE FUNCTION pg_temp.mr_maildir(addr text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN strpos(addr, '@') > 0 THEN
+           nullif(replace(replace(replace(current_setting('mailroster_import.maildir'),
+                  '%d', right(addr, strpos(reverse(addr), '@') - 1)),
+                  '%n', left(addr, length(addr) - strpos(reverse(addr), '@'))), '%u', addr), '') END
+$$;
 
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-SET LOCAL work_mem = '64MB';   -- hashed lookups over all addresses
-SET LOCAL jit = off;           -- compiling this one big query costs more than it saves
-SET LOCAL enable_nestloop = off;  -- row estimates of the CTEs are poor; never loop over all addresses per address
-SET LOCAL mailroster_import.maildir = :'maildir';
+SET LOCAL jit = off;
+SET LOCAL mailroster_import.format = 'bbs';
 SET LOCAL mailroster_import.default_pass_scheme = :'default_pass_scheme';
-SET LOCAL mailroster_import.mb_bytes = :'mb_bytes';
+SET LOCAL mailroster_import.mail_base = :'mail_base';
+SET LOCAL mailroster_import.maildir = :'maildir';
+SET LOCAL mailroster_import.domains = :'domains';
+SET LOCAL mailroster_import.catchall_shadows = 'on';
 
-DO $import$
-DECLARE
-    r       record;
-    v_lines text[] := '{}';
-    n_dom   int := 0;
-    n_mbx   int := 0;
-    n_warn  int := 0;
-BEGIN
-    IF current_setting('mailroster_import.default_pass_scheme') !~ '^[A-Za-z0-9.-]*$' THEN
-        RAISE EXCEPTION 'bbs-mail-users: -v default_pass_scheme must be a scheme name such as BLF-CRYPT';
-    END IF;
-    IF current_setting('mailroster_import.mb_bytes') !~ '^[1-9][0-9]{0,12}$' THEN
-        RAISE EXCEPTION 'bbs-mail-users: -v mb_bytes must be a positive whole number (bytes per quota_mb unit)';
-    END IF;
-    IF current_setting('mailroster_import.maildir') = '' THEN
-        RAISE NOTICE 'bbs-mail-users: mail_users has no maildir column, so mailroster makes new maildirs (<domain>/<local part>.<id>/); to keep the existing mail pass -v maildir=TEMPLATE (e.g. ''%%d/%%n/'', relative to the mail root)';
-    END IF;
 
-    FOR r IN
-    WITH
-    cfg AS (
-        SELECT current_setting('mailroster_import.maildir') AS maildir,
-               upper(current_setting('mailroster_import.default_pass_scheme')) AS defscheme,
-               current_setting('mailroster_import.mb_bytes')::numeric AS mb_bytes
-    ),
-    usrc AS (
-        SELECT u.email AS raw, u.password AS pw,
-               (to_jsonb(u) ->> 'id') AS id,
-               (to_jsonb(u) ->> 'quota_mb')::numeric AS quota_mb,
-               coalesce((to_jsonb(u) ->> 'enabled')::boolean, true) AS enabled,
-               lower(u.email COLLATE "C") AS addr
-          FROM mail_users u
-    ),
-    usplit AS (
-        SELECT s.*,
-               CASE WHEN strpos(s.addr, '@') > 0
-                    THEN left(s.addr, length(s.addr) - strpos(reverse(s.addr), '@')) END AS lp,
-               CASE WHEN strpos(s.addr, '@') > 0
-                    THEN right(s.addr, strpos(reverse(s.addr), '@') - 1) END AS dom
-          FROM usrc s
-    ),
-    uchk AS (
-        SELECT s.*,
-               CASE
-                 WHEN s.addr IS NULL OR s.lp IS NULL THEN 'is not an address'
-                 WHEN s.dom ~ '[^\x01-\x7f]' THEN
-                      'has a U-label domain: store its A-label (xn--...) in mail_users, or add the domain with mailroster''s tools'
-                 WHEN NOT (octet_length(s.dom) BETWEEN 1 AND 253
-                           AND s.dom ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$') THEN
-                      'has an invalid domain'
-                 WHEN NOT (octet_length(s.lp) BETWEEN 1 AND 64
-                           AND s.lp !~ '^\.|\.$' AND strpos(s.lp, '..') = 0 AND strpos(s.lp, '+') = 0
-                           AND s.lp !~ '[\x01-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]'
-                           AND s.lp !~ '[]["@,\\()<>;:]') THEN
-                      'has a local part mailroster does not accept for a mailbox (1 to 64 octets; no "+", spaces, control characters, @ , " \ ( ) < > [ ] ; :; no leading, trailing or double dot)'
-                 WHEN octet_length(s.addr) > 254 THEN 'is longer than 254 octets'
-               END AS problem,
-               row_number() OVER (PARTITION BY s.addr
-                                  ORDER BY (s.raw = s.addr) DESC,
-                                           CASE WHEN s.id ~ '^[0-9]+$' THEN s.id::numeric END NULLS LAST,
-                                           s.raw) AS rn
-          FROM usplit s
-    ),
-    mbx AS (
-        SELECT c.*,
-               hp.hash_in, hp.hash_refused,
-               CASE WHEN hp.hash_refused IS NULL THEN hp.hash_in END AS password,
-               CASE WHEN c.quota_mb >= 0 AND c.quota_mb = trunc(c.quota_mb)
-                         AND c.quota_mb * cfg.mb_bytes <= 9223372036854775807
-                    THEN c.quota_mb * cfg.mb_bytes END AS quota_bytes,
-               CASE WHEN cfg.maildir <> '' THEN
-                    replace(replace(replace(cfg.maildir, '%d', c.dom), '%n', c.lp), '%u', c.addr)
-               END AS maildir
-          FROM uchk c CROSS JOIN cfg
-          -- the hash with its {SCHEME}
-          CROSS JOIN LATERAL (SELECT
-               CASE
-                 WHEN c.pw IS NULL THEN NULL
-                 WHEN c.pw ~ '[\x01-\x1f\x7f]' THEN NULL
-                 WHEN c.pw ~ '^\{[A-Za-z0-9.-]+\}.' THEN
-                      '{' || upper(substring(c.pw from '^\{([A-Za-z0-9.-]+)\}')) || '}' || substr(c.pw, strpos(c.pw, '}') + 1)
-                 WHEN c.pw ~ '^\$2[aby]\$' THEN '{BLF-CRYPT}' || c.pw
-                 WHEN c.pw ~ '^\$5\$' THEN '{SHA256-CRYPT}' || c.pw
-                 WHEN c.pw ~ '^\$6\$' THEN '{SHA512-CRYPT}' || c.pw
-                 WHEN c.pw ~ '^\$y\$' THEN '{CRYPT}' || c.pw
-                 WHEN c.pw ~ '^\$argon2id\$' THEN '{ARGON2ID}' || c.pw
-                 WHEN c.pw ~ '^\$argon2i\$' THEN '{ARGON2I}' || c.pw
-                 WHEN c.pw ~ '^\$1\$' THEN '{MD5-CRYPT}' || c.pw
-                 WHEN c.pw <> '' AND cfg.defscheme <> '' THEN '{' || cfg.defscheme || '}' || c.pw
-               END AS hash_in) hi
-          -- the hash forms mailroster refuses: _hash.sql
-          CROSS JOIN LATERAL (SELECT hi.hash_in, pg_temp.mr_hash_refused(hi.hash_in) AS hash_refused) hp
-         WHERE c.problem IS NULL AND c.rn = 1
-    ),
-    mbx2 AS (
-        SELECT m.*,
-               m.maildir IS NOT NULL
-               AND NOT (m.maildir ~ '^[^/].*/$' AND m.maildir !~ '(^|/)\.{1,2}/'
-                        AND strpos(m.maildir, '//') = 0 AND m.maildir !~ '[\x01-\x1f\x7f]') AS bad_maildir
-          FROM mbx m
-    ),
-    out AS (
-        SELECT DISTINCT 1 AS grp, m.dom AS k, NULL::text AS k2,
-               format('{"kind":"domain","name":%s,"enabled":true,"disabled_reason":null,'
-                      '"quota_bytes":0,"quota_messages":0,"send_limit_messages":0,'
-                      '"send_limit_recipients":0,"send_limit_window":3600}', to_json(m.dom)) AS line,
-               NULL::text AS warn
-          FROM mbx m
-        UNION ALL
-        SELECT 2, m.addr, NULL,
-               format('{"kind":"mailbox","address":%s,"password":%s,"enabled":%s,"disabled_reason":null,'
-                      '"may_send":true,"may_receive":true,"services":["imap","pop3","submission","lmtp","sieve"],'
-                      '"quota_bytes":%s,"quota_messages":null,"send_limit_messages":null,'
-                      '"send_limit_recipients":null,"home":null,"mail":null,"uid":null,"gid":null,"maildir":%s}',
-                      to_json(m.addr), coalesce(to_json(m.password)::text, 'null'), to_json(m.enabled),
-                      coalesce(m.quota_bytes::text, 'null'),
-                      CASE WHEN m.bad_maildir THEN 'null' ELSE coalesce(to_json(m.maildir)::text, 'null') END),
-               CASE WHEN w.t <> '' THEN format('mailbox %s%s %s', to_json(m.raw),
-                                               CASE WHEN m.id IS NOT NULL THEN format(' (id %s)', m.id) ELSE '' END, w.t)
-               END
-          FROM mbx2 m
-          CROSS JOIN LATERAL (SELECT concat_ws('; ',
-               CASE WHEN m.raw <> m.addr THEN
-                    format('becomes %s (Postfix looked it up in lower case, so mail to it was rejected until now)',
-                           to_json(m.addr)) END,
-               CASE WHEN m.pw = '' THEN 'has an empty password: imported without one (receives mail, cannot log in)'
-                    WHEN m.hash_refused IS NOT NULL THEN
-                         format('has a %s password hash, which mailroster refuses (%s): imported without a password (receives mail, cannot log in); set a new one with mailroster user passwd',
-                                substring(m.hash_in from '^\{[^}]*\}'), m.hash_refused)
-                    WHEN m.pw IS NOT NULL AND m.password IS NULL AND m.pw ~ '[\x01-\x1f\x7f]' THEN
-                         'has control characters in its password hash: imported without a password (receives mail, cannot log in)'
-                    WHEN m.pw IS NOT NULL AND m.password IS NULL THEN
-                         format('has a password hash without {SCHEME} prefix whose scheme cannot be told from its form (%s characters): imported without a password (receives mail, cannot log in); pass -v default_pass_scheme=SCHEME (the old Dovecot default_pass_scheme) to keep it',
-                                length(m.pw)) END,
-               CASE WHEN m.quota_mb IS NOT NULL AND m.quota_bytes IS NULL THEN
-                    format('has quota_mb %s, which is not a whole number of MB from 0 up: imported without a quota of its own', m.quota_mb) END,
-               CASE WHEN m.bad_maildir THEN
-                    format('gets a new maildir: the template gives %s, which is not a relative path ending in "/"',
-                           to_json(m.maildir)) END) AS t) w
-        UNION ALL
-        SELECT 2, coalesce(c.addr, ''), coalesce(c.id, c.raw), NULL,
-               format('mailbox %s%s %s; not imported', to_json(c.raw),
-                      CASE WHEN c.id IS NOT NULL THEN format(' (id %s)', c.id) ELSE '' END,
-                      coalesce(c.problem,
-                               format('has the same address as %s in another case',
-                                      to_json((SELECT k.raw FROM uchk k WHERE k.addr = c.addr AND k.rn = 1)))))
-          FROM uchk c
-         WHERE c.problem IS NOT NULL OR c.rn > 1
-    )
-    SELECT o.grp, o.line, o.warn FROM out o
-     ORDER BY o.grp, o.k COLLATE "C", o.line IS NULL, o.k2 COLLATE "C"
-    LOOP
-        IF r.warn IS NOT NULL THEN
-            RAISE WARNING 'bbs-mail-users: %', r.warn;
-            n_warn := n_warn + 1;
-        END IF;
-        IF r.line IS NOT NULL THEN
-            v_lines := v_lines || r.line;
-            IF r.grp = 1 THEN n_dom := n_dom + 1; ELSE n_mbx := n_mbx + 1; END IF;
-        END IF;
-    END LOOP;
+INSERT INTO pg_temp.mr_mailbox (ref, ord, address, password, enabled, quota_bytes, maildir_path, mail, maildir)
+SELECT format('mail_users id %s', coalesce(j ->> 'id', '?')), (j ->> 'id')::numeric, j ->> 'email',
+       coalesce(j ->> 'mail_password', j ->> 'password'),
+       coalesce((j ->> 'enabled')::boolean, true),
+       CASE WHEN (j ->> 'quota_mb')::numeric >= 0 AND (j ->> 'quota_mb')::numeric = trunc((j ->> 'quota_mb')::numeric)
+            THEN (j ->> 'quota_mb')::numeric * 1048576 END,
+       j ->> 'maildir',
+       CASE WHEN j ->> 'maildir' IS NOT NULL THEN 'maildir:' || (j ->> 'maildir') END,
+       CASE WHEN NOT j ? 'maildir' THEN pg_temp.mr_maildir(j ->> 'email') END
+  FROM (SELECT to_jsonb(u) AS j FROM mail_users u) s;
 
-    PERFORM set_config('mailroster_import.lines', array_to_string(v_lines, E'\n'), true);
-    RAISE NOTICE 'bbs-mail-users: % domains, % mailboxes; % warnings%', n_dom, n_mbx, n_warn,
-        CASE WHEN n_warn > 0 THEN ' (see above: those rows are not imported as they were)' ELSE '' END;
-END
-$import$;
+INSERT INTO pg_temp.mr_report (grp, ref, ord, verdict, msg)
+SELECT 2, format('mail_users id %s', coalesce(j ->> 'id', '?')), (j ->> 'id')::numeric, 'changed',
+       format('quota_mb %s is not a whole number from 0 up: imported without a quota of its own (the domain''s, unlimited by default)', j ->> 'quota_mb')
+  FROM (SELECT to_jsonb(u) AS j FROM mail_users u) s
+ WHERE j ->> 'quota_mb' IS NOT NULL AND NOT ((j ->> 'quota_mb')::numeric >= 0 AND (j ->> 'quota_mb')::numeric = trunc((j ->> 'quota_mb')::numeric))
+UNION ALL
+SELECT 2, format('mail_users id %s', coalesce(j ->> 'id', '?')), (j ->> 'id')::numeric, 'changed',
+       'mail_users has no maildir column and no -v maildir=TEMPLATE was given: mailroster makes a new maildir; the old mail stays where it was'
+  FROM (SELECT to_jsonb(u) AS j FROM mail_users u) s
+ WHERE NOT j ? 'maildir' AND current_setting('mailroster_import.maildir') = ''
+UNION ALL
+SELECT 6, 'mail_users', NULL, 'not kept',
+       format('columns %s have no place in mailroster (account metadata is planned); the BBS keeps them',
+              string_agg(c.column_name, ', ' ORDER BY c.ordinal_position))
+  FROM information_schema.columns c
+ WHERE c.table_name = 'mail_users' AND c.table_schema = ANY (current_schemas(false))
+   AND c.column_name NOT IN ('email', 'mail_password', 'password', 'maildir', 'quota_mb', 'enabled')
+HAVING count(*) > 0
+UNION ALL
+SELECT 6, 'main.cf', NULL, 'note',
+       'the BBS''s Postfix sets no smtpd_sender_login_maps, so a logged-in member could send as any address; with mailroster''s senders map (smtpd_sender_login_maps with reject_sender_login_mismatch) a mailbox sends as itself and as the aliases that lead to it';
 
-SELECT l FROM unnest(string_to_array(current_setting('mailroster_import.lines'), E'\n')) AS l;
+-- the domains: -v domains=, as virtual_mailbox_domains.cf listed them, or
+-- those of the addresses
+INSERT INTO pg_temp.mr_domain (ref, ord, name)
+SELECT 'virtual_mailbox_domains.cf', x.o, btrim(x.d)
+  FROM regexp_split_to_table(current_setting('mailroster_import.domains'), '[,[:space:]]+') WITH ORDINALITY AS x(d, o)
+ WHERE btrim(x.d) <> '';
+INSERT INTO pg_temp.mr_domain (ref, name, implied)
+SELECT DISTINCT 'mail_users', right(m.address, strpos(reverse(m.address), '@') - 1), true
+  FROM pg_temp.mr_mailbox m
+ WHERE strpos(m.address, '@') > 0 AND current_setting('mailroster_import.domains') = '';
 
-COMMIT;
+\if :mr_has_aliases
+INSERT INTO pg_temp.mr_alias (ref, ord, source, destination)
+SELECT format('mail_aliases %s -> %s', a.j ->> 'source', a.j ->> 'destination'), a.n * 1000 + x.o, a.j ->> 'source', x.d
+  FROM (SELECT to_jsonb(t) AS j, row_number() OVER (ORDER BY to_jsonb(t) ->> 'source' COLLATE "C", to_jsonb(t) ->> 'destination' COLLATE "C") AS n
+          FROM mail_aliases t) a
+  CROSS JOIN LATERAL (SELECT y.d, y.o FROM regexp_split_to_table(coalesce(a.j ->> 'destination', ''), '[,[:space:]]+') WITH ORDINALITY AS y(d, o)
+                       WHERE y.d <> '' UNION ALL SELECT NULL, 1 WHERE coalesce(btrim(a.j ->> 'destination'), '') = '') x;
+INSERT INTO pg_temp.mr_domain (ref, name, implied)
+SELECT DISTINCT 'mail_aliases', right(a.source, strpos(reverse(a.source), '@') - 1), true
+  FROM pg_temp.mr_alias a WHERE strpos(a.source, '@') > 0 AND current_setting('mailroster_import.domains') = '';
+\endif
+
+\ir _emit.sql
