@@ -15,6 +15,7 @@
 #include "adm_db.h"
 #include "log.h"
 #include "mem.h"
+#include "policy.h"
 #include "pqlog.h"
 
 /* Two workers, each with its own connection: writes run one at a time in
@@ -716,28 +717,13 @@ static const char *limit_value(PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? "unlimited" : PQgetvalue(r, row, col);
 }
 
-/* "3600" -> "1h" (as pol_fmt_window; kept here so that this file needs no
- * policy code) */
-static void fmt_window(const char *secs, char *dst, size_t size)
-{
-    long s = strtol(secs, NULL, 10);
-    if (s > 0 && s % 86400 == 0)
-        snprintf(dst, size, "%ldd", s / 86400);
-    else if (s > 0 && s % 3600 == 0)
-        snprintf(dst, size, "%ldh", s / 3600);
-    else if (s > 0 && s % 60 == 0)
-        snprintf(dst, size, "%ldm", s / 60);
-    else
-        snprintf(dst, size, "%lds", s);
-}
-
 /* One window row: scope, window, limits (both NULL: the scope states
  * "unlimited", and its window means nothing). */
 static void window_row(struct adm_job *j, PGresult *r, int i, const char *scope)
 {
     char win[32];
     int unlimited = PQgetisnull(r, i, 2) && PQgetisnull(r, i, 3);
-    fmt_window(PQgetvalue(r, i, 1), win, sizeof(win));
+    pol_fmt_window(strtol(PQgetvalue(r, i, 1), NULL, 10), win, sizeof(win));
     buf_adds(&j->reply, "*");
     adm_field(&j->reply, "scope", scope ? scope : PQgetvalue(r, i, 0));
     adm_field(&j->reply, "window", unlimited ? "" : win);

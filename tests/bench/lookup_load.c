@@ -224,38 +224,35 @@ static const char pol_in_fmt[] =
     "policy_context=\n"
     "\n";
 
-/* the same submission at END-OF-MESSAGE: recipient empty, the count set */
-static const char pol_eom_fmt[] =
-    "request=smtpd_access_policy\n"
-    "protocol_state=END-OF-MESSAGE\n"
-    "protocol_name=ESMTP\n"
-    "client_address=198.51.100.23\n"
-    "client_name=dsl-23.isp.example\n"
-    "client_port=%u\n"
-    "reverse_client_name=dsl-23.isp.example\n"
-    "server_address=192.0.2.25\n"
-    "server_port=587\n"
-    "helo_name=[192.168.1.20]\n"
-    "sender=%s\n"
-    "recipient=\n"
-    "recipient_count=1\n"
-    "queue_id=4Xk2Lq0d8Hz1Bc\n"
-    "instance=%x.%x.%x.1\n"
-    "size=18734\n"
-    "etrn_domain=\n"
-    "stress=\n"
-    "sasl_method=PLAIN\n"
-    "sasl_username=%s\n"
-    "sasl_sender=\n"
-    "ccert_subject=\n"
-    "ccert_issuer=\n"
-    "ccert_fingerprint=\n"
-    "ccert_pubkey_fingerprint=\n"
-    "encryption_protocol=TLSv1.3\n"
-    "encryption_cipher=TLS_AES_256_GCM_SHA384\n"
-    "encryption_keysize=256\n"
-    "policy_context=\n"
-    "\n";
+/* The same submission at END-OF-MESSAGE, made from the RCPT request: the
+ * state, an empty recipient, the count and a queue id. */
+static size_t to_eom(const char *rcpt, size_t n, char *out, size_t size)
+{
+    static const struct { const char *from, *to; } subst[] = {
+        { "protocol_state=RCPT\n", "protocol_state=END-OF-MESSAGE\n" },
+        { "recipient=friend@remote.example\n", "recipient=\n" },
+        { "recipient_count=0\n", "recipient_count=1\n" },
+        { "queue_id=\n", "queue_id=4Xk2Lq0d8Hz1Bc\n" },
+    };
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        for (k = 0; k < sizeof(subst) / sizeof(subst[0]); k++) {
+            size_t fl = strlen(subst[k].from), tl = strlen(subst[k].to);
+            if (n - i >= fl && memcmp(rcpt + i, subst[k].from, fl) == 0 && o + tl < size) {
+                memcpy(out + o, subst[k].to, tl);
+                o += tl;
+                i += fl;
+                break;
+            }
+        }
+        if (k == sizeof(subst) / sizeof(subst[0]) && o + 1 < size)
+            out[o++] = rcpt[i++];
+        else if (k == sizeof(subst) / sizeof(subst[0]))
+            break;
+    }
+    return o;
+}
 
 static void add_req(const char *data, size_t n)
 {
@@ -330,9 +327,10 @@ static void load_keys(const char *path, const char *map)
                 n = (size_t)snprintf(buf, sizeof(buf), pol_out_fmt, 30000 + i % 30000, sender, 0x1b2c + i % 7,
                                      0x674f1a2e + i / 3, i * 37 % 0xfffff, login);
                 if (pol_msg) {
+                    char eom[8192];
                     add_req(buf, n);
-                    n = (size_t)snprintf(buf, sizeof(buf), pol_eom_fmt, 30000 + i % 30000, sender,
-                                         0x1b2c + i % 7, 0x674f1a2e + i / 3, i * 37 % 0xfffff, login);
+                    n = to_eom(buf, n, eom, sizeof(eom));
+                    memcpy(buf, eom, n);
                 }
             }
         }
