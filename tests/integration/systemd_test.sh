@@ -22,8 +22,13 @@ trap stack_cleanup EXIT
 # verify: the shipped unit with ExecStart pointing at this build
 mkdir -p "$STACK_DIR/unit"
 sed -e "s|/usr/sbin/mailrosterd|$MRD|g" "$UNIT" >"$STACK_DIR/unit/mailrosterd.service"
-out=$(cd "$STACK_DIR/unit" && systemd-analyze verify --man=no ./mailrosterd.service 2>&1)
-check "systemd-analyze verify: no complaint" "" "$out"
+# (it loads the host's other units too: what they draw is theirs)
+out=$(cd "$STACK_DIR/unit" && systemd-analyze verify --man=no ./mailrosterd.service 2>&1 | grep 'mailrosterd')
+check "systemd-analyze verify: no complaint about mailrosterd.service" "" "$out"
+bad=$(sed 's/^Type=notify$/Type=notfy/' "$STACK_DIR/unit/mailrosterd.service")
+printf '%s\n' "$bad" >"$STACK_DIR/unit/broken.service"
+out=$(cd "$STACK_DIR/unit" && systemd-analyze verify --man=no ./broken.service 2>&1 | grep -c 'broken.service')
+check_cmd "... and it would complain about a broken copy ($out lines)" test "$out" -gt 0
 exposure=$(systemd-analyze security --offline=yes "$UNIT" 2>/dev/null |
     sed -n 's/.*Overall exposure level for mailrosterd.service: \([0-9.]*\).*/\1/p')
 if [ -n "$exposure" ] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
