@@ -182,7 +182,9 @@ snippet() { # CONFIG: the passdb/userdb part of dovecot.conf
             printf 'passdb {\n  driver = sql\n  args = %s\n}\nuserdb {\n  driver = sql\n  args = %s\n}\n' \
                 "$STACK_DIR/dvconf/dovecot-sql.conf.ext" "$STACK_DIR/dvconf/dovecot-sql.conf.ext"
             [ "$1" = sql-cache-worker ] && printf 'auth_cache_size = 10M\nauth_cache_verify_password_with_worker = yes\n' ;;
-        passwd-file) stack_dovecot_passwd_file_snippet "$PWFILE" ;;
+        passwd-file)   # the auth process's own ceiling: lines "user:{SCHEME}hash:uid:gid::home::"
+            printf 'passdb {\n  driver = passwd-file\n  args = scheme=CRYPT username_format=%%u %s\n}\nuserdb {\n  driver = passwd-file\n  args = username_format=%%u %s\n}\n' \
+                "$PWFILE" "$PWFILE" ;;
     esac
 }
 dv_start() { # CONFIG CPUS
