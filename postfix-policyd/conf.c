@@ -32,7 +32,7 @@ const struct cfg_def mr_conf_defs[] = {
     { "policy_rate_limits", CFG_BOOL, "yes", O(policy_rate_limits), 0, 0 },
     { "policy_db_timeout", CFG_TIME, "2s", O(policy_db_timeout), 1, 60 },
     { "policy_db_unavailable_action", CFG_STR, "defer", O(policy_db_unavailable_action), 0, 0 },
-    { "policy_db_connections", CFG_INT, "4", O(policy_db_connections), 1, 32 },
+    { "policy_db_connections", CFG_INT, "2", O(policy_db_connections), 1, 32 },
     { "policy_db_synchronous_commit", CFG_BOOL, "no", O(policy_db_synchronous_commit), 0, 0 },
     { "policy_quota", CFG_BOOL, "yes", O(policy_quota), 0, 0 },
     { "policy_over_quota_action", CFG_STR, "reject", O(policy_over_quota_action), 0, 0 },

@@ -1,11 +1,17 @@
 /* pol_db.c - the policy service's admission threads (see pol_db.h).
  *
  * Each thread has its own libpq connection (the daemon's `database`, the
- * reader role, which may only EXECUTE mailroster.send_admit on the rate
- * tables) and takes jobs from one queue. An admission is one statement in
- * its own transaction: the function locks the account's mailbox row, so
- * admissions of one account from every thread and every mailrosterd on the
- * database run one after the other, and different accounts in parallel.
+ * reader role, which may only EXECUTE mailroster.send_admit_many and
+ * send_admit on the rate tables) and takes jobs from one queue: every job
+ * queued when it looks, up to POL_DB_BATCH, so that under load one
+ * statement, one round trip and one commit serve many admissions, and
+ * under light load a job waits for nothing but its own statement. Each
+ * admission of a batch locks its account's mailbox row (in login order, so
+ * batches never wait for each other in a circle), so admissions of one
+ * account from every thread and every mailrosterd on the database run one
+ * after the other, and different accounts in parallel. A database older
+ * than schema 8 has no send_admit_many: the thread then asks send_admit,
+ * one job per statement.
  *
  * Commits: synchronous_commit is off on these connections unless
  * policy_db_synchronous_commit says otherwise. The WAL flush (a disk
@@ -37,6 +43,7 @@
 
 #include <libpq-fe.h>
 
+#include "buf.h"
 #include "log.h"
 #include "mem.h"
 #include "pol_db.h"
@@ -46,12 +53,17 @@
 #define RECONNECT_PAUSE 1.0     /* s between connection attempts of one thread */
 #define LOG_EVERY 10.0          /* s between two "still unavailable" lines */
 #define LOCK_MARGIN_MS 200      /* of policy_db_timeout, kept for all but the lock wait */
+#define POL_DB_BATCH 64         /* admissions at most in one statement */
+#define LINGER_NS 200000        /* a thread's wait for more admissions under load */
+#define LINGER_WHEN_GAP 0.002   /* s between two admissions that counts as load */
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct pol_job *head, *tail;
     int queued;
+    double last_submit; /* monotonic s */
+    double gap;         /* between the last two submissions */
     char *conninfo;
     int timeout_ms;
     int sync_commit;
@@ -60,7 +72,7 @@ static struct {
     int down;
     double last_log;
     unsigned long failed_since_log;
-} Q = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+} Q = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .gap = 1e9 };
 
 double pol_db_now(void)
 {
@@ -108,6 +120,8 @@ struct worker {
     PGconn *pg;
     double next_try;
     int v5;             /* this connection's send_admit has no suspension (schema 5) */
+    int single;         /* no send_admit_many on this connection (schema < 8) */
+    struct buf logins, counts, qids;    /* a batch's arrays, as text */
 };
 
 /* send_admit of schema 6 (0006_suspend_sending.sql), and of schema 5,
@@ -116,6 +130,9 @@ struct worker {
 static const char q_admit[] =
     "SELECT verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in, reason, suspended_now "
     "FROM mailroster.send_admit($1, $2::int, $3, $4::int)";
+static const char q_admit_many[] =
+    "SELECT ord, verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in, reason, suspended_now "
+    "FROM mailroster.send_admit_many($1::text[], $2::int[], $3::text[], $4::int)";
 static const char q_admit_v5[] =
     "SELECT verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in, NULL, false "
     "FROM mailroster.send_admit($1, $2::int, $3, $4::int)";
@@ -136,6 +153,7 @@ static int ensure_conn(struct worker *w, char *err, size_t esize)
     if (w->pg)
         PQfinish(w->pg);
     w->v5 = 0;
+    w->single = 0;
     /* libpq's connect_timeout has a 2 s minimum and whole seconds */
     snprintf(ct, sizeof(ct), "%d", Q.timeout_ms < 2000 ? 2 : (Q.timeout_ms + 999) / 1000);
     w->pg = PQconnectdbParams(keys, vals, 1);
@@ -160,34 +178,86 @@ fail:
     return -1;
 }
 
-static double num(PGresult *r, int col, double none)
+static double num(PGresult *r, int row, int col, double none)
 {
-    return PQgetisnull(r, 0, col) ? none : strtod(PQgetvalue(r, 0, col), NULL);
+    return PQgetisnull(r, row, col) ? none : strtod(PQgetvalue(r, row, col), NULL);
 }
 
-static void admit(struct worker *w, struct pol_job *j)
+/* The lock wait a job may use: what is left of the caller's time, less a
+ * margin for the rest of the function, the COMMIT and the way back; <= 0
+ * when nothing is left. */
+static long lock_wait_ms(const struct pol_job *j, double now)
+{
+    return (long)((j->deadline - now) * 1000) - LOCK_MARGIN_MS;
+}
+
+static void start_result(struct pol_job *j)
+{
+    memset(&j->res, 0, sizeof(j->res));
+    j->res.free_in = j->res.full_in = -1;
+    j->err[0] = 0;
+}
+
+/* Row `row` of an answer whose verdict is in column `c` and the other
+ * columns follow as in q_admit (without scope). */
+static void take_row(PGresult *r, int row, int c, struct pol_job *j)
+{
+    struct pol_admit_result *res = &j->res;
+    const char *v = PQgetvalue(r, row, c);
+
+    res->verdict = !strcmp(v, "ok") ? PV_OK : !strcmp(v, "defer") ? PV_DEFER
+                   : !strcmp(v, "toobig") ? PV_TOOBIG : !strcmp(v, "suspended") ? PV_SUSPENDED
+                   : !strcmp(v, "busy") ? PV_TIMEOUT : PV_UNKNOWN;
+    if (res->verdict == PV_TIMEOUT)
+        snprintf(j->err, sizeof(j->err), "lock timeout: another session held the account "
+                 "longer than policy_db_timeout leaves for the wait");
+    snprintf(res->kind, sizeof(res->kind), "%s", PQgetvalue(r, row, c + 1));
+    res->limit = (long)num(r, row, c + 2, 0);
+    res->window = (long)num(r, row, c + 3, 0);
+    res->used = (long)num(r, row, c + 4, 0);
+    res->free_in = num(r, row, c + 5, -1);
+    res->full_in = num(r, row, c + 6, -1);
+    snprintf(res->reason, sizeof(res->reason), "%s", PQgetvalue(r, row, c + 7));
+    res->suspended_now = PQgetvalue(r, row, c + 8)[0] == 't';
+}
+
+/* A statement that failed: the same verdict and text for its jobs. */
+static void take_failure(struct worker *w, PGresult *r, struct pol_job **jobs, int n)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    char why[120], err[sizeof(jobs[0]->err)];
+
+    first_line(why, sizeof(why), PQresultErrorMessage(r));
+    if (state && !strcmp(state, "42883"))       /* undefined_function */
+        snprintf(err, sizeof(err), "%s (the schema is older than version 5: apply "
+                 "sql/migrations/0005_rate_limits.sql, then sql/roles.sql)", why);
+    else if (state && !strcmp(state, "42501"))  /* insufficient_privilege */
+        snprintf(err, sizeof(err), "%s (the database role needs EXECUTE on "
+                 "mailroster.send_admit_many and send_admit: run sql/roles.sql)", why);
+    else
+        snprintf(err, sizeof(err), "%s", why);
+    /* statement_timeout (57014) or the lock wait (55P03, lock_not_available) */
+    enum pol_verdict v = state && (!strcmp(state, "57014") || !strcmp(state, "55P03")) ? PV_TIMEOUT
+                                                                                    : PV_UNAVAILABLE;
+    for (int i = 0; i < n; i++) {
+        jobs[i]->res.verdict = v;
+        snprintf(jobs[i]->err, sizeof(jobs[i]->err), "%s", err);
+    }
+    if (PQstatus(w->pg) != CONNECTION_OK) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+    note_failure(err);
+}
+
+/* One job, one statement: send_admit (schema 5 to 7). */
+static void admit_one(struct worker *w, struct pol_job *j, long wait_ms)
 {
     char n[16], wait[24];
     const char *p[4] = { j->req.login, n, j->req.queue_id, wait };
-    struct pol_admit_result *res = &j->res;
 
-    memset(res, 0, sizeof(*res));
-    res->free_in = res->full_in = -1;
-    /* the lock wait may use what is left of the caller's time, less a
-     * margin for the rest of the function, the COMMIT and the way back */
-    long left_ms = (long)((j->deadline - pol_db_now()) * 1000) - LOCK_MARGIN_MS;
-    if (left_ms < 1) {
-        res->verdict = PV_TIMEOUT;
-        snprintf(j->err, sizeof(j->err), "waited longer than policy_db_timeout for a database thread");
-        return;
-    }
-    if (ensure_conn(w, j->err, sizeof(j->err)) < 0) {
-        res->verdict = PV_UNAVAILABLE;
-        note_failure(j->err);
-        return;
-    }
     snprintf(n, sizeof(n), "%d", j->req.recipients);
-    snprintf(wait, sizeof(wait), "%ld", left_ms);
+    snprintf(wait, sizeof(wait), "%ld", wait_ms);
     PGresult *r = PQexecParams(w->pg, w->v5 ? q_admit_v5 : q_admit, 4, NULL, p, NULL, NULL, 0);
     const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (!w->v5 && st && !strcmp(st, "42703")) {
@@ -198,60 +268,193 @@ static void admit(struct worker *w, struct pol_job *j)
         r = PQexecParams(w->pg, q_admit_v5, 4, NULL, p, NULL, NULL, 0);
     }
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 9) {
-        const char *v = PQgetvalue(r, 0, 0);
-        res->verdict = !strcmp(v, "ok") ? PV_OK : !strcmp(v, "defer") ? PV_DEFER
-                       : !strcmp(v, "toobig") ? PV_TOOBIG : !strcmp(v, "suspended") ? PV_SUSPENDED
-                       : PV_UNKNOWN;
-        snprintf(res->reason, sizeof(res->reason), "%s", PQgetvalue(r, 0, 7));
-        res->suspended_now = PQgetvalue(r, 0, 8)[0] == 't';
-        snprintf(res->kind, sizeof(res->kind), "%s", PQgetvalue(r, 0, 1));
-        res->limit = (long)num(r, 2, 0);
-        res->window = (long)num(r, 3, 0);
-        res->used = (long)num(r, 4, 0);
-        res->free_in = num(r, 5, -1);
-        res->full_in = num(r, 6, -1);
+        take_row(r, 0, 0, j);
         note_success();
     } else {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        char why[120];
-        first_line(why, sizeof(why), PQresultErrorMessage(r));
-        if (state && !strcmp(state, "42883"))       /* undefined_function */
-            snprintf(j->err, sizeof(j->err), "%s (the schema is older than version 5: apply "
-                     "sql/migrations/0005_rate_limits.sql, then sql/roles.sql)", why);
-        else if (state && !strcmp(state, "42501"))  /* insufficient_privilege */
-            snprintf(j->err, sizeof(j->err), "%s (the database role needs EXECUTE on "
-                     "mailroster.send_admit: run sql/roles.sql)", why);
-        else
-            snprintf(j->err, sizeof(j->err), "%s", why);
-        /* statement_timeout (57014) or the lock wait (55P03, lock_not_available) */
-        res->verdict = state && (!strcmp(state, "57014") || !strcmp(state, "55P03")) ? PV_TIMEOUT
-                                                                                    : PV_UNAVAILABLE;
-        if (PQstatus(w->pg) != CONNECTION_OK) {
-            PQfinish(w->pg);
-            w->pg = NULL;
-        }
-        note_failure(j->err);
+        take_failure(w, r, &j, 1);
     }
     PQclear(r);
 }
 
+/* An element of a text[] literal: quoted, with " and \ escaped; NULL for
+ * none (a queue id that is not known). */
+static void array_elem(struct buf *b, const char *s)
+{
+    if (b->len > 1)
+        buf_addc(b, ',');
+    if (s == NULL) {
+        buf_adds(b, "NULL");
+        return;
+    }
+    buf_addc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            buf_addc(b, '\\');
+        buf_addc(b, *s);
+    }
+    buf_addc(b, '"');
+}
+
+/* n jobs, one statement: send_admit_many (schema 8). Answers come back
+ * with ord = the job's place (1-based); a job the answer does not name
+ * keeps PV_UNAVAILABLE. */
+static void admit_many(struct worker *w, struct pol_job **jobs, int n, long wait_ms)
+{
+    char wait[24];
+    const char *p[4];
+
+    buf_reset(&w->logins);
+    buf_reset(&w->counts);
+    buf_reset(&w->qids);
+    buf_addc(&w->logins, '{');
+    buf_addc(&w->counts, '{');
+    buf_addc(&w->qids, '{');
+    for (int i = 0; i < n; i++) {
+        array_elem(&w->logins, jobs[i]->req.login);
+        buf_printf(&w->counts, "%s%d", i ? "," : "", jobs[i]->req.recipients);
+        array_elem(&w->qids, jobs[i]->req.queue_id[0] ? jobs[i]->req.queue_id : NULL);
+    }
+    buf_addc(&w->logins, '}');
+    buf_addc(&w->counts, '}');
+    buf_addc(&w->qids, '}');
+    snprintf(wait, sizeof(wait), "%ld", wait_ms);
+    p[0] = w->logins.data;
+    p[1] = w->counts.data;
+    p[2] = w->qids.data;
+    p[3] = wait;
+
+    PGresult *r = PQexecParams(w->pg, q_admit_many, 4, NULL, p, NULL, NULL, 0);
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (st && !strcmp(st, "42883")) {
+        /* no send_admit_many: refused before anything ran */
+        PQclear(r);
+        w->single = 1;
+        msg_info("policy: rate-limit admissions: the database has no mailroster.send_admit_many "
+                 "(schema older than 8): one admission per statement on this connection");
+        for (int i = 0; i < n; i++)
+            admit_one(w, jobs[i], wait_ms);
+        return;
+    }
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) == 10) {
+        for (int i = 0; i < n; i++) {
+            jobs[i]->res.verdict = PV_UNAVAILABLE;
+            snprintf(jobs[i]->err, sizeof(jobs[i]->err), "send_admit_many gave no answer for it");
+        }
+        int busy = 0, decided = 0;
+        for (int row = 0; row < PQntuples(r); row++) {
+            long ord = strtol(PQgetvalue(r, row, 0), NULL, 10);
+            if (ord < 1 || ord > n)
+                continue;
+            jobs[ord - 1]->err[0] = 0;
+            take_row(r, row, 1, jobs[ord - 1]);
+            if (jobs[ord - 1]->res.verdict == PV_TIMEOUT)
+                busy = (int)ord;
+            else
+                decided++;
+        }
+        if (decided)
+            note_success();
+        if (busy)
+            note_failure(jobs[busy - 1]->err);
+    } else {
+        take_failure(w, r, jobs, n);
+    }
+    PQclear(r);
+}
+
+/* Decide n jobs taken from the queue together. */
+static void admit(struct worker *w, struct pol_job **jobs, int n)
+{
+    struct pol_job *go[POL_DB_BATCH];
+    int ngo = 0;
+    double now = pol_db_now();
+    long wait_ms = -1;
+
+    for (int i = 0; i < n; i++) {
+        start_result(jobs[i]);
+        long left = lock_wait_ms(jobs[i], now);
+        if (left < 1) {
+            jobs[i]->res.verdict = PV_TIMEOUT;
+            snprintf(jobs[i]->err, sizeof(jobs[i]->err),
+                     "waited longer than policy_db_timeout for a database thread");
+            continue;
+        }
+        /* the batch's lock wait: what the most hurried job has left */
+        if (wait_ms < 0 || left < wait_ms)
+            wait_ms = left;
+        go[ngo++] = jobs[i];
+    }
+    if (ngo == 0)
+        return;
+    if (ensure_conn(w, go[0]->err, sizeof(go[0]->err)) < 0) {
+        for (int i = 0; i < ngo; i++) {
+            go[i]->res.verdict = PV_UNAVAILABLE;
+            if (i > 0)
+                snprintf(go[i]->err, sizeof(go[i]->err), "%s", go[0]->err);
+        }
+        note_failure(go[0]->err);
+        return;
+    }
+    if (w->single) {
+        for (int i = 0; i < ngo; i++) {
+            /* each statement starts from what its job has left */
+            long left = lock_wait_ms(go[i], pol_db_now());
+            if (left < 1) {
+                go[i]->res.verdict = PV_TIMEOUT;
+                snprintf(go[i]->err, sizeof(go[i]->err),
+                         "waited longer than policy_db_timeout for a database thread");
+                continue;
+            }
+            if (w->pg == NULL && ensure_conn(w, go[i]->err, sizeof(go[i]->err)) < 0) {
+                go[i]->res.verdict = PV_UNAVAILABLE;
+                note_failure(go[i]->err);
+                continue;
+            }
+            admit_one(w, go[i], left);
+        }
+        return;
+    }
+    admit_many(w, go, ngo, wait_ms);
+}
+
 static void *pol_db_main(void *arg)
 {
-    struct worker w = { NULL, 0, 0 };
+    struct worker w = { 0 };
+    struct pol_job *jobs[POL_DB_BATCH];
     (void)arg;
+    buf_init(&w.logins);
+    buf_init(&w.counts);
+    buf_init(&w.qids);
     for (;;) {
+        int n = 0;
         pthread_mutex_lock(&Q.lock);
         while (Q.head == NULL)
             pthread_cond_wait(&Q.cond, &Q.lock);
-        struct pol_job *j = Q.head;
-        Q.head = j->next;
+        /* Under load a short wait fills the batch: the admissions of
+         * the other smtpd processes are a few hundred microseconds
+         * behind, and one statement for all of them costs little more
+         * than one for this job. Idle (the previous admission came long
+         * before this one), a job waits for nothing. */
+        if (Q.queued < POL_DB_BATCH && Q.gap < LINGER_WHEN_GAP) {
+            pthread_mutex_unlock(&Q.lock);
+            nanosleep(&(struct timespec){ 0, LINGER_NS }, NULL);
+            pthread_mutex_lock(&Q.lock);
+        }
+        /* every job queued now, up to a batch: they waited while the
+         * threads were busy, and one statement answers them all */
+        while (Q.head != NULL && n < POL_DB_BATCH) {
+            struct pol_job *j = Q.head;
+            Q.head = j->next;
+            Q.queued--;
+            j->next = NULL;
+            jobs[n++] = j;
+        }
         if (Q.head == NULL)
             Q.tail = NULL;
-        Q.queued--;
-        j->next = NULL;
         pthread_mutex_unlock(&Q.lock);
-        admit(&w, j);
-        Q.post(j);
+        admit(&w, jobs, n);
+        for (int i = 0; i < n; i++)
+            Q.post(jobs[i]);
     }
     return NULL;
 }
@@ -280,7 +483,10 @@ void pol_db_start(const char *conninfo, int nthreads, int timeout_ms, int sync_c
 
 void pol_db_submit(struct pol_job *j)
 {
+    double now = pol_db_now();
     pthread_mutex_lock(&Q.lock);
+    Q.gap = now - Q.last_submit;
+    Q.last_submit = now;
     j->next = NULL;
     if (Q.tail)
         Q.tail->next = j;

@@ -18,8 +18,9 @@
 -- mailroster_reader        the daemon's lookup connection: reads the
 --                          directory, change_log and usage tables, LISTENs,
 --                          and admits outbound messages through
---                          mailroster.send_admit() (SECURITY DEFINER, the
---                          only writer of send_counters and send_hits, and
+--                          mailroster.send_admit_many() and send_admit()
+--                          (SECURITY DEFINER, the only writers of
+--                          send_counters and send_hits, and
 --                          the one that suspends an account's sending; the
 --                          reader itself may only read the counters).
 -- mailroster_admin         the admin path: the reader's rights plus writes to
@@ -99,7 +100,9 @@ TO mailroster_reader;
 -- keeps the log exact; it cannot erase its own counters.
 GRANT SELECT ON mailroster.send_counters, mailroster.send_limits
 TO mailroster_reader;
-GRANT EXECUTE ON FUNCTION mailroster.send_admit(text, int, text, int)
+GRANT EXECUTE ON FUNCTION
+    mailroster.send_admit(text, int, text, int),
+    mailroster.send_admit_many(text[], int[], text[], int)
 TO mailroster_reader;
 
 -- mailroster_admin: the reader's rights ...
@@ -120,6 +123,7 @@ TO mailroster_admin;
 GRANT EXECUTE ON FUNCTION
     mailroster.send_limits_of(bigint),
     mailroster.send_limits_from(bigint, int, boolean),
+    mailroster.send_windows(bigint, bigint, int, int, int, int, int, int, boolean),
     mailroster.send_limits_problem(bigint),
     mailroster.send_usage(text)
 TO mailroster_admin;

@@ -22,3 +22,4 @@
 \ir migrations/0005_rate_limits.sql
 \ir migrations/0006_suspend_sending.sql
 \ir migrations/0007_quota_usage_changes.sql
+\ir migrations/0008_admission_batches.sql

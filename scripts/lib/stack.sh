@@ -40,6 +40,7 @@
 #   STACK_DIR   (required)   STACK_PIDS (array; PIDs killed by stack_cleanup)
 #   STACK_KEEP=1 keeps STACK_DIR after stack_cleanup (for post-mortems)
 #   STACK_PG_BIN overrides the PostgreSQL bin directory
+#   STACK_PG_SHARED_BUFFERS  the cluster's shared_buffers (16MB; benchmarks: Debian's 128MB)
 #   STACK_DOVECOT_AUTH_MODULE  an auth module (e.g. libauthdb_roster.so)
 #               that Dovecot loads from its auth module dir; see
 #               stack_dovecot_start (STACK_DOVECOT_NO_NAMESPACE=1: the
@@ -178,7 +179,7 @@ unix_socket_directories = '$STACK_DIR/pgsock'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-shared_buffers = 16MB
+shared_buffers = ${STACK_PG_SHARED_BUFFERS:-16MB}
 max_connections = 50
 logging_collector = off
 log_destination = 'stderr'

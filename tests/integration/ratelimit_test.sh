@@ -227,14 +227,12 @@ worst=$(sql -c "SELECT max((SELECT count(*) FROM mailroster.send_counters c2
                                AND c2.window_start <= c.window_start))
                   FROM mailroster.send_counters c WHERE c.username = 'dave@example.test'")
 check "window edge: at most 2 admissions in any 3 s (log rows)" 2 "$worst"
-# rows older than the longest window are pruned by send_admit: only the last 3 s stay
 if [ "${e_ok:-0}" -ge 5 ] && [ "${e_ok:-0}" -le 6 ] && [ "${e_other:-1}" = 0 ] && [ "${e_def:-0}" -gt 10 ]; then
     ok "window edge: 5 or 6 admitted in 7.5 s, the rest deferred ($e_ok admitted, $e_def deferred)"
 else
     notok "window edge: 5 or 6 admitted in 7.5 s: got admitted=$e_ok deferred=$e_def other=$e_other"
 fi
-check "window edge: pruned to the longest window (at most 2 rows)" "t" \
-    "$(sql -c "SELECT count(*) <= 2 FROM mailroster.send_counters WHERE username = 'dave@example.test'")"
+# (rows past the longest window go at every 16th admission: schema_test)
 
 # --- a slow database: no head-of-line blocking, the configured action within the timeout ------
 # Another session holds grace's mailbox row until this test lets go, so
@@ -287,7 +285,7 @@ case ${line:-} in "still "[1-9]*) ok "slow admission: answered while the row was
     *) notok "slow admission: the locking session: ${line:-no answer}" ;; esac
 # the daemon gave up its lock wait (lock_timeout from policy_db_timeout):
 # it did wait for the lock, and did not wait for the other session
-if grep -q 'policy: rate-limit admissions: database unavailable: ERROR:  canceling statement due to lock timeout' "$MRS_LOG"; then
+if grep -q 'policy: rate-limit admissions: database unavailable: lock timeout' "$MRS_LOG"; then
     ok "slow admission: the lock wait ended by its own timeout"; else notok "slow admission: the lock wait ended by its own timeout"; fi
 echo "COMMIT;" >&"${LK[1]}"
 exec {LK[1]}>&-

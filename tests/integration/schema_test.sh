@@ -736,13 +736,13 @@ check_privs() {
 }
 check_privs "reader: exactly the specified table privileges" "$(privs mailroster_reader)" \
     "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:r send_limits:r sender_addresses:r settings:r"
-check_privs "reader: no sequence privileges; EXECUTE on export_jsonl and send_admit only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl send_admit"
+check_privs "reader: no sequence privileges; EXECUTE on export_jsonl and send_admit only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl send_admit send_admit_many"
 check_privs "admin: exactly the specified table privileges" "$(privs mailroster_admin)" \
     "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd send_hits:r send_limits:rawd sender_addresses:rawd settings:r"
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
     "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq send_limits_id_seq sender_addresses_id_seq"
 check_privs "admin: EXECUTE on validators, the lock key, export, import and the limit windows only" "$(funcs mailroster_admin)" \
-    "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under send_limits_from send_limits_of send_limits_problem send_usage"
+    "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under send_limits_from send_limits_of send_limits_problem send_usage send_windows"
 check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
     "last_login:rawd quota_usage:rawd"
 check_privs "dovecot_dict: no sequence or function privileges" "$(seqs mailroster_dovecot_dict)|$(funcs mailroster_dovecot_dict)" "|"
@@ -793,7 +793,61 @@ expect_eq   "reader: an unknown login is 'unknown', nothing logged" \
     "SELECT verdict FROM mailroster.send_admit('nobody@example.org', 1)" "unknown" $R
 expect_eq   "send_admit logged 2 rows, 5 recipients" \
     "SELECT count(*) || '|' || sum(recipients) FROM mailroster.send_counters WHERE username = 'bob@example.org'" "2|5" $R
+# 0008: batches.  Admissions run in login order and see each other: bob
+# (2 messages, 5 recipients an hour, full) is deferred, tom (2 messages an
+# hour, none sent) gets 2 of his 3; ord is each message's place.
+q -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'tom' FROM mailroster.domains WHERE name = 'example.org';
+      INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages)
+      SELECT 'mailbox', m.id, 3600, 2 FROM mailroster.mailboxes m WHERE m.local_part = 'tom'"
+expect_eq   "reader: send_admit_many decides a batch in order, one row per message" \
+    "SELECT string_agg(ord || ':' || verdict, ' ' ORDER BY ord) FROM mailroster.send_admit_many(
+       '{tom@example.org,bob@example.org,tom@example.org,nobody@example.org,tom@example.org,x}', '{1,1,1,1,1,1}', NULL, 1000)" \
+    "1:ok 2:defer 3:ok 4:unknown 5:defer 6:unknown" $R
+expect_eq   "running totals: seq and cum_recipients count the account's rows" \
+    "SELECT string_agg(seq || '/' || cum_recipients, ' ' ORDER BY window_start) FROM mailroster.send_counters WHERE username = 'bob@example.org'" \
+    "1/3 2/5" $R
+expect_eq   "send_usage from the running totals" \
+    "SELECT string_agg(sent_messages || '|' || sent_recipients || '|' || (frees_at > now()), ' ') FROM mailroster.send_usage('bob@example.org')" \
+    "2|5|true" $A
+# a row written by hand gets its totals from the newest row; rows older than
+# the longest window go at every 16th admission of the account (3 old rows
+# by hand: seq 1-3, so the 14th admission, seq 17, prunes them)
 q -c "DELETE FROM mailroster.send_counters; DELETE FROM mailroster.send_limits"
+expect_eq   "a hand-written row gets running totals" \
+    "INSERT INTO mailroster.send_counters (username, window_start, messages, recipients)
+     SELECT 'tom@example.org', now() - interval '3 hours' + g * interval '1 s', 1, 2 FROM generate_series(1, 3) g;
+     SELECT string_agg(seq || '/' || cum_recipients, ' ' ORDER BY window_start) FROM mailroster.send_counters" \
+    "1/2 2/4 3/6" $A
+q -c "INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages)
+      SELECT 'mailbox', m.id, 3600, 100 FROM mailroster.mailboxes m WHERE m.local_part = 'tom'"
+expect_eq   "13 admissions keep the 3 rows past the window, the 14th prunes them" \
+    "SELECT count(*) FROM mailroster.send_admit_many(array_fill('tom@example.org'::text, '{13}'), array_fill(1, '{13}'), NULL) WHERE verdict = 'ok';
+     SELECT count(*) FILTER (WHERE window_start < now() - interval '1 hour') FROM mailroster.send_counters;
+     SELECT verdict FROM mailroster.send_admit('tom@example.org', 1);
+     SELECT count(*) FILTER (WHERE window_start < now() - interval '1 hour') || ' ' || count(*) || ' ' || max(seq)
+       FROM mailroster.send_counters" \
+    "13
+3
+ok
+0 14 17" $R
+# a locked account is 'busy' after p_wait_ms and changes nothing; the
+# others in the batch are decided
+coproc LK { psql -X -q -At -h "$SOCK" -p "$PORT" -U postgres -d "$DB" 2>&1; }
+echo "BEGIN; SELECT 'locked' FROM mailroster.mailboxes WHERE local_part = 'bob' FOR UPDATE;" >&"${LK[1]}"
+read -r -t 20 line <&"${LK[0]}"
+expect_eq   "a locked account is 'busy', the rest of the batch is decided" \
+    "SELECT string_agg(ord || ':' || verdict, ' ' ORDER BY ord) FROM mailroster.send_admit_many(
+       '{bob@example.org,tom@example.org}', '{1,1}', '{Q1,Q2}', 300);
+     SELECT count(*) FROM mailroster.send_counters WHERE username = 'bob@example.org'" \
+    "1:busy 2:ok
+0" $R
+expect_fail "send_admit on a locked account: SQLSTATE 55P03 after p_wait_ms" \
+    "SELECT verdict FROM mailroster.send_admit('bob@example.org', 1, NULL, 300)" "lock timeout" $R
+echo "COMMIT;" >&"${LK[1]}"
+exec {LK[1]}>&-
+wait "$LK_PID" 2>/dev/null
+q -c "DELETE FROM mailroster.send_counters; DELETE FROM mailroster.send_limits;
+      DELETE FROM mailroster.mailboxes WHERE local_part = 'tom'"
 # 0006: two refusals within an hour suspend; the reader writes hits and the
 # suspension only through send_admit
 expect_fail "reader cannot write send_hits" \
