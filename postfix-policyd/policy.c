@@ -269,6 +269,11 @@ ssize_t pol_request(const struct pol_env *env, const char *in, size_t len, struc
             d = rate_limit(env, state, canon, action, sizeof(action));
         if (d == POL_NDECISIONS)
             return (ssize_t)used; /* handed out: the caller answers */
+        /* a local recipient is checked as for mail from outside: a user's
+         * message to a full or closed mailbox is refused now, not bounced
+         * back to them after delivery failed */
+        if (d == POL_DUNNO && !strcmp(state, "RCPT") && rcpt && *rcpt)
+            d = inbound(env, rcpt, action, sizeof(action));
     } else if (!strcmp(state, "RCPT") && rcpt && *rcpt) {
         d = inbound(env, rcpt, action, sizeof(action));
     }

@@ -307,15 +307,26 @@ check "the second daemon knows alice" "action=553 5.7.1 Sender address <bob@exam
 check "raw request, the first daemon: alice refused" "action=552 5.2.2 Mailbox full" "$(ask "$POL_PORT" alice@example.test)"
 check "raw request, a daemon that never read the usage: DUNNO" "action=DUNNO" "$(ask "$P2" alice@example.test)"
 check "... and it says why" 1 "$(grep -c 'quota usage: cannot read mailroster.quota_usage: .*; the over-quota check is skipped until it can' "$STACK_DIR/mr/second.log")"
+# a local user's message to a full local mailbox: refused at RCPT too (not
+# accepted and bounced back after Dovecot refused it); to a mailbox with
+# room, and outside, it passes
+sub() { # RCPT: bob's authenticated request
+    printf 'request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=bob@example.test\nsender=bob@example.test\nrecipient=%s\nsize=0\n\n' "$1" |
+        socat -t 5 - "TCP:127.0.0.1:$POL_PORT" | head -1
+}
+check "authenticated, to a full local mailbox: refused" "action=552 5.2.2 Mailbox full" "$(sub alice@example.test)"
+check "authenticated, to an alias of it: refused" "action=552 5.2.2 Mailbox full" "$(sub team@example.test)"
+check "authenticated, to a mailbox with room, and outside: DUNNO" "action=DUNNO action=DUNNO" \
+    "$(sub carol@example.test) $(sub someone@remote.example)"
 
 # --- counters: every refusal Postfix logged, and the raw one ----------------------------------------
 n_pf=$(grep -c 'NOQUEUE: reject: RCPT from [^ ]*: 552 5.2.2 ' "$STACK_POSTFIX_LOG")
 n_pf_defer=$(grep -c 'NOQUEUE: reject: RCPT from [^ ]*: 452 4.2.2 ' "$STACK_POSTFIX_LOG")
 st=$(mrs_cli -f json stats)
 get() { echo "$st" | python3 -c "import json,sys; rows=[r for r in json.load(sys.stdin) if r.get('service') == 'policy']; print(rows[0]['$1'])"; }
-check "stats: reject_over_quota = Postfix's 552 5.2.2 rejections + 1 raw" "$((n_pf + 1))" "$(get reject_over_quota)"
+check "stats: reject_over_quota = Postfix's 552 5.2.2 rejections + 3 raw" "$((n_pf + 3))" "$(get reject_over_quota)"
 check "stats: defer_over_quota = Postfix's 452 4.2.2 rejections" "$n_pf_defer" "$(get defer_over_quota)"
-check "one log line per refusal" "$((n_pf + n_pf_defer + 1))" "$(grep -cE 'policy: inbound recipient=<[^>]*> size=[0-9]+: (reject|defer)_over_quota' "$MRS_LOG")"
+check "one log line per refusal" "$((n_pf + n_pf_defer + 3))" "$(grep -cE 'policy: inbound recipient=<[^>]*> size=[0-9]+: (reject|defer)_over_quota' "$MRS_LOG")"
 if [ "$n_pf" -ge 15 ] && [ "$n_pf_defer" -ge 2 ]; then ok "Postfix refused at RCPT ($n_pf x 552, $n_pf_defer x 452)"; else notok "Postfix refusals: $n_pf x 552, $n_pf_defer x 452"; fi
 
 kill -TERM "$MRD_PID" "$MRD2_PID" 2>/dev/null

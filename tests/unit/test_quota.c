@@ -287,13 +287,17 @@ START_TEST(policy_answers)
     ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=bob@example.com\nsize=4901x\n"), "DUNNO");
     /* usage not read yet: not checked */
     ck_assert_str_eq(ask(NULL, 0, "protocol_state=RCPT\nrecipient=alice@example.com\n"), "DUNNO");
-    /* RCPT only, inbound only; may_receive is answered first */
+    /* RCPT only; a local user's message to a full mailbox too, after the
+     * sender's checks (a sender refusal wins); may_receive is answered first */
     ck_assert_str_eq(ask(U, 0, "protocol_state=END-OF-MESSAGE\nrecipient=alice@example.com\n"), "DUNNO");
     ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=alice@example.com\nsasl_username=bob@example.com\n"
-                               "sender=bob@example.com\n"), "DUNNO");
+                               "sender=bob@example.com\n"), "552 5.2.2 Mailbox full");
+    ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=alice@example.com\nsasl_username=bob@example.com\n"
+                               "sender=alice@example.com\n"),
+                     "553 5.7.1 Sender address <alice@example.com> is not owned by user bob@example.com");
     quota_usage_set(U, "norecv@example.com", 100000, 100000);
     ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=norecv@example.com\n"), "550 5.2.1 Mailbox unavailable");
-    ck_assert_uint_eq(stats.decisions[POL_REJECT_OVER_QUOTA], 3);
+    ck_assert_uint_eq(stats.decisions[POL_REJECT_OVER_QUOTA], 4);
     ck_assert_uint_eq(stats.decisions[POL_DEFER_OVER_QUOTA], 1);
     ck_assert_str_eq(pol_decision_name(POL_REJECT_OVER_QUOTA), "reject_over_quota");
     ck_assert_str_eq(pol_decision_name(POL_DEFER_OVER_QUOTA), "defer_over_quota");
