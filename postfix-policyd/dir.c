@@ -174,6 +174,9 @@ void dir_free(struct dir *d)
     htab_free(&d->sender_id);
     htab_free(&d->master_name);
     htab_free(&d->master_id);
+    for (size_t i = 0; i < d->nkept; i++)
+        free(d->kept[i]);
+    free(d->kept);
     free(d);
 }
 
@@ -240,14 +243,68 @@ static void unindex(struct dir *d, enum dir_kind kind, void *rec)
         htab_del(h, key, len);
 }
 
+/* A record the directory no longer holds: freed, or kept for the views. */
+static void drop(struct dir *d, void *rec)
+{
+    if (d->views == 0) {
+        free(rec);
+        return;
+    }
+    if (d->nkept == d->kept_cap) {
+        d->kept_cap = d->kept_cap ? 2 * d->kept_cap : 256;
+        d->kept = xrealloc(d->kept, d->kept_cap * sizeof(*d->kept));
+    }
+    d->kept[d->nkept++] = rec;
+}
+
 int dir_del(struct dir *d, enum dir_kind kind, uint64_t id)
 {
     void *old = htab_del(by_id(d, kind), &id, sizeof(id));
     if (old == NULL)
         return 0;
     unindex(d, kind, old);
-    free(old);
+    drop(d, old);
     return 1;
+}
+
+static void copy_index(struct htab *to, const struct htab *from)
+{
+    *to = *from;
+    if (from->cap) {
+        to->slots = xmalloc(from->cap * sizeof(*from->slots));
+        memcpy(to->slots, from->slots, from->cap * sizeof(*from->slots));
+    }
+}
+
+struct dir *dir_view_new(struct dir *d)
+{
+    struct dir *v = dir_new();
+    v->seq = d->seq;
+    copy_index(&v->dom_id, &d->dom_id);
+    copy_index(&v->mbox_id, &d->mbox_id);
+    copy_index(&v->alias_id, &d->alias_id);
+    copy_index(&v->sender_id, &d->sender_id);
+    copy_index(&v->master_id, &d->master_id);
+    d->views++;
+    return v;
+}
+
+void dir_view_free(struct dir *d, struct dir *v)
+{
+    /* the view's indexes only: its records are d's (or kept) */
+    htab_free(&v->dom_id);
+    htab_free(&v->mbox_id);
+    htab_free(&v->alias_id);
+    htab_free(&v->sender_id);
+    htab_free(&v->master_id);
+    free(v);
+    if (--d->views > 0)
+        return;
+    for (size_t i = 0; i < d->nkept; i++)
+        free(d->kept[i]);
+    free(d->kept);
+    d->kept = NULL;
+    d->nkept = d->kept_cap = 0;
 }
 
 void dir_put(struct dir *d, enum dir_kind kind, void *rec)

@@ -94,10 +94,25 @@ struct dir {
     struct htab alias_src, alias_id;
     struct htab sender_addr, sender_id;    /* sender_addr holds chain heads */
     struct htab master_name, master_id;
+    /* while views exist, records dropped are kept here, not freed */
+    int views;
+    void **kept;
+    size_t nkept, kept_cap;
 };
 
 struct dir *dir_new(void);
+/* Frees d and its records; d must have no views. */
 void dir_free(struct dir *d);
+
+/* A view: the directory as it is now, for a snapshot writer on another
+ * thread while the loop goes on changing d. Only the view's seq and by-id
+ * indexes may be read (snap_format does no more); they are copies (8 bytes
+ * a slot), the records are d's own. Records are never changed in place, so
+ * a record a view holds stays as it was: while d has views, the ones it
+ * drops are kept until the last view is freed. Made and freed on the
+ * thread that changes d. */
+struct dir *dir_view_new(struct dir *d);
+void dir_view_free(struct dir *d, struct dir *view);
 
 /* Store rec (replacing and freeing the record with the same id); takes ownership. */
 void dir_put(struct dir *d, enum dir_kind kind, void *rec);

@@ -94,6 +94,9 @@ static struct app {
     atomic_int snap_result;     /* the writer finished: look at snap_ok */
     atomic_intptr_t snap_read_job; /* the reader finished: its job */
     int snap_ok;                /* result of the last write, set by the writer */
+    struct dir *snap_view;      /* what the writer reads (dir_view_new) */
+    struct dir *snap_base;      /* the directory it is a view of */
+    int snap_base_retired;      /* replaced meanwhile: freed with the view */
     char snap_err[512];
     uint64_t snap_seq;          /* what the file holds */
     unsigned long snap_gen, dir_gen;
@@ -545,11 +548,28 @@ static void *snap_writer(void *arg)
     return NULL;
 }
 
+static void snap_done(void);
+
+/* The writer is done with its view (or never started): free it, and the
+ * directory it was made from if a full load replaced that meanwhile. */
+static void snap_view_release(void)
+{
+    if (app.snap_view == NULL)
+        return;
+    dir_view_free(app.snap_base, app.snap_view);
+    if (app.snap_base_retired)
+        dir_free(app.snap_base);
+    app.snap_view = app.snap_base = NULL;
+    app.snap_base_retired = 0;
+}
+
 static void snap_maybe_write(int force)
 {
     pthread_t t;
     pthread_attr_t attr;
 
+    if (atomic_exchange(&app.snap_result, 0))
+        snap_done();    /* the last write's view goes before a new one */
     if (!*app.conf.snapshot_file || app.dir == NULL || atomic_load(&app.snap_busy))
         return;
     if (app.snap_gen == app.dir_gen && app.snap_seq == app.dir->seq)
@@ -560,10 +580,15 @@ static void snap_maybe_write(int force)
     app.snap_gen = app.dir_gen;
     app.snap_seq = app.dir->seq;
     app.snap_time = time(NULL);
+    /* the writer reads a view: changes go on being applied meanwhile */
+    app.snap_view = dir_view_new(app.dir);
+    app.snap_base = app.dir;
+    app.snap_base_retired = 0;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, snap_writer, app.dir) != 0) {
+    if (pthread_create(&t, &attr, snap_writer, app.snap_view) != 0) {
         msg_warn("cannot start the snapshot writer: %s", strerror(errno));
+        snap_view_release();
         atomic_store(&app.snap_busy, 0);
     }
     pthread_attr_destroy(&attr);
@@ -571,6 +596,7 @@ static void snap_maybe_write(int force)
 
 static void snap_done(void)
 {
+    snap_view_release();
     if (app.snap_ok) {
         msg_debug("snapshot written at change %" PRIu64, app.snap_seq);
     } else {
@@ -861,7 +887,10 @@ static int handle_msg(struct db_msg *m)
                      app.dir->seq, m->dir->seq);
             dcache_all(); /* which accounts changed is not known */
         }
-        dir_free(app.dir);
+        if (app.dir != NULL && app.dir == app.snap_base)
+            app.snap_base_retired = 1;  /* the writer still reads it */
+        else
+            dir_free(app.dir);
         app.dir = m->dir;
         m->dir = NULL;
         app.dir_gen++;
@@ -954,8 +983,6 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     struct snap_read_job *rj = (struct snap_read_job *)atomic_exchange(&app.snap_read_job, 0);
     if (rj)
         snapshot_read_done(rj);
-    if (atomic_load(&app.snap_busy))
-        return; /* the writer is reading the directory: hold changes back */
     if (atomic_exchange(&app.snap_result, 0))
         snap_done();
     for (;;) {
@@ -974,8 +1001,6 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
             app.qtail = NULL;
         pthread_mutex_unlock(&app.qlock);
         db_msg_free(m);
-        if (atomic_load(&app.snap_busy))
-            break; /* a full load started a write; the rest waits for it */
     }
 }
 
@@ -1094,6 +1119,8 @@ static void shutdown_cleanly(void)
     /* wait for a running write, then leave the newest state on disk */
     for (int i = 0; i < 1000 && atomic_load(&app.snap_busy); i++)
         usleep(10000);
+    if (!atomic_load(&app.snap_busy) && atomic_exchange(&app.snap_result, 0))
+        snap_done();
     if (!atomic_load(&app.snap_busy) && *app.conf.snapshot_file && app.dir &&
         (app.snap_gen != app.dir_gen || app.snap_seq != app.dir->seq)) {
         struct buf err;

@@ -178,9 +178,11 @@ restart_watch RS
 bench_note "restart: from snapshot at $RS_SNAPSTART s, loaded at $RS_LOADED s, replaced at $RS_REPLACED s"
 
 # --- a change made while a snapshot is being written -----------------------------------
-# The event loop holds changes back while the writer thread reads the
-# directory. Make a write happen (snapshot_interval = 1 s at run time, by
-# SIGHUP), then change something 1.5 s into it.
+# The writer thread reads a view of the directory (dir_view_new: the
+# by-id indexes copied), so the loop goes on applying changes; before, it
+# held them back for the whole write. Make a write happen
+# (snapshot_interval = 1 s at run time, by SIGHUP), then change something
+# 1.5 s into it.
 echo "snapshot_interval = 1s" >>"$CONF"
 kill -HUP "$MR_PID"
 sleep 0.5

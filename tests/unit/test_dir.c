@@ -225,6 +225,53 @@ START_TEST(htab_many)
 }
 END_TEST
 
+/* A view keeps the directory as it was while changes go on: the snapshot
+ * written from it equals the one written before the changes. */
+START_TEST(view_keeps_its_state)
+{
+    struct dir *d = fixture_dir(), *v;
+    struct buf before, during, after;
+    buf_init(&before);
+    buf_init(&during);
+    buf_init(&after);
+    snap_format(d, &before);
+    v = dir_view_new(d);
+    ck_assert_uint_eq(v->seq, 100);
+    /* replace, delete, add, and a sender chain change, on the directory */
+    struct dir_change chg[] = {
+        { 101, DIR_MAILBOX, 10, mailbox(10, 1, "alice@example.com", 0) },
+        { 102, DIR_MAILBOX, 11, NULL },
+        { 103, DIR_ALIAS, 20, NULL },
+        { 104, DIR_SENDER, 31, NULL },
+        { 105, DIR_MAILBOX, 70, mailbox(70, 1, "new@example.com", 1) },
+    };
+    for (size_t i = 0; i < sizeof(chg) / sizeof(chg[0]); i++)
+        ck_assert_int_eq(dir_apply(d, &chg[i]), 1);
+    for (int i = 0; i < 2000; i++) {    /* and make the indexes grow */
+        char addr[64];
+        snprintf(addr, sizeof(addr), "g%d@example.com", i);
+        dir_put(d, DIR_MAILBOX, mailbox((uint64_t)i + 1000, 1, addr, 1));
+    }
+    ck_assert_uint_eq(d->nkept, 4);    /* alice's old record, bob, info, a sender */
+    snap_format(v, &during);
+    ck_assert_uint_eq(during.len, before.len);
+    ck_assert(memcmp(during.data, before.data, before.len) == 0);
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "bob@example.com"), "(not found)");
+    dir_view_free(d, v);
+    ck_assert_uint_eq(d->views, 0);
+    ck_assert_uint_eq(d->nkept, 0);
+    /* without views, dropped records are freed at once */
+    ck_assert_int_eq(dir_del(d, DIR_MAILBOX, 70), 1);
+    ck_assert_uint_eq(d->nkept, 0);
+    snap_format(d, &after);
+    ck_assert(after.len != before.len || memcmp(after.data, before.data, before.len) != 0);
+    buf_free(&before);
+    buf_free(&during);
+    buf_free(&after);
+    dir_free(d);
+}
+END_TEST
+
 static const char *keys[] = { "alice@example.com", "info+x@example.com", "nobody@example.com",
                               "boss@example.com", "hans@xn--mnchen-3ya.de", "carol@example.com",
                               "y@xn--mnchen-3ya.de", "example.com", "off.example" };
@@ -336,6 +383,7 @@ Suite *dir_suite(void)
     tcase_add_test(tc, changes_in_order);
     tcase_add_test(tc, sender_chain_delete);
     tcase_add_test(tc, htab_many);
+    tcase_add_test(tc, view_keeps_its_state);
     tcase_add_test(tc, snapshot_roundtrip);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, snap_file_tcase()); /* test_snap.c */
