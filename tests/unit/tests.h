@@ -19,6 +19,7 @@ Suite *quota_suite(void);
 Suite *peer_suite(void);
 Suite *pqlog_suite(void);
 Suite *roster_proto_suite(void);
+Suite *srv_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);
