@@ -254,7 +254,8 @@ static int load_list(const char *sock, const char *what, vp_row_fn fn, struct re
     buf_free(&out);
     if (rc != 0)
         return -1;
-    qsort(r->v, r->n, sizeof(*r->v), rec_cmp);
+    if (r->n > 1)
+        qsort(r->v, r->n, sizeof(*r->v), rec_cmp);
     return 0;
 }
 
@@ -867,8 +868,9 @@ int verify_command(int argc, char **argv, const char *admin_socket)
 
     buf_init(&err);
     if (roster_load(&ro, o.sock, &err) < 0) {
-        if (o.keyfiles.n == 0)
-            fail(EX_UNAVAILABLE, "cannot read mailroster's directory for the keys (%s); name them with --keys", first_line(&err));
+        if (o.roster_keys)
+            fail(EX_UNAVAILABLE, "cannot read mailroster's directory for the keys (%s)%s", first_line(&err),
+                 o.keyfiles.n ? "" : "; name them with --keys");
         fprintf(stderr, "mailroster verify: cannot read mailroster's directory (%s): reasons name no account state\n",
                 first_line(&err));
         ro.loaded = 0;
