@@ -47,11 +47,11 @@ seed_maps() {
             -e "s|^user = .*|user = $role|" -e '/^password = /d' "$dir/$f" >"$out/$f"
     done
 }
-# start_mr DB NAME [conf lines]: mailrosterd with an admin socket on DB
+# start_mr DB NAME DELIMITER [conf lines]: mailrosterd with an admin socket on DB
 start_mr() {
-    local db=$1 name=$2; shift 2
+    local db=$1 name=$2 delim=$3; shift 3
     MR_DB=$db
-    mr_write_conf "$W/$name-mr.conf" "recipient_delimiter =" "admin_socket = $STACK_DIR/mr/admin" "admin_socket_mode = 0600" \
+    mr_write_conf "$W/$name-mr.conf" "recipient_delimiter = $delim" "admin_socket = $STACK_DIR/mr/admin" "admin_socket_mode = 0600" \
         "admin_database = host=$PGHOST port=$PGPORT dbname=$db user=mradm" "admin_allow_admin = root" "$@"
     mr_start "$W/$name-mr.conf" "$W/$name-mr.log"
 }
@@ -104,7 +104,7 @@ M=$W/isp-maps
 # the tutorial's main.cf: smtpd_sender_login_maps asks the mailbox map, then the alias map
 ISP_MAPS=(domains=pgsql:$M/pgsql-virtual-mailbox-domains.cf mailboxes=pgsql:$M/pgsql-virtual-mailbox-maps.cf
     aliases=pgsql:$M/pgsql-virtual-alias-maps.cf "senders=pgsql:$M/pgsql-virtual-mailbox-maps.cf, pgsql:$M/pgsql-virtual-alias-maps.cf")
-start_mr mr_isp isp || notok "mailrosterd starts on the ispmail import"
+start_mr mr_isp isp "" || notok "mailrosterd starts on the ispmail import"
 
 vfy "$W/isp.v1" --keys "$W/isp.keys" --no-variants --delimiter '' "${ISP_MAPS[@]}"
 check "ispmail: differences: exit 1" "1" "$RC"
@@ -153,6 +153,31 @@ check_grep "ispmail: mailroster's own keys: an unknown address per domain asked"
     "^mailroster verify: 4 domains, $(($(val mr_isp "SELECT (SELECT count(*) FROM mailroster.mailboxes) + (SELECT count(*) FROM mailroster.aliases WHERE local_part <> '')") + 4)) addresses,"
 mr_stop
 
+# with the delimiter "+" on both sides, every address also asked with
+# "+verify": Postfix's extension handling of the old map (found without it,
+# the extension put into the alias's destinations) is what mailrosterd
+# answers; the differences are those of the addresses themselves and the
+# same for them with +verify (an address that has an extension gets no
+# other), and alice+tag@ is now alice's forward on the old side
+start_mr mr_isp isp-ext "+" || notok "mailrosterd starts with recipient_delimiter +"
+vfy "$W/isp.x1" --keys "$W/isp.keys" --delimiter + "${ISP_MAPS[@]}"
+sed 's/^/#   /' "$W/isp.x1" "$W/isp.x1.err"
+check "ispmail, delimiter +: differences, exit 1" "1" "$RC"
+{ while read -r m k; do
+    echo "$m $k"
+    case $k in *@example.net|*@münchen.de|*@xn--mnchen-3ya.de|*+*@*|"") ;; *) echo "$m ${k%@*}+verify@${k#*@}" ;; esac
+done <"$W/isp.want"; echo 'aliases alice+tag@example.com'; } | LC_ALL=C sort -u >"$W/isp.xwant"
+keys_of "$W/isp.x1" | grep -v '^domains ' | grep -v 'mailroster-verify-unknown@' >"$W/isp.xgot"
+grep -v '^domains ' "$W/isp.xwant" >"$W/isp.xwant2"
+check_set "ispmail, delimiter +: each address's difference, and the same for it with +verify" "$W/isp.xwant2" "$W/isp.xgot"
+check_reason "ispmail, delimiter +: a forward from a mailbox, asked with an extension" "$W/isp.x1" aliases alice+verify@example.com \
+    'alice@example.com is a mailbox in mailroster'
+check "ispmail, delimiter +: the old answer has the extension put in" "carl+verify@123qwe.com" \
+    "$(awk -F'\t' '$1 == "aliases" && $2 == "alice+verify@example.com" { print $3 }' "$W/isp.x1")"
+check_reason "ispmail, delimiter +: a '+' address: mailroster would not store it" "$W/isp.x1" mailboxes a+b@example.com \
+    '^a\+b is not a local part mailroster takes \(local part contains the recipient delimiter\)'
+mr_stop
+
 # ---------------------------------------------------------------- BBS (seed 000)
 B=$FIX/bbs
 newdb mr_bbs /var/mail/vhosts
@@ -165,7 +190,7 @@ val src_bbs "SELECT email FROM mail_users UNION SELECT source FROM mail_aliases 
              UNION SELECT 'nobody@yourbbs.com' UNION SELECT 'sysop+tag@yourbbs.com'" >"$W/bbs.keys"
 M=$W/bbs-maps
 BBS_MAPS=(domains=pgsql:$M/virtual_mailbox_domains.cf mailboxes=pgsql:$M/virtual_mailbox_maps.cf aliases=pgsql:$M/virtual_alias_maps.cf)
-start_mr mr_bbs bbs "mail_base = /var/mail/vhosts" || notok "mailrosterd starts on the bbs import"
+start_mr mr_bbs bbs "" "mail_base = /var/mail/vhosts" || notok "mailrosterd starts on the bbs import"
 
 vfy "$W/bbs.v1" --keys "$W/bbs.keys" --no-variants --delimiter '' "${BBS_MAPS[@]}"
 check "bbs: differences: exit 1" "1" "$RC"
