@@ -792,10 +792,16 @@ struct tally {
     size_t diffs, known, skipped, asked;
 };
 
+/* one field: a control character (an old map answers anything) as \xHH,
+ * so a line stays five fields and cannot drive the terminal */
 static void put_cell(const char *s)
 {
-    for (; *s; s++)
-        putchar(*s == '\t' || *s == '\n' ? ' ' : *s);
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            printf("\\x%02x", (unsigned char)*s);
+        else
+            putchar(*s);
+    }
 }
 
 static void report(const struct opts *o, const struct roster *ro, const struct strv *ign, int map,

@@ -102,8 +102,8 @@ val src_isp "SELECT local || '@' || domain FROM users UNION SELECT source_local 
 printf '%s\n' 'jörg@xn--mnchen-3ya.de' 'info@xn--mnchen-3ya.de' >>"$W/isp.keys"
 M=$W/isp-maps
 # the tutorial's main.cf: smtpd_sender_login_maps asks the mailbox map, then the alias map
-ISP_MAPS=(domains=pgsql:$M/pgsql-virtual-mailbox-domains.cf mailboxes=pgsql:$M/pgsql-virtual-mailbox-maps.cf
-    aliases=pgsql:$M/pgsql-virtual-alias-maps.cf "senders=pgsql:$M/pgsql-virtual-mailbox-maps.cf, pgsql:$M/pgsql-virtual-alias-maps.cf")
+ISP_MAPS=("domains=pgsql:$M/pgsql-virtual-mailbox-domains.cf" "mailboxes=pgsql:$M/pgsql-virtual-mailbox-maps.cf"
+    "aliases=pgsql:$M/pgsql-virtual-alias-maps.cf" "senders=pgsql:$M/pgsql-virtual-mailbox-maps.cf, pgsql:$M/pgsql-virtual-alias-maps.cf")
 start_mr mr_isp isp "" || notok "mailrosterd starts on the ispmail import"
 
 vfy "$W/isp.v1" --keys "$W/isp.keys" --no-variants --delimiter '' "${ISP_MAPS[@]}"
@@ -189,7 +189,7 @@ seed_maps src_bbs binkterm_mail "$B" "$W/bbs-maps" virtual_mailbox_domains.cf vi
 val src_bbs "SELECT email FROM mail_users UNION SELECT source FROM mail_aliases UNION SELECT upper(email) FROM mail_users
              UNION SELECT 'nobody@yourbbs.com' UNION SELECT 'sysop+tag@yourbbs.com'" >"$W/bbs.keys"
 M=$W/bbs-maps
-BBS_MAPS=(domains=pgsql:$M/virtual_mailbox_domains.cf mailboxes=pgsql:$M/virtual_mailbox_maps.cf aliases=pgsql:$M/virtual_alias_maps.cf)
+BBS_MAPS=("domains=pgsql:$M/virtual_mailbox_domains.cf" "mailboxes=pgsql:$M/virtual_mailbox_maps.cf" "aliases=pgsql:$M/virtual_alias_maps.cf")
 start_mr mr_bbs bbs "" "mail_base = /var/mail/vhosts" || notok "mailrosterd starts on the bbs import"
 
 vfy "$W/bbs.v1" --keys "$W/bbs.keys" --no-variants --delimiter '' "${BBS_MAPS[@]}"
