@@ -32,6 +32,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pwhash.h"
+#include "verify.h"
 
 #define DEFAULT_SOCKET "/run/mailroster/admin"
 #define IO_TIMEOUT 30           /* seconds, for connect, send and each receive */
@@ -78,7 +79,9 @@ static void usage(FILE *f)
           "Without them the password is asked for on the terminal.\n"
           "\n"
           "'mailroster db migrate|status' upgrades the database's schema directly\n"
-          "(see 'mailroster db help').\n",
+          "(see 'mailroster db help').\n"
+          "'mailroster verify' compares the old Postfix maps with mailrosterd's\n"
+          "(see 'mailroster verify --help').\n",
           f);
 }
 
@@ -903,6 +906,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[0], "db"))
         return db_command(argc, argv);
+    if (!strcmp(argv[0], "verify"))
+        return verify_command(argc, argv, sock);   /* old maps against mailrosterd: verify.c */
 
     rd.fd = -1;
     buf_init(&rd.in);

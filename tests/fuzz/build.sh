@@ -34,7 +34,7 @@ else
     rm -f "$out/include/config.h.tmp"
 fi
 
-INC="-I$out/include -I$top/lib -I$top/postfix-policyd -I$here"
+INC="-I$out/include -I$top/lib -I$top/postfix-policyd -I$top/cli -I$here"
 SRCS="$top/lib/addr.c $top/lib/buf.c $top/lib/cfg.c $top/lib/codec.c $top/lib/log.c $top/lib/mem.c
       $top/lib/admproto.c $top/lib/pwhash.c
       $top/postfix-policyd/htab.c $top/postfix-policyd/dir.c $top/postfix-policyd/lookup.c
@@ -42,10 +42,11 @@ SRCS="$top/lib/addr.c $top/lib/buf.c $top/lib/cfg.c $top/lib/codec.c $top/lib/lo
       $top/postfix-policyd/conf.c $top/postfix-policyd/auth.c
       $top/postfix-policyd/polproto.c $top/postfix-policyd/policy.c $top/postfix-policyd/srv.c
       $top/postfix-policyd/quota.c
-      $top/dovecot-plugin/roster-proto.c"
+      $top/dovecot-plugin/roster-proto.c
+      $top/cli/verify_parse.c"
 LIBS="-lidn2 -lcrypt -lcrypto -levent -pthread"
 
-targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv"
+targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv verify"
 
 # the code under test, compiled once with the same instrumentation
 mkdir -p "$out/obj"

@@ -8,7 +8,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-20}
 out=${2:-$here/out}
-targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv"
+targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv verify"
 
 max_len() {
     case $1 in

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# verify_test.sh - "mailroster verify" on two real setups the project
+# replaces: the ISP-mail tutorial (seed 002) and the BBS (seed 000). For
+# each: the old setup in a private PostgreSQL, imported into mailroster,
+# mailrosterd started, then verify against the seed's own pgsql map files.
+# The differences it reports must be exactly the hand-written ones of
+# tests/integration/import/<seed>/expected-map-diffs.tsv (written from the
+# seed's data, for the keys import_test.sh asks); after one change in
+# mailroster, exactly those plus the changed key; with the known ones
+# excluded, none (exit 0). Then main.cf, the keys mailroster has, errors.
+#
+#   TOP=... MRD=.../build/mailrosterd bash tests/integration/verify_test.sh   (as root)
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+MRD=${MRD:-$TOP/build/mailrosterd}
+CLI=${CLI:-$(dirname "$MRD")/mailroster}
+FIX=$TOP/tests/integration/import
+STACK_DIR=$(mktemp -d /tmp/mr-verify.XXXXXX)
+export STACK_DIR
+STACK_PIDS=()
+. "$TOP/scripts/lib/stack.sh"
+. "$TOP/tests/integration/lib.sh"
+trap stack_cleanup EXIT
+W=$STACK_DIR/work
+mkdir -p "$W"
+
+pg() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -U postgres -d "$db" "$@"; }
+val() { pg "$1" -c "$2"; }
+newdb() {
+    stack_pg_createdb "$1" && pg "$1" -f "$TOP/sql/schema.sql" >/dev/null && pg "$1" -f "$TOP/sql/roles.sql" >/dev/null &&
+        if [ -n "${2:-}" ]; then pg "$1" -c "UPDATE mailroster.settings SET mail_base = '$2'" >/dev/null; fi
+}
+# imp DB FILE: the importer's JSON lines into mailroster, as the admin role
+imp() {
+    psql -X -q -v ON_ERROR_STOP=1 -At -U mradm -d "$1" -f - <<EOF
+\\set lines \`cat '$2'\`
+SELECT count(*) FROM mailroster.import_jsonl(:'lines', false);
+EOF
+}
+# seed_maps SRCDB ROLE DIR OUT FILES...: the seed's own map files, changed
+# only for the connection (host, port, database, no password)
+seed_maps() {
+    local db=$1 role=$2 dir=$3 out=$4 f; shift 4
+    mkdir -p "$out"
+    for f in "$@"; do
+        sed -e "s|^hosts = .*|hosts = 127.0.0.1:$STACK_PG_PORT|" -e "s|^dbname = .*|dbname = $db|" \
+            -e "s|^user = .*|user = $role|" -e '/^password = /d' "$dir/$f" >"$out/$f"
+    done
+}
+# start_mr DB NAME DELIMITER [conf lines]: mailrosterd with an admin socket on DB
+start_mr() {
+    local db=$1 name=$2 delim=$3; shift 3
+    MR_DB=$db
+    mr_write_conf "$W/$name-mr.conf" "recipient_delimiter = $delim" "admin_socket = $STACK_DIR/mr/admin" "admin_socket_mode = 0600" \
+        "admin_database = host=$PGHOST port=$PGPORT dbname=$db user=mradm" "admin_allow_admin = root" "$@"
+    mr_start "$W/$name-mr.conf" "$W/$name-mr.log"
+}
+ADM() { "$CLI" -s "$STACK_DIR/mr/admin" "$@"; }
+# vfy OUT ARGS...: mailroster verify, its differences in OUT, its summary in
+# OUT.err; sets RC
+vfy() {
+    local out=$1; shift
+    ADM verify --socketmap "unix:$MR_SMAP_UNIX" "$@" >"$out" 2>"$out.err"
+    RC=$?
+}
+# the "MAP KEY" of each difference, sorted
+keys_of() { cut -f1,2 "$1" | tr '\t' ' ' | LC_ALL=C sort; }
+expected() { grep -v '^#' "$1" | cut -f1 | LC_ALL=C sort; }
+# check_set NAME WANT_FILE GOT_FILE: the same lines, and which differ
+check_set() {
+    if cmp -s "$2" "$3"; then
+        ok "$1"
+    else
+        notok "$1"
+        diff "$2" "$3" | grep '^[<>]' | sed -e 's/^</#   missing:/' -e 's/^>/#   unexpected:/'
+    fi
+}
+# reason_of OUT MAP KEY: the reason column of that difference
+reason_of() { awk -F'\t' -v m="$2" -v k="$3" '$1 == m && $2 == k { print $5 }' "$1"; }
+check_reason() { # NAME OUT MAP KEY ERE
+    local r
+    r=$(reason_of "$2" "$3" "$4")
+    if printf '%s' "$r" | grep -Eq -- "$5"; then ok "$1"; else notok "$1: reason [$r] does not match /$5/"; fi
+}
+
+stack_pg_start || { notok "PostgreSQL starts"; t_summary; exit 1; }
+newdb mr_isp || { notok "schema and roles load"; t_summary; exit 1; }
+pg postgres -c "CREATE ROLE mradm LOGIN IN ROLE mailroster_admin" -c "CREATE ROLE mrd LOGIN IN ROLE mailroster_reader" \
+    -c "CREATE ROLE mail_user WITH LOGIN" -c "CREATE ROLE binkterm_mail WITH LOGIN" >/dev/null
+
+# ---------------------------------------------------------------- ISP-mail tutorial (seed 002)
+I=$FIX/ispmail
+stack_pg_createdb src_isp && pg src_isp -f "$I/schema.sql" -f "$I/data.sql" >/dev/null &&
+    pg src_isp -c "GRANT CONNECT ON DATABASE src_isp TO mail_user" >/dev/null
+psql -X -At -U mail_user -d src_isp -f "$TOP/sql/import/ispmail.sql" >"$W/isp.jsonl" 2>"$W/isp.report"
+check "ispmail: imported" "$(grep -c . "$W/isp.jsonl")" "$(imp mr_isp "$W/isp.jsonl" 2>&1)"
+seed_maps src_isp mail_user "$I" "$W/isp-maps" pgsql-virtual-mailbox-domains.cf pgsql-virtual-mailbox-maps.cf pgsql-virtual-alias-maps.cf
+# the keys import_test.sh asks: every address of the old data, its upper
+# case, an extension, and the A-label forms of the U-label domain
+val src_isp "SELECT local || '@' || domain FROM users UNION SELECT source_local || '@' || source_domain FROM aliases
+             UNION SELECT upper(local) || '@' || domain FROM users UNION SELECT local || '+tag@' || domain FROM users WHERE local = 'alice'" >"$W/isp.keys"
+printf '%s\n' 'jörg@xn--mnchen-3ya.de' 'info@xn--mnchen-3ya.de' >>"$W/isp.keys"
+M=$W/isp-maps
+# the tutorial's main.cf: smtpd_sender_login_maps asks the mailbox map, then the alias map
+ISP_MAPS=("domains=pgsql:$M/pgsql-virtual-mailbox-domains.cf" "mailboxes=pgsql:$M/pgsql-virtual-mailbox-maps.cf"
+    "aliases=pgsql:$M/pgsql-virtual-alias-maps.cf" "senders=pgsql:$M/pgsql-virtual-mailbox-maps.cf, pgsql:$M/pgsql-virtual-alias-maps.cf")
+start_mr mr_isp isp "" || notok "mailrosterd starts on the ispmail import"
+
+vfy "$W/isp.v1" --keys "$W/isp.keys" --no-variants --delimiter '' "${ISP_MAPS[@]}"
+check "ispmail: differences: exit 1" "1" "$RC"
+sed 's/^/#   /' "$W/isp.v1" "$W/isp.v1.err"
+expected "$I/expected-map-diffs.tsv" >"$W/isp.want"
+keys_of "$W/isp.v1" >"$W/isp.got"
+check_set "ispmail: exactly the expected differences" "$W/isp.want" "$W/isp.got"
+check "ispmail: five columns, a reason on every line" "0" "$(awk -F'\t' 'NF != 5 || $5 == ""' "$W/isp.v1" | wc -l)"
+check_grep() { if grep -Eq -- "$3" "$2"; then ok "$1"; else notok "$1: no /$3/ in $(cat "$2")"; fi; }
+check_grep "ispmail: summary with the counts" "$W/isp.v1.err" "^mailroster verify: [0-9]+ domains, [0-9]+ addresses, [0-9]+ lookups: $(grep -c . "$W/isp.want") differences, 0 known, [0-9]+ skipped"
+check_reason "ispmail: a forward from a mailbox: the mailbox gets the mail" "$W/isp.v1" aliases alice@example.com 'alice@example.com is a mailbox in mailroster'
+check_reason "ispmail: a U-label domain: IDN" "$W/isp.v1" domains münchen.de '^IDN: .*xn--mnchen-3ya\.de'
+check_reason "ispmail: the mixed-case domain row" "$W/isp.v1" domains example.net 'mailroster hosts example\.net; the old map does not find it'
+check_reason "ispmail: a mailbox the import left out" "$W/isp.v1" mailboxes a+b@example.com '^no mailbox a\+b@example\.com in mailroster'
+check_reason "ispmail: Nora, stored in mixed case" "$W/isp.v1" mailboxes nora@example.com 'mailroster has the mailbox nora@example\.com; the old map does not'
+check_reason "ispmail: owners in mailroster, none in the old maps (mixed case there)" "$W/isp.v1" senders nora@example.com \
+    '^mailroster finds owners of nora@example\.com; the old map does not'
+check "ispmail: old and new answers shown" "(not found)|carl@123qwe.com" \
+    "$(awk -F'\t' '$1 == "aliases" && $2 == "alice@example.com" { print $4 "|" $3 }' "$W/isp.v1")"
+
+# one change in mailroster: the alias boss@example.com goes; the old
+# senders map (mailbox map, then alias map) also answered for it
+ADM alias remove boss@example.com >/dev/null 2>&1
+wait_for 'q_smap aliases boss@example.com' "(not found)" 5 || notok "ispmail: the removal reached mailrosterd"
+vfy "$W/isp.v2" --keys "$W/isp.keys" --no-variants --delimiter '' "${ISP_MAPS[@]}"
+check "ispmail: after removing an alias: exit 1" "1" "$RC"
+{ cat "$W/isp.want"; printf '%s\n' 'aliases boss@example.com' 'senders boss@example.com'; } | LC_ALL=C sort >"$W/isp.want2"
+keys_of "$W/isp.v2" >"$W/isp.got2"
+check_set "ispmail: after removing an alias: exactly that key more" "$W/isp.want2" "$W/isp.got2"
+check_reason "ispmail: the removed alias is named as missing" "$W/isp.v2" aliases boss@example.com '^no alias boss@example\.com in mailroster'
+check "ispmail: its old answer is shown" "alice@example.com" "$(awk -F'\t' '$1 == "aliases" && $2 == "boss@example.com" { print $3 }' "$W/isp.v2")"
+vfy "$W/isp.v3" --keys "$W/isp.keys" --no-variants --delimiter '' --ignore "$I/expected-map-diffs.tsv" "${ISP_MAPS[@]}"
+check "ispmail: known differences excluded, the removal still reported" "aliases boss@example.com
+senders boss@example.com|1" "$(keys_of "$W/isp.v3")|$RC"
+ADM alias add boss@example.com alice@example.com >/dev/null 2>&1
+wait_for 'q_smap aliases boss@example.com' "alice@example.com" 5 || notok "ispmail: the alias is back in mailrosterd"
+vfy "$W/isp.v4" --keys "$W/isp.keys" --no-variants --delimiter '' --ignore "$I/expected-map-diffs.tsv" "${ISP_MAPS[@]}"
+check "ispmail: alias back, known differences excluded: none, exit 0" "0|0" "$(grep -c . "$W/isp.v4")|$RC"
+check_grep "ispmail: ... and the summary counts them as known" "$W/isp.v4.err" " 0 differences, $(grep -c . "$W/isp.want") known,"
+
+# the keys from mailroster itself, with the variants: every difference is
+# of a key mailroster has or of its unknown address per domain
+vfy "$W/isp.v5" --delimiter '' "${ISP_MAPS[@]}"
+check "ispmail: mailroster's own keys: differences, exit 1" "1" "$RC"
+check_grep "ispmail: mailroster's own keys: an unknown address per domain asked" "$W/isp.v5.err" \
+    "^mailroster verify: 4 domains, $(($(val mr_isp "SELECT (SELECT count(*) FROM mailroster.mailboxes) + (SELECT count(*) FROM mailroster.aliases WHERE local_part <> '')") + 4)) addresses,"
+mr_stop
+
+# with the delimiter "+" on both sides, every address also asked with
+# "+verify": Postfix's extension handling of the old map (found without it,
+# the extension put into the alias's destinations) is what mailrosterd
+# answers; the differences are those of the addresses themselves and the
+# same for them with +verify (an address that has an extension gets no
+# other), and alice+tag@ is now alice's forward on the old side
+start_mr mr_isp isp-ext "+" || notok "mailrosterd starts with recipient_delimiter +"
+vfy "$W/isp.x1" --keys "$W/isp.keys" --delimiter + "${ISP_MAPS[@]}"
+sed 's/^/#   /' "$W/isp.x1" "$W/isp.x1.err"
+check "ispmail, delimiter +: differences, exit 1" "1" "$RC"
+{ while read -r m k; do
+    echo "$m $k"
+    case $k in *@example.net|*@münchen.de|*@xn--mnchen-3ya.de|*+*@*|"") ;; *) echo "$m ${k%@*}+verify@${k#*@}" ;; esac
+done <"$W/isp.want"; echo 'aliases alice+tag@example.com'; } | LC_ALL=C sort -u >"$W/isp.xwant"
+keys_of "$W/isp.x1" | grep -v '^domains ' | grep -v 'mailroster-verify-unknown@' >"$W/isp.xgot"
+grep -v '^domains ' "$W/isp.xwant" >"$W/isp.xwant2"
+check_set "ispmail, delimiter +: each address's difference, and the same for it with +verify" "$W/isp.xwant2" "$W/isp.xgot"
+check_reason "ispmail, delimiter +: a forward from a mailbox, asked with an extension" "$W/isp.x1" aliases alice+verify@example.com \
+    'alice@example.com is a mailbox in mailroster'
+check "ispmail, delimiter +: the old answer has the extension put in" "carl+verify@123qwe.com" \
+    "$(awk -F'\t' '$1 == "aliases" && $2 == "alice+verify@example.com" { print $3 }' "$W/isp.x1")"
+check_reason "ispmail, delimiter +: a '+' address: mailroster would not store it" "$W/isp.x1" mailboxes a+b@example.com \
+    '^a\+b is not a local part mailroster takes \(local part contains the recipient delimiter\)'
+mr_stop
+
+# ---------------------------------------------------------------- BBS (seed 000)
+B=$FIX/bbs
+newdb mr_bbs /var/mail/vhosts
+stack_pg_createdb src_bbs && pg src_bbs -f "$B/schema.sql" -f "$B/data.sql" >/dev/null &&
+    pg src_bbs -c "GRANT CONNECT ON DATABASE src_bbs TO binkterm_mail" >/dev/null
+psql -X -At -U binkterm_mail -d src_bbs -v domains=yourbbs.com -f "$TOP/sql/import/bbs-mail-users.sql" >"$W/bbs.jsonl" 2>"$W/bbs.report"
+check "bbs: imported" "$(grep -c . "$W/bbs.jsonl")" "$(imp mr_bbs "$W/bbs.jsonl" 2>&1)"
+seed_maps src_bbs binkterm_mail "$B" "$W/bbs-maps" virtual_mailbox_domains.cf virtual_mailbox_maps.cf virtual_alias_maps.cf
+val src_bbs "SELECT email FROM mail_users UNION SELECT source FROM mail_aliases UNION SELECT upper(email) FROM mail_users
+             UNION SELECT 'nobody@yourbbs.com' UNION SELECT 'sysop+tag@yourbbs.com'" >"$W/bbs.keys"
+M=$W/bbs-maps
+BBS_MAPS=("domains=pgsql:$M/virtual_mailbox_domains.cf" "mailboxes=pgsql:$M/virtual_mailbox_maps.cf" "aliases=pgsql:$M/virtual_alias_maps.cf")
+start_mr mr_bbs bbs "" "mail_base = /var/mail/vhosts" || notok "mailrosterd starts on the bbs import"
+
+vfy "$W/bbs.v1" --keys "$W/bbs.keys" --no-variants --delimiter '' "${BBS_MAPS[@]}"
+check "bbs: differences: exit 1" "1" "$RC"
+sed 's/^/#   /' "$W/bbs.v1" "$W/bbs.v1.err"
+expected "$B/expected-map-diffs.tsv" >"$W/bbs.want"
+keys_of "$W/bbs.v1" >"$W/bbs.got"
+check_set "bbs: exactly the expected differences" "$W/bbs.want" "$W/bbs.got"
+check_reason "bbs: the old catch-all swallowed a mailbox; mailroster's never does" "$W/bbs.v1" aliases dave@yourbbs.com \
+    '^catch-all: in mailroster a catch-all never answers for a mailbox \(dave@yourbbs\.com\)'
+check_reason "bbs: ... a disabled mailbox too" "$W/bbs.v1" aliases banned@yourbbs.com 'never answers for a mailbox \(banned@yourbbs\.com, disabled\)'
+check_reason "bbs: the mixed-case alias: the old catch-all took it, mailroster has it" "$W/bbs.v1" aliases sales@yourbbs.com \
+    '^the old catch-all answered; mailroster has the alias sales@yourbbs\.com of its own'
+check_reason "bbs: an address mailroster does not take" "$W/bbs.v1" mailboxes 'we ird@yourbbs.com' \
+    '^we ird is not a local part mailroster takes \(.*\): the import left it out'
+check "bbs: the catch-all's answer is marked" "sysop@yourbbs.com (from @domain)" \
+    "$(awk -F'\t' '$1 == "aliases" && $2 == "dave@yourbbs.com" { print $3 }' "$W/bbs.v1")"
+
+# one change: the alias abuse@ goes, so mailroster's catch-all answers for it
+ADM alias remove abuse@yourbbs.com >/dev/null 2>&1
+wait_for 'q_smap aliases abuse@yourbbs.com' "sysop@yourbbs.com" 5 || notok "bbs: the removal reached mailrosterd"
+vfy "$W/bbs.v2" --keys "$W/bbs.keys" --no-variants --delimiter '' "${BBS_MAPS[@]}"
+{ cat "$W/bbs.want"; echo 'aliases abuse@yourbbs.com'; } | LC_ALL=C sort >"$W/bbs.want2"
+keys_of "$W/bbs.v2" >"$W/bbs.got2"
+check_set "bbs: after removing an alias: exactly that key more" "$W/bbs.want2" "$W/bbs.got2"
+check_reason "bbs: ... the catch-all answers instead, said" "$W/bbs.v2" aliases abuse@yourbbs.com \
+    "^mailroster's catch-all @yourbbs\.com answers: no enabled alias abuse@yourbbs\.com"
+ADM alias add abuse@yourbbs.com sysop@yourbbs.com kim@yourbbs.com >/dev/null 2>&1
+wait_for 'q_smap aliases abuse@yourbbs.com' "sysop@yourbbs.com,kim@yourbbs.com" 5 || notok "bbs: the alias is back in mailrosterd"
+vfy "$W/bbs.v3" --keys "$W/bbs.keys" --no-variants --delimiter '' --ignore "$B/expected-map-diffs.tsv" "${BBS_MAPS[@]}"
+check "bbs: known differences excluded: none, exit 0" "0|0" "$(grep -c . "$W/bbs.v3")|$RC"
+# a disabled mailbox: its address differs in the mailbox map, said why
+ADM user disable sysop@yourbbs.com >/dev/null 2>&1
+wait_for 'q_smap mailboxes sysop@yourbbs.com' "(not found)" 5 || notok "bbs: the disabling reached mailrosterd"
+vfy "$W/bbs.v4" --keys "$W/bbs.keys" --no-variants --delimiter '' --ignore "$B/expected-map-diffs.tsv" "${BBS_MAPS[@]}"
+check "bbs: a disabled mailbox: exactly its key, exit 1" "mailboxes sysop@yourbbs.com|1" "$(keys_of "$W/bbs.v4")|$RC"
+check_reason "bbs: ... the reason names the disabling" "$W/bbs.v4" mailboxes sysop@yourbbs.com '^the mailbox sysop@yourbbs\.com is disabled in mailroster'
+ADM user enable sysop@yourbbs.com >/dev/null 2>&1
+wait_for 'q_smap mailboxes sysop@yourbbs.com' "yourbbs.com/sysop/" 5 || true
+
+# the old maps named by a main.cf, as the sysop has it: the same answer
+mkdir -p "$W/etc-postfix"
+cat >"$W/etc-postfix/main.cf" <<EOF
+compatibility_level = 3.6
+recipient_delimiter =
+virtual_mailbox_domains = pgsql:$M/virtual_mailbox_domains.cf
+virtual_mailbox_maps = pgsql:$M/virtual_mailbox_maps.cf
+virtual_alias_maps = pgsql:$M/virtual_alias_maps.cf
+EOF
+vfy "$W/bbs.v5" --main-cf "$W/etc-postfix/main.cf" --keys "$W/bbs.keys" --no-variants
+check "bbs: --main-cf: the same differences as the maps named, exit 1" "$(cat "$W/bbs.got")|1" "$(keys_of "$W/bbs.v5")|$RC"
+sed -i 's/^virtual_mailbox_domains = .*/virtual_mailbox_domains = yourbbs.com/' "$W/etc-postfix/main.cf"
+vfy "$W/bbs.v6" --main-cf "$W/etc-postfix" --keys "$W/bbs.keys" --no-variants
+check "bbs: --main-cf DIR with a literal domain list: the same differences" "$(cat "$W/bbs.got")|1" "$(keys_of "$W/bbs.v6")|$RC"
+
+# errors: one line, their own exit codes
+ADM verify --socketmap "unix:$STACK_DIR/no-such-socket" --keys "$W/bbs.keys" "${BBS_MAPS[@]}" >/dev/null 2>"$W/e1.err"
+check "an unreachable socketmap: EX_UNAVAILABLE, one line" "69|1" "$?|$(grep -c . "$W/e1.err")"
+check_grep "... naming the map" "$W/e1.err" '^mailroster verify: the new map socketmap:unix:.*no-such-socket:domains cannot answer'
+ADM verify --keys "$W/bbs.keys" >/dev/null 2>"$W/e2.err"
+check "no old maps: a usage error" "64" "$?"
+ADM verify nonsense=pgsql:/x >/dev/null 2>&1
+check "an unknown map: a usage error" "64" "$?"
+ADM verify --help >"$W/help.out" 2>&1
+check "--help: exit 0, the usage on standard output" "0|1" "$?|$(grep -c '^usage: mailroster \[-s SOCKET\] verify' "$W/help.out")"
+printf 'a@b\tc\n' >"$W/bad.keys"
+ADM verify --keys "$W/bad.keys" "${BBS_MAPS[@]}" >/dev/null 2>"$W/e3.err"
+check "a key with a tab: EX_DATAERR, the line named" "65|$W/bad.keys line 1: a key with a control character" "$?|$(sed 's/^mailroster verify: //' "$W/e3.err")"
+mr_stop
+
+t_summary
