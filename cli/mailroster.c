@@ -32,6 +32,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pwhash.h"
+#include "setup.h"
 
 #define DEFAULT_SOCKET "/run/mailroster/admin"
 #define IO_TIMEOUT 30           /* seconds, for connect, send and each receive */
@@ -903,6 +904,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[0], "db"))
         return db_command(argc, argv);
+    if (!strcmp(argv[0], "setup"))
+        return setup_command(argc, argv);   /* execs mailroster-setup(8) */
 
     rd.fd = -1;
     buf_init(&rd.in);

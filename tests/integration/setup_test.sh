@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# setup_test.sh - `mailroster setup` against a private PostgreSQL, Postfix
+# and Dovecot (scripts/lib/stack.sh) with config directories in a temp dir:
+# a dry run changes nothing and prints diffs; a real run wires everything,
+# a mail sent with swaks to a mailbox provisioned with `mailroster` is
+# delivered and read back over IMAP; a second run changes nothing; --undo
+# puts every file back byte for byte. The host's /etc/postfix and
+# /etc/dovecot are compared before and after.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+MRD=${MRD:-$TOP/mailrosterd}
+CLI=$(dirname "$MRD")/mailroster
+STACK_DIR=$(mktemp -d /tmp/mr-setup.XXXXXX)
+export STACK_DIR
+STACK_PIDS=()
+. "$TOP/scripts/lib/stack.sh"
+. "$TOP/scripts/lib/mrstack.sh"
+. "$TOP/tests/integration/lib.sh"
+T=$STACK_DIR
+# the daemon is started by the reload hook, a child of setup: stop it here
+finish() { [ -f "$T/mrd.pid" ] && kill "$(cat "$T/mrd.pid")" 2>/dev/null; stack_cleanup; }
+trap finish EXIT
+export MAILROSTER_SETUP=$TOP/scripts/mailroster-setup MAILROSTER_SHAREDIR=$TOP
+
+# what must not change: the host's mail configuration and Dovecot's modules
+host_sums() {
+    find /etc/postfix /etc/dovecot /usr/lib/dovecot/modules/auth -type f ! -path /etc/postfix/main.cf \
+        -exec sha256sum {} + 2>/dev/null | sort
+    for p in /etc/mailroster /var/lib/mailroster /run/mailroster /var/vmail; do
+        [ -e "$p" ] && echo "exists $p"
+    done
+    sha256sum /etc/passwd /etc/group
+}
+
+stack_pg_start || { notok "PostgreSQL starts"; t_summary; exit 1; }
+read -r _ _ < <(stack_vmail_user) || { notok "mail user"; t_summary; exit 1; }
+HOST_BEFORE=$(host_sums)
+# the host's main.cf but alternate_config_directories, which stack.sh (of
+# this and of parallel runs) edits meanwhile
+pf_host() { postconf -c /etc/postfix -n | grep -v '^alternate_config_directories'; }
+PF_HOST_BEFORE=$(pf_host)
+
+# A Dovecot config dir shaped like Debian's: dovecot.conf includes conf.d,
+# 10-auth.conf the system passdb/userdb.
+DV=$T/dovecot-etc
+mkdir -p "$DV/conf.d"
+printf '# host dovecot.conf\n!include conf.d/*.conf\n' >"$DV/dovecot.conf"
+printf '# host 10-auth.conf\n!include auth-system.conf.ext\n' >"$DV/conf.d/10-auth.conf"
+cp /etc/dovecot/conf.d/auth-system.conf.ext "$DV/conf.d/"
+chmod -R a+rX "$DV"
+STACK_DOVECOT_AUTH_MODULE=$(dirname "$MRD")/.libs/libauthdb_roster.so
+stack_dovecot_start "!include $DV/dovecot.conf" || { notok "Dovecot starts"; t_summary; exit 1; }
+stack_postfix_start "" || { notok "Postfix starts"; t_summary; exit 1; }
+PF=$STACK_POSTFIX_CONF
+QDIR=$(postconf -c "$PF" -h queue_directory)
+
+# reload hook: "SERVICE ACTION" for the private instances
+cat >"$T/reload.sh" <<EOF
+#!/bin/bash
+echo "\$1 \$2" >>"$T/reload.calls"
+case \$1 in
+mailrosterd)
+    if [ -f "$T/mrd.pid" ]; then
+        pid=\$(cat "$T/mrd.pid"); kill "\$pid" 2>/dev/null
+        for i in \$(seq 1 100); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$T/mrd.pid"
+    fi
+    [ "\$2" = stop ] && exit 0
+    n=\$(cat "$T/mrd.log" 2>/dev/null | wc -l)
+    "$MRD" -f -c "$T/etc-mr/mailroster.conf" >>"$T/mrd.log" 2>&1 </dev/null &
+    echo \$! >"$T/mrd.pid"
+    for i in \$(seq 1 200); do
+        tail -n +\$((n + 1)) "$T/mrd.log" | grep -q "loaded directory" && exit 0
+        sleep 0.05
+    done
+    echo "mailrosterd did not start" >&2; tail -n 5 "$T/mrd.log" >&2; exit 1 ;;
+dovecot)
+    doveadm -c "$STACK_DOVECOT_CONF" reload || exit 1
+    sleep 1 ;;
+postfix)
+    postfix -c "$PF" reload >/dev/null 2>&1 ;;
+esac
+EOF
+chmod +x "$T/reload.sh"
+
+SUBPORT=$(stack_free_port)
+OPTS=(--postfix-config "$PF" --dovecot-config "$DV" --dovecot-main "$STACK_DOVECOT_CONF"
+      --config "$T/etc-mr" --var-dir "$T/var" --run-dir "$T/run"
+      --pg-host "$PGHOST" --pg-port "$PGPORT" --db-conninfo "user=postgres" --sql-dir "$TOP/sql"
+      --mail-user mrvmail --mail-base "$T/vmail" --daemon-user root
+      --submission-port "$SUBPORT" --reload-command "$T/reload.sh")
+setup() { "$CLI" setup "${OPTS[@]}" "$@"; }
+# every file setup may write, and copies of them as they were
+FILES=("$PF/main.cf" "$PF/master.cf" "$DV/dovecot.conf" "$DV/conf.d/10-auth.conf")
+NEW=("$T/etc-mr/mailroster.conf" "$T/etc-mr/pgpass" "$DV/mailroster.conf.ext"
+     "$DV/auth-roster.conf.ext" "$DV/quota-roster.conf.ext" "$DV/dict-sql.conf.ext")
+mkdir -p "$T/orig"
+for f in "${FILES[@]}"; do cp -p "$f" "$T/orig/$(echo "$f" | tr / _)"; done
+same_as_orig() {
+    local f
+    for f in "${FILES[@]}"; do cmp -s "$f" "$T/orig/$(echo "$f" | tr / _)" || { echo "$f differs"; return 1; }; done
+    for f in "${NEW[@]}"; do [ ! -e "$f" ] || { echo "$f exists"; return 1; }; done
+}
+db_exists() { psql -X -At -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = 'mailroster'"; }
+
+# ---- errors are one line
+err=$("$CLI" setup --postfix-config /nonexistent 2>&1 >/dev/null); rc=$?
+if [ $rc -ne 0 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ]; then ok "a bad option fails with one line: $err"
+else notok "bad --postfix-config: rc=$rc [$err]"; fi
+
+# ---- dry run
+setup --dry-run >"$T/dry.out" 2>&1; rc=$?
+check "dry run exits 0" 0 "$rc"
+check_cmd "dry run changes no file" same_as_orig
+check "dry run creates no database" 0 "$(db_exists)"
+for f in "$PF/main.cf" "$PF/master.cf" "$DV/dovecot.conf" "$T/etc-mr/mailroster.conf" "$DV/dict-sql.conf.ext"; do
+    if grep -q "^+++ $f (new)" "$T/dry.out"; then ok "dry run shows a diff for $(basename "$f")"
+    else notok "dry run: no diff for $f"; fi
+done
+grep -q '^+virtual_mailbox_maps = socketmap:unix:mailroster/socketmap:mailboxes' "$T/dry.out" \
+    && ok "dry run: the mailboxes map below the queue directory" || notok "dry run: no mailboxes map line"
+grep -q '^+connect = .*password=\*\*\*\*\*\*\*\*$' "$T/dry.out" \
+    && ok "dry run masks the dict password" || notok "dry run: dict password not masked"
+[ ! -e "$T/var" ] && ok "dry run writes no state" || notok "dry run wrote $T/var"
+
+# ---- real run
+setup >"$T/run1.out" 2>&1; rc=$?
+check "setup exits 0" 0 "$rc"
+[ $rc -eq 0 ] || sed 's/^/#   /' "$T/run1.out"
+grep -q '^check: doveadm auth test logs the test account in' "$T/run1.out" \
+    && ok "setup checked the result (postmap -q, doveadm auth test)" || notok "no check in the output"
+check "mailrosterd restarted, Dovecot and Postfix reloaded" "mailrosterd restart,dovecot reload,postfix reload" \
+    "$(paste -sd, "$T/reload.calls" 2>/dev/null)"
+check "pgpass mode 600" 600 "$(stat -c %a "$T/etc-mr/pgpass")"
+check "dict-sql.conf.ext root:dovecot 640" "root:dovecot 640" "$(stat -c '%U:%G %a' "$DV/dict-sql.conf.ext")"
+pws=$( { cut -d: -f5 "$T/etc-mr/pgpass"; sed -n 's/.*password=\([0-9a-f]*\).*/\1/p' "$DV/dict-sql.conf.ext"; } | sort -u)
+check "three passwords generated" 3 "$(printf '%s\n' "$pws" | grep -c .)"
+leak=0
+for p in $pws; do grep -rqF -- "$p" "$T/run1.out" "$T/dry.out" "$T/var/setup" "$T/etc-mr/mailroster.conf" && leak=1; done
+check "no password in the output, the log or mailroster.conf" 0 "$leak"
+check "the log says what was done" 1 "$(grep -c 'changed .*main.cf' "$T/var/setup/setup.log")"
+check "login roles in their groups" "mailroster_dovecot:mailroster_dovecot_dict mailrosterd:mailroster_reader mailrosterd_admin:mailroster_admin" \
+    "$(psql -X -At -d mailroster -c "SELECT string_agg(m.rolname || ':' || g.rolname, ' ' ORDER BY m.rolname)
+        FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member JOIN pg_roles g ON g.oid = a.roleid
+        WHERE m.rolname IN ('mailrosterd', 'mailrosterd_admin', 'mailroster_dovecot')")"
+check "the system passdb is off" "#!include auth-system.conf.ext  # off: mailroster setup" \
+    "$(grep auth-system "$DV/conf.d/10-auth.conf")"
+check "the test account is gone" "" "$(psql -X -At -d mailroster -c "SELECT name FROM mailroster.domains")"
+
+# ---- provision with mailroster, send with swaks, read back over IMAP
+mr() { "$CLI" -s "$T/run/admin" "$@"; }
+mr domain add example.test >/dev/null && echo 'demo-password' | mr user add demo@example.test --password-stdin >/dev/null \
+    && ok "mailroster provisions demo@example.test" || notok "mailroster domain/user add"
+for i in $(seq 1 50); do
+    [ -n "$(cd "$QDIR" && postmap -q demo@example.test socketmap:unix:mailroster/socketmap:mailboxes 2>/dev/null)" ] && break
+    sleep 0.1
+done
+home=$(timeout 20 doveadm -c "$STACK_DOVECOT_CONF" user -f home demo@example.test 2>/dev/null)
+case $home in "$T/vmail/"*) ok "Dovecot's home from the roster userdb: $home" ;; *) notok "home: [$home]" ;; esac
+swaks --server "127.0.0.1:$STACK_SMTP_PORT" --from friend@example.org --to demo@example.test \
+    --h-Subject "setup test mail" --body "through mailroster setup" --timeout 20 >"$T/swaks.out" 2>&1 \
+    && ok "swaks: the private Postfix accepts the mail" || { notok "swaks"; tail -n 5 "$T/swaks.out" | sed 's/^/#   /'; }
+if stack_wait_maildir_file "$home/Maildir" 40 >/dev/null; then ok "delivered into the Maildir"; else notok "not delivered"; fi
+if mrs_imap_fetch demo@example.test demo-password "setup test mail" 2>&1 | grep -q 'through mailroster setup'; then
+    ok "read back over IMAP"
+else notok "IMAP read back"; fi
+for i in $(seq 1 50); do
+    [ -n "$(psql -X -At -d mailroster -c "SELECT 1 FROM mailroster.quota_usage WHERE username = 'demo@example.test'")" ] && break
+    sleep 0.1
+done
+check "Dovecot's quota dict wrote the usage (its generated password works)" 1 \
+    "$(psql -X -At -d mailroster -c "SELECT count(*) FROM mailroster.quota_usage WHERE username = 'demo@example.test' AND messages > 0")"
+
+# ---- second run: nothing to change
+mkdir -p "$T/after1"
+for f in "${FILES[@]}" "${NEW[@]}"; do cp -p "$f" "$T/after1/$(echo "$f" | tr / _)"; done
+: >"$T/reload.calls"
+setup >"$T/run2.out" 2>&1; rc=$?
+check "second run exits 0" 0 "$rc"
+grep -q '^nothing to change' "$T/run2.out" && ok "second run says nothing to change" || { notok "second run changed something"; sed 's/^/#   /' "$T/run2.out"; }
+same=1
+for f in "${FILES[@]}" "${NEW[@]}"; do cmp -s "$f" "$T/after1/$(echo "$f" | tr / _)" || same=0; done
+check "second run leaves every file as it was" 1 "$same"
+check "second run reloads nothing" "" "$(cat "$T/reload.calls")"
+setup --dry-run >"$T/dry2.out" 2>&1
+check "dry run after setup: nothing to change" "nothing to change" "$(cat "$T/dry2.out")"
+
+# ---- undo
+setup --undo >"$T/undo.out" 2>&1; rc=$?
+check "undo exits 0" 0 "$rc"
+check_cmd "undo puts every file back byte for byte (cmp) and removes the new ones" same_as_orig
+for f in "${FILES[@]}"; do
+    check "undo keeps the mode and owner of $(basename "$f")" "$(stat -c '%a %U %G' "$T/orig/$(echo "$f" | tr / _)")" "$(stat -c '%a %U %G' "$f")"
+done
+
+# ---- nothing outside the temp dir changed
+[ -f "$T/mrd.pid" ] && kill "$(cat "$T/mrd.pid")" 2>/dev/null; rm -f "$T/mrd.pid"
+trap - EXIT
+stack_cleanup
+check "host's /etc/postfix, /etc/dovecot, Dovecot's modules, users: unchanged" "$HOST_BEFORE" "$(host_sums)"
+check "host's /etc/postfix/main.cf unchanged (but alternate_config_directories)" "$PF_HOST_BEFORE" "$(pf_host)"
+t_summary
