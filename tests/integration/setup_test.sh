@@ -23,15 +23,13 @@ trap finish EXIT
 export MAILROSTER_SETUP=$TOP/scripts/mailroster-setup MAILROSTER_SHAREDIR=$TOP
 
 # what must not change: the host's mail configuration and Dovecot's modules
+# (main.cf: see pf_host). The host's mailroster dirs may be written by other
+# runs (package tests): nothing in them may name this run's temp dir.
 host_sums() {
     find /etc/postfix /etc/dovecot /usr/lib/dovecot/modules/auth -type f ! -path /etc/postfix/main.cf \
         -exec sha256sum {} + 2>/dev/null | sort
-    for p in /etc/mailroster /var/lib/mailroster /run/mailroster /var/vmail; do
-        [ -e "$p" ] && echo "exists $p"
-    done
-    sha256sum /etc/passwd /etc/group
 }
-
+host_mr_refs() { grep -rlsF -- "$T" /etc/mailroster /var/lib/mailroster /run/mailroster /var/vmail; }
 stack_pg_start || { notok "PostgreSQL starts"; t_summary; exit 1; }
 read -r _ _ < <(stack_vmail_user) || { notok "mail user"; t_summary; exit 1; }
 HOST_BEFORE=$(host_sums)
@@ -185,9 +183,20 @@ check "second run reloads nothing" "" "$(cat "$T/reload.calls")"
 setup --dry-run >"$T/dry2.out" 2>&1
 check "dry run after setup: nothing to change" "nothing to change" "$(cat "$T/dry2.out")"
 
-# ---- undo
+# ---- one run at a time
+flock "$T/var/setup" -c 'sleep 3' & lockpid=$!
+sleep 0.5
+err=$(setup 2>&1 >/dev/null)
+check "a second setup while one runs is refused" "mailroster-setup: another mailroster setup is running (lock on $T/var/setup)" "$err"
+wait "$lockpid"
+
+# ---- undo (after an edit by hand, which it reports and keeps aside)
+echo "debug = yes" >>"$T/etc-mr/mailroster.conf"
 setup --undo >"$T/undo.out" 2>&1; rc=$?
 check "undo exits 0" 0 "$rc"
+grep -q "^note: $T/etc-mr/mailroster.conf was edited after setup" "$T/undo.out" \
+    && ok "undo reports a file edited since setup" || notok "undo: no note about the edited mailroster.conf"
+check "... and keeps that version aside" "debug = yes" "$(tail -n 1 "$T/var/setup/edited$T/etc-mr/mailroster.conf" 2>/dev/null)"
 check_cmd "undo puts every file back byte for byte (cmp) and removes the new ones" same_as_orig
 for f in "${FILES[@]}"; do
     check "undo keeps the mode and owner of $(basename "$f")" "$(stat -c '%a %U %G' "$T/orig/$(echo "$f" | tr / _)")" "$(stat -c '%a %U %G' "$f")"
@@ -195,8 +204,12 @@ done
 
 # ---- nothing outside the temp dir changed
 [ -f "$T/mrd.pid" ] && kill "$(cat "$T/mrd.pid")" 2>/dev/null; rm -f "$T/mrd.pid"
+check "no system user created (--mail-user, --daemon-user exist)" 0 "$(cat "$T"/run1.out "$T"/run2.out | grep -c 'created system user')"
 trap - EXIT
 stack_cleanup
-check "host's /etc/postfix, /etc/dovecot, Dovecot's modules, users: unchanged" "$HOST_BEFORE" "$(host_sums)"
+if [ "$HOST_BEFORE" = "$(host_sums)" ]; then ok "host's /etc/postfix, /etc/dovecot, Dovecot's auth modules: unchanged"
+else notok "host files changed:"; diff <(echo "$HOST_BEFORE") <(host_sums) | sed 's/^/#   /'; fi
+check "nothing in the host's mailroster dirs refers to this run" "" "$(host_mr_refs)"
+
 check "host's /etc/postfix/main.cf unchanged (but alternate_config_directories)" "$PF_HOST_BEFORE" "$(pf_host)"
 t_summary
