@@ -22,14 +22,15 @@ finish() { [ -f "$T/mrd.pid" ] && kill "$(cat "$T/mrd.pid")" 2>/dev/null; stack_
 trap finish EXIT
 export MAILROSTER_SETUP=$TOP/scripts/mailroster-setup MAILROSTER_SHAREDIR=$TOP
 
-# what must not change: the host's mail configuration and Dovecot's modules
-# (main.cf: see pf_host). The host's mailroster dirs may be written by other
-# runs (package tests): nothing in them may name this run's temp dir.
+# what must not change: the host's mail configuration (main.cf: see
+# pf_host). The host's mailroster dirs (and Dovecot's module dir) may be
+# written by other runs (package tests): nothing in them may name this
+# run's temp dir.
 host_sums() {
-    find /etc/postfix /etc/dovecot /usr/lib/dovecot/modules/auth -type f ! -path /etc/postfix/main.cf \
+    find /etc/postfix /etc/dovecot -type f ! -path /etc/postfix/main.cf \
         -exec sha256sum {} + 2>/dev/null | sort
 }
-host_mr_refs() { grep -rlsF -- "$T" /etc/mailroster /var/lib/mailroster /run/mailroster /var/vmail; }
+host_mr_refs() { grep -rlsF -- "$T" /etc/mailroster /var/lib/mailroster /run/mailroster /var/vmail /usr/lib/dovecot/modules/auth; }
 stack_pg_start || { notok "PostgreSQL starts"; t_summary; exit 1; }
 read -r _ _ < <(stack_vmail_user) || { notok "mail user"; t_summary; exit 1; }
 HOST_BEFORE=$(host_sums)
@@ -203,12 +204,30 @@ for f in "${FILES[@]}"; do
     check "undo keeps the mode and owner of $(basename "$f")" "$(stat -c '%a %U %G' "$T/orig/$(echo "$f" | tr / _)")" "$(stat -c '%a %U %G' "$f")"
 done
 
+# ---- Debian's own configuration: copies of the host's /etc/postfix and
+# /etc/dovecot (their queue directory moved here), wired without reloads
+H=$T/hostcopy
+mkdir -p "$H/spool"
+cp -a /etc/postfix "$H/pf" && cp -a /etc/dovecot "$H/dv"
+postconf -c "$H/pf" -e "queue_directory = $H/spool"
+"$CLI" setup --postfix-config "$H/pf" --dovecot-config "$H/dv" --config "$H/mr" --var-dir "$H/var" \
+    --run-dir "$H/run" --pg-host "$PGHOST" --pg-port "$PGPORT" --sql-dir "$TOP/sql" --mail-user mrvmail \
+    --mail-base "$H/vmail" --daemon-user root --reload-command true --no-check >"$H/out" 2>&1
+check "setup on copies of Debian's configuration exits 0" 0 "$?"
+doveconf -c "$H/dv/dovecot.conf" -n >"$H/doveconf" 2>&1
+check "Dovecot reads the result" 0 "$?"
+check "... its passdbs and userdb are roster only (PAM and passwd off)" "roster roster roster" \
+    "$(awk '/^(passdb|userdb) \{/ { b = 1 } b && $1 == "driver" { printf "%s%s", sep, $3; sep = " "; b = 0 }' "$H/doveconf")"
+grep -q "unix_listener $H/spool/private/auth" "$H/doveconf" && ok "... with Postfix's SASL socket below the queue directory" \
+    || notok "no SASL listener below the queue directory"
+check "Postfix reads the submission service" "submission inet" "$(postconf -c "$H/pf" -M submission/inet 2>&1 | awk '{ print $1, $2 }')"
+
 # ---- nothing outside the temp dir changed
 [ -f "$T/mrd.pid" ] && kill "$(cat "$T/mrd.pid")" 2>/dev/null; rm -f "$T/mrd.pid"
 check "no system user created (--mail-user, --daemon-user exist)" 0 "$(cat "$T"/run1.out "$T"/run2.out | grep -c 'created system user')"
 trap - EXIT
 stack_cleanup
-if [ "$HOST_BEFORE" = "$(host_sums)" ]; then ok "host's /etc/postfix, /etc/dovecot, Dovecot's auth modules: unchanged"
+if [ "$HOST_BEFORE" = "$(host_sums)" ]; then ok "host's /etc/postfix and /etc/dovecot: unchanged"
 else notok "host files changed:"; diff <(echo "$HOST_BEFORE") <(host_sums) | sed 's/^/#   /'; fi
 check "nothing in the host's mailroster dirs refers to this run" "" "$(host_mr_refs)"
 
