@@ -107,6 +107,11 @@ err=$("$CLI" setup --postfix-config /nonexistent 2>&1 >/dev/null); rc=$?
 if [ $rc -ne 0 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ]; then ok "a bad option fails with one line: $err"
 else notok "bad --postfix-config: rc=$rc [$err]"; fi
 
+err=$("$CLI" setup --db-name 'Mail Roster' 2>&1 >/dev/null)
+check "a bad database name: one line" "mailroster-setup: --db-name: use lower-case letters, digits and _" "$err"
+err=$("$CLI" setup --undo --state-dir "$T/nostate" 2>&1 >/dev/null)
+check "undo with nothing done: one line" "mailroster-setup: nothing to undo: no record in $T/nostate" "$err"
+
 # ---- dry run (as the superuser given by --db-conninfo; the other runs
 # reach PostgreSQL as user postgres, the default)
 setup --dry-run --db-conninfo "user=postgres" >"$T/dry.out" 2>&1; rc=$?
@@ -136,8 +141,17 @@ check "dict-sql.conf.ext root:dovecot 640" "root:dovecot 640" "$(stat -c '%U:%G 
 pws=$( { cut -d: -f5 "$T/etc-mr/pgpass"; sed -n 's/.*password=\([0-9a-f]*\).*/\1/p' "$DV/dict-sql.conf.ext"; } | sort -u)
 check "three passwords generated" 3 "$(printf '%s\n' "$pws" | grep -c .)"
 leak=0
-for p in $pws; do grep -rqF -- "$p" "$T/run1.out" "$T/dry.out" "$T/var/setup" "$T/etc-mr/mailroster.conf" && leak=1; done
-check "no password in the output, the log or mailroster.conf" 0 "$leak"
+for p in $pws; do grep -rqF -- "$p" "$T/run1.out" "$T/dry.out" "$T/var/setup" "$T/etc-mr/mailroster.conf" "$T/pg.log" && leak=1; done
+check "no password in the output, setup's log, mailroster.conf or PostgreSQL's log" 0 "$leak"
+# the stored passwords are the roles' own: TCP logins checked with SCRAM
+sed -i "1i host all all 127.0.0.1/32 scram-sha-256" "$T/pg/pg_hba.conf"
+psql -X -q -d postgres -c "SELECT pg_reload_conf()" >/dev/null; sleep 0.3
+tcp_login() { psql -X -At -w -d "host=127.0.0.1 port=$PGPORT dbname=mailroster user=$1" -c "SELECT current_user" 2>/dev/null; }
+check "mailrosterd logs in with the password in pgpass" mailrosterd "$(PGPASSFILE=$T/etc-mr/pgpass tcp_login mailrosterd)"
+check "mailrosterd_admin logs in with the password in pgpass" mailrosterd_admin "$(PGPASSFILE=$T/etc-mr/pgpass tcp_login mailrosterd_admin)"
+check "mailroster_dovecot logs in with the password in dict-sql.conf.ext" mailroster_dovecot \
+    "$(PGPASSWORD=$(sed -n 's/.*password=\([0-9a-f]*\).*/\1/p' "$DV/dict-sql.conf.ext") tcp_login mailroster_dovecot)"
+check "a wrong password is refused (SCRAM is in force)" "" "$(PGPASSWORD=wrong tcp_login mailrosterd)"
 check "the log says what was done" 1 "$(grep -c 'changed .*main.cf' "$T/var/setup/setup.log")"
 check "login roles in their groups" "mailroster_dovecot:mailroster_dovecot_dict mailrosterd:mailroster_reader mailrosterd_admin:mailroster_admin" \
     "$(psql -X -At -d mailroster -c "SELECT string_agg(m.rolname || ':' || g.rolname, ' ' ORDER BY m.rolname)
