@@ -74,7 +74,7 @@ db_setup() {
         what=$([ -n "$exists" ] && echo "new password for" || echo "create")
         if [ "$DRY" = 1 ]; then say "would $what login role $role (in $group)"; continue; fi
         MRSETUP_PW=${!var} super_psql postgres -v r="$role" -v g="$group" -v db="$DB_NAME" <<'SQL' \
-        || die "cannot create login role $role"
+            || die "cannot create login role $role"
 SET client_min_messages = warning;
 -- the statement carries the password: keep it out of the server's log
 SET log_statement = 'none';
