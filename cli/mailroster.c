@@ -32,6 +32,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pwhash.h"
+#include "setup.h"
 #include "verify.h"
 
 #define DEFAULT_SOCKET "/run/mailroster/admin"
@@ -908,6 +909,8 @@ int main(int argc, char **argv)
         return db_command(argc, argv);
     if (!strcmp(argv[0], "verify"))
         return verify_command(argc, argv, sock);   /* old maps against mailrosterd: verify.c */
+    if (!strcmp(argv[0], "setup"))
+        return setup_command(argc, argv);   /* execs mailroster-setup(8) */
 
     rd.fd = -1;
     buf_init(&rd.in);
