@@ -80,6 +80,8 @@ purge_all() {
     INSTALLED=0
 }
 trap 'purge_all; stack_cleanup' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 # --- preconditions: nothing of ours on the machine --------------------------------------
 BEFORE=$(host_state)
@@ -215,7 +217,8 @@ CONF_SUM=$(sha256sum <"$CONF")
 unit_val() { sed -n "s/^$1=//p" "$UNIT" | head -n 1; }
 as_unit_user() { setpriv --reuid="$(unit_val User)" --regid="$(unit_val Group)" --init-groups -- "$@"; }
 # shellcheck disable=SC2046
-check_cmd "ExecStartPre (the configuration check) as $(unit_val User)" as_unit_user $(unit_val ExecStartPre) >/dev/null
+unit_pre() { as_unit_user $(unit_val ExecStartPre) >/dev/null; }
+check_cmd "ExecStartPre (the configuration check) as $(unit_val User)" unit_pre
 LOG=$STACK_DIR/mailrosterd.log
 start_unit() {
     : >"$NLOG"
