@@ -98,7 +98,7 @@ if getent passwd mailroster >/dev/null || getent group mailroster >/dev/null || 
     t_summary; exit 1
 fi
 
-# --- build, from a clean copy: the current version and a lower one, side by side --------
+# --- build, from a clean copy: the current version, then the same tree as a lower one -
 # the tracked files as they are in TOP (committed or not)
 REV=$(git -C "$TOP" stash create 2>/dev/null)
 REV=${REV:-HEAD}
