@@ -278,10 +278,15 @@ for f in $(cd "$TOP" && ls sql/schema.sql sql/roles.sql sql/migrations/*.sql sql
 done
 check "sql/ and conf.d/ in $share" "" "$miss"
 miss=""
-for m in man1/mailroster.1 man5/mailroster.conf.5 man7/mailroster-admin.7 man7/mailroster-auth.7 man8/mailrosterd.8; do
+for m in man1/mailroster.1 man5/mailroster.conf.5 man7/mailroster-admin.7 man7/mailroster-auth.7 man8/mailrosterd.8 \
+         man8/mailroster-setup.8; do
     [ -f "/usr/share/man/$m.gz" ] || miss="$miss $m"
 done
 check "the man pages" "" "$miss"
+check "mailroster setup finds its script and steps" "1" \
+    "$(mailroster setup --help 2>&1 | grep -c -- '--dry-run')"
+check "/usr/libexec/mailroster/mailroster-setup: 755 root root" "755 root root" \
+    "$(fmode /usr/libexec/mailroster/mailroster-setup)"
 check "mailroster db status: the database is up to date" "1" \
     "$(mailroster db status --database "host=$PGHOST port=$PGPORT dbname=mailroster user=postgres" 2>&1 | grep -c 'up to date')"
 
