@@ -16,7 +16,7 @@
 #include "setup.h"
 
 #ifndef SETUP_SCRIPT
-#define SETUP_SCRIPT "/usr/lib/mailroster/mailroster-setup"
+#define SETUP_SCRIPT "/usr/libexec/mailroster/mailroster-setup"
 #endif
 #ifndef PKGDATADIR
 #define PKGDATADIR "/usr/share/mailroster"
