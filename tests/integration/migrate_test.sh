@@ -4,7 +4,8 @@
 # upgrade, nothing lost, the result identical to a fresh schema.sql, a
 # second run changes nothing, a newer database is refused, a failing
 # migration leaves nothing behind, two hosts upgrading at once apply each
-# migration once.
+# migration once; a schema 7 database's rate-limit log gets its running
+# totals (0008).
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
@@ -78,6 +79,30 @@ fi
 out=$(migrate up migrate); rc=$?
 check "a second run changes nothing" "0|schema version $KNOWN; this mailroster knows up to $KNOWN: up to date|$KNOWN" \
     "$rc|$out|$(version up)"
+
+# a database of schema 7 whose accounts have sent: migration 0008 gives the
+# rate-limit log its running totals, and admissions go on from them
+stack_pg_createdb v7 || notok "a schema 7 database"
+for f in "$SQL"/migrations/000[1-7]_*.sql; do psqlq v7 -f "$f" >/dev/null || notok "v7: $f"; done
+psqlq v7 <<'SQL' >/dev/null
+INSERT INTO mailroster.domains (name, send_limit_messages, send_limit_window) VALUES ('sent.example', 10, 3600);
+INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, u FROM mailroster.domains, unnest('{ann,ben}'::text[]) u;
+INSERT INTO mailroster.send_counters (username, window_start, messages, recipients) VALUES
+  ('ann@sent.example', now() - interval '50 min', 1, 3),
+  ('ben@sent.example', now() - interval '40 min', 1, 1),
+  ('ann@sent.example', now() - interval '30 min', 1, 5),
+  ('ann@sent.example', now() - interval '10 min', 1, 2);
+SQL
+check "v7: at version 7" 7 "$(version v7)"
+migrate v7 migrate >/dev/null 2>&1
+check "v7 -> $KNOWN" "$KNOWN" "$(version v7)"
+check "the log's rows got each account's running totals" \
+    "ann@sent.example 1 3|ann@sent.example 2 8|ann@sent.example 3 10|ben@sent.example 1 1" \
+    "$(psqlq v7 -c "SELECT string_agg(username || ' ' || seq || ' ' || cum_recipients, '|' ORDER BY username, window_start) FROM mailroster.send_counters")"
+check "the next admission counts on from them" "ok|4 11" \
+    "$(psqlq v7 -c "SELECT verdict FROM mailroster.send_admit('ann@sent.example', 1)")|$(psqlq v7 -c "SELECT max(seq) || ' ' || max(cum_recipients) FROM mailroster.send_counters WHERE username = 'ann@sent.example'")"
+check "what the window holds, as before the upgrade" "4|11" \
+    "$(psqlq v7 -c "SELECT sent_messages || '|' || sent_recipients FROM mailroster.send_usage('ann@sent.example')")"
 
 # a database newer than this mailroster
 psqlq up -c "INSERT INTO mailroster.schema_version (version, description) VALUES (9999, 'from the future')"
