@@ -8,6 +8,7 @@
 #include <wchar.h>
 #include <wctype.h>
 
+#include "codec.h"
 #include "mem.h"
 #include "verify_parse.h"
 
@@ -233,17 +234,6 @@ void vp_split_maps(const char *s, struct strv *out)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* one tab-separated cell, escapes undone, into a new string */
 static char *unescape(const char *p, size_t len)
 {
@@ -256,14 +246,16 @@ static char *unescape(const char *p, size_t len)
             continue;
         }
         char e = p[++i];
+        int hi = i + 2 < len ? hex_digit((unsigned char)p[i + 1]) : -1;
+        int lo = i + 2 < len ? hex_digit((unsigned char)p[i + 2]) : -1;
         if (e == 'n')
             buf_addc(&b, '\n');
         else if (e == 't')
             buf_addc(&b, '\t');
         else if (e == 'r')
             buf_addc(&b, '\r');
-        else if (e == 'x' && i + 2 < len && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            buf_addc(&b, (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2])));
+        else if (e == 'x' && hi >= 0 && lo >= 0) {
+            buf_addc(&b, (char)(hi * 16 + lo));
             i += 2;
         } else
             buf_addc(&b, e);

@@ -178,3 +178,24 @@ else:
     print("closed" if closed else "timed out")
 ' "$1" "$2"
 }
+
+# mr_notify_listen SOCK LOG: a datagram socket standing in for systemd's
+# notify socket (mode 0666: the daemon may run as another user); each
+# message becomes one line of LOG, its fields joined with |. The listener's
+# PID goes to STACK_PIDS; returns once the socket exists.
+mr_notify_listen() {
+    : >"$2"
+    python3 - "$1" "$2" <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)
+with open(sys.argv[2], "a", buffering=1) as log:
+    while True:
+        data = s.recv(65536).decode("utf-8", "replace")
+        log.write(data.strip("\n").replace("\n", "|") + "\n")
+PY
+    STACK_PIDS+=("$!")
+    for _ in $(seq 1 100); do [ -S "$1" ] && return 0; sleep 0.05; done
+    return 1
+}

@@ -169,19 +169,7 @@ check_cmd "dpkg -i $OLDVERSION" dpkg_w -i "$(deb old mailroster "$OLDVERSION")" 
 # the daemon's notify socket, standing in for the manager: one line a message
 NSOCK=$STACK_DIR/notify
 NLOG=$STACK_DIR/notify.log
-: >"$NLOG"
-python3 - "$NSOCK" "$NLOG" <<'PY' &
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-os.chmod(sys.argv[1], 0o666)
-with open(sys.argv[2], "a", buffering=1) as log:
-    while True:
-        data = s.recv(65536).decode("utf-8", "replace")
-        log.write(data.strip("\n").replace("\n", "|") + "\n")
-PY
-STACK_PIDS+=("$!")
-for _ in $(seq 1 100); do [ -S "$NSOCK" ] && break; sleep 0.05; done
+mr_notify_listen "$NSOCK" "$NLOG" || exit 1
 wait_line() {
     for _ in $(seq 1 200); do grep -Eq -- "$1" "$NLOG" && return 0; sleep 0.05; done
     return 1

@@ -47,18 +47,7 @@ check "ExecStart runs mailrosterd in the foreground with the packaged config" \
 # its fields joined with |
 NSOCK=$STACK_DIR/notify
 NLOG=$STACK_DIR/notify.log
-: >"$NLOG"
-python3 - "$NSOCK" "$NLOG" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as log:
-    while True:
-        data = s.recv(65536).decode("utf-8", "replace")
-        log.write(data.strip("\n").replace("\n", "|") + "\n")
-PY
-STACK_PIDS+=("$!")
-for _ in $(seq 1 100); do [ -S "$NSOCK" ] && break; sleep 0.05; done
+mr_notify_listen "$NSOCK" "$NLOG" || exit 1
 
 stack_pg_start || exit 1
 mr_setup_db || exit 1
