@@ -199,3 +199,16 @@ PY
     for _ in $(seq 1 100); do [ -S "$1" ] && return 0; sleep 0.05; done
     return 1
 }
+
+# mr_check_exposure UNIT LABEL: systemd-analyze's offline security score of
+# UNIT (mailrosterd.service) is at most 2.0 (issue goal), one check.
+mr_check_exposure() {
+    local e
+    e=$(systemd-analyze security --offline=yes "$1" 2>/dev/null |
+        sed -n 's/.*Overall exposure level for mailrosterd.service: \([0-9.]*\).*/\1/p')
+    if [ -n "$e" ] && awk -v e="$e" 'BEGIN { exit !(e <= 2.0) }'; then
+        ok "$2: exposure $e <= 2.0"
+    else
+        notok "$2: exposure <= 2.0: got [$e]"
+    fi
+}

@@ -281,13 +281,7 @@ check "mailroster db status: the database is up to date" "1" \
 # --- the installed unit under systemd-analyze -------------------------------------------
 out=$(cd / && systemd-analyze verify --man=no "$UNIT" 2>&1 | grep mailrosterd)
 check "systemd-analyze verify: no complaint about the installed unit" "" "$out"
-exposure=$(systemd-analyze security --offline=yes "$UNIT" 2>/dev/null |
-    sed -n 's/.*Overall exposure level for mailrosterd.service: \([0-9.]*\).*/\1/p')
-if [ -n "$exposure" ] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
-    ok "systemd-analyze security: exposure $exposure <= 2.0"
-else
-    notok "systemd-analyze security: exposure <= 2.0: got [$exposure]"
-fi
+mr_check_exposure "$UNIT" "systemd-analyze security"
 
 # --- the upgraded daemon, from the kept snapshot, then from PostgreSQL --------------------
 stack_pg_stop

@@ -29,13 +29,7 @@ bad=$(sed 's/^Type=notify$/Type=notfy/' "$STACK_DIR/unit/mailrosterd.service")
 printf '%s\n' "$bad" >"$STACK_DIR/unit/broken.service"
 out=$(cd "$STACK_DIR/unit" && systemd-analyze verify --man=no ./broken.service 2>&1 | grep -c 'broken.service')
 check_cmd "... and it would complain about a broken copy ($out lines)" test "$out" -gt 0
-exposure=$(systemd-analyze security --offline=yes "$UNIT" 2>/dev/null |
-    sed -n 's/.*Overall exposure level for mailrosterd.service: \([0-9.]*\).*/\1/p')
-if [ -n "$exposure" ] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
-    ok "exposure $exposure <= 2.0"
-else
-    notok "exposure <= 2.0: got [$exposure]"
-fi
+mr_check_exposure "$UNIT" "systemd-analyze security"
 grep -q '^Type=notify$' "$UNIT" && ok "Type=notify" || notok "Type=notify"
 # the arguments ExecStart gives mailrosterd, to run them below
 EXEC_ARGS=$(sed -n 's|^ExecStart=/usr/sbin/mailrosterd ||p' "$UNIT")
