@@ -227,41 +227,68 @@ seed_maps() {
             -e "s|^user = .*|user = $role|" -e '/^password = /d' "$dir/$f" >"$out/$f"
     done
 }
-# old_q CF KEY: one pgsql lookup (postmap folds the key to lower case)
-old_q() { postmap -q "$2" "pgsql:$1" 2>/dev/null | paste -sd, -; }
+# batch_q MAPSPEC ARRAY < KEYS: every key asked in one postmap run (-q -);
+# ARRAY[key] = the answer (several lines of one key joined with commas),
+# unset when not found
+batch_q() {
+    local -n into=$2
+    local k v
+    into=()
+    while IFS=$'\t' read -r k v; do
+        into[$k]=${into[$k]:+${into[$k]},}$v
+    done < <(postmap -q - "$1" 2>/dev/null)
+}
 # compare_maps FMT DIR KEYS DOMAINS_CF MAILBOXES_CF ALIASES_CF [SENDER_CFS...]:
 # every key asked of the old maps (as Postfix asks: the address, then @domain,
 # only in a hosted domain) and of mailrosterd's socketmap; prints
-# "MAP key<TAB>old<TAB>new" for each difference, keys in lower case
+# "MAP key<TAB>old<TAB>new" for each difference, keys in lower case.
+# (Each map is asked all its keys in one postmap run.)
 compare_maps() {
-    local fmt=$1 dir=$2 keys=$3 dcf=$4 mcf=$5 acf=$6 k lk dom o n m v; shift 6
-    local scfs=("$@")
-    while IFS= read -r k; do
-        [ -n "$k" ] || continue
-        lk=$(python3 -c 'import sys; print(sys.argv[1].lower())' "$k")
+    local fmt=$1 dir=$2 keys=$3 dcf=$4 mcf=$5 acf=$6 lk dom o n m v i; shift 6
+    local scfs=("$@") smap="socketmap:unix:$MR_SMAP_UNIX"
+    local -A od nd om nm oa na ns os tmp
+    local -a lks
+    mapfile -t lks < <(grep -v '^$' "$keys" | python3 -c 'import sys; [print(l.rstrip("\n").lower()) for l in sys.stdin]')
+    local all="$STACK_DIR/compare.keys"
+    { printf '%s\n' "${lks[@]}"; for lk in "${lks[@]}"; do printf '%s\n' "${lk##*@}" "@${lk##*@}"; done; } | sort -u >"$all"
+    batch_q "pgsql:$dir/$dcf" od <"$all"
+    batch_q "$smap:domains" nd <"$all"
+    batch_q "pgsql:$dir/$mcf" om <"$all"
+    batch_q "$smap:mailboxes" nm <"$all"
+    batch_q "pgsql:$dir/$acf" oa <"$all"
+    batch_q "$smap:aliases" na <"$all"
+    batch_q "$smap:senders" ns <"$all"
+    for i in "${!scfs[@]}"; do
+        batch_q "pgsql:$dir/${scfs[$i]}" tmp <"$all"
+        for m in "${!tmp[@]}"; do os[$i|$m]=${tmp[$m]}; done
+    done
+    sortlist() { printf '%s' "$1" | tr ',' '\n' | sort | paste -sd, -; }
+    for lk in "${lks[@]}"; do
         dom=${lk##*@}
-        o=$(old_q "$dir/$dcf" "$dom"); [ -n "$o" ] && o=found || o="(not found)"
-        n=$(q_smap domains "$dom"); [ "$n" != "(not found)" ] && n=found
+        o="(not found)"; [ -n "${od[$dom]:-}" ] && o=found
+        n="(not found)"; [ -n "${nd[$dom]+x}" ] && n=found
         [ "$o" = "$n" ] || printf 'domains %s\t%s\t%s\n' "$dom" "$o" "$n"
-        [ "$k" = "${k#@}" ] || continue
+        [ "$lk" = "${lk#@}" ] || continue
         [ "$o" = found ] || continue
-        o=$(old_q "$dir/$mcf" "$lk"); [ -n "$o" ] && o=found || o="(not found)"
-        n=$(q_smap mailboxes "$lk"); [ "$n" != "(not found)" ] && n=found
+        o="(not found)"; [ -n "${om[$lk]:-}" ] && o=found
+        n="(not found)"; [ -n "${nm[$lk]+x}" ] && n=found
         [ "$o" = "$n" ] || printf 'mailboxes %s\t%s\t%s\n' "$lk" "$o" "$n"
-        o=$(old_q "$dir/$acf" "$lk"); [ -n "$o" ] || o=$(old_q "$dir/$acf" "@$dom")
-        o=$(printf '%s' "${o:-(not found)}" | tr ',' '\n' | sort | paste -sd, -)
-        n=$(q_smap aliases "$lk" | tr ',' '\n' | sort | paste -sd, -)
+        o=${oa[$lk]:-}; [ -n "$o" ] || o=${oa[@$dom]:-}
+        o=$(sortlist "${o:-(not found)}")
+        n=$(sortlist "${na[$lk]-(not found)}")
         [ "$o" = "$n" ] || printf 'aliases %s\t%s\t%s\n' "$lk" "$o" "$n"
         if [ ${#scfs[@]} -gt 0 ]; then
             o=""
             for m in "$lk" "@$dom"; do
-                for v in "${scfs[@]}"; do [ -z "$o" ] && o=$(old_q "$dir/$v" "$m"); done
+                for i in "${!scfs[@]}"; do
+                    [ -z "$o" ] && o=${os[$i|$m]:-}
+                done
             done
-            o=$(printf '%s' "${o:-(not found)}" | tr ',' '\n' | sort | paste -sd, -)
-            n=$(q_smap senders "$lk" | tr ',' '\n' | sort | paste -sd, -)
+            o=$(sortlist "${o:-(not found)}")
+            n=$(sortlist "${ns[$lk]-(not found)}")
             [ "$o" = "$n" ] || printf 'senders %s\t%s\t%s\n' "$lk" "$o" "$n"
         fi
-    done <"$keys" | sort -u
+    done | sort -u
 }
 # diffs_ok FMT GOT EXPECTED REPORT: the differences are exactly the
 # hand-written ones, and each one's address is named in the report
