@@ -20,6 +20,7 @@ Suite *peer_suite(void);
 Suite *pqlog_suite(void);
 Suite *roster_proto_suite(void);
 Suite *srv_suite(void);
+Suite *verify_parse_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);
