@@ -66,7 +66,7 @@ static void teardown(void) { dir_free(D); }
 static const char *run(const struct dir *d, const char *in, size_t len, int *closed)
 {
     static struct buf out;
-    struct auth_env e = { d, &defaults, &stats, logit, NULL };
+    struct auth_env e = { d, &defaults, &stats, logit, NULL, NULL, NULL };  /* LIST answered whole */
     size_t pos = 0;
     buf_reset(&out);
     *closed = 0;
