@@ -241,6 +241,9 @@ fi
 # admission is still pending, and the admission is answered (by the
 # daemon giving up its lock wait) while the row is still locked.
 coproc LK { psql -X -q -At -d "$MR_DB" 2>&1; }
+# bash unsets LK_PID when the coprocess ends, which it does as soon as
+# its input is closed: keep the PID for the wait
+lk_pid=$LK_PID
 echo "BEGIN; SELECT 'locked' FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
     WHERE m.local_part = 'grace' AND d.name = 'example.test' FOR UPDATE;" >&"${LK[1]}"
 read -r -t 20 line <&"${LK[0]}"
@@ -289,7 +292,7 @@ if grep -q 'policy: rate-limit admissions: database unavailable: lock timeout' "
     ok "slow admission: the lock wait ended by its own timeout"; else notok "slow admission: the lock wait ended by its own timeout"; fi
 echo "COMMIT;" >&"${LK[1]}"
 exec {LK[1]}>&-
-wait "$LK_PID" 2>/dev/null
+wait "$lk_pid" 2>/dev/null
 if grep -q 'policy: admission login=grace@example.test recipients=1 queue_id=: defer_db_unavailable' "$MRS_LOG"; then
     ok "slow admission: logged"; else notok "slow admission: logged"; fi
 check "slow admission: the timed-out admission did not count (lock timeout)" "0|0" "$(rows grace@example.test)"

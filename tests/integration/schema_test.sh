@@ -833,6 +833,9 @@ ok
 # a locked account is 'busy' after p_wait_ms and changes nothing; the
 # others in the batch are decided
 coproc LK { psql -X -q -At -h "$SOCK" -p "$PORT" -U postgres -d "$DB" 2>&1; }
+# bash unsets LK_PID when the coprocess ends, which it does as soon as
+# its input is closed: keep the PID for the wait
+lk_pid=$LK_PID
 echo "BEGIN; SELECT 'locked' FROM mailroster.mailboxes WHERE local_part = 'bob' FOR UPDATE;" >&"${LK[1]}"
 read -r -t 20 line <&"${LK[0]}"
 expect_eq   "a locked account is 'busy', the rest of the batch is decided" \
@@ -845,7 +848,7 @@ expect_fail "send_admit on a locked account: SQLSTATE 55P03 after p_wait_ms" \
     "SELECT verdict FROM mailroster.send_admit('bob@example.org', 1, NULL, 300)" "lock timeout" $R
 echo "COMMIT;" >&"${LK[1]}"
 exec {LK[1]}>&-
-wait "$LK_PID" 2>/dev/null
+wait "$lk_pid" 2>/dev/null
 q -c "DELETE FROM mailroster.send_counters; DELETE FROM mailroster.send_limits;
       DELETE FROM mailroster.mailboxes WHERE local_part = 'tom'"
 # 0006: two refusals within an hour suspend; the reader writes hits and the
