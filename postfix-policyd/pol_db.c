@@ -191,6 +191,18 @@ static long lock_wait_ms(const struct pol_job *j, double now)
     return (long)((j->deadline - now) * 1000) - LOCK_MARGIN_MS;
 }
 
+/* The time left for j's lock wait at now, into *left; 0 and j answered
+ * PV_TIMEOUT when nothing is left. */
+static int time_left(struct pol_job *j, double now, long *left)
+{
+    *left = lock_wait_ms(j, now);
+    if (*left >= 1)
+        return 1;
+    j->res.verdict = PV_TIMEOUT;
+    snprintf(j->err, sizeof(j->err), "waited longer than policy_db_timeout for a database thread");
+    return 0;
+}
+
 static void start_result(struct pol_job *j)
 {
     memset(&j->res, 0, sizeof(j->res));
@@ -371,14 +383,10 @@ static void admit(struct worker *w, struct pol_job **jobs, int n)
     long wait_ms = -1;
 
     for (int i = 0; i < n; i++) {
+        long left;
         start_result(jobs[i]);
-        long left = lock_wait_ms(jobs[i], now);
-        if (left < 1) {
-            jobs[i]->res.verdict = PV_TIMEOUT;
-            snprintf(jobs[i]->err, sizeof(jobs[i]->err),
-                     "waited longer than policy_db_timeout for a database thread");
+        if (!time_left(jobs[i], now, &left))
             continue;
-        }
         /* the batch's lock wait: what the most hurried job has left */
         if (wait_ms < 0 || left < wait_ms)
             wait_ms = left;
@@ -398,13 +406,9 @@ static void admit(struct worker *w, struct pol_job **jobs, int n)
     if (w->single) {
         for (int i = 0; i < ngo; i++) {
             /* each statement starts from what its job has left */
-            long left = lock_wait_ms(go[i], pol_db_now());
-            if (left < 1) {
-                go[i]->res.verdict = PV_TIMEOUT;
-                snprintf(go[i]->err, sizeof(go[i]->err),
-                         "waited longer than policy_db_timeout for a database thread");
+            long left;
+            if (!time_left(go[i], pol_db_now(), &left))
                 continue;
-            }
             if (w->pg == NULL && ensure_conn(w, go[i]->err, sizeof(go[i]->err)) < 0) {
                 go[i]->res.verdict = PV_UNAVAILABLE;
                 note_failure(go[i]->err);
