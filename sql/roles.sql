@@ -85,13 +85,15 @@ GRANT EXECUTE ON FUNCTION
     mailroster.path_is_under(text, text),
     mailroster.mail_paths_problem(text, text, text),
     mailroster.password_hash_problem(text),
-    mailroster.password_hash_ok(text)
+    mailroster.password_hash_ok(text),
+    mailroster.is_transport_pattern(text)
 TO mailroster_admin;
 
 -- mailroster_reader
 GRANT SELECT ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
     mailroster.sender_addresses, mailroster.master_users,
+    mailroster.transports,
     mailroster.change_log, mailroster.schema_version,
     mailroster.quota_usage, mailroster.last_login
 TO mailroster_reader;
@@ -109,6 +111,7 @@ TO mailroster_reader;
 GRANT SELECT ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
     mailroster.sender_addresses, mailroster.master_users,
+    mailroster.transports,
     mailroster.change_log, mailroster.schema_version,
     mailroster.quota_usage, mailroster.last_login
 TO mailroster_admin;
@@ -131,7 +134,8 @@ GRANT SELECT ON mailroster.send_hits TO mailroster_admin;
 -- ... plus directory writes and the audit trail.
 GRANT INSERT, UPDATE, DELETE ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
-    mailroster.sender_addresses, mailroster.master_users
+    mailroster.sender_addresses, mailroster.master_users,
+    mailroster.transports
 TO mailroster_admin;
 GRANT SELECT, INSERT ON mailroster.audit_log TO mailroster_admin;
 -- mail_base (migration 0004): read by the mailbox path trigger, which runs
@@ -143,7 +147,7 @@ GRANT USAGE ON SEQUENCE
     mailroster.domains_id_seq, mailroster.mailboxes_id_seq,
     mailroster.aliases_id_seq, mailroster.sender_addresses_id_seq,
     mailroster.master_users_id_seq, mailroster.audit_log_id_seq,
-    mailroster.send_limits_id_seq
+    mailroster.send_limits_id_seq, mailroster.transports_id_seq
 TO mailroster_admin;
 
 -- mailroster_dovecot_dict
@@ -156,6 +160,10 @@ TO mailroster_dovecot_dict;
 GRANT EXECUTE ON FUNCTION mailroster.export_jsonl(text)
 TO mailroster_reader, mailroster_admin;
 GRANT EXECUTE ON FUNCTION mailroster.import_jsonl(text, boolean)
+TO mailroster_admin;
+-- The import of migration 0002, which import_jsonl (migration 0010) wraps:
+-- it runs with the caller's rights, so the caller needs it too.
+GRANT EXECUTE ON FUNCTION mailroster.import_jsonl_core(text, boolean)
 TO mailroster_admin;
 
 COMMIT;
