@@ -558,7 +558,8 @@ static void array_literal(struct adm_job *j, struct buf *out)
 static int run_alias(void *pg, struct adm_job *j)
 {
     struct buf arr, src;
-    const char *p[3] = { j->key1, j->key2, NULL };
+    /* $4: may_send, when the request gave it (NULL: as it is, or true) */
+    const char *p[4] = { j->key1, j->key2, NULL, j->nset == 1 ? j->set_val[0] : NULL };
     PGresult *r;
     (void)pg;
 
@@ -569,14 +570,22 @@ static int run_alias(void *pg, struct adm_job *j)
     p[2] = arr.data;
     if (cmd(j, "BEGIN") < 0)
         goto out;
+    if (!strcmp(j->cmd, "alias set")) {
+        const char *ps[3] = { j->key1, j->key2, p[3] };
+        write_one(j, "UPDATE mailroster.aliases a SET may_send = $3::boolean FROM mailroster.domains d "
+                     "WHERE d.id = a.domain_id AND d.name = $1 AND a.local_part = $2", 3, ps,
+                  "no such alias", src.data, "updated");
+        goto out;
+    }
     if (!strcmp(j->cmd, "alias remove")) {
         write_one(j, "DELETE FROM mailroster.aliases a USING mailroster.domains d WHERE d.id = a.domain_id "
                      "AND d.name = $1 AND a.local_part = $2", 2, p, "no such alias", src.data, "removed");
         goto out;
     }
     if (!strcmp(j->cmd, "alias ensure")) {
-        r = q(j, "SELECT a.destinations = $3::text[] FROM mailroster.aliases a JOIN mailroster.domains d "
-                 "ON d.id = a.domain_id WHERE d.name = $1 AND a.local_part = $2 FOR UPDATE OF a", 3, p);
+        r = q(j, "SELECT a.destinations = $3::text[] AND a.may_send = coalesce($4::boolean, a.may_send) "
+                 "FROM mailroster.aliases a JOIN mailroster.domains d "
+                 "ON d.id = a.domain_id WHERE d.name = $1 AND a.local_part = $2 FOR UPDATE OF a", 4, p);
         if (r == NULL)
             goto fail;
         if (PQntuples(r) > 0) {
@@ -588,8 +597,9 @@ static int run_alias(void *pg, struct adm_job *j)
                 j->ok = 1;
                 goto out;
             }
-            r = q(j, "UPDATE mailroster.aliases a SET destinations = $3::text[] FROM mailroster.domains d "
-                     "WHERE d.id = a.domain_id AND d.name = $1 AND a.local_part = $2", 3, p);
+            r = q(j, "UPDATE mailroster.aliases a SET destinations = $3::text[], "
+                     "may_send = coalesce($4::boolean, a.may_send) FROM mailroster.domains d "
+                     "WHERE d.id = a.domain_id AND d.name = $1 AND a.local_part = $2", 4, p);
             if (r == NULL)
                 goto fail;
             PQclear(r);
@@ -610,8 +620,9 @@ static int run_alias(void *pg, struct adm_job *j)
             goto out;
         }
     }
-    write_one(j, "INSERT INTO mailroster.aliases (domain_id, local_part, destinations) "
-                 "SELECT d.id, $2, $3::text[] FROM mailroster.domains d WHERE d.name = $1", 3, p,
+    write_one(j, "INSERT INTO mailroster.aliases (domain_id, local_part, destinations, may_send) "
+                 "SELECT d.id, $2, $3::text[], coalesce($4::boolean, true) FROM mailroster.domains d "
+                 "WHERE d.name = $1", 4, p,
               "no such domain", src.data, "created");
     goto out;
 fail:
@@ -693,13 +704,18 @@ static int run_user_usage(void *pg, struct adm_job *j)
                            "(SELECT coalesce(string_agg(format('%s %ss messages=%s recipients=%s', scope, window_seconds, "
                            "   coalesce(messages::text, 'unlimited'), coalesce(recipients::text, 'unlimited')), '; ' "
                            "   ORDER BY window_seconds), 'unlimited') FROM mailroster.send_usage($1) "
-                           "   WHERE messages IS NOT NULL OR recipients IS NOT NULL)",
+                           "   WHERE messages IS NOT NULL OR recipients IS NOT NULL), "
+                           /* kept for the sysop, not loaded by the daemon */
+                           "(SELECT m.display_name FROM mailroster.mailboxes m JOIN mailroster.domains d "
+                           "   ON d.id = m.domain_id WHERE m.local_part || '@' || d.name = $1), "
+                           "(SELECT m.metadata::text FROM mailroster.mailboxes m JOIN mailroster.domains d "
+                           "   ON d.id = m.domain_id WHERE m.local_part || '@' || d.name = $1)",
                      2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         static const char *keys[] = { "quota_used_bytes", "quota_used_messages", "last_login",
                                       "last_login_service", "sent_messages_window",
-                                      "sent_recipients_window", "send_windows" };
-        for (int i = 0; i < 7; i++)
+                                      "sent_recipients_window", "send_windows", "display_name", "metadata" };
+        for (int i = 0; i < 9; i++)
             adm_field(&j->reply, keys[i], PQgetisnull(r, 0, i) ? "" : PQgetvalue(r, 0, i));
         buf_adds(&j->reply, "\nOK 1 mailbox\n");
     } else {
@@ -1028,6 +1044,76 @@ out:
     return 0;
 }
 
+/* transport add / ensure / set / remove / list: key1 = canonical pattern,
+ * key2 = the transport (add, ensure) */
+static int run_transport(void *pg, struct adm_job *j)
+{
+    struct buf sql;
+    const char *p[32] = { j->key1, j->key2 };
+    PGresult *r;
+    (void)pg;
+
+    buf_init(&sql);
+    if (!strcmp(j->cmd, "transport list")) {
+        r = q(j, "SELECT pattern, transport, CASE WHEN enabled THEN 'yes' ELSE 'no' END FROM mailroster.transports "
+                 "ORDER BY pattern COLLATE \"C\"", 0, NULL);
+        if (r != NULL) {
+            for (int i = 0; i < PQntuples(r); i++) {
+                buf_adds(&j->reply, "*");
+                adm_field(&j->reply, "pattern", PQgetvalue(r, i, 0));
+                adm_field(&j->reply, "transport", PQgetvalue(r, i, 1));
+                adm_field(&j->reply, "enabled", PQgetvalue(r, i, 2));
+                buf_addc(&j->reply, '\n');
+            }
+            buf_printf(&j->reply, "OK %d transports\n", PQntuples(r));
+            j->ok = 1;
+            PQclear(r);
+        }
+        goto out;
+    }
+    if (cmd(j, "BEGIN") < 0)
+        goto out;
+    if (!strcmp(j->cmd, "transport remove")) {
+        write_one(j, "DELETE FROM mailroster.transports WHERE pattern = $1", 1, p, "no such transport entry",
+                  j->key1, "removed");
+        goto out;
+    }
+    if (!strcmp(j->cmd, "transport set")) {
+        params_from(j, p, 1);
+        buf_adds(&sql, "UPDATE mailroster.transports SET ");
+        set_list(j, &sql, 2, "");
+        buf_adds(&sql, " WHERE pattern = $1");
+        write_one(j, sql.data, 1 + j->nset, p, "no such transport entry", j->key1, "updated");
+        goto out;
+    }
+    if (!strcmp(j->cmd, "transport ensure")) {
+        r = q(j, "SELECT transport = $2 AND enabled FROM mailroster.transports WHERE pattern = $1 FOR UPDATE", 2, p);
+        if (r == NULL) {
+            rollback();
+            goto out;
+        }
+        if (PQntuples(r) > 0) {
+            int same = PQgetvalue(r, 0, 0)[0] == 't';
+            PQclear(r);
+            if (same) {
+                rollback();
+                buf_printf(&j->reply, "OK unchanged %s\n", j->key1);
+                j->ok = 1;
+                goto out;
+            }
+            write_one(j, "UPDATE mailroster.transports SET transport = $2, enabled = true WHERE pattern = $1", 2, p,
+                      "no such transport entry", j->key1, "updated");
+            goto out;
+        }
+        PQclear(r);
+    }
+    write_one(j, "INSERT INTO mailroster.transports (pattern, transport) VALUES ($1, $2)", 2, p,
+              "not created", j->key1, "created");
+out:
+    buf_free(&sql);
+    return 0;
+}
+
 /* export [DOMAIN]: key1 = domain or NULL */
 static int run_export(void *pg, struct adm_job *j)
 {
@@ -1186,6 +1272,7 @@ int (*adm_run_user_add)(void *, struct adm_job *) = run_user_add;
 int (*adm_run_user_update)(void *, struct adm_job *) = run_user_update;
 int (*adm_run_alias)(void *, struct adm_job *) = run_alias;
 int (*adm_run_sender)(void *, struct adm_job *) = run_sender;
+int (*adm_run_transport)(void *, struct adm_job *) = run_transport;
 
 /* --- the thread -------------------------------------------------------------- */
 

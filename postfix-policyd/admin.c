@@ -24,6 +24,7 @@ extern int (*adm_run_user_add)(void *, struct adm_job *);
 extern int (*adm_run_user_update)(void *, struct adm_job *);
 extern int (*adm_run_alias)(void *, struct adm_job *);
 extern int (*adm_run_sender)(void *, struct adm_job *);
+extern int (*adm_run_transport)(void *, struct adm_job *);
 extern int (*adm_run_user_usage)(void *, struct adm_job *);
 extern int (*adm_run_refusal)(void *, struct adm_job *);
 extern int (*adm_run_limit)(void *, struct adm_job *);
@@ -315,7 +316,8 @@ static int parse_bool(const char *s, char *out, size_t outlen)
     return 0;
 }
 
-enum opt_type { O_SIZE, O_COUNT, O_BOOL, O_SERVICES, O_PATH, O_TEXT, O_ID, O_DURATION, O_HASH, O_LIMIT };
+enum opt_type { O_SIZE, O_COUNT, O_BOOL, O_SERVICES, O_PATH, O_TEXT, O_ID, O_DURATION, O_HASH, O_LIMIT,
+                O_JSON, O_ADDRS };
 
 struct opt {
     const char *key;
@@ -344,6 +346,10 @@ static const struct opt user_opts[] = {
     { "services", "services", "text[]", O_SERVICES, "imap,pop3,submission,lmtp,sieve", 0 },
     { "send_limit_messages", "send_limit_messages", "int", O_COUNT, "messages per window", 0 },
     { "send_limit_recipients", "send_limit_recipients", "int", O_COUNT, "recipients per window", 0 },
+    { "display_name", "display_name", "text", O_TEXT, "the name to show, one line", 0 },
+    { "metadata", "metadata", "jsonb", O_JSON, "a JSON object kept with the account", 0 },
+    { "forward", "forward_to", "text[]", O_ADDRS, "ADDRESS,...: incoming mail goes there (empty: none)", 0 },
+    { "keep_copy", "keep_copy", "boolean", O_BOOL, "yes: forwarded mail is kept in the mailbox too", 0 },
     /* a path or an id is a way into another domain's mail: admins only */
     { "home", "home", "text", O_PATH, "home directory override", 1 },
     { "mail", "mail", "text", O_TEXT, "mail location override", 1 },
@@ -353,10 +359,76 @@ static const struct opt user_opts[] = {
     { NULL, NULL, NULL, 0, NULL, 0 },
 };
 
+static const struct opt alias_opts[] = {
+    { "may_send", "may_send", "boolean", O_BOOL, "yes: the alias's mailboxes may send as it", 0 },
+    { NULL, NULL, NULL, 0, NULL, 0 },
+};
+
+static const struct opt transport_opts[] = {
+    { "transport", "transport", "text", O_TEXT, "transport(5)'s right-hand side", 0 },
+    { "enabled", "enabled", "boolean", O_BOOL, "yes/no", 0 },
+    { NULL, NULL, NULL, 0, NULL, 0 },
+};
+
 /* A ready hash: its scheme prefix and its form (pwhash.c). */
 static int hash_ok(const char *h, const char **why)
 {
     return pw_hash_check(h, why);
+}
+
+/* Is w[0..len) the option key? "keep-copy" is "keep_copy": the words
+ * people type and the column names both work. */
+static int key_is(const char *key, const char *w, size_t len)
+{
+    if (strlen(key) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (key[i] != w[i] && !(key[i] == '_' && w[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* "a@x,b@y" (or empty) as a PostgreSQL array literal of canonical
+ * addresses; NULL with the reason in *why. */
+static char *addr_list_literal(const char *v, const char **why)
+{
+    struct buf lit, local, dom, err_out;
+    char *res = NULL;
+    size_t n = 0;
+    buf_init(&lit);
+    buf_init(&local);
+    buf_init(&dom);
+    buf_init(&err_out);
+    buf_addc(&lit, '{');
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ", ");
+        if (len > 0) {
+            char *one = xstrndup(p, len);
+            int bad = canon_address_d(one, 0, NULL, &local, &dom, &err_out) < 0;
+            free(one);
+            if (bad) {
+                *why = "not a list of addresses (local@domain,...)";
+                goto out;
+            }
+            if (++n > 1000) {
+                *why = "more than 1000 addresses";
+                goto out;
+            }
+            buf_adds(&lit, n > 1 ? ",\"" : "\"");
+            buf_printf(&lit, "%s@%s\"", local.data, dom.data);
+        }
+        p += len;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    buf_addc(&lit, '}');
+    res = xstrdup(lit.data);
+out:
+    buf_free(&lit);
+    buf_free(&local);
+    buf_free(&dom);
+    buf_free(&err_out);
+    return res;
 }
 
 /* key=value words from argv[from..] into the job's column list. */
@@ -373,7 +445,7 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
             return -1;
         }
         for (o = table; o->key; o++)
-            if (strlen(o->key) == (size_t)(eq - w) && !memcmp(o->key, w, (size_t)(eq - w)))
+            if (key_is(o->key, w, (size_t)(eq - w)))
                 break;
         if (o->key == NULL) {
             err(out, "usage", "unknown option '%.*s'", (int)(eq - w), w);
@@ -461,6 +533,17 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
                 why = "longer than 1024 octets";
             stored = why ? NULL : xstrdup(v);
             break;
+        case O_JSON:        /* the database checks it is an object and its size */
+            if (*v != '{')
+                why = "not a JSON object ({...})";
+            else if (strlen(v) > 16384)
+                why = "longer than 16384 octets";
+            else
+                stored = xstrdup(v);
+            break;
+        case O_ADDRS:
+            stored = addr_list_literal(v, &why);
+            break;
         case O_HASH:
             if (hash_ok(v, &why))
                 stored = xstrdup(v);
@@ -474,6 +557,11 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
             err(out, "bad-input", "%s: '%s' is %s", o->key, o->type == O_HASH ? "(hash)" : v, why);
             free(stored);
             return -1;
+        }
+        if (o->type == O_TEXT && !*v && !strcmp(o->col, "display_name")) {
+            free(stored);   /* "display_name=" takes the name away */
+            stored = NULL;
+            is_null = 1;
         }
         j->set_col[j->nset] = o->col;
         j->set_cast[j->nset] = o->cast;
@@ -1007,15 +1095,34 @@ static void c_alias_write(const struct cmd *c, struct adm_args *a, struct caller
     j = job_new(c, a, who, conn, adm_run_alias);
     j->key1 = xstrdup(dom.data);
     j->key2 = xstrdup(local.data ? local.data : "");
-    if (strcmp(c->name, "alias remove") != 0) {
+    if (!strcmp(c->name, "alias set")) {
+        if (take_opts(j, alias_opts, a, 3, who, out) < 0)
+            goto fail;
+    } else if (strcmp(c->name, "alias remove") != 0) {
         j->list = xcalloc((size_t)a->argc, sizeof(char *));
         for (int i = 3; i < a->argc; i++) {
+            /* an option word has '=' and no '@'; a destination always has '@' */
+            if (strchr(a->argv[i], '=') && !strchr(a->argv[i], '@')) {
+                struct adm_args one = *a;
+                if (j->nset > 0) {
+                    err(out, "usage", "usage: %s", c->usage);
+                    goto fail;
+                }
+                one.argc = i + 1;
+                if (take_opts(j, alias_opts, &one, i, who, out) < 0)
+                    goto fail;
+                continue;
+            }
             /* a destination: local@domain, or @domain to rewrite the domain */
             if (canon_address_d(a->argv[i], 1, NULL, &dl, &dd, out) < 0)
                 goto fail;
             buf_reset(&src);
             buf_printf(&src, "%s@%s", dl.data ? dl.data : "", dd.data);
             j->list[j->nlist++] = xstrdup(src.data);
+        }
+        if (j->nlist == 0) {
+            err(out, "usage", "usage: %s", c->usage);
+            goto fail;
         }
         buf_reset(&src);
         buf_printf(&src, "%s@%s", j->key2, j->key1);
@@ -1342,6 +1449,106 @@ fail:
     adm_job_free(j);
 }
 
+/* --- commands: transports ----------------------------------------------------- */
+
+/* A transport pattern in its canonical form: local@domain (the extension
+ * kept: Postfix asks user+ext@domain first), domain, or .domain. */
+static int canon_pattern(const char *in, struct buf *pat, struct buf *out)
+{
+    struct buf local, dom;
+    int rc = -1;
+    buf_init(&local);
+    buf_init(&dom);
+    buf_reset(pat);
+    if (strchr(in, '@')) {
+        if (in[0] != '@' && canon_address_d(in, 0, NULL, &local, &dom, out) == 0) {
+            buf_printf(pat, "%s@%s", local.data, dom.data);
+            rc = 0;
+        } else if (in[0] == '@')
+            err(out, "bad-input", "%s: a transport pattern is local@domain, domain or .domain", in);
+    } else if (in[0] == '.' && in[1] != '.') {
+        if (canon_domain(in + 1, &dom, out) == 0) {
+            buf_printf(pat, ".%s", dom.data);
+            rc = 0;
+        }
+    } else if (canon_domain(in, &dom, out) == 0) {
+        buf_adds(pat, dom.data);
+        rc = 0;
+    }
+    buf_free(&local);
+    buf_free(&dom);
+    return rc;
+}
+
+/* transport(5)'s right-hand side: "[transport]:[nexthop]" or "error:text";
+ * one line, the transport name letters, digits, '-' and '_'. */
+static const char *transport_problem(const char *t)
+{
+    size_t n = strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+    if (t[n] != ':')
+        return "not transport:nexthop (e.g. relay:[10.0.0.5]:8025, lmtp:unix:private/app, error:5.1.1 gone)";
+    if (strlen(t) > 1024)
+        return "longer than 1024 octets";
+    for (const char *p = t; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return "has a control character";
+    return NULL;
+}
+
+static void c_transport_write(const struct cmd *c, struct adm_args *a, struct caller *who,
+                              struct srv_conn *conn, struct buf *out)
+{
+    struct buf pat;
+    struct adm_job *j = NULL;
+    const char *why;
+
+    if (who->role != ROLE_ADMIN) {
+        /* a transport can send any domain's mail anywhere */
+        err(out, "refused", "only an admin may manage transports");
+        msg_warn("admin: refused %s %s for %s (admins only)", a->argv[0], a->argv[1], who->actor);
+        return;
+    }
+    buf_init(&pat);
+    if (canon_pattern(a->argv[2], &pat, out) < 0)
+        goto out;
+    j = job_new(c, a, who, conn, adm_run_transport);
+    j->key1 = xstrdup(pat.data);
+    if (!strcmp(c->name, "transport add") || !strcmp(c->name, "transport ensure")) {
+        if ((why = transport_problem(a->argv[3])) != NULL) {
+            err(out, "bad-input", "%s: %s", a->argv[3], why);
+            goto fail;
+        }
+        j->key2 = xstrdup(a->argv[3]);
+    } else if (!strcmp(c->name, "transport set")) {
+        if (take_opts(j, transport_opts, a, 3, who, out) < 0)
+            goto fail;
+        for (int i = 0; i < j->nset; i++)
+            if (!strcmp(j->set_col[i], "transport") && (why = transport_problem(j->set_val[i])) != NULL) {
+                err(out, "bad-input", "%s: %s", j->set_val[i], why);
+                goto fail;
+            }
+    }
+    submit(j, out);
+    j = NULL;
+fail:
+    adm_job_free(j);
+out:
+    buf_free(&pat);
+}
+
+static void c_transport_list(const struct cmd *c, struct adm_args *a, struct caller *who,
+                             struct srv_conn *conn, struct buf *out)
+{
+    struct adm_job *j;
+    if (who->role == ROLE_DOMAIN) {
+        err(out, "refused", "only an admin may list transports");
+        return;
+    }
+    j = job_new(c, a, who, conn, adm_run_transport);
+    j->read_only = 1;
+    submit(j, out);
+}
+
 static void c_master_list(const struct cmd *c, struct adm_args *a, struct caller *who,
                           struct srv_conn *conn, struct buf *out)
 {
@@ -1626,9 +1833,9 @@ static const struct cmd cmds[] = {
     { "domain remove", 1, 2, 1, c_domain_write, "domain remove DOMAIN [--force]", "remove a domain; with mailboxes or aliases left only with --force" },
     { "domain show", 1, 1, 0, c_domain_show, "domain show DOMAIN", "show a domain" },
     { "domain list", 0, 0, 0, c_domain_list, "domain list", "list domains" },
-    { "user add", 1, 14, 1, c_user_write, "user add ADDRESS [password=HASH] [quota=SIZE] [quota_messages=N] [may_send=yes|no] [may_receive=yes|no] [services=LIST] [send_limit_messages=N] [send_limit_recipients=N] [home=PATH] [mail=LOCATION] [uid=N] [gid=N] [path_override=yes|no]", "add a mailbox (home, mail, uid, gid and path_override: admins only)" },
-    { "user ensure", 1, 14, 1, c_user_write, "user ensure ADDRESS [options as for add]", "add or update a mailbox (an existing password is kept); answers created, updated, unchanged or conflict" },
-    { "user set", 2, 14, 1, c_user_write, "user set ADDRESS key=value...", "change a mailbox" },
+    { "user add", 1, 18, 1, c_user_write, "user add ADDRESS [password=HASH] [quota=SIZE] [quota_messages=N] [may_send=yes|no] [may_receive=yes|no] [services=LIST] [send_limit_messages=N] [send_limit_recipients=N] [display_name=TEXT] [metadata=JSON] [forward=ADDRESS,...] [keep_copy=yes|no] [home=PATH] [mail=LOCATION] [uid=N] [gid=N] [path_override=yes|no]", "add a mailbox (home, mail, uid, gid and path_override: admins only)" },
+    { "user ensure", 1, 18, 1, c_user_write, "user ensure ADDRESS [options as for add]", "add or update a mailbox (an existing password is kept); answers created, updated, unchanged or conflict" },
+    { "user set", 2, 18, 1, c_user_write, "user set ADDRESS key=value...", "change a mailbox" },
     { "user passwd", 2, 2, 1, c_user_write, "user passwd ADDRESS HASH", "set a mailbox's password hash" },
     { "user enable", 1, 1, 1, c_user_write, "user enable ADDRESS", "enable a mailbox" },
     { "user disable", 1, 2, 1, c_user_write, "user disable ADDRESS [reason=TEXT]", "disable a mailbox: no mail in, none out, no login" },
@@ -1637,8 +1844,9 @@ static const struct cmd cmds[] = {
     { "user unsuspend", 1, 1, 1, c_user_write, "user unsuspend ADDRESS", "lift a sending suspension (held mail stays held: see mailroster(1))" },
     { "user show", 1, 1, 0, c_user_show, "user show ADDRESS", "show everything about a mailbox" },
     { "user list", 0, 1, 0, c_user_list, "user list [DOMAIN]", "list mailboxes" },
-    { "alias add", 2, 1001, 1, c_alias_write, "alias add SOURCE DESTINATION...", "add an alias (SOURCE @domain is the catch-all)" },
-    { "alias ensure", 2, 1001, 1, c_alias_write, "alias ensure SOURCE DESTINATION...", "add or update an alias; answers created, updated, unchanged or conflict" },
+    { "alias add", 2, 1002, 1, c_alias_write, "alias add SOURCE DESTINATION... [may_send=yes|no]", "add an alias (SOURCE @domain is the catch-all); may_send=no: its destinations may not send as it" },
+    { "alias ensure", 2, 1002, 1, c_alias_write, "alias ensure SOURCE DESTINATION... [may_send=yes|no]", "add or update an alias; answers created, updated, unchanged or conflict" },
+    { "alias set", 2, 2, 1, c_alias_write, "alias set SOURCE may_send=yes|no", "whether the alias's mailboxes may send as its address" },
     { "alias remove", 1, 1, 1, c_alias_write, "alias remove SOURCE", "remove an alias" },
     { "alias list", 0, 1, 0, c_alias_list, "alias list [DOMAIN]", "list aliases" },
     { "sender add", 2, 2, 1, c_sender_write, "sender add ADDRESS LOGIN", "let LOGIN send as ADDRESS (or @domain)" },
@@ -1654,6 +1862,11 @@ static const struct cmd cmds[] = {
     { "master ensure", 2, 3, 1, c_master_write, "master ensure NAME password=HASH [domains=DOMAIN,...]", "add a master user, or bring its domains in line (an existing password is kept); answers created, updated or unchanged" },
     { "master remove", 1, 1, 1, c_master_write, "master remove NAME", "remove a master user" },
     { "master list", 0, 0, 0, c_master_list, "master list", "list master users" },
+    { "transport add", 2, 2, 1, c_transport_write, "transport add PATTERN TRANSPORT", "route mail for an address, a domain or .domain (its subdomains) as transport(5) says, e.g. relay:[10.0.0.5]:8025 (admins only)" },
+    { "transport ensure", 2, 2, 1, c_transport_write, "transport ensure PATTERN TRANSPORT", "add or update a transport entry; answers created, updated or unchanged" },
+    { "transport set", 2, 3, 1, c_transport_write, "transport set PATTERN [transport=TRANSPORT] [enabled=yes|no]", "change a transport entry" },
+    { "transport remove", 1, 1, 1, c_transport_write, "transport remove PATTERN", "remove a transport entry" },
+    { "transport list", 0, 0, 0, c_transport_list, "transport list", "list transport entries (from the database)" },
     { "export", 0, 1, 0, c_export, "export [DOMAIN]", "the directory (or one domain) as JSON lines" },
     { "import begin", 0, 0, 1, c_import, "import begin", "start an import on this connection" },
     { "import line", 1, 1, 1, c_import, "import line JSON", "one JSON line of the import" },

@@ -111,6 +111,45 @@ check "alias ensure other: updated" "OK updated sales@example.com" "$(adm 'alias
 check "alias ensure on a mailbox: conflict" "OK conflict alice@example.com is a mailbox, not an alias" "$(adm 'alias ensure alice@example.com bob@remote.org' | last)"
 check "alias remove" "OK removed a1@example.com" "$(adm 'alias remove a1@example.com' | last)"
 check "alias remove unknown" "ERR not-found no such alias" "$(adm 'alias remove a1@example.com' | last)"
+
+# --- forwarding, display names, metadata, sender rights per alias, transports ---------
+check "user set forward= keep-copy=" "OK updated alice@example.com" "$(adm 'user set alice@example.com forward=Carl@Other.ORG,dave@example.com keep-copy=yes' | last)"
+check "forward stored canonical, with the copy flag" "{carl@other.org,dave@example.com}|t" "$(sql -c "SELECT m.forward_to, m.keep_copy FROM mailroster.mailboxes m WHERE m.local_part = 'alice'")"
+check "forward to a non-address refused" "ERR bad-input forward: 'carl' is not a list of addresses (local@domain,...)" "$(adm 'user set alice@example.com forward=carl' | last)"
+out=$(adm 'user set alice@example.com forward=Alice@example.com' | last)
+case $out in "ERR "*"cannot forward to itself"*) ok "forward to itself refused, naming keep-copy: $out" ;; *) notok "forward to itself: $out" ;; esac
+check "forward= takes forwarding away" "{}" "$(adm 'user set alice@example.com forward=' >/dev/null; sql -c "SELECT forward_to FROM mailroster.mailboxes WHERE local_part = 'alice'")"
+check "display_name and metadata set" "OK updated alice@example.com" "$(adm 'user set alice@example.com "display_name=Alice Example" "metadata={\"plan\":\"gold\",\"n\":2}"' | last)"
+out=$(adm 'user show alice@example.com')
+case $out in *'"display_name=Alice Example"'*) ok "user show: display_name" ;; *) notok "user show: display_name: $out" ;; esac
+case $out in *'"metadata={\"n\": 2, \"plan\": \"gold\"}"'*) ok "user show: metadata" ;; *) notok "user show: metadata: $out" ;; esac
+check "metadata that is not an object refused" "ERR bad-input metadata: '[1]' is not a JSON object ({...})" "$(adm 'user set alice@example.com metadata=[1]' | last)"
+check "metadata that is not JSON refused by the database, nothing changed" "ERR|{\"n\": 2, \"plan\": \"gold\"}" "$(adm 'user set alice@example.com "metadata={\"a\":"' | last | cut -d' ' -f1)|$(sql -c "SELECT metadata FROM mailroster.mailboxes WHERE local_part = 'alice'")"
+check "display_name= takes the name away" "" "$(adm 'user set alice@example.com display_name=' >/dev/null; sql -c "SELECT display_name FROM mailroster.mailboxes WHERE local_part = 'alice'")"
+check "alias add may_send=no" "OK created news@example.com" "$(adm 'alias add news@example.com alice@example.com may_send=no' | last)"
+check "alias may_send stored" "f|{alice@example.com}" "$(sql -c "SELECT may_send, destinations FROM mailroster.aliases WHERE local_part = 'news'")"
+check "alias set may_send=yes" "OK updated news@example.com" "$(adm 'alias set news@example.com may_send=yes' | last)"
+check "alias ensure with other may_send: updated" "OK updated news@example.com|f" "$(adm 'alias ensure news@example.com alice@example.com may_send=no' | last)|$(sql -c "SELECT may_send FROM mailroster.aliases WHERE local_part = 'news'")"
+check "alias ensure without may_send keeps it: unchanged" "OK unchanged news@example.com|f" "$(adm 'alias ensure news@example.com alice@example.com' | last)|$(sql -c "SELECT may_send FROM mailroster.aliases WHERE local_part = 'news'")"
+check "alias set on no alias" "ERR not-found no such alias" "$(adm 'alias set nonews@example.com may_send=no' | last)"
+check "alias add with only an option" "ERR usage usage: alias add SOURCE DESTINATION... [may_send=yes|no]" "$(adm 'alias add x2@example.com may_send=no' | last)"
+check "transport add (address)" "OK created special@example.com" "$(adm 'transport add Special@Example.com relay:[172.30.40.50]:8025' | last)"
+check "transport add (domain, canonical)" "OK created app.example.com" "$(adm 'transport add App.Example.COM relay:[172.30.40.50]:8025' | last)"
+check "transport add (.domain)" "OK created .apps.example.com" "$(adm 'transport add .apps.example.com lmtp:unix:private/app' | last)"
+check "transport add error: text with spaces" "OK created gone@example.com" "$(adm 'transport add gone@example.com "error:5.1.1 this address is gone"' | last)"
+check "transport add: not transport:nexthop" "ERR bad-input nowhere: not transport:nexthop (e.g. relay:[10.0.0.5]:8025, lmtp:unix:private/app, error:5.1.1 gone)" "$(adm 'transport add x.example.com nowhere' | last)"
+check "transport add: a catch-all is no pattern" "ERR bad-input @example.com: a transport pattern is local@domain, domain or .domain" "$(adm 'transport add @example.com smtp:' | last)"
+check "transport add twice" "ERR" "$(adm 'transport add app.example.com smtp:' | last | cut -d' ' -f1)"
+check "transport ensure same: unchanged" "OK unchanged app.example.com" "$(adm 'transport ensure app.example.com relay:[172.30.40.50]:8025' | last)"
+check "transport ensure other: updated" "OK updated app.example.com" "$(adm 'transport ensure app.example.com relay:[172.30.40.51]:8025' | last)"
+check "transport set enabled=no" "OK updated .apps.example.com" "$(adm 'transport set .apps.example.com enabled=no' | last)"
+check "transport list" "* pattern=.apps.example.com transport=lmtp:unix:private/app enabled=no|* pattern=app.example.com transport=relay:[172.30.40.51]:8025 enabled=yes|* pattern=gone@example.com \"transport=error:5.1.1 this address is gone\" enabled=yes|* pattern=special@example.com transport=relay:[172.30.40.50]:8025 enabled=yes|OK 4 transports" "$(adm 'transport list' | paste -sd'|')"
+check "transport remove" "OK removed gone@example.com" "$(adm 'transport remove gone@example.com' | last)"
+check "transport remove unknown" "ERR not-found no such transport entry" "$(adm 'transport remove gone@example.com' | last)"
+check "transports are in the change log (4 added, 1 ensured, 1 set, 1 removed)" "7" "$(sql -c "SELECT count(*) FROM mailroster.change_log WHERE tbl = 'transports'")"
+check "a domain admin may not add a transport" "ERR refused only an admin may manage transports" "$(adm_as mrbbs 'transport add bbs.example smtp:[10.0.0.1]' | last)"
+check "a domain admin may not list transports" "ERR refused only an admin may list transports" "$(adm_as mrbbs 'transport list' | last)"
+check "keep-copy and the like in the audit log" "user set" "$(sql -c "SELECT action FROM mailroster.audit_log WHERE detail->>'command' LIKE '%keep-copy=yes%'")"
 check "sender add" "OK created boss@example.com" "$(adm 'sender add boss@example.com alice@example.com' | last)"
 check "sender answered" "alice@example.com" "$(q_smap senders boss@example.com)"
 check "sender add for an unknown login" "ERR not-found no such mailbox" "$(adm 'sender add boss@example.com nobody@example.com' | last)"
@@ -285,18 +324,26 @@ check "committed, answer lost: answered as the commit it was (not 'exists')" "OK
 check "... and logged" "1" "$(grep -c 'admin: user add: the database connection broke during COMMIT; the change is in (audit row' "$LOG")"
 check "... done once" "1" "$(sql -c "SELECT count(*) FROM mailroster.audit_log WHERE object = 'lost-answer@example.com'")"
 # not committed: a deferred trigger holds the COMMIT, the backend is terminated
-sql -c "CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END\$\$" \
+# (the trigger waits as long as public.hold_commit has a row, up to 60 s: a
+# fixed sleep could end, and the COMMIT with it, before a loaded machine
+# gets to the terminate)
+sql -c "CREATE TABLE public.hold_commit (x int)" -c "INSERT INTO public.hold_commit VALUES (1)" \
+    -c "CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS \$\$BEGIN FOR i IN 1 .. 1200 LOOP EXIT WHEN NOT EXISTS (SELECT 1 FROM public.hold_commit); PERFORM pg_sleep(0.05); END LOOP; RETURN NULL; END\$\$" \
     -c "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON mailroster.audit_log DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.slow_commit()" >/dev/null
 adm 'user add retried@example.com' >"$STACK_DIR/retried.out" &
 bg=$!
 if wait_for "sql -c \"SELECT wait_event FROM pg_stat_activity WHERE application_name = 'mailrosterd-admin'\"" PgSleep 10; then
-    sql -c "SELECT pg_terminate_backend($(admin_pid))" >/dev/null
+    # (with a timeout it returns once the backend is gone; then the retry
+    # may commit)
+    sql -c "SELECT pg_terminate_backend($(admin_pid), 10000)" >/dev/null
     ok "COMMIT held by the trigger"
 else
     notok "COMMIT held by the trigger"
 fi
+sql -c "DELETE FROM public.hold_commit" >/dev/null
 wait "$bg"
-sql -c "DROP TRIGGER slow_commit ON mailroster.audit_log" -c "DROP FUNCTION public.slow_commit()" >/dev/null
+sql -c "DROP TRIGGER slow_commit ON mailroster.audit_log" \
+    -c "DROP FUNCTION public.slow_commit()" -c "DROP TABLE public.hold_commit" >/dev/null
 check "not committed: run again, created once" "OK created retried@example.com" "$(tail -n 1 "$STACK_DIR/retried.out")"
 check "... logged as run again" "1" "$(grep -c 'admin: user add: the database connection broke during COMMIT, which did not happen; running it again' "$LOG")"
 check "... one audit row" "1" "$(sql -c "SELECT count(*) FROM mailroster.audit_log WHERE object = 'retried@example.com'")"
