@@ -849,6 +849,40 @@ static int err_exit(const char *code)
     return EX_SOFTWARE;
 }
 
+/* "sieve set ADDRESS FILE|-": the script's text, which goes as one word of
+ * the request (escaped: a request line holds at most ADM_MAX_LINE). */
+static char *read_script(const char *path)
+{
+    struct buf b;
+    char chunk[4096];
+    size_t n;
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (f == NULL)
+        die(EX_NOINPUT, "%s: %s", path, strerror(errno));
+    buf_init(&b);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (memchr(chunk, 0, n) != NULL)
+            die(EX_DATAERR, "%s: a Sieve script is text; this has a NUL byte", path);
+        buf_add(&b, chunk, n);
+        if (b.len > ADM_MAX_LINE)
+            break;
+    }
+    if (ferror(f))
+        die(EX_IOERR, "%s: %s", path, strerror(errno));
+    if (f != stdin)
+        fclose(f);
+    if (b.len == 0)
+        die(EX_DATAERR, "%s: empty (to remove a script: sieve remove ADDRESS)", path);
+    struct buf quoted;
+    buf_init(&quoted);
+    adm_quote(&quoted, b.data);
+    if (quoted.len > ADM_MAX_LINE - 1024)   /* room for the command and the address */
+        die(EX_DATAERR, "%s: too long for a request (%zu octets written out; at most %d)", path, quoted.len,
+            ADM_MAX_LINE - 1024);
+    buf_free(&quoted);
+    return b.data;      /* lives until exit */
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -937,6 +971,8 @@ int main(int argc, char **argv)
             guard_password_words(argc, argv);
         for (nwords = 0; nwords < argc; nwords++)
             words[nwords] = argv[nwords];
+        if (argc == 4 && !strcmp(argv[0], "sieve") && !strcmp(argv[1], "set"))
+            words[3] = read_script(argv[3]);    /* the file's text is the word */
     }
 
     fd = admin_connect(sock);

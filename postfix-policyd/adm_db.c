@@ -1114,6 +1114,76 @@ out:
     return 0;
 }
 
+/* The id of a mailbox by address, as a SQL expression on $1. */
+#define MAILBOX_ID(n) "(SELECT m.id FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id " \
+                      "WHERE m.local_part || '@' || d.name = $" n ")"
+
+/* sieve set|show|remove: key1 = address, key2 = the script (set);
+ * share add|remove: key1 = owner, key2 = shared with; share list: key1 =
+ * domain or NULL, key2 = a domain admin's " dom1 dom2 " or NULL */
+static int run_sieve_share(void *pg, struct adm_job *j)
+{
+    const char *p[2] = { j->key1, j->key2 };
+    PGresult *r;
+    (void)pg;
+
+    if (!strcmp(j->cmd, "sieve show") || !strcmp(j->cmd, "share list")) {
+        int sieve = j->cmd[1] == 'i';
+        r = sieve ? q(j, "SELECT $1::text, s.script, to_char(s.updated_at AT TIME ZONE 'UTC', "
+                         "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM mailroster.sieve_scripts s "
+                         "WHERE s.mailbox_id = " MAILBOX_ID("1"), 1, p)
+                  : q(j, "SELECT mo.local_part || '@' || dom.name, mt.local_part || '@' || dt.name "
+                         "FROM mailroster.shared_mailboxes s "
+                         "JOIN mailroster.mailboxes mo ON mo.id = s.mailbox_id JOIN mailroster.domains dom ON dom.id = mo.domain_id "
+                         "JOIN mailroster.mailboxes mt ON mt.id = s.shared_to_id JOIN mailroster.domains dt ON dt.id = mt.domain_id "
+                         "WHERE ($1::text IS NULL OR dom.name = $1) "
+                         "AND ($2::text IS NULL OR position(' ' || dom.name || ' ' IN $2) > 0) "
+                         "ORDER BY mo.local_part || '@' || dom.name COLLATE \"C\", "
+                         "mt.local_part || '@' || dt.name COLLATE \"C\"", 2, p);
+        if (r == NULL)
+            return 0;
+        if (sieve && PQntuples(r) == 0) {
+            PQclear(r);
+            err_reply(j, "not-found", "no Sieve script for that mailbox");
+            return 0;
+        }
+        for (int i = 0; i < PQntuples(r); i++) {
+            buf_adds(&j->reply, "*");
+            adm_field(&j->reply, sieve ? "address" : "mailbox", PQgetvalue(r, i, 0));
+            adm_field(&j->reply, sieve ? "script" : "shared_with", PQgetvalue(r, i, 1));
+            if (sieve)
+                adm_field(&j->reply, "updated_at", PQgetvalue(r, i, 2));
+            buf_addc(&j->reply, '\n');
+        }
+        if (sieve)
+            buf_adds(&j->reply, "OK 1 script\n");
+        else
+            buf_printf(&j->reply, "OK %d shares\n", PQntuples(r));
+        PQclear(r);
+        j->ok = 1;
+        return 0;
+    }
+    if (cmd(j, "BEGIN") < 0)
+        return 0;
+    if (!strcmp(j->cmd, "sieve set"))
+        write_one(j, "INSERT INTO mailroster.sieve_scripts (mailbox_id, script) SELECT " MAILBOX_ID("1") ", $2 "
+                     "WHERE " MAILBOX_ID("1") " IS NOT NULL "
+                     "ON CONFLICT (mailbox_id) DO UPDATE SET script = EXCLUDED.script, updated_at = now()", 2, p,
+                  "no such mailbox", j->key1, "updated");
+    else if (!strcmp(j->cmd, "sieve remove"))
+        write_one(j, "DELETE FROM mailroster.sieve_scripts WHERE mailbox_id = " MAILBOX_ID("1"), 1, p,
+                  "no Sieve script for that mailbox", j->key1, "removed");
+    else if (!strcmp(j->cmd, "share add"))
+        write_one(j, "INSERT INTO mailroster.shared_mailboxes (mailbox_id, shared_to_id) SELECT a, b FROM "
+                     "(SELECT " MAILBOX_ID("1") " AS a, " MAILBOX_ID("2") " AS b) x "
+                     "WHERE a IS NOT NULL AND b IS NOT NULL ON CONFLICT DO NOTHING", 2, p,
+                  "no such mailbox, or already shared", j->key1, "created");
+    else
+        write_one(j, "DELETE FROM mailroster.shared_mailboxes WHERE mailbox_id = " MAILBOX_ID("1")
+                     " AND shared_to_id = " MAILBOX_ID("2"), 2, p, "no such share", j->key1, "removed");
+    return 0;
+}
+
 /* export [DOMAIN]: key1 = domain or NULL */
 static int run_export(void *pg, struct adm_job *j)
 {
@@ -1273,6 +1343,7 @@ int (*adm_run_user_update)(void *, struct adm_job *) = run_user_update;
 int (*adm_run_alias)(void *, struct adm_job *) = run_alias;
 int (*adm_run_sender)(void *, struct adm_job *) = run_sender;
 int (*adm_run_transport)(void *, struct adm_job *) = run_transport;
+int (*adm_run_sieve_share)(void *, struct adm_job *) = run_sieve_share;
 
 /* --- the thread -------------------------------------------------------------- */
 

@@ -25,6 +25,7 @@ extern int (*adm_run_user_update)(void *, struct adm_job *);
 extern int (*adm_run_alias)(void *, struct adm_job *);
 extern int (*adm_run_sender)(void *, struct adm_job *);
 extern int (*adm_run_transport)(void *, struct adm_job *);
+extern int (*adm_run_sieve_share)(void *, struct adm_job *);
 extern int (*adm_run_user_usage)(void *, struct adm_job *);
 extern int (*adm_run_refusal)(void *, struct adm_job *);
 extern int (*adm_run_limit)(void *, struct adm_job *);
@@ -1449,6 +1450,96 @@ fail:
     adm_job_free(j);
 }
 
+/* --- commands: sieve scripts and shared mailboxes ------------------------------- */
+
+/* "ADDRESS" of a mailbox the caller may manage, canonical, into addr. */
+static int mailbox_arg(const char *in, struct caller *who, struct buf *addr, struct buf *out)
+{
+    struct buf local, dom;
+    int rc;
+    buf_init(&local);
+    buf_init(&dom);
+    rc = user_target(in, who, &local, &dom, out, 0);
+    if (rc == 0) {
+        buf_reset(addr);
+        buf_printf(addr, "%s@%s", local.data, dom.data);
+    }
+    buf_free(&local);
+    buf_free(&dom);
+    return rc;
+}
+
+/* sieve set ADDRESS SCRIPT | sieve show ADDRESS | sieve remove ADDRESS:
+ * the mailbox's one Sieve script, run at delivery (Dovecot reads it from
+ * the database through its dict: conf.d/dovecot). */
+static void c_sieve(const struct cmd *c, struct adm_args *a, struct caller *who,
+                    struct srv_conn *conn, struct buf *out)
+{
+    struct buf addr;
+    struct adm_job *j;
+    buf_init(&addr);
+    if (mailbox_arg(a->argv[2], who, &addr, out) < 0)
+        goto out;
+    if (!strcmp(c->name, "sieve set")) {
+        const char *sc = a->argv[3];
+        if (*sc == 0) {
+            err(out, "bad-input", "an empty Sieve script (to remove one: sieve remove %s)", addr.data);
+            goto out;
+        }
+    }
+    j = job_new(c, a, who, conn, adm_run_sieve_share);
+    j->key1 = xstrdup(addr.data);
+    if (!strcmp(c->name, "sieve set"))
+        j->key2 = xstrdup(a->argv[3]);
+    j->read_only = !strcmp(c->name, "sieve show");
+    submit(j, out);
+out:
+    buf_free(&addr);
+}
+
+/* share add MAILBOX TO | share remove MAILBOX TO | share list [DOMAIN]:
+ * who may open whose mailbox in Dovecot's shared namespace. The folders
+ * and rights are Dovecot's ACLs (IMAP SETACL, doveadm acl); these rows
+ * are the "who shared with whom" dictionary Dovecot keeps beside them. */
+static void c_share(const struct cmd *c, struct adm_args *a, struct caller *who,
+                    struct srv_conn *conn, struct buf *out)
+{
+    struct buf owner, to;
+    struct adm_job *j;
+    buf_init(&owner);
+    buf_init(&to);
+    if (!strcmp(c->name, "share list")) {
+        j = job_new(c, a, who, conn, adm_run_sieve_share);
+        if (a->argc > 2) {
+            if (canon_domain(a->argv[2], &owner, out) < 0 || !may_domain(who, owner.data)) {
+                if (owner.len)
+                    err(out, "refused", "%s may not manage domain %s", who->actor, owner.data);
+                adm_job_free(j);
+                goto out;
+            }
+            j->key1 = xstrdup(owner.data);
+        } else if (who->role == ROLE_DOMAIN) {
+            j->key2 = xstrdup(who->domains);   /* its domains only */
+        }
+        j->read_only = 1;
+        submit(j, out);
+        goto out;
+    }
+    if (mailbox_arg(a->argv[2], who, &owner, out) < 0 || mailbox_arg(a->argv[3], who, &to, out) < 0)
+        goto out;
+    if (!strcmp(owner.data, to.data)) {
+        err(out, "bad-input", "a mailbox is not shared with itself");
+        goto out;
+    }
+    j = job_new(c, a, who, conn, adm_run_sieve_share);
+    j->key1 = xstrdup(owner.data);
+    j->key2 = xstrdup(to.data);
+    submit(j, out);
+out:
+    buf_free(&owner);
+    buf_free(&to);
+}
+
 /* --- commands: transports ----------------------------------------------------- */
 
 /* A transport pattern in its canonical form: local@domain (the extension
@@ -1862,6 +1953,12 @@ static const struct cmd cmds[] = {
     { "master ensure", 2, 3, 1, c_master_write, "master ensure NAME password=HASH [domains=DOMAIN,...]", "add a master user, or bring its domains in line (an existing password is kept); answers created, updated or unchanged" },
     { "master remove", 1, 1, 1, c_master_write, "master remove NAME", "remove a master user" },
     { "master list", 0, 0, 0, c_master_list, "master list", "list master users" },
+    { "sieve set", 2, 2, 1, c_sieve, "sieve set ADDRESS SCRIPT", "the mailbox's Sieve script, run at delivery (mailroster reads SCRIPT from a file: sieve set ADDRESS FILE|-)" },
+    { "sieve show", 1, 1, 0, c_sieve, "sieve show ADDRESS", "the mailbox's Sieve script" },
+    { "sieve remove", 1, 1, 1, c_sieve, "sieve remove ADDRESS", "no Sieve script: mail is delivered to the INBOX" },
+    { "share add", 2, 2, 1, c_share, "share add MAILBOX TO", "tell Dovecot that MAILBOX shares folders with TO (the rights are Dovecot's ACLs)" },
+    { "share remove", 2, 2, 1, c_share, "share remove MAILBOX TO", "take that entry away" },
+    { "share list", 0, 1, 0, c_share, "share list [DOMAIN]", "who shares with whom" },
     { "transport add", 2, 2, 1, c_transport_write, "transport add PATTERN TRANSPORT", "route mail for an address, a domain or .domain (its subdomains) as transport(5) says, e.g. relay:[10.0.0.5]:8025 (admins only)" },
     { "transport ensure", 2, 2, 1, c_transport_write, "transport ensure PATTERN TRANSPORT", "add or update a transport entry; answers created, updated or unchanged" },
     { "transport set", 2, 3, 1, c_transport_write, "transport set PATTERN [transport=TRANSPORT] [enabled=yes|no]", "change a transport entry" },

@@ -93,7 +93,7 @@ TO mailroster_admin;
 GRANT SELECT ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
     mailroster.sender_addresses, mailroster.master_users,
-    mailroster.transports,
+    mailroster.transports, mailroster.shared_mailboxes, mailroster.sieve_scripts,
     mailroster.change_log, mailroster.schema_version,
     mailroster.quota_usage, mailroster.last_login
 TO mailroster_reader;
@@ -111,7 +111,7 @@ TO mailroster_reader;
 GRANT SELECT ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
     mailroster.sender_addresses, mailroster.master_users,
-    mailroster.transports,
+    mailroster.transports, mailroster.shared_mailboxes, mailroster.sieve_scripts,
     mailroster.change_log, mailroster.schema_version,
     mailroster.quota_usage, mailroster.last_login
 TO mailroster_admin;
@@ -135,7 +135,7 @@ GRANT SELECT ON mailroster.send_hits TO mailroster_admin;
 GRANT INSERT, UPDATE, DELETE ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
     mailroster.sender_addresses, mailroster.master_users,
-    mailroster.transports
+    mailroster.transports, mailroster.shared_mailboxes, mailroster.sieve_scripts
 TO mailroster_admin;
 GRANT SELECT, INSERT ON mailroster.audit_log TO mailroster_admin;
 -- mail_base (migration 0004): read by the mailbox path trigger, which runs

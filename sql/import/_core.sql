@@ -8,7 +8,11 @@
 --   BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 --   SET LOCAL mailroster_import.format = 'NAME';   (and the options below)
 --   INSERT INTO pg_temp.mr_domain / mr_mailbox / mr_alias / mr_sender /
---          mr_master ... SELECT ... FROM <its old tables>;
+--          mr_master / mr_transport / mr_share / mr_sieve
+--          ... SELECT ... FROM <its old tables>;
+--   (an alias row whose source is also a mailbox becomes that mailbox's
+--   forwarding, with keep_copy when the row names the mailbox too;
+--   mr_mailbox.display_name and .metadata and mr_alias.may_send are kept)
 --   INSERT INTO pg_temp.mr_report ...        (what only it knows: fields
 --                                             mailroster cannot hold, ...)
 --   \ir _emit.sql                            (checks, report, lines, COMMIT)
@@ -36,13 +40,14 @@
 --   changed       the row is imported, but a value differs from the old one
 --                 (an address case-folded or converted to its A-label, a
 --                 {SCHEME} added to a bare hash, a destination dropped)
---   not kept      the row is imported, but one of its fields is not (a
---                 display name, ...: mailroster has no place for it yet)
+--   not kept      the row is imported, but one of its fields is not
+--                 (mailroster has no place for it)
 --   note          imported as it was, but it behaves differently now (a
 --                 login Dovecot refused before works, ...)
 -- and a summary line comes last:
 --   FORMAT: imported N domains, N mailboxes, N aliases, N senders, N master
---   users; report: N not imported, N changed, N not kept, N notes
+--   users, N transports, N shares, N sieve scripts; report: N not
+--   imported, N changed, N not kept, N notes
 -- Exactly the rows and fields the report does not name are carried over
 -- unchanged.
 
@@ -83,6 +88,8 @@ CREATE TEMP TABLE mr_mailbox (
     gid          bigint,
     maildir      text,                   -- relative to the mail root, or
     maildir_path text,                   -- the absolute maildir on disk
+    display_name text,                   -- the old setup's name for the account
+    metadata     jsonb,                  -- what else it kept per account (an object)
     problem      text,                   -- set by the importer: do not import, why
     -- filled by mr_check()
     raw_lp       text,
@@ -103,6 +110,7 @@ CREATE TEMP TABLE mr_alias (
     source       text,                   -- as stored; "@domain" = catch-all
     destination  text,                   -- one row per destination; NULL = none
     enabled      boolean NOT NULL DEFAULT true,
+    may_send     boolean NOT NULL DEFAULT true,  -- its destinations may send as it
     problem      text,                   -- set by the importer: do not import, why
     -- filled by mr_check()
     src          text,
@@ -110,7 +118,8 @@ CREATE TEMP TABLE mr_alias (
     dom          text,
     dest         text,
     dproblem     text,                   -- may be set by the importer: drop this destination, why
-    sproblem     text
+    sproblem     text,
+    fwd          boolean NOT NULL DEFAULT false  -- the source is a mailbox: its forwarding
 );
 CREATE TEMP TABLE mr_sender (
     seq          bigserial,
@@ -132,8 +141,34 @@ CREATE TEMP TABLE mr_master (
     hash         text,
     hash_note    text
 );
+CREATE TEMP TABLE mr_transport (
+    seq          bigserial,
+    ref          text NOT NULL,
+    ord          bigint,
+    pattern      text,                   -- address, domain or .domain, as stored
+    transport    text,                   -- transport(5)'s right-hand side
+    enabled      boolean NOT NULL DEFAULT true,
+    problem      text,
+    canon        text
+);
+CREATE TEMP TABLE mr_share (
+    seq          bigserial,
+    ref          text NOT NULL,
+    ord          bigint,
+    mailbox      text,                   -- the mailbox that shares, as stored
+    shared_with  text,                   -- the mailbox it shares with, as stored
+    problem      text
+);
+CREATE TEMP TABLE mr_sieve (
+    seq          bigserial,
+    ref          text NOT NULL,
+    ord          bigint,
+    address      text,                   -- the mailbox, as stored
+    script       text,
+    problem      text
+);
 -- report lines; grp orders them: 1 domains, 2 mailboxes, 3 aliases,
--- 4 senders, 5 master users, 6 the rest
+-- 4 senders, 5 master users, 6 the rest (transports)
 CREATE TEMP TABLE mr_report (
     seq          bigserial,
     grp          int NOT NULL DEFAULT 6,
@@ -529,10 +564,13 @@ BEGIN
                        ELSE 'its source is in a domain the old setup did not host (its mail was never accepted)' END
              WHEN a.lp <> '' AND pg_temp.mr_lp_problem(a.lp) IS NOT NULL THEN 'its source ' || pg_temp.mr_lp_problem(a.lp)
              WHEN octet_length(a.src) > 254 THEN 'its source is longer than 254 octets'
-             WHEN a.lp <> '' AND EXISTS (SELECT 1 FROM pg_temp.mr_mailbox m WHERE m.addr = a.src AND m.problem IS NULL) THEN
-                  format('%s is also a mailbox, and an address cannot be both in mailroster yet (forwarding from a mailbox, with or without a copy, is planned: user set ADDR forward=...). Until now this row took the mailbox''s mail (virtual_alias_maps come first) while its owner still logged in and sent as it; after the import the mail stays in the mailbox',
-                         to_json(a.src))
            END);
+    -- an alias on a mailbox's address took the mailbox's mail (virtual_
+    -- alias_maps come first) while its owner kept login and sending: the
+    -- mailbox's forwarding (and keep_copy when it named the mailbox too)
+    UPDATE pg_temp.mr_alias a SET fwd = true
+     WHERE a.sproblem IS NULL AND a.lp <> ''
+       AND EXISTS (SELECT 1 FROM pg_temp.mr_mailbox m WHERE m.addr = a.src AND m.problem IS NULL);
     -- destinations
     UPDATE pg_temp.mr_alias a
        SET dest = CASE WHEN strpos(btrim(a.destination), '@') > 0 THEN
@@ -549,7 +587,7 @@ BEGIN
            END)
      WHERE a.sproblem IS NULL;
     UPDATE pg_temp.mr_alias a SET dproblem = 'is the alias itself'
-     WHERE a.sproblem IS NULL AND a.dproblem IS NULL AND a.dest = a.src;
+     WHERE a.sproblem IS NULL AND a.dproblem IS NULL AND a.dest = a.src AND NOT a.fwd;
 
     INSERT INTO pg_temp.mr_report (grp, ref, ord, verdict, msg)
     SELECT 3, a.ref, min(a.ord), 'not imported', a.sproblem
@@ -586,8 +624,16 @@ BEGIN
     UNION ALL
     SELECT 3, min(a.ref), min(a.ord), 'not imported',
            format('alias %s has no destination left; not imported', to_json(a.src))
-      FROM pg_temp.mr_alias a WHERE a.sproblem IS NULL
-     GROUP BY a.src HAVING count(*) FILTER (WHERE a.dproblem IS NULL) = 0;
+      FROM pg_temp.mr_alias a WHERE a.sproblem IS NULL AND NOT a.fwd
+     GROUP BY a.src HAVING count(*) FILTER (WHERE a.dproblem IS NULL) = 0
+    UNION ALL
+    SELECT 3, min(a.ref), min(a.ord), 'note',
+           format('%s is also a mailbox: imported as the mailbox''s forwarding to %s, %s, as the old setup delivered it (virtual_alias_maps come first); its owner keeps login and sending rights',
+                  to_json(a.src), string_agg(a.dest, ', ' ORDER BY a.ord, a.seq) FILTER (WHERE a.dest <> a.src),
+                  CASE WHEN bool_or(a.dest = a.src) THEN 'with a copy kept in the mailbox (the row named the mailbox too)'
+                       ELSE 'without a copy in the mailbox' END)
+      FROM pg_temp.mr_alias a WHERE a.sproblem IS NULL AND a.fwd AND a.dproblem IS NULL
+     GROUP BY a.src HAVING bool_or(a.dest <> a.src);
 
     ------------------------------------------------------- senders, masters
     UPDATE pg_temp.mr_sender s
@@ -621,6 +667,58 @@ BEGIN
     UNION ALL
     SELECT 5, u.ref, u.ord, 'changed', u.hash_note FROM pg_temp.mr_master u WHERE u.problem IS NULL AND u.hash_note IS NOT NULL;
 
+    --------------------------------------------------------------- transports
+    UPDATE pg_temp.mr_transport t
+       SET canon = CASE
+             WHEN t.pattern LIKE '%@%' THEN
+                  pg_temp.mr_lower_ascii(left(t.pattern, length(t.pattern) - strpos(reverse(t.pattern), '@'))) || '@'
+                  || (pg_temp.mr_canon_domain(right(t.pattern, strpos(reverse(t.pattern), '@') - 1)))[1]
+             WHEN t.pattern LIKE '.%' THEN '.' || (pg_temp.mr_canon_domain(substr(t.pattern, 2)))[1]
+             ELSE (pg_temp.mr_canon_domain(t.pattern))[1] END
+     WHERE t.problem IS NULL;
+    UPDATE pg_temp.mr_transport t
+       SET problem = CASE
+             WHEN t.canon IS NULL OR t.canon LIKE '@%' OR t.canon ~ '[\x01-\x20\x7f]' THEN
+                  format('pattern %s is not an address, a domain or .domain', to_json(t.pattern))
+             WHEN t.transport IS NULL OR t.transport !~ '^[A-Za-z0-9_-]*:' OR t.transport ~ '[\x01-\x1f\x7f]'
+                  OR octet_length(t.transport) > 1024 THEN
+                  format('%s is not a transport(5) value (transport:nexthop)', to_json(t.transport))
+             WHEN EXISTS (SELECT 1 FROM pg_temp.mr_transport k WHERE k.problem IS NULL AND k.canon = t.canon
+                           AND (k.ord, k.seq) < (t.ord, t.seq)) THEN
+                  format('pattern %s is given before; Postfix used the first', to_json(t.pattern))
+           END
+     WHERE t.problem IS NULL;
+    INSERT INTO pg_temp.mr_report (grp, ref, ord, verdict, msg)
+    SELECT 6, t.ref, t.ord, 'not imported', t.problem FROM pg_temp.mr_transport t WHERE t.problem IS NOT NULL
+    UNION ALL
+    SELECT 6, t.ref, t.ord, 'changed', format('pattern %s is imported as %s', to_json(t.pattern), to_json(t.canon))
+      FROM pg_temp.mr_transport t WHERE t.problem IS NULL AND t.canon <> t.pattern;
+
+    ----------------------------------------------------- shares, sieve scripts
+    -- both name mailboxes of this import (case folded as the mailboxes are)
+    UPDATE pg_temp.mr_share x
+       SET problem = coalesce(x.problem, CASE
+             WHEN NOT EXISTS (SELECT 1 FROM pg_temp.mr_mailbox m WHERE m.problem IS NULL AND m.rn = 1
+                               AND lower(m.address) = lower(x.mailbox)) THEN
+                  format('%s is not an imported mailbox', to_json(x.mailbox))
+             WHEN NOT EXISTS (SELECT 1 FROM pg_temp.mr_mailbox m WHERE m.problem IS NULL AND m.rn = 1
+                               AND lower(m.address) = lower(x.shared_with)) THEN
+                  format('%s is not an imported mailbox', to_json(x.shared_with))
+             WHEN lower(x.mailbox) = lower(x.shared_with) THEN 'a mailbox shared with itself'
+           END);
+    UPDATE pg_temp.mr_sieve x
+       SET problem = coalesce(x.problem, CASE
+             WHEN NOT EXISTS (SELECT 1 FROM pg_temp.mr_mailbox m WHERE m.problem IS NULL AND m.rn = 1
+                               AND lower(m.address) = lower(x.address)) THEN
+                  format('%s is not an imported mailbox', to_json(x.address))
+             WHEN x.script IS NULL OR x.script = '' OR octet_length(x.script) > 262144 THEN
+                  'the script is empty or longer than 256 KiB'
+           END);
+    INSERT INTO pg_temp.mr_report (grp, ref, ord, verdict, msg)
+    SELECT 6, x.ref, x.ord, 'not imported', x.problem FROM pg_temp.mr_share x WHERE x.problem IS NOT NULL
+    UNION ALL
+    SELECT 6, x.ref, x.ord, 'not imported', x.problem FROM pg_temp.mr_sieve x WHERE x.problem IS NOT NULL;
+
     ------------------------------------------------------------------- lines
     INSERT INTO pg_temp.mr_out (grp, k, line)
     SELECT 1, d.canon,
@@ -638,22 +736,34 @@ BEGIN
            format('{"kind":"mailbox","address":%s,"password":%s,"enabled":%s,"disabled_reason":null,'
                   '"may_send":%s,"may_receive":%s,"services":%s,'
                   '"quota_bytes":%s,"quota_messages":%s,"send_limit_messages":null,'
-                  '"send_limit_recipients":null,"home":%s,"mail":%s,"uid":%s,"gid":%s,"maildir":%s}',
+                  '"send_limit_recipients":null,"home":%s,"mail":%s,"uid":%s,"gid":%s,"maildir":%s,'
+                  '"display_name":%s,"metadata":%s,"forward_to":%s,"keep_copy":%s}',
                   to_json(m.addr), coalesce(to_json(m.hash)::text, 'null'), to_json(m.enabled),
                   to_json(m.may_send), to_json(m.may_receive), to_json(m.services),
                   coalesce(m.quota_bytes::text, 'null'), coalesce(m.quota_messages::text, 'null'),
                   coalesce(to_json(m.home)::text, 'null'), coalesce(to_json(m.mail)::text, 'null'),
                   coalesce(m.uid::text, 'null'), coalesce(m.gid::text, 'null'),
-                  coalesce(to_json(m.maildir_out)::text, 'null'))
-      FROM pg_temp.mr_mailbox m WHERE m.problem IS NULL
+                  coalesce(to_json(m.maildir_out)::text, 'null'),
+                  coalesce(to_json(nullif(m.display_name, ''))::text, 'null'),
+                  coalesce(m.metadata::text, '{}'),
+                  to_json(coalesce(f.dests, '{}')), to_json(coalesce(f.copy AND cardinality(f.dests) > 0, false)))
+      FROM pg_temp.mr_mailbox m
+      LEFT JOIN (SELECT x.src, array_agg(x.dest ORDER BY x.fo, x.fs) FILTER (WHERE x.dest <> x.src) AS dests,
+                        bool_or(x.dest = x.src) AS copy
+                   FROM (SELECT y.src, y.dest, min(coalesce(y.ord, 0)) AS fo, min(y.seq) AS fs
+                           FROM pg_temp.mr_alias y WHERE y.fwd AND y.sproblem IS NULL AND y.dproblem IS NULL
+                          GROUP BY y.src, y.dest) x
+                  GROUP BY x.src) f ON f.src = m.addr
+     WHERE m.problem IS NULL
     UNION ALL
     SELECT 3, g.src,
-           format('{"kind":"alias","source":%s,"destinations":%s,"enabled":%s}',
-                  to_json(g.src), to_json(g.dests), to_json(g.enabled))
-      FROM (SELECT a.src, bool_or(a.enabled) AS enabled,
+           format('{"kind":"alias","source":%s,"destinations":%s,"enabled":%s,"may_send":%s}',
+                  to_json(g.src), to_json(g.dests), to_json(g.enabled), to_json(g.may_send))
+      FROM (SELECT a.src, bool_or(a.enabled) AS enabled, bool_and(a.may_send) AS may_send,
                    array_agg(a.dest ORDER BY a.fo, a.fs) AS dests
-              FROM (SELECT x.src, x.dest, bool_or(x.enabled) AS enabled, min(coalesce(x.ord, 0)) AS fo, min(x.seq) AS fs
-                      FROM pg_temp.mr_alias x WHERE x.sproblem IS NULL AND x.dproblem IS NULL
+              FROM (SELECT x.src, x.dest, bool_or(x.enabled) AS enabled, bool_and(x.may_send) AS may_send,
+                           min(coalesce(x.ord, 0)) AS fo, min(x.seq) AS fs
+                      FROM pg_temp.mr_alias x WHERE x.sproblem IS NULL AND x.dproblem IS NULL AND NOT x.fwd
                      GROUP BY x.src, x.dest) a
              GROUP BY a.src) g
     UNION ALL
@@ -665,6 +775,23 @@ BEGIN
     SELECT 5, u.name,
            format('{"kind":"master","name":%s,"password":%s,"enabled":%s,"domains":%s}',
                   to_json(u.name), to_json(u.hash), to_json(u.enabled), coalesce(to_json(u.domains)::text, 'null'))
-      FROM pg_temp.mr_master u WHERE u.problem IS NULL;
+      FROM pg_temp.mr_master u WHERE u.problem IS NULL
+    UNION ALL
+    SELECT 6, t.canon,
+           format('{"kind":"transport","pattern":%s,"transport":%s,"enabled":%s}',
+                  to_json(t.canon), to_json(t.transport), to_json(t.enabled))
+      FROM pg_temp.mr_transport t WHERE t.problem IS NULL
+    UNION ALL
+    SELECT DISTINCT 7, a.addr || ' ' || b.addr,
+           format('{"kind":"share","mailbox":%s,"shared_with":%s}', to_json(a.addr), to_json(b.addr))
+      FROM pg_temp.mr_share x
+      JOIN pg_temp.mr_mailbox a ON a.problem IS NULL AND a.rn = 1 AND lower(a.address) = lower(x.mailbox)
+      JOIN pg_temp.mr_mailbox b ON b.problem IS NULL AND b.rn = 1 AND lower(b.address) = lower(x.shared_with)
+     WHERE x.problem IS NULL
+    UNION ALL
+    SELECT 8, a.addr, format('{"kind":"sieve","address":%s,"script":%s}', to_json(a.addr), to_json(x.script))
+      FROM pg_temp.mr_sieve x
+      JOIN pg_temp.mr_mailbox a ON a.problem IS NULL AND a.rn = 1 AND lower(a.address) = lower(x.address)
+     WHERE x.problem IS NULL;
 END
 $run$;

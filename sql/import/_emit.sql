@@ -9,11 +9,12 @@ SELECT coalesce(string_agg(format('%s: %s: %s: %s', current_setting('mailroster_
 \if :mr_has_report
 \warn :mr_report
 \endif
-SELECT format('%s: imported %s domains, %s mailboxes, %s aliases, %s senders, %s master users; report: %s not imported, %s changed, %s not kept, %s notes',
+SELECT format('%s: imported %s domains, %s mailboxes, %s aliases, %s senders, %s master users, %s transports, %s shares, %s sieve scripts; report: %s not imported, %s changed, %s not kept, %s notes',
               current_setting('mailroster_import.format'),
               (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 1), (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 2),
               (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 3), (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 4),
-              (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 5),
+              (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 5), (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 6),
+              (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 7), (SELECT count(*) FROM pg_temp.mr_out WHERE grp = 8),
               (SELECT count(*) FROM pg_temp.mr_report WHERE verdict = 'not imported'),
               (SELECT count(*) FROM pg_temp.mr_report WHERE verdict = 'changed'),
               (SELECT count(*) FROM pg_temp.mr_report WHERE verdict = 'not kept'),

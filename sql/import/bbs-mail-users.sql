@@ -52,9 +52,9 @@
 --     destination may list several, separated by commas); "@domain" is the
 --     domain's catch-all (the query's '%s' matched it); the report notes
 --     that it took every mailbox's mail too (no identity rows), which a
---     mailroster catch-all does not.  A source that is a
---     mailbox is not imported (mailroster cannot forward from a mailbox yet),
---     reported.
+--     mailroster catch-all does not.  A source that is a mailbox becomes
+--     that mailbox's forwarding (a copy kept when the row names the mailbox
+--     too), reported as a note.
 --   - the proposal sets no smtpd_sender_login_maps, so a logged-in member
 --     could send as any address; mailroster lets a mailbox send as itself
 --     and the aliases that lead to it (one report line).

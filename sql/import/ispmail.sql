@@ -37,18 +37,18 @@
 --      ($argon2id$ ARGON2ID, $2y$ BLF-CRYPT, $6$ SHA512-CRYPT, ...), reported
 --      per account with whether the old default_pass_scheme (ARGON2ID; -v
 --      default_pass_scheme=) verified it; schemes mailroster refuses:
---      imported without a password, reported.  display_name: not kept
---      (mailroster has no display names yet), reported per row.
+--      imported without a password, reported.  display_name: kept.
 --    - aliases: one alias per source, its destinations in row order.  A
 --      source that is also a mailbox (the tutorial allows it: mail to alice
---      goes elsewhere while alice keeps her login and sending rights) is not
---      imported, reported: mailroster cannot hold forwarding from a mailbox
---      yet.  An empty source_local never matched (Postfix does not query an
+--      goes elsewhere while alice keeps her login and sending rights)
+--      becomes that mailbox's forwarding (with a copy kept when a row also
+--      names the mailbox), reported as a note.  An empty source_local never matched (Postfix does not query an
 --      empty %u): not imported, reported.  Senders need no lines: mailroster
 --      lets a mailbox send as itself and as the aliases that lead to it, as
 --      the tutorial's smtpd_sender_login_maps did.
---    - shared_mailboxes: not imported (mailroster has no shared mailboxes
---      yet), every row reported.
+--    - shared_mailboxes: imported (mailroster's shares, which Dovecot's
+--      acl_shared_dict reads through conf.d/dovecot); the dovecot-acl files
+--      with the rights stay in the maildirs.
 --
 -- B. The older workaround.org tutorial (virtual_domains, virtual_users,
 --    virtual_aliases): virtual_domains(id, name), virtual_users(id,
@@ -124,15 +124,11 @@ INSERT INTO pg_temp.mr_domain (ref, ord, name)
 SELECT format('domains %s', d.domain), row_number() OVER (ORDER BY d.domain COLLATE "C"), d.domain
   FROM domains d;
 
-INSERT INTO pg_temp.mr_mailbox (ref, ord, address, password, maildir)
+INSERT INTO pg_temp.mr_mailbox (ref, ord, address, password, maildir, display_name)
 SELECT format('users %s@%s', u.local, u.domain), row_number() OVER (ORDER BY u.domain COLLATE "C", u.local COLLATE "C"),
-       u.local || '@' || u.domain, u.password_hash, pg_temp.mr_maildir(u.domain, u.local)
+       u.local || '@' || u.domain, u.password_hash, pg_temp.mr_maildir(u.domain, u.local),
+       nullif(to_jsonb(u) ->> 'display_name', '')
   FROM users u;
-INSERT INTO pg_temp.mr_report (grp, ref, ord, verdict, msg)
-SELECT 2, format('users %s@%s', u.local, u.domain), u.n, 'not kept',
-       format('display_name %s is not kept: mailroster has no display names yet (planned)', to_json(u.display_name::text))
-  FROM (SELECT x.*, row_number() OVER (ORDER BY x.domain COLLATE "C", x.local COLLATE "C") AS n FROM users x) u
- WHERE u.display_name IS NOT NULL AND u.display_name <> '';
 
 INSERT INTO pg_temp.mr_alias (ref, ord, source, destination, problem)
 SELECT format('aliases %s@%s', a.source_local, a.source_domain),
@@ -144,11 +140,12 @@ SELECT format('aliases %s@%s', a.source_local, a.source_domain),
        END
   FROM aliases a;
 
--- the tutorial grants mail_user the view, not the table
-INSERT INTO pg_temp.mr_report (grp, ref, verdict, msg)
-SELECT 6, format('shared_mailboxes %s -> %s', s.shared_mailbox, s.shared_to), 'not imported',
-       format('mailroster has no shared mailboxes yet (planned): %s keeps sharing with %s only while Dovecot''s acl_shared_dict still reads view_shared_mailboxes of this database (the dovecot-acl files stay in the maildirs)',
-              s.shared_mailbox, s.shared_to)
+-- the tutorial grants mail_user the view, not the table; the dovecot-acl
+-- files (the rights) stay in the maildirs
+INSERT INTO pg_temp.mr_share (ref, ord, mailbox, shared_with)
+SELECT format('shared_mailboxes %s -> %s', s.shared_mailbox, s.shared_to),
+       row_number() OVER (ORDER BY s.shared_mailbox COLLATE "C", s.shared_to COLLATE "C"),
+       s.shared_mailbox, s.shared_to
   FROM view_shared_mailboxes s;
 \else
 -- B: virtual_domains, virtual_users, virtual_aliases

@@ -35,8 +35,7 @@
 --     $5$ SHA256-CRYPT, $6$ SHA512-CRYPT, $y$ CRYPT, $argon2id$ ARGON2ID,
 --     $argon2i$ ARGON2I), else from -v default_pass_scheme=SCHEME, else the
 --     mailbox is imported without a password and reported.  The display
---     name (mailbox.name) has no place in mailroster yet: reported per
---     mailbox.
+--     name (mailbox.name) is kept.
 --   - a password hash whose scheme or form mailroster refuses (plaintext
 --     such as {PLAIN} or {PLAIN-MD5}, {MD5-CRYPT} and $1$, {ARGON2I}, DES
 --     {CRYPT}, any scheme but {CRYPT}, {BLF-CRYPT}, {SHA512-CRYPT},
@@ -49,8 +48,8 @@
 --   - aliases: goto is split at commas (and white space).  The row
 --     PostfixAdmin keeps for every mailbox (address = goto = the mailbox)
 --     is dropped.  Any other alias row of a mailbox address (a forward, with
---     or without a copy to the mailbox) is refused and named: mailroster
---     does not allow an address to be both.  Vacation destinations
+--     or without a copy to the mailbox) becomes the mailbox's forwarding,
+--     with keep_copy when goto names the mailbox too, reported as a note.  Vacation destinations
 --     (user#domain@autoreply...) are dropped and reported.  "@domain" is the
 --     domain's catch-all (PostfixAdmin's query, address='%s', matched it).
 --   - alias_domain: when "simple" - active, the target is imported, and
@@ -98,21 +97,18 @@ SELECT 1, format('domain %s', d.domain), 'not kept',
    AND NOT coalesce((to_jsonb(d) ->> 'backupmx')::boolean, false);
 
 -- mailboxes
-INSERT INTO pg_temp.mr_mailbox (ref, ord, address, password, enabled, may_send, services, quota_bytes, maildir)
+INSERT INTO pg_temp.mr_mailbox (ref, ord, address, password, enabled, may_send, services, quota_bytes, maildir,
+                                display_name)
 SELECT format('mailbox %s', m.username), row_number() OVER (ORDER BY m.username COLLATE "C"), m.username, m.password,
        coalesce((to_jsonb(m) ->> 'active')::boolean, true),
        coalesce((to_jsonb(m) ->> 'smtp_active')::boolean, true),
        CASE WHEN coalesce((to_jsonb(m) ->> 'smtp_active')::boolean, true) THEN '{imap,pop3,submission,lmtp,sieve}'
             ELSE '{imap,pop3,lmtp,sieve}' END::text[],
        CASE WHEN (to_jsonb(m) ->> 'quota')::numeric >= 0 THEN (to_jsonb(m) ->> 'quota')::numeric END,
-       nullif(to_jsonb(m) ->> 'maildir', '')
+       nullif(to_jsonb(m) ->> 'maildir', ''),
+       nullif(btrim(to_jsonb(m) ->> 'name'), '')
   FROM mailbox m;
 INSERT INTO pg_temp.mr_report (grp, ref, ord, verdict, msg)
-SELECT 2, format('mailbox %s', m.username), m.n, 'not kept',
-       format('name %s is not kept: mailroster has no display names yet (planned)', to_json(btrim(m.j ->> 'name')))
-  FROM (SELECT x.username, to_jsonb(x) AS j, row_number() OVER (ORDER BY x.username COLLATE "C") AS n FROM mailbox x) m
- WHERE nullif(btrim(m.j ->> 'name'), '') IS NOT NULL
-UNION ALL
 SELECT 2, format('mailbox %s', m.username), m.n, 'changed',
        format('quota %s is negative: imported without a quota of its own', m.j ->> 'quota')
   FROM (SELECT x.username, to_jsonb(x) AS j, row_number() OVER (ORDER BY x.username COLLATE "C") AS n FROM mailbox x) m

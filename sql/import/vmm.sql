@@ -48,14 +48,15 @@
 --     does.  An alias row with an empty address is reported and left out:
 --     it looked like a catch-all but never matched (Postfix does not query
 --     an empty %u), and importing it as one would accept mail that is
---     rejected today.  An alias address that is also a mailbox is refused
---     and named (the alias won in vmm; mailroster does not allow both).
+--     rejected today.  An alias address that is also a mailbox (the alias
+--     won in vmm) becomes the mailbox's forwarding, reported as a note.
 --   - catchall rows become the domain's catch-all "@domain" (vmm's catch-all
 --     yields to mailboxes and aliases, like mailroster's); a destination
 --     with %n or %= (the recipient's local part) cannot be expressed and is
 --     dropped with a warning; %d is the domain.
---   - relocated entries and per-user transports have no counterpart: each is
---     reported.
+--   - a mailbox's own transport (users.tid other than its domain's) becomes
+--     a transport entry for its address; name is kept as display_name.
+--   - relocated entries have no counterpart: each is reported.
 --   - ASCII letters are lowercased; U-label domains are refused (vmm stores
 --     A-labels, so there should be none).
 
@@ -98,7 +99,8 @@ SELECT 1, format('domain_name %s (alias domain of %s)', a.domainname, p.domainna
  WHERE NOT a.is_primary;
 
 -- mailboxes
-INSERT INTO pg_temp.mr_mailbox (ref, ord, address, password, may_send, services, quota_bytes, quota_messages, home, mail, uid, gid, problem)
+INSERT INTO pg_temp.mr_mailbox (ref, ord, address, password, may_send, services, quota_bytes, quota_messages, home, mail, uid, gid, problem,
+                                display_name)
 SELECT format('users %s@%s', u.local_part, coalesce(p.domainname, '?')), u.uid, u.local_part || '@' || coalesce(p.domainname, '?'), u.passwd,
        coalesce(ss.smtp, true),
        ARRAY(SELECT x.s FROM (VALUES (1, 'imap', coalesce(ss.imap, true)), (2, 'pop3', coalesce(ss.pop3, true)),
@@ -109,7 +111,8 @@ SELECT format('users %s@%s', u.local_part, coalesce(p.domainname, '?')), u.uid, 
        f.format || ':~/' || ml.directory,
        CASE WHEN u.uid BETWEEN 1 AND 2147483647 THEN u.uid END,
        CASE WHEN u.gid BETWEEN 1 AND 2147483647 THEN u.gid END,
-       CASE WHEN p.gid IS NULL THEN 'its domain (gid ' || u.gid || ') has no primary name: it never received mail' END
+       CASE WHEN p.gid IS NULL THEN 'its domain (gid ' || u.gid || ') has no primary name: it never received mail' END,
+       nullif(btrim(u.name), '')
   FROM users u
   LEFT JOIN domain_name p ON p.gid = u.gid AND p.is_primary
   LEFT JOIN domain_data dd ON dd.gid = u.gid
@@ -124,17 +127,22 @@ SELECT 2, format('users %s@%s', u.local_part, coalesce(p.domainname, '?')), u.ui
   LEFT JOIN domain_data dd ON dd.gid = u.gid
   LEFT JOIN maillocation ml ON ml.mid = u.mid
   CROSS JOIN LATERAL (VALUES
-      (CASE WHEN nullif(btrim(u.name), '') IS NOT NULL THEN 'not kept' END,
-       format('name %s is not kept: mailroster has no display names yet (planned)', to_json(btrim(u.name)))),
-      (CASE WHEN u.tid IS NOT NULL AND u.tid IS DISTINCT FROM dd.tid THEN 'not kept' END,
-       format('its own transport %s is not kept: mailroster has no transports yet (planned); mail goes to the default transport',
-              to_json((SELECT t.transport FROM transport t WHERE t.tid = u.tid)))),
       (CASE WHEN nullif(ml.extra, '') IS NOT NULL THEN 'not kept' END,
        format('mail location options %s are not kept', to_json(ml.extra))),
       (CASE WHEN NOT (u.uid BETWEEN 1 AND 2147483647 AND u.gid BETWEEN 1 AND 2147483647) THEN 'changed' END,
        format('uid %s / gid %s are beyond what mailroster stores (1 to 2147483647): imported without', u.uid, u.gid))
   ) AS x(v, m)
  WHERE x.v IS NOT NULL AND p.gid IS NOT NULL;
+
+-- a mailbox's own transport (one that differs from its domain's): a
+-- transport entry for its address
+INSERT INTO pg_temp.mr_transport (ref, ord, pattern, transport)
+SELECT format('users %s@%s', u.local_part, p.domainname), u.uid, u.local_part || '@' || p.domainname, t.transport
+  FROM users u
+  JOIN domain_name p ON p.gid = u.gid AND p.is_primary
+  LEFT JOIN domain_data dd ON dd.gid = u.gid
+  JOIN transport t ON t.tid = u.tid
+ WHERE u.tid IS DISTINCT FROM dd.tid;
 
 -- aliases: %n, %d and %= filled in for the address, as vmm's alias map does
 INSERT INTO pg_temp.mr_alias (ref, ord, source, destination, problem)

@@ -37,8 +37,13 @@
 --    anywhere.
 --
 -- The export format gains the new fields (mailbox: display_name, metadata,
--- forward_to, keep_copy; alias: may_send) and a sixth kind, transport; the
--- import accepts lines with or without them (see import_jsonl below).
+-- forward_to, keep_copy; alias: may_send) and three kinds, after the
+-- others in this order:
+--   {"kind":"transport","pattern":"app.example.com","transport":"relay:[10.0.0.5]:8025","enabled":true}
+--   {"kind":"share","mailbox":"alice@example.com","shared_with":"bob@example.com"}
+--   {"kind":"sieve","address":"alice@example.com","script":"require \"fileinto\";\n..."}
+-- (shares and sieve scripts live in tables of migration 0011); the import
+-- accepts lines with or without the new keys (see import_jsonl below).
 
 \set ON_ERROR_STOP 1
 
@@ -136,6 +141,33 @@ CREATE TRIGGER transports_no_truncate BEFORE TRUNCATE ON mailroster.transports
     FOR EACH STATEMENT EXECUTE FUNCTION mailroster.tg_refuse_truncate();
 
 ------------------------------------------------------------------------------
+-- 5. Shared mailboxes and Sieve scripts: the rows; what Dovecot reads and
+--    writes through its dict is migration 0011's
+------------------------------------------------------------------------------
+
+-- Who shares folders with whom (Dovecot's acl_shared_dict; the rights stay
+-- in the folders' dovecot-acl files).
+CREATE TABLE mailroster.shared_mailboxes (
+    mailbox_id   bigint NOT NULL REFERENCES mailroster.mailboxes ON DELETE CASCADE,
+    shared_to_id bigint NOT NULL REFERENCES mailroster.mailboxes ON DELETE CASCADE,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (mailbox_id, shared_to_id),
+    CONSTRAINT shared_mailboxes_not_self CHECK (mailbox_id <> shared_to_id)
+);
+CREATE INDEX shared_mailboxes_shared_to_id_idx ON mailroster.shared_mailboxes (shared_to_id);
+COMMENT ON TABLE mailroster.shared_mailboxes IS
+    'Dovecot''s "who shares with whom" dictionary: mailbox_id shares folders with shared_to_id.';
+
+-- A mailbox's one Sieve script, run by Dovecot's LMTP at delivery.
+CREATE TABLE mailroster.sieve_scripts (
+    mailbox_id bigint PRIMARY KEY REFERENCES mailroster.mailboxes ON DELETE CASCADE,
+    script     text NOT NULL
+               CONSTRAINT sieve_scripts_script_check CHECK (octet_length(script) BETWEEN 1 AND 262144),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE mailroster.sieve_scripts IS 'A mailbox''s Sieve script (at most 256 KiB).';
+
+------------------------------------------------------------------------------
 -- Export: the new fields and the transport kind
 ------------------------------------------------------------------------------
 
@@ -225,6 +257,21 @@ BEGIN
                       to_json(t.pattern), to_json(t.transport), to_json(t.enabled))
           FROM mailroster.transports t
          WHERE v_domain_id IS NULL
+        UNION ALL
+        SELECT 7, (mo.local_part || '@' || dom.name) COLLATE "C", (mt.local_part || '@' || dt.name) COLLATE "C",
+               format('{"kind":"share","mailbox":%s,"shared_with":%s}',
+                      to_json(mo.local_part || '@' || dom.name), to_json(mt.local_part || '@' || dt.name))
+          FROM mailroster.shared_mailboxes sh
+          JOIN mailroster.mailboxes mo ON mo.id = sh.mailbox_id JOIN mailroster.domains dom ON dom.id = mo.domain_id
+          JOIN mailroster.mailboxes mt ON mt.id = sh.shared_to_id JOIN mailroster.domains dt ON dt.id = mt.domain_id
+         WHERE v_domain_id IS NULL OR dom.id = v_domain_id
+        UNION ALL
+        SELECT 8, (m.local_part || '@' || d.name) COLLATE "C", '',
+               format('{"kind":"sieve","address":%s,"script":%s}',
+                      to_json(m.local_part || '@' || d.name), to_json(sv.script))
+          FROM mailroster.sieve_scripts sv
+          JOIN mailroster.mailboxes m ON m.id = sv.mailbox_id JOIN mailroster.domains d ON d.id = m.domain_id
+         WHERE v_domain_id IS NULL OR d.id = v_domain_id
     ) x
     ORDER BY x.grp, x.k1, x.k2;
 END
@@ -274,6 +321,7 @@ DECLARE
     v_i2     int;
     v_act    text;
     v_id     bigint;
+    v_id2    bigint;
     v_changed boolean;
 BEGIN
     IF p_lines IS NULL THEN
@@ -351,6 +399,31 @@ BEGIN
                 END IF;
                 e_ln := e_ln || v_n; e_kind := e_kind || 'mailbox'::text; e_obj := e_obj || v_extra;
                 v_core[v_n] := (v_obj - c_mbox_keys)::text;
+            ELSIF v_k IN ('share', 'sieve') THEN
+                SELECT string_agg(x, ',' ORDER BY x COLLATE "C") INTO v_keys FROM jsonb_object_keys(v_obj) x;
+                IF v_keys IS DISTINCT FROM (CASE v_k WHEN 'share' THEN 'kind,mailbox,shared_with' ELSE 'address,kind,script' END) THEN
+                    RAISE EXCEPTION 'line %: %: keys are %', v_n, v_k,
+                        CASE v_k WHEN 'share' THEN 'kind, mailbox, shared_with' ELSE 'kind, address, script' END
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                IF EXISTS (SELECT 1 FROM jsonb_each(v_obj) e WHERE jsonb_typeof(e.value) <> 'string') THEN
+                    RAISE EXCEPTION 'line %: %: every value is a string', v_n, v_k
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                IF v_k = 'sieve' AND (v_obj ->> 'script' = '' OR octet_length(v_obj ->> 'script') > 262144) THEN
+                    RAISE EXCEPTION 'line %: sieve: the script is empty or longer than 256 KiB', v_n
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                FOREACH v_key IN ARRAY CASE v_k WHEN 'share' THEN ARRAY['mailbox', 'shared_with'] ELSE ARRAY['address'] END LOOP
+                    IF NOT mailroster.is_address(lower((v_obj ->> v_key) COLLATE "C"), false) THEN
+                        RAISE EXCEPTION 'line %: %: % % is not an address (local@domain, A-label)', v_n, v_k, v_key,
+                            to_json(v_obj ->> v_key)
+                            USING ERRCODE = 'invalid_parameter_value';
+                    END IF;
+                    v_obj := jsonb_set(v_obj, ARRAY[v_key], to_jsonb(lower((v_obj ->> v_key) COLLATE "C")));
+                END LOOP;
+                e_ln := e_ln || v_n; e_kind := e_kind || v_k; e_obj := e_obj || v_obj;
+                v_core[v_n] := '';
             ELSIF v_k = 'alias' AND v_obj ? 'may_send' THEN
                 IF jsonb_typeof(v_obj -> 'may_send') <> 'boolean' THEN
                     RAISE EXCEPTION 'line %: alias: "may_send" must be true or false', v_n
@@ -372,6 +445,42 @@ BEGIN
         FOR v_i IN 1 .. cardinality(e_ln) LOOP
             v_obj := e_obj[v_i];
             v_changed := false;
+            IF e_kind[v_i] IN ('share', 'sieve') THEN
+                -- after the core: the mailboxes named exist now, or never will
+                SELECT m.id INTO v_id FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+                 WHERE m.local_part || '@' || d.name = v_obj ->> CASE e_kind[v_i] WHEN 'share' THEN 'mailbox' ELSE 'address' END;
+                IF e_kind[v_i] = 'share' THEN
+                    SELECT m.id INTO v_id2 FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+                     WHERE m.local_part || '@' || d.name = v_obj ->> 'shared_with';
+                END IF;
+                IF v_id IS NULL OR (e_kind[v_i] = 'share' AND v_id2 IS NULL) THEN
+                    RAISE EXCEPTION 'line %: %: % is not a mailbox', e_ln[v_i], e_kind[v_i],
+                        CASE WHEN v_id IS NULL THEN v_obj ->> CASE e_kind[v_i] WHEN 'share' THEN 'mailbox' ELSE 'address' END
+                             ELSE v_obj ->> 'shared_with' END
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                IF e_kind[v_i] = 'share' THEN
+                    v_key := (v_obj ->> 'mailbox') || ' ' || (v_obj ->> 'shared_with');
+                    INSERT INTO mailroster.shared_mailboxes (mailbox_id, shared_to_id) VALUES (v_id, v_id2)
+                    ON CONFLICT DO NOTHING;
+                    v_act := CASE WHEN FOUND THEN 'created' ELSE 'unchanged' END;
+                ELSE
+                    v_key := v_obj ->> 'address';
+                    SELECT CASE WHEN s.script IS NULL THEN 'created'
+                                WHEN s.script = v_obj ->> 'script' THEN 'unchanged' ELSE 'updated' END
+                      INTO v_act
+                      FROM (SELECT 1) one LEFT JOIN mailroster.sieve_scripts s ON s.mailbox_id = v_id;
+                    IF v_act <> 'unchanged' THEN
+                        INSERT INTO mailroster.sieve_scripts (mailbox_id, script) VALUES (v_id, v_obj ->> 'script')
+                        ON CONFLICT (mailbox_id) DO UPDATE SET script = EXCLUDED.script, updated_at = now();
+                    END IF;
+                END IF;
+                c_ln := c_ln || e_ln[v_i]; c_action := c_action || v_act;
+                c_kind := c_kind || e_kind[v_i]; c_key := c_key || v_key;
+                v_id := NULL;
+                v_id2 := NULL;
+                CONTINUE;
+            END IF;
             IF e_kind[v_i] = 'transport' THEN
                 SELECT t.id, (t.transport, t.enabled) IS DISTINCT FROM
                               (v_obj ->> 'transport', (v_obj ->> 'enabled')::boolean)

@@ -91,17 +91,20 @@ keys = {
                "send_limit_messages", "send_limit_recipients", "send_limit_window"],
     "mailbox": ["kind", "address", "password", "enabled", "disabled_reason", "may_send", "may_receive",
                 "services", "quota_bytes", "quota_messages", "send_limit_messages", "send_limit_recipients",
-                "home", "mail", "uid", "gid", "maildir"],
-    "alias": ["kind", "source", "destinations", "enabled"],
+                "home", "mail", "uid", "gid", "maildir", "display_name", "metadata", "forward_to", "keep_copy"],
+    "alias": ["kind", "source", "destinations", "enabled", "may_send"],
     "sender": ["kind", "address", "login"],
     "master": ["kind", "name", "password", "enabled", "domains"],
+    "transport": ["kind", "pattern", "transport", "enabled"],
+    "share": ["kind", "mailbox", "shared_with"],
+    "sieve": ["kind", "address", "script"],
 }
 bad = 0
 for n, l in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
     l = l.rstrip("\n")
-    o = json.loads(l, object_pairs_hook=lambda p: p)
-    k = dict(o).get("kind")
-    if [x[0] for x in o] != keys.get(k) or l != json.dumps(dict(o), ensure_ascii=False, separators=(",", ":")):
+    o = json.loads(l)       # (dicts keep the order of the keys)
+    k = o.get("kind")
+    if list(o) != keys.get(k) or l != json.dumps(o, ensure_ascii=False, separators=(",", ":")):
         print(f"#   line {n}: {l}")
         bad += 1
 sys.exit(1 if bad else 0)
@@ -117,7 +120,8 @@ full, part, d = sys.argv[1:]
 def mine(o):
     k = o["kind"]
     return ((k == "domain" and o["name"] == d) or (k == "mailbox" and o["address"].endswith("@" + d))
-            or (k == "alias" and o["source"].endswith("@" + d)) or (k == "sender" and o["login"].endswith("@" + d)))
+            or (k == "alias" and o["source"].endswith("@" + d)) or (k == "sender" and o["login"].endswith("@" + d))
+            or (k == "share" and o["mailbox"].endswith("@" + d)) or (k == "sieve" and o["address"].endswith("@" + d)))
 want = [l for l in open(full, encoding="utf-8") if mine(json.loads(l))]
 got = list(open(part, encoding="utf-8"))
 sys.exit(0 if want == got and got else 1)
@@ -149,9 +153,13 @@ run_format() { # FORMAT JSONL DB DOMAIN [MAIL_BASE of the round-trip database]
     check "$fmt: import reports the same as the dry run" "$(cat "$W/$fmt.dry")" "$(cat "$W/$fmt.imp")"
     rows=$(val "$db" "SELECT (SELECT count(*) FROM mailroster.domains) + (SELECT count(*) FROM mailroster.mailboxes)
                            + (SELECT count(*) FROM mailroster.aliases) + (SELECT count(*) FROM mailroster.sender_addresses)
-                           + (SELECT count(*) FROM mailroster.master_users)")
+                           + (SELECT count(*) FROM mailroster.master_users) + (SELECT count(*) FROM mailroster.transports)
+                           + (SELECT count(*) FROM mailroster.shared_mailboxes) + (SELECT count(*) FROM mailroster.sieve_scripts)")
     check "$fmt: one row per line landed" "$n" "$rows"
-    check "$fmt: every landed row is in the change log" "$n" \
+    # (shares and sieve scripts are no directory rows: Dovecot reads them,
+    # not mailrosterd, so they have no change log)
+    check "$fmt: every landed directory row is in the change log" \
+        "$(( n - $(grep -c '"kind":"\(share\|sieve\)"' "$jl") ))" \
         "$(val "$db" "SELECT count(*) FROM mailroster.change_log WHERE op = 'I'")"
     state "$db"; before=$STATE
     imp "$db" "$jl" false >"$W/$fmt.again" 2>&1
@@ -316,7 +324,7 @@ if report_ok ispmail "$W/isp.err" "$FIX/ispmail/expected-report.tsv"; then
 else
     notok "ispmail (seed 002): the report names exactly the expected rows"
 fi
-check_grep "ispmail (seed 002): summary" "$W/isp.err" '^ispmail: imported 4 domains, 19 mailboxes, 7 aliases, 0 senders, 0 master users; report: 6 not imported, 24 changed, 4 not kept, 2 notes$'
+check_grep "ispmail (seed 002): summary" "$W/isp.err" '^ispmail: imported 4 domains, 19 mailboxes, 7 aliases, 0 senders, 0 master users, 0 transports, 2 shares, 0 sieve scripts; report: 3 not imported, 24 changed, 0 not kept, 3 notes$'
 newdb mr_isp
 run_format ispmail-seed "$W/isp.jsonl" mr_isp example.com
 D=mr_isp
@@ -326,8 +334,14 @@ check "ispmail (seed 002): bare hashes get the scheme of their form" "fred:{SHA5
     "$(val $D "SELECT string_agg(local_part || ':' || substring(password from '^\{[A-Z0-9-]+\}'), ' ' ORDER BY local_part) FROM mailroster.mailboxes WHERE local_part IN ('fred', 'gina', 'hans', 'ines')")"
 check "ispmail (seed 002): refused, formless and NULL hashes: no password" "hex md5 nopw plain weak" \
     "$(val $D "SELECT string_agg(local_part, ' ' ORDER BY local_part) FROM mailroster.mailboxes WHERE password IS NULL")"
-check "ispmail (seed 002): the alias sharing alice's address did not land; the tutorial's aliases did" "0|{carl@123qwe.com}" \
-    "$(val $D "SELECT (SELECT count(*) FROM mailroster.aliases WHERE local_part = 'alice'), (SELECT destinations FROM mailroster.aliases WHERE local_part = 'orders')")"
+check "ispmail (seed 002): the alias on alice's address is her forwarding (no copy), not an alias; the tutorial's aliases landed" "0|{carl@123qwe.com}|f|{carl@123qwe.com}" \
+    "$(val $D "SELECT (SELECT count(*) FROM mailroster.aliases WHERE local_part = 'alice'), m.forward_to, m.keep_copy, (SELECT destinations FROM mailroster.aliases WHERE local_part = 'orders') FROM mailroster.mailboxes m WHERE m.local_part = 'alice'")"
+check "ispmail (seed 002): display names kept" "Alice Smith|Jörg Müller" \
+    "$(val $D "SELECT string_agg(display_name, '|' ORDER BY local_part) FROM mailroster.mailboxes WHERE local_part IN ('alice', 'jörg')")"
+check "ispmail (seed 002): shared_mailboxes kept" "alice@example.com>bob@example.com carl@123qwe.com>dora@example.com" \
+    "$(val $D "SELECT string_agg(mo.local_part || '@' || dom.name || '>' || mt.local_part || '@' || dt.name, ' ' ORDER BY mo.local_part)
+                 FROM mailroster.shared_mailboxes s JOIN mailroster.mailboxes mo ON mo.id = s.mailbox_id JOIN mailroster.domains dom ON dom.id = mo.domain_id
+                 JOIN mailroster.mailboxes mt ON mt.id = s.shared_to_id JOIN mailroster.domains dt ON dt.id = mt.domain_id")"
 # postmap: the seed's own map files against mailrosterd, for every address of the fixture
 seed_maps src_isp mail_user "$FIX/ispmail" "$W/isp-maps" pgsql-virtual-mailbox-domains.cf pgsql-virtual-mailbox-maps.cf pgsql-virtual-alias-maps.cf
 val src_isp "SELECT local || '@' || domain FROM users UNION SELECT source_local || '@' || source_domain FROM aliases
@@ -357,14 +371,14 @@ check_grep "ispmail: mixed-case address reported" "$E" '^ispmail: virtual_users 
 check_grep "ispmail: case twin left out, named" "$E" '^ispmail: virtual_users id 4: not imported: "Max@example.org" is the same address as "max@example.org" \(virtual_users id 3\)'
 check_grep "ispmail: uninferable hash reported" "$E" '^ispmail: virtual_users id 7: changed: its password hash has no \{SCHEME\} prefix and its form tells none'
 check_grep "ispmail: inferred scheme reported per account" "$E" '^ispmail: virtual_users id 2: changed: its password hash has no \{SCHEME\} prefix: imported as \{SHA512-CRYPT\}, told by its form \$6\$'
-check_grep "ispmail: alias source that is a mailbox refused, named" "$E" '^ispmail: virtual_aliases id 4: not imported: "john@example.org" is also a mailbox'
+check_grep "ispmail: alias rows on a mailbox become its forwarding, with the copy the row to itself asked for" "$E" '^ispmail: virtual_aliases id 4: note: "john@example.org" is also a mailbox: imported as the mailbox.s forwarding to boss@remote.test, with a copy kept in the mailbox'
 check_grep "ispmail: '+' local part refused" "$E" '^ispmail: virtual_users id 11: not imported: "a\+b@example.org"'
 check_grep "ispmail: \$1\$ (MD5 crypt) refused, named: imported without a password" "$E" '^ispmail: virtual_users id 13: changed: .*\{MD5-CRYPT\}, a scheme mailroster refuses \(MD5 crypt is too weak\): imported without a password'
 check_grep "ispmail: \$argon2i\$ refused, named" "$E" '^ispmail: virtual_users id 14: changed: .*\{ARGON2I\}, a scheme mailroster refuses'
 check_grep "ispmail: {Plain} refused, named" "$E" '^ispmail: virtual_users id 15: changed: its \{PLAIN\} password hash is a scheme mailroster refuses \(plaintext'
 check_grep "ispmail: DES {CRYPT} refused, named" "$E" '^ispmail: virtual_users id 16: changed: its \{CRYPT\} password hash is a scheme mailroster refuses \(DES crypt is too weak\)'
 check_nogrep "ispmail: no refused scheme in the output" "$W/ispmail.jsonl" '\{(MD5-CRYPT|ARGON2I|PLAIN)\}|\{CRYPT\}abJ'
-check_grep "ispmail: summary" "$E" '^ispmail: imported 4 domains, 14 mailboxes, 5 aliases, 0 senders, 0 master users; report: 4 not imported, 16 changed, 0 not kept, 1 notes$'
+check_grep "ispmail: summary" "$E" '^ispmail: imported 4 domains, 14 mailboxes, 5 aliases, 0 senders, 0 master users, 0 transports, 0 shares, 0 sieve scripts; report: 2 not imported, 16 changed, 0 not kept, 2 notes$'
 check_grep "ispmail: a destination in an imported domain that is nothing there is named" "$E" '^ispmail: virtual_aliases id 7: note: destination "x@xn--mnchen-3ya.de" is in a domain of this import but is no mailbox or alias'
 run_format ispmail "$W/ispmail.jsonl" mr_ispmail example.org
 D=mr_ispmail
@@ -381,8 +395,8 @@ check "ispmail: uninferable hash, refused schemes and NULL hash: no password" "a
 check "ispmail: quota 0 stays 0 (unlimited)" "0" "$(val $D "SELECT quota_bytes FROM mailroster.mailboxes WHERE local_part = 'john'")"
 check "ispmail: catch-all @example.net" "{sue@example.net}" \
     "$(val $D "SELECT a.destinations FROM mailroster.aliases a JOIN mailroster.domains d ON d.id = a.domain_id WHERE d.name = 'example.net' AND a.local_part = ''")"
-check "ispmail: the alias that is a mailbox did not land" "0" \
-    "$(val $D "SELECT count(*) FROM mailroster.aliases WHERE local_part = 'john'")"
+check "ispmail: the alias rows on mailbox john are its forwarding, with a copy, not an alias" "0|{boss@remote.test}|t" \
+    "$(val $D "SELECT (SELECT count(*) FROM mailroster.aliases WHERE local_part = 'john'), forward_to, keep_copy FROM mailroster.mailboxes WHERE local_part = 'john'")"
 check "ispmail: destinations lowercased and deduplicated, in row order" "{john@example.org,dave@example.org}" \
     "$(val $D "SELECT destinations FROM mailroster.aliases WHERE local_part = 'team'")"
 check "ispmail: mixed-case alias source folded" "1" "$(val $D "SELECT count(*) FROM mailroster.aliases WHERE local_part = 'sales'")"
@@ -392,7 +406,7 @@ check_nogrep "ispmail -v at_domain_aliases=skip: no catch-all" "$W/ispmail2.json
 check_grep "ispmail -v at_domain_aliases=skip: says it never matched" "$W/ispmail2.err" '^ispmail: virtual_aliases id 3: not imported: .*never matched'
 check_grep "ispmail -v default_pass_scheme: applied to the unprefixed hash, and {PLAIN-MD5} refused" "$W/ispmail2.err" '^ispmail: virtual_users id 7: changed: .*as the old default_pass_scheme PLAIN-MD5 it is a scheme mailroster refuses \(plaintext'
 check_grep "ispmail -v default_pass_scheme=plain-md5: the mailbox without a password" "$W/ispmail2.jsonl" '"address":"weird@example.org","password":null,'
-check_grep "ispmail -v maildir=: maildir left to mailroster" "$W/ispmail2.jsonl" '"address":"john@example.org".*"maildir":null\}'
+check_grep "ispmail -v maildir=: maildir left to mailroster" "$W/ispmail2.jsonl" '"address":"john@example.org".*"maildir":null,"display_name":null'
 
 # ---------------------------------------------------------------- BBS (seed 000)
 stack_pg_createdb src_bbs && pg src_bbs -f "$FIX/bbs/schema.sql" -f "$FIX/bbs/data.sql" >/dev/null &&
@@ -438,7 +452,7 @@ check_grep "bbs (older mail_users): each new maildir is reported" "$W/bbsold.err
 check_grep "bbs (older mail_users): the password column is read" "$W/bbsold.jsonl" '"address":"sysop@bbs.example","password":"\{BLF-CRYPT\}'
 run_format bbs-old "$W/bbsold.jsonl" mr_bbsold bbs.example
 psql -X -At -U postgres -d src_bbsold -v maildir='%d/%n/' -f "$TOP/sql/import/bbs-mail-users.sql" >"$W/bbs2.jsonl" 2>/dev/null
-check_grep "bbs (older mail_users) -v maildir: the old layout kept" "$W/bbs2.jsonl" '"address":"sysop@bbs.example".*"maildir":"bbs.example/sysop/"\}'
+check_grep "bbs (older mail_users) -v maildir: the old layout kept" "$W/bbs2.jsonl" '"address":"sysop@bbs.example".*"maildir":"bbs.example/sysop/","display_name":null'
 
 # ---------------------------------------------------------------- Dovecot passwd-file (seed 001)
 P=$FIX/dovecot-passwd
@@ -507,16 +521,16 @@ else
 fi
 E=$W/pfa.err
 check_grep "postfixadmin: backup MX domain left out" "$E" '^postfixadmin: domain relay.example: not imported: domain "relay.example" is a backup MX domain'
-check_grep "postfixadmin: forward of a mailbox refused, named" "$E" '^postfixadmin: alias bob@example.com: not imported: "bob@example.com" is also a mailbox'
+check_grep "postfixadmin: a mailbox's alias row with another goto is its forwarding, a copy kept" "$E" '^postfixadmin: alias bob@example.com: note: "bob@example.com" is also a mailbox: imported as the mailbox.s forwarding to bob@elsewhere.test, with a copy kept in the mailbox'
 check_grep "postfixadmin: vacation destination dropped" "$E" '^postfixadmin: alias sales@example.com: changed: destination "alice#example.com@autoreply.example.com" is PostfixAdmin.s vacation'
 check_grep "postfixadmin: vacation on a mailbox's own row reported" "$E" '^postfixadmin: alias carol@example.com: not imported: PostfixAdmin.s vacation auto-reply is switched on'
 check_grep "postfixadmin: bad maildir reported" "$E" '^postfixadmin: mailbox Eve@Shop.Example: changed: its maildir "../escape/" is not a relative path'
-check_grep "postfixadmin: display names named per mailbox" "$E" '^postfixadmin: mailbox alice@example.com: not kept: name "Alice A." is not kept'
+check_grep "postfixadmin: display names kept" "$W/pfa.jsonl" '"address":"alice@example.com".*"display_name":"Alice A."'
 check_grep "postfixadmin: domain total quota named" "$E" '^postfixadmin: domain Shop.Example: not kept: its total quota of 1000 MB'
 check_grep "postfixadmin: \$1\$ (PostfixAdmin's md5crypt) refused, named" "$E" '^postfixadmin: mailbox alice@example.com: changed: .*\{MD5-CRYPT\}, a scheme mailroster refuses \(MD5 crypt is too weak\): imported without a password'
 check_grep "postfixadmin: alias domain: logins do not carry over, said" "$E" '^postfixadmin: alias_domain alias.example -> example.com: note: .*does not carry over'
 check_nogrep "postfixadmin: the mailboxes' own alias rows are dropped silently" "$E" '^postfixadmin: alias (alice|dan)@'
-check_grep "postfixadmin: summary" "$E" '^postfixadmin: imported 4 domains, 5 mailboxes, 5 aliases, 0 senders, 0 master users; report: 4 not imported, 7 changed, 3 not kept, 1 notes$'
+check_grep "postfixadmin: summary" "$E" '^postfixadmin: imported 4 domains, 5 mailboxes, 5 aliases, 0 senders, 0 master users, 0 transports, 0 shares, 0 sieve scripts; report: 3 not imported, 7 changed, 1 not kept, 2 notes$'
 run_format postfixadmin "$W/pfa.jsonl" mr_pfa example.com
 D=mr_pfa
 check "postfixadmin: domains (ALL and backup MX left out, active -> enabled)" "alias.example:true example.com:true old.example:false shop.example:true" \
@@ -546,14 +560,14 @@ else
 fi
 E=$W/vmm.err
 check_grep "vmm: alias row with an empty address left out: never matched" "$E" '^vmm: alias @example.com: not imported: it has an empty address: .*never matched'
-check_grep "vmm: alias that is a mailbox refused, named" "$E" '^vmm: alias b.user@example.com: not imported: "b.user@example.com" is also a mailbox'
+check_grep "vmm: alias on a mailbox (which won in vmm) is its forwarding" "$E" '^vmm: alias b.user@example.com: note: "b.user@example.com" is also a mailbox: imported as the mailbox.s forwarding to a.user@example.com, without a copy in the mailbox'
 check_grep "vmm: catch-all destination with %n dropped" "$E" '^vmm: catchall @vmm.test: changed: destination "%n@other.example" uses %n'
 check_grep "vmm: relocated reported" "$E" '^vmm: relocated gone@vmm.test: not imported'
 check_grep "vmm: alias domain reported" "$E" '^vmm: domain_name example.net \(alias domain of example.com\): note: alias domain "example.net" of "example.com"'
-check_grep "vmm: per-user transport reported" "$E" '^vmm: users postmaster@example.com: not kept: its own transport'
+check_grep "vmm: a mailbox's own transport becomes a transport entry" "$W/vmm.jsonl" '^\{"kind":"transport","pattern":"postmaster@example.com","transport":"smtp:\[backup.example.net\]","enabled":true\}$'
 check_grep "vmm: {CRAM-MD5} refused, named" "$E" '^vmm: users b.user@example.com: changed: its \{CRAM-MD5\} password hash is a scheme mailroster refuses.*imported without a password'
-check_grep "vmm: names named per mailbox" "$E" '^vmm: users a.user@example.com: not kept: name "A. User"'
-check_grep "vmm: summary" "$E" '^vmm: imported 3 domains, 4 mailboxes, 4 aliases, 3 senders, 0 master users; report: 3 not imported, 3 changed, 3 not kept, 1 notes$'
+check_grep "vmm: names kept" "$W/vmm.jsonl" '"address":"a.user@example.com".*"display_name":"A. User"'
+check_grep "vmm: summary" "$E" '^vmm: imported 3 domains, 4 mailboxes, 4 aliases, 3 senders, 0 master users, 1 transports, 0 shares, 0 sieve scripts; report: 2 not imported, 3 changed, 0 not kept, 2 notes$'
 # vmm's homes are under /srv/mail (its domaindir base): the sysop keeps the
 # mail where it is and sets mailroster's mail_base (and mailrosterd's) to it.
 # Before that, the import is refused, naming the line and mail_base.
@@ -594,19 +608,20 @@ E=$W/users.err
 HAVE_IDN2=$(python3 -c 'import ctypes.util; print(1 if ctypes.util.find_library("idn2") else 0)')
 check_grep "users-json: mixed-case key reported" "$E" '^users-json: account Bob@Example.com: changed: becomes "bob@example.com" \(Postfix accepted'
 check_grep "users-json: duplicate alias: the first map line wins, the others reported" "$E" '^users-json: local_valiases info@example.com: not imported: it is the same alias as the earlier account Bob@Example.com alias'
-check_grep "users-json: alias that is an account refused, named" "$E" '^users-json: account gina@example.com alias frank@example.com: not imported: "frank@example.com" is also the address of account "frank@example.com"'
+check_grep "users-json: an alias that is another account's address is that account's forwarding" "$E" '^users-json: account gina@example.com alias frank@example.com: note: "frank@example.com" is also the address of account "frank@example.com": imported as its forwarding to gina@example.com, without a copy in the mailbox'
 check_grep "users-json: disabled domain: the change is said" "$E" '^users-json: config domain old.example.com: changed: domain "old.example.com" has "enable": false: imported disabled'
-check_grep "users-json: catchAll's new send right is said" "$E" '^users-json: catch-all @sub.example.com: note: "@sub.example.com" -> alice@example.com: in mailroster'
+check_grep "users-json: catchAll gives no sending rights (may_send false)" "$W/users.jsonl" '^\{"kind":"alias","source":"@sub.example.com","destinations":\["alice@example.com"\],"enabled":true,"may_send":false\}$'
 check_grep "users-json: unusable password reported" "$E" '^users-json: account hugo@example.com: changed: has a password that is not a hash'
 check_grep "users-json: unusable quota reported" "$E" '^users-json: account hugo@example.com: changed: has quota "10%"'
 check_grep "users-json: DES crypt (by --default-scheme CRYPT) refused, named" "$E" '^users-json: account dave@example.com: changed: has a \{CRYPT\} password hash \(from hashedPassword\), which mailroster refuses \(DES crypt is too weak\): imported without a password'
 check_grep "users-json: inferred scheme reported per account" "$E" '^users-json: account gina@example.com: changed: has a password hash without \{SCHEME\} prefix \(from hashedPassword\): imported as \{ARGON2ID\}, told by its form; the old passdb verified hashes with crypt\(3\), which cannot verify it'
-check_grep "users-json: sieveScript not kept, named" "$E" '^users-json: account gina@example.com: not kept: its sieveScript is not kept'
-check_grep "users-json: name not kept, named" "$E" '^users-json: account frank@example.com: not kept: its name "Frank" is not kept'
-check_grep "users-json: summary in the SQL importers' format" "$E" '^users-json: imported 4 domains, 9 mailboxes, 7 aliases, 0 senders, 0 master users; report: 5 not imported, 11 changed, 4 not kept, 1 notes$'
+check_grep "users-json: sieveScript is the mailbox's Sieve script" "$W/users.jsonl" '^\{"kind":"sieve","address":"gina@example.com","script":"require \\"fileinto\\";"\}$'
+check_grep "users-json: name kept as display_name" "$W/users.jsonl" '"address":"frank@example.com".*"display_name":"Frank"'
+check_grep "users-json: summary in the SQL importers' format" "$E" '^users-json: imported 4 domains, 9 mailboxes, 7 aliases, 0 senders, 0 master users, 2 transports, 0 shares, 1 sieve scripts; report: 4 not imported, 11 changed, 0 not kept, 1 notes$'
 check_grep "users-json: dynamicMaps virtual_alias_maps: the seed's remote alias imported" "$W/users.jsonl" '^\{"kind":"alias","source":"alias@example.com","destinations":\["remote@address.example"\],'
 check_grep "users-json: dynamicMaps: a continuation line is part of its entry" "$W/users.jsonl" '^\{"kind":"alias","source":"list@example.com","destinations":\["alice@example.com","bob@example.com"\],'
-check_grep "users-json: dynamicMaps transport_maps: each transport named, not kept" "$E" '^users-json: dynamicMaps transport_maps transport:2: not kept: transport "subdomain.example.com" -> "relay:172.30.40.50:8025"'
+check_grep "users-json: dynamicMaps transport_maps: an address entry becomes a transport" "$W/users.jsonl" '^\{"kind":"transport","pattern":"specialaddress@example.com","transport":"relay:172.30.40.50:8025","enabled":true\}$'
+check_grep "users-json: dynamicMaps transport_maps: a domain entry becomes a transport" "$W/users.jsonl" '^\{"kind":"transport","pattern":"subdomain.example.com","transport":"relay:172.30.40.50:8025","enabled":true\}$'
 check_grep "users-json: dynamicMaps relay_domains: named, not imported" "$E" '^users-json: dynamicMaps relay_domains transport:2: not imported: relay domain "subdomain.example.com"'
 if [ "$HAVE_IDN2" = 1 ]; then
     check_grep "users-json: U-label converted with IDNA2008" "$W/users.jsonl" '"address":"erin@xn--mnchen-3ya.de"'

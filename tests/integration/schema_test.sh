@@ -735,10 +735,10 @@ check_privs() {
     if [ "$got" = "$want" ]; then ok "$name"; else not_ok "$name"; { echo "want: $want"; echo "got:  $got"; } | diag; fi
 }
 check_privs "reader: exactly the specified table privileges" "$(privs mailroster_reader)" \
-    "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:r send_limits:r sender_addresses:r settings:r transports:r"
+    "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:r send_limits:r sender_addresses:r settings:r shared_mailboxes:r sieve_scripts:r transports:r"
 check_privs "reader: no sequence privileges; EXECUTE on export_jsonl and send_admit only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl send_admit send_admit_many"
 check_privs "admin: exactly the specified table privileges" "$(privs mailroster_admin)" \
-    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd send_hits:r send_limits:rawd sender_addresses:rawd settings:r transports:rawd"
+    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd send_hits:r send_limits:rawd sender_addresses:rawd settings:r shared_mailboxes:rawd sieve_scripts:rawd transports:rawd"
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
     "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq send_limits_id_seq sender_addresses_id_seq transports_id_seq"
 check_privs "admin: EXECUTE on validators, the lock key, export, import and the limit windows only" "$(funcs mailroster_admin)" \

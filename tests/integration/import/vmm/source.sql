@@ -56,7 +56,7 @@ INSERT INTO alias (gid, address, destination) VALUES
     (70000, 'info', 'B.User@Example.com'),
     (70000, 'list', '%n-owner@lists.example.org'),   -- placeholders are filled in
     (70000, '', 'a.user@example.com'),                -- empty address: never matched
-    (70000, 'b.user', 'a.user@example.com');          -- also a mailbox: refused
+    (70000, 'b.user', 'a.user@example.com');          -- also a mailbox: its forwarding
 INSERT INTO catchall (gid, destination) VALUES
     (70001, 'c.user@vmm.test'),
     (70001, '%n@other.example');                      -- cannot be expressed: dropped
