@@ -121,6 +121,7 @@ START_TEST(forward_changes)
     t.forward = NULL;
     dir_put(D, DIR_MAILBOX, dir_mailbox_new(&t));
     ck_assert_str_eq(q(LK_ALIASES, "carl@example.com"), "(not found)");
+    t = *dir_mailbox_get(D, "carl@example.com", 16); /* the put freed the strings t pointed to */
     t.forward = "x@remote.example,y@remote.example";
     t.keep_copy = 1;
     dir_put(D, DIR_MAILBOX, dir_mailbox_new(&t));
