@@ -217,6 +217,43 @@ check "carl has it himself" 1 "$(has carl@example.test 'fwd removed')"
 check "the daemon was not restarted" "1 1" \
     "$(kill -0 "$MRD_PID" 2>/dev/null && echo 1) $(grep -c 'loaded directory' "$MRS_LOG")"
 
+# --- a database before migration 0010 -------------------------------------------------
+# mailrosterd still works with schema 1 to 9: no forwards, may_send true,
+# no transports table (nothing asked of it, at the load or in the change log)
+stack_pg_createdb old || notok "database old"
+for f in "$TOP"/sql/migrations/000[1-8]_*.sql; do
+    psql -X -q -v ON_ERROR_STOP=1 -d old -f "$f" >/dev/null || notok "old schema: $(basename "$f")"
+done
+old_sql() { psql -X -q -v ON_ERROR_STOP=1 -At -d old "$@"; }
+old_sql <<'SQL' || notok "old schema: provisioning"
+INSERT INTO mailroster.domains (name) VALUES ('old.test');
+INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'keep' FROM mailroster.domains;
+INSERT INTO mailroster.aliases (domain_id, local_part, destinations) SELECT id, 'info', ARRAY['keep@old.test'] FROM mailroster.domains;
+SQL
+OLD_SMAP=$STACK_DIR/old.socketmap
+OLD_LOG=$STACK_DIR/old.log
+cat >"$STACK_DIR/old.conf" <<CONF
+database = host=$PGHOST port=$PGPORT dbname=old user=$PGUSER
+socketmap_listen = unix:$OLD_SMAP
+CONF
+"$MRD" -f -c "$STACK_DIR/old.conf" >"$OLD_LOG" 2>&1 &
+OLD_PID=$!
+STACK_PIDS+=("$OLD_PID")
+qo() { postmap -q "$2" "socketmap:unix:$OLD_SMAP:$1" 2>/dev/null || echo "(not found)"; }
+check_cmd "schema 8: the directory loads" wait_for "grep -c 'loaded directory' '$OLD_LOG'" 1 20
+grep -q "1 mailboxes, 1 aliases, 0 sender addresses, 0 master users, 0 transports" "$OLD_LOG" \
+    && ok "schema 8: the load counts no transports" || notok "schema 8: load line: $(grep 'loaded directory' "$OLD_LOG")"
+check "schema 8: an alias gives sending rights (may_send as before)" "keep@old.test" "$(qo senders info@old.test)"
+check "schema 8: a mailbox does not forward" "(not found)" "$(qo aliases keep@old.test)"
+check "schema 8: no transports" "(not found)" "$(qo transports old.test)"
+old_sql -c "INSERT INTO mailroster.aliases (domain_id, local_part, destinations) SELECT id, 'late', ARRAY['keep@old.test'] FROM mailroster.domains" \
+    || notok "old schema: a change"
+check_cmd "schema 8: a change arrives through the change log" wait_for "qo aliases late@old.test" "keep@old.test" 20
+kill -TERM "$OLD_PID" 2>/dev/null
+for _ in $(seq 1 100); do kill -0 "$OLD_PID" 2>/dev/null || break; sleep 0.1; done
+check "schema 8: no error logged, no sanitizer report" "" \
+    "$(grep -iE 'error|fatal|runtime error|AddressSanitizer|LeakSanitizer' "$OLD_LOG" | head -3)"
+
 # --- the end -------------------------------------------------------------------------
 
 stack_postfix_stop
