@@ -19,6 +19,7 @@ const struct cfg_def mr_conf_defs[] = {
     { "tcp_table_mailboxes", CFG_STR, "", O(tcp_table_mailboxes), 0, 0 },
     { "tcp_table_aliases", CFG_STR, "", O(tcp_table_aliases), 0, 0 },
     { "tcp_table_senders", CFG_STR, "", O(tcp_table_senders), 0, 0 },
+    { "tcp_table_transports", CFG_STR, "", O(tcp_table_transports), 0, 0 },
     { "socketmap_listen", CFG_STR, "", O(socketmap_listen), 0, 0 },
     { "socketmap_mode", CFG_MODE, "0666", O(socketmap_mode), 0, 0 },
     { "admin_socket", CFG_STR, "", O(admin_socket), 0, 0 },

@@ -16,6 +16,7 @@ struct mr_conf {
     char *tcp_table_mailboxes;
     char *tcp_table_aliases;
     char *tcp_table_senders;
+    char *tcp_table_transports;
     char *socketmap_listen;     /* list of unix:PATH / inet:HOST:PORT */
     int socketmap_mode;
     char *admin_socket;         /* unix socket path, "" = none */

@@ -20,6 +20,10 @@
 #include "mem.h"
 #include "pqlog.h"
 
+/* the first with forwarding, alias sender rights and transports
+ * (0010_directory_features.sql) */
+#define MR_SCHEMA_FEATURES 10
+
 struct db {
     char *conninfo;
     db_post_fn post;
@@ -38,42 +42,58 @@ struct db {
     int64_t schema;      /* the database's schema version */
 };
 
-/* The columns of each directory table, in the order rec_*() reads them. */
+/* The columns of each directory table, in the order rec_*() reads them.
+ * The mailbox and alias queries are put together from parts (see
+ * select_of): what a column came with is asked only of a schema that has
+ * it. */
+#define Q_MAILBOX_HEAD                                                                      \
+    "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, x.password, "                 \
+    "x.enabled, x.may_send, x.may_receive, x.services::text, "                              \
+    "coalesce(x.quota_bytes, -1), coalesce(x.quota_messages, -1), "                         \
+    "coalesce(x.send_limit_messages, -1), coalesce(x.send_limit_recipients, -1), "          \
+    "coalesce(x.uid, -1), coalesce(x.gid, -1), x.home, x.mail, x.maildir, x.disabled_reason, "
+#define Q_MAILBOX_TAIL " FROM mailroster.mailboxes x JOIN mailroster.domains d ON d.id = x.domain_id"
+/* 0006: the suspension; 0010: forwarding (an empty forward_to is NULL:
+ * no forward) */
+#define Q_SUSPEND "x.send_suspended_reason"
+#define Q_NO_SUSPEND "NULL::text"
+#define Q_FORWARD ", nullif(array_to_string(x.forward_to, ','), ''), x.keep_copy"
+#define Q_NO_FORWARD ", NULL::text, false"
+
+#define Q_ALIAS_HEAD "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, " \
+                     "array_to_string(x.destinations, ','), x.enabled, "
+#define Q_ALIAS_TAIL " FROM mailroster.aliases x JOIN mailroster.domains d ON d.id = x.domain_id"
+
 static const char *q_select[DIR_NKINDS] = {
     [DIR_DOMAIN] = "SELECT x.id, x.name, x.enabled, x.disabled_reason, x.quota_bytes, "
                    "x.quota_messages, x.send_limit_messages, x.send_limit_recipients, "
                    "x.send_limit_window FROM mailroster.domains x",
-    [DIR_MAILBOX] = "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, x.password, "
-                    "x.enabled, x.may_send, x.may_receive, x.services::text, "
-                    "coalesce(x.quota_bytes, -1), coalesce(x.quota_messages, -1), "
-                    "coalesce(x.send_limit_messages, -1), coalesce(x.send_limit_recipients, -1), "
-                    "coalesce(x.uid, -1), coalesce(x.gid, -1), x.home, x.mail, x.maildir, "
-                    "x.disabled_reason, x.send_suspended_reason FROM mailroster.mailboxes x "
-                    "JOIN mailroster.domains d ON d.id = x.domain_id",
-    [DIR_ALIAS] = "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, "
-                  "array_to_string(x.destinations, ','), x.enabled FROM mailroster.aliases x "
-                  "JOIN mailroster.domains d ON d.id = x.domain_id",
+    [DIR_MAILBOX] = Q_MAILBOX_HEAD Q_SUSPEND Q_FORWARD Q_MAILBOX_TAIL,
+    [DIR_ALIAS] = Q_ALIAS_HEAD "x.may_send" Q_ALIAS_TAIL,
     [DIR_SENDER] = "SELECT x.id, x.mailbox_id, x.address FROM mailroster.sender_addresses x",
     [DIR_MASTER] = "SELECT x.id, x.name, x.password, x.enabled, array_to_string(x.domains, ',') "
                    "FROM mailroster.master_users x",
+    [DIR_TRANSPORT] = "SELECT x.id, x.pattern, x.transport, x.enabled FROM mailroster.transports x",
 };
 
-/* A schema older than MR_SCHEMA_SUSPEND has no suspension column: the
- * mailbox query then says "not suspended" for every row. */
-static const char q_mailbox_old[] =
-    "SELECT x.id, x.domain_id, x.local_part || '@' || d.name, x.password, "
-    "x.enabled, x.may_send, x.may_receive, x.services::text, "
-    "coalesce(x.quota_bytes, -1), coalesce(x.quota_messages, -1), "
-    "coalesce(x.send_limit_messages, -1), coalesce(x.send_limit_recipients, -1), "
-    "coalesce(x.uid, -1), coalesce(x.gid, -1), x.home, x.mail, x.maildir, "
-    "x.disabled_reason, NULL::text FROM mailroster.mailboxes x "
-    "JOIN mailroster.domains d ON d.id = x.domain_id";
+/* Older schemas: no suspension column before 0006 (every row "not
+ * suspended"), no forwarding, per-alias sender rights or transports
+ * before 0010 (no forward, may_send true as before, no transports). */
+static const char q_mailbox_0001[] = Q_MAILBOX_HEAD Q_NO_SUSPEND Q_NO_FORWARD Q_MAILBOX_TAIL;
+static const char q_mailbox_0006[] = Q_MAILBOX_HEAD Q_SUSPEND Q_NO_FORWARD Q_MAILBOX_TAIL;
+static const char q_alias_0001[] = Q_ALIAS_HEAD "true" Q_ALIAS_TAIL;
 
+/* NULL: the schema has no such table (nothing to load or follow) */
 static const char *select_of(const struct db *db, int kind)
 {
-    if (kind == DIR_MAILBOX && db->schema < MR_SCHEMA_SUSPEND)
-        return q_mailbox_old;
-    return q_select[kind];
+    if (db->schema >= MR_SCHEMA_FEATURES)
+        return q_select[kind];
+    switch (kind) {
+    case DIR_MAILBOX: return db->schema < MR_SCHEMA_SUSPEND ? q_mailbox_0001 : q_mailbox_0006;
+    case DIR_ALIAS: return q_alias_0001;
+    case DIR_TRANSPORT: return NULL;
+    default: return q_select[kind];
+    }
 }
 
 void db_msg_free(struct db_msg *m)
@@ -167,6 +187,8 @@ static void *rec_from_row(enum dir_kind kind, const PGresult *r, int i)
         t.disabled_reason = val(r, i, 17);
         t.suspended_reason = val(r, i, 18);
         t.send_suspended = t.suspended_reason != NULL;
+        t.forward = val(r, i, 19);
+        t.keep_copy = (uint8_t)flag(r, i, 20);
         return dir_mailbox_new(&t);
     }
     case DIR_ALIAS: {
@@ -176,6 +198,7 @@ static void *rec_from_row(enum dir_kind kind, const PGresult *r, int i)
         t.source = val(r, i, 2);
         t.destinations = val(r, i, 3) ? val(r, i, 3) : "";
         t.enabled = (uint8_t)flag(r, i, 4);
+        t.may_send = (uint8_t)flag(r, i, 5);
         return dir_alias_new(&t);
     }
     case DIR_SENDER: {
@@ -193,6 +216,14 @@ static void *rec_from_row(enum dir_kind kind, const PGresult *r, int i)
         t.enabled = (uint8_t)flag(r, i, 3);
         t.domains = val(r, i, 4);
         return dir_master_new(&t);
+    }
+    case DIR_TRANSPORT: {
+        struct dir_transport t = { 0 };
+        t.id = (uint64_t)num(r, i, 0);
+        t.pattern = val(r, i, 1);
+        t.transport = val(r, i, 2);
+        t.enabled = (uint8_t)flag(r, i, 3);
+        return dir_transport_new(&t);
     }
     default:
         return NULL;
@@ -274,6 +305,8 @@ static struct dir *full_load(struct db *db, struct buf *why)
     d->seq = (uint64_t)num(r, 0, 0);
     PQclear(r);
     for (int k = 0; k < DIR_NKINDS; k++) {
+        if (select_of(db, k) == NULL)
+            continue;
         buf_reset(&sql);
         buf_printf(&sql, "DECLARE mr_load NO SCROLL CURSOR FOR %s", select_of(db, k));
         if (exec_cmd(db, sql.data, why) < 0)
@@ -387,7 +420,7 @@ static int catch_up(struct db *db, struct buf *why)
     }
     PQclear(r);
     for (int k = 0; k < DIR_NKINDS; k++) {
-        if (ids[k].len == 0)
+        if (ids[k].len == 0 || select_of(db, k) == NULL)
             continue;
         buf_addc(&ids[k], '}');
         buf_reset(&sql);
@@ -519,9 +552,10 @@ static void session(struct db *db)
             goto fatal;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         msg_info("loaded directory at change %" PRIu64 ": %zu domains, %zu mailboxes, %zu aliases, "
-                 "%zu sender addresses, %zu master users in %.2f s",
+                 "%zu sender addresses, %zu master users, %zu transports in %.2f s",
                  d->seq, dir_count(d, DIR_DOMAIN), dir_count(d, DIR_MAILBOX),
                  dir_count(d, DIR_ALIAS), dir_count(d, DIR_SENDER), dir_count(d, DIR_MASTER),
+                 dir_count(d, DIR_TRANSPORT),
                  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         db->seq = d->seq;
         db->loaded = 1;

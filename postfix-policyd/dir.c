@@ -88,7 +88,7 @@ struct dir_mailbox *dir_mailbox_new(const struct dir_mailbox *t)
     const char **p[] = { (const char **)&t->address, (const char **)&t->password,
                          (const char **)&t->home, (const char **)&t->mail,
                          (const char **)&t->maildir, (const char **)&t->disabled_reason,
-                         (const char **)&t->suspended_reason };
+                         (const char **)&t->suspended_reason, (const char **)&t->forward };
     return pack(t, sizeof(*t), p, NPTRS(p));
 }
 
@@ -113,6 +113,12 @@ struct dir_master *dir_master_new(const struct dir_master *t)
     return pack(t, sizeof(*t), p, NPTRS(p));
 }
 
+struct dir_transport *dir_transport_new(const struct dir_transport *t)
+{
+    const char **p[] = { (const char **)&t->pattern, (const char **)&t->transport };
+    return pack(t, sizeof(*t), p, NPTRS(p));
+}
+
 static const void *key_id(const void *rec, size_t *len)
 {
     *len = sizeof(uint64_t);
@@ -131,6 +137,7 @@ STRKEY(key_mbox, struct dir_mailbox, address)
 STRKEY(key_alias, struct dir_alias, source)
 STRKEY(key_sender, struct dir_sender, address)
 STRKEY(key_master, struct dir_master, name)
+STRKEY(key_transport, struct dir_transport, pattern)
 
 struct dir *dir_new(void)
 {
@@ -145,6 +152,8 @@ struct dir *dir_new(void)
     htab_init(&d->sender_id, key_id);
     htab_init(&d->master_name, key_master);
     htab_init(&d->master_id, key_id);
+    htab_init(&d->transport_pattern, key_transport);
+    htab_init(&d->transport_id, key_id);
     return d;
 }
 
@@ -164,6 +173,7 @@ void dir_free(struct dir *d)
     free_all(&d->alias_id);
     free_all(&d->sender_id);
     free_all(&d->master_id);
+    free_all(&d->transport_id);
     htab_free(&d->dom_name);
     htab_free(&d->dom_id);
     htab_free(&d->mbox_addr);
@@ -174,6 +184,8 @@ void dir_free(struct dir *d)
     htab_free(&d->sender_id);
     htab_free(&d->master_name);
     htab_free(&d->master_id);
+    htab_free(&d->transport_pattern);
+    htab_free(&d->transport_id);
     for (size_t i = 0; i < d->nkept; i++)
         free(d->kept[i]);
     free(d->kept);
@@ -214,6 +226,7 @@ static struct htab *by_id(struct dir *d, enum dir_kind kind)
     case DIR_ALIAS: return &d->alias_id;
     case DIR_SENDER: return &d->sender_id;
     case DIR_MASTER: return &d->master_id;
+    case DIR_TRANSPORT: return &d->transport_id;
     default: return NULL;
     }
 }
@@ -225,6 +238,7 @@ static struct htab *by_key(struct dir *d, enum dir_kind kind)
     case DIR_MAILBOX: return &d->mbox_addr;
     case DIR_ALIAS: return &d->alias_src;
     case DIR_MASTER: return &d->master_name;
+    case DIR_TRANSPORT: return &d->transport_pattern;
     default: return NULL;
     }
 }
@@ -285,6 +299,7 @@ struct dir *dir_view_new(struct dir *d)
     copy_index(&v->alias_id, &d->alias_id);
     copy_index(&v->sender_id, &d->sender_id);
     copy_index(&v->master_id, &d->master_id);
+    copy_index(&v->transport_id, &d->transport_id);
     d->views++;
     return v;
 }
@@ -297,6 +312,7 @@ void dir_view_free(struct dir *d, struct dir *v)
     htab_free(&v->alias_id);
     htab_free(&v->sender_id);
     htab_free(&v->master_id);
+    htab_free(&v->transport_id);
     free(v);
     if (--d->views > 0)
         return;
@@ -370,6 +386,11 @@ const struct dir_master *dir_master_get(const struct dir *d, const char *name, s
     return htab_get(&d->master_name, name, len);
 }
 
+const struct dir_transport *dir_transport_get(const struct dir *d, const char *pattern, size_t len)
+{
+    return htab_get(&d->transport_pattern, pattern, len);
+}
+
 size_t dir_count(const struct dir *d, enum dir_kind kind)
 {
     return by_id((struct dir *)d, kind)->count;
@@ -377,6 +398,7 @@ size_t dir_count(const struct dir *d, enum dir_kind kind)
 
 const char *dir_kind_name(enum dir_kind kind)
 {
-    static const char *names[] = { "domains", "mailboxes", "aliases", "sender_addresses", "master_users" };
+    static const char *names[] = { "domains", "mailboxes", "aliases", "sender_addresses", "master_users",
+                                    "transports" };
     return kind < DIR_NKINDS ? names[kind] : "?";
 }

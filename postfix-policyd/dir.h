@@ -1,5 +1,5 @@
 /* dir.h - the mail directory in memory: domains, mailboxes, aliases, extra
- * sender addresses and master users, indexed for lookups.
+ * sender addresses, master users and transports, indexed for lookups.
  *
  * Only the event loop thread touches a live directory. The database thread
  * builds records (and whole directories, on a full load) and hands them
@@ -13,7 +13,7 @@
 
 #include "htab.h"
 
-enum dir_kind { DIR_DOMAIN, DIR_MAILBOX, DIR_ALIAS, DIR_SENDER, DIR_MASTER, DIR_NKINDS };
+enum dir_kind { DIR_DOMAIN, DIR_MAILBOX, DIR_ALIAS, DIR_SENDER, DIR_MASTER, DIR_TRANSPORT, DIR_NKINDS };
 
 /* Per-service access bits of a mailbox. */
 enum {
@@ -51,6 +51,10 @@ struct dir_mailbox {
      * 0006): its mail is held, not refused; may_send = 0 is an admin's
      * refusal, a different thing */
     uint8_t send_suspended;
+    /* forwarding (migration 0010): incoming mail goes to forward instead
+     * of the mailbox, or besides it with keep_copy */
+    uint8_t keep_copy;
+    const char *forward;                   /* comma-separated, NULL = none */
     const char *address;                   /* canonical local@domain */
     const char *password;                  /* "{SCHEME}hash" or NULL */
     const char *home, *mail;               /* overrides or NULL */
@@ -62,6 +66,7 @@ struct dir_mailbox {
 struct dir_alias {
     uint64_t id, domain_id;
     uint8_t enabled;
+    uint8_t may_send;                      /* its local destinations may send as it */
     const char *source;                    /* local@domain, or @domain */
     const char *destinations;              /* comma-separated */
 };
@@ -80,12 +85,21 @@ struct dir_master {
     const char *domains;                   /* comma-separated, NULL = all */
 };
 
+/* A Postfix transport(5) entry (migration 0010). */
+struct dir_transport {
+    uint64_t id;
+    uint8_t enabled;
+    const char *pattern;                   /* local@domain, domain or .domain (A-labels) */
+    const char *transport;                 /* transport(5)'s right-hand side */
+};
+
 /* Packed copies of a template whose strings may live anywhere. */
 struct dir_domain *dir_domain_new(const struct dir_domain *t);
 struct dir_mailbox *dir_mailbox_new(const struct dir_mailbox *t);
 struct dir_alias *dir_alias_new(const struct dir_alias *t);
 struct dir_sender *dir_sender_new(const struct dir_sender *t);
 struct dir_master *dir_master_new(const struct dir_master *t);
+struct dir_transport *dir_transport_new(const struct dir_transport *t);
 
 struct dir {
     uint64_t seq;                          /* last change applied */
@@ -94,6 +108,7 @@ struct dir {
     struct htab alias_src, alias_id;
     struct htab sender_addr, sender_id;    /* sender_addr holds chain heads */
     struct htab master_name, master_id;
+    struct htab transport_pattern, transport_id;
     /* while views exist, records dropped are kept here, not freed */
     int views;
     void **kept;
@@ -138,6 +153,7 @@ const struct dir_mailbox *dir_mailbox_by_id(const struct dir *d, uint64_t id);
 const struct dir_alias *dir_alias_get(const struct dir *d, const char *src, size_t len);
 const struct dir_sender *dir_sender_get(const struct dir *d, const char *addr, size_t len);
 const struct dir_master *dir_master_get(const struct dir *d, const char *name, size_t len);
+const struct dir_transport *dir_transport_get(const struct dir *d, const char *pattern, size_t len);
 
 size_t dir_count(const struct dir *d, enum dir_kind kind);
 const char *dir_kind_name(enum dir_kind kind);

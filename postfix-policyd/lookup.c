@@ -6,7 +6,7 @@
 #include "addr.h"
 #include "lookup.h"
 
-static const char *map_names[LK_NMAPS] = { "domains", "mailboxes", "aliases", "senders" };
+static const char *map_names[LK_NMAPS] = { "domains", "mailboxes", "aliases", "senders", "transports" };
 
 int lk_map_by_name(const char *name, size_t len)
 {
@@ -95,9 +95,49 @@ static void add_destinations(struct buf *value, const char *dests, const struct 
     }
 }
 
+/* Forwarding from a mailbox (migration 0010) is an alias row on the
+ * mailbox's own address, as in the tutorials' setups: the key's mailbox
+ * answers its forward destinations, and its own address too when it keeps
+ * a copy (Postfix's cleanup expands an address that an alias expands into
+ * itself only once, then delivers it: cleanup_map1n.c). Where the mailbox
+ * matched without the key's extension, the destinations and the own
+ * address get it back; the own address then reaches the mailbox through
+ * the mailboxes map, which also drops the extension.
+ *
+ * Whether a mailbox forwards, by its state (the domain is enabled: a
+ * disabled domain answers nothing at all):
+ *
+ *   enabled  may_receive  forward_to  keep_copy  aliases map          mailboxes map
+ *   yes      yes          none        -          not found            its maildir
+ *   yes      yes          set         no         forward_to           its maildir
+ *   yes      yes          set         yes        forward_to + itself  its maildir
+ *   yes      no           any         any        not found            not found
+ *   no       any          any         any        not found            not found
+ *
+ * A mailbox that would refuse mail never forwards it: it stays refused
+ * (Postfix: unknown in the mailboxes map; the policy service: 550 5.2.1),
+ * never passed on, and never falls through to the domain's catch-all
+ * either. The mailboxes map keeps answering a forwarded mailbox: Postfix
+ * asks it at RCPT (virtual_mailbox_maps) before the alias expansion
+ * happens in cleanup, and the keep_copy delivery needs it. */
+static enum lk_result forward_of(const struct dir_mailbox *m, const struct lk_key *k, struct buf *value)
+{
+    if (m->forward == NULL || *m->forward == 0 || !m->enabled || !m->may_receive)
+        return LK_NOTFOUND;
+    /* matched as user@domain although the key has an extension */
+    int propagate = strcmp(m->address, k->full.data) != 0;
+    add_destinations(value, m->forward, k, propagate);
+    if (value->len && m->keep_copy) {
+        buf_addc(value, ',');
+        buf_add(value, k->full.data, k->full.len); /* the key as it stands: the address with its extension */
+    }
+    return value->len ? LK_FOUND : LK_NOTFOUND;
+}
+
 static enum lk_result lookup_alias(const struct dir *d, const struct lk_key *k, struct buf *value)
 {
     const struct dir_alias *a;
+    const struct dir_mailbox *m;
     const char *dom = k->full.data + k->at;
 
     if (k->at == 0)
@@ -110,9 +150,9 @@ static enum lk_result lookup_alias(const struct dir *d, const struct lk_key *k, 
         add_destinations(value, a->destinations, k, 1);
         return value->len ? LK_FOUND : LK_NOTFOUND;
     }
-    /* A catch-all never swallows a real mailbox. */
-    if (find_mailbox(d, k) != NULL)
-        return LK_NOTFOUND;
+    /* A catch-all never swallows a real mailbox, forwarded or not. */
+    if ((m = find_mailbox(d, k)) != NULL)
+        return forward_of(m, k, value);
     if ((a = dir_alias_get(d, dom, k->full.len - k->at)) != NULL && a->enabled) {
         add_destinations(value, a->destinations, k, 0);
         return value->len ? LK_FOUND : LK_NOTFOUND;
@@ -139,7 +179,9 @@ static void add_owner(struct buf *value, const char *login)
 }
 
 /* Logins that may send as addr: the mailbox itself, local mailboxes an
- * alias delivers to, and mailboxes granted the address explicitly. */
+ * alias delivers to (unless the alias says they may not: may_send), and
+ * mailboxes granted the address explicitly. A mailbox's forward gives its
+ * destinations no right: that takes a grant. */
 static void owners_of(const struct dir *d, const char *addr, size_t len, struct buf *value)
 {
     const struct dir_mailbox *m = dir_mailbox_get(d, addr, len);
@@ -147,7 +189,7 @@ static void owners_of(const struct dir *d, const char *addr, size_t len, struct 
 
     if (m && m->enabled)
         add_owner(value, m->address);
-    if ((a = dir_alias_get(d, addr, len)) != NULL && a->enabled) {
+    if ((a = dir_alias_get(d, addr, len)) != NULL && a->enabled && a->may_send) {
         const char *p = a->destinations;
         while (*p) {
             size_t n = strcspn(p, ",");
@@ -178,6 +220,71 @@ static enum lk_result lookup_senders(const struct dir *d, const struct lk_key *k
     return value->len ? LK_FOUND : LK_NOTFOUND;
 }
 
+/* --- transports ------------------------------------------------------ */
+
+/* An enabled entry for pattern, into value. */
+static int transport_try(const struct dir *d, const char *pattern, size_t len, struct buf *value)
+{
+    const struct dir_transport *t = dir_transport_get(d, pattern, len);
+    if (t == NULL || !t->enabled || *t->transport == 0)
+        return 0;
+    buf_adds(value, t->transport);
+    return 1;
+}
+
+/* name (a canonical domain, or ".domain"), then each ".parent" of it, as
+ * trivial-rewrite's transport_lookup walks them when
+ * parent_domain_matches_subdomains does not name transport_maps (the
+ * default): "a.b.example" tries a.b.example, .b.example, .example. */
+static int transport_domain(const struct dir *d, const char *name, size_t len, struct buf *value)
+{
+    const char *p = name, *end = name + len;
+    for (;;) {
+        if (transport_try(d, p, (size_t)(end - p), value))
+            return 1;
+        const char *next = memchr(p + 1, '.', (size_t)(end - p - 1));
+        if (next == NULL || next + 1 == end)
+            return 0;
+        p = next;
+    }
+}
+
+/* Postfix asks a tcp: or socketmap: transport map only the whole
+ * recipient ("user+ext@domain"; its partial keys skip pattern tables:
+ * transport.c), and relay_domains asks it the bare domain: the rest of
+ * the walk is done here. Keys: an address, a domain, or ".domain". */
+static enum lk_result lookup_transport(const struct dir *d, const char *key, size_t len,
+                                       const char *delims, struct buf *value)
+{
+    struct buf name;
+    int found = 0;
+
+    buf_init(&name);
+    if (memchr(key, 0, len) != NULL || len == 0) {
+        /* nothing: "*" (transport_maps' wildcard) and the like fall out below */
+    } else if (memchr(key, '@', len) != NULL) {
+        struct lk_key k;
+        if (key_split(&k, key, len, delims) == 0 && k.at > 0)
+            found = transport_try(d, k.full.data, k.full.len, value)
+                 || (k.bare.len && transport_try(d, k.bare.data, k.bare.len, value))
+                 || transport_domain(d, k.full.data + k.at + 1, k.full.len - k.at - 1, value);
+        key_free(&k);
+    } else {
+        int dot = key[0] == '.';
+        if (dot)
+            buf_addc(&name, '.');
+        struct buf dom;
+        buf_init(&dom);
+        if (addr_domain_canon(key + dot, len - (size_t)dot, &dom) == ADDR_OK) {
+            buf_add(&name, dom.data, dom.len);
+            found = transport_domain(d, name.data, name.len, value);
+        }
+        buf_free(&dom);
+    }
+    buf_free(&name);
+    return found ? LK_FOUND : LK_NOTFOUND;
+}
+
 enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, size_t len,
                          const char *delims, struct buf *value)
 {
@@ -198,6 +305,12 @@ enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, 
             return LK_FOUND;
         }
         return LK_NOTFOUND;
+    }
+    if (map == LK_TRANSPORTS) {
+        /* any domain, hosted here or not */
+        if ((r = lookup_transport(d, key, len, delims, value)) == LK_NOTFOUND)
+            buf_reset(value);
+        return r;
     }
     if (key_split(&k, key, len, delims) < 0) {
         key_free(&k);

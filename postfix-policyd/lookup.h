@@ -4,7 +4,10 @@
  * Postfix asks tcp: and socketmap: tables once, with the key as it stands,
  * so this does what Postfix does itself for hash and pgsql tables: fold
  * case, try user+ext@domain, then user@domain, then @domain where the map
- * has such entries, and give alias destinations the unmatched extension. */
+ * has such entries, and give alias destinations the unmatched extension.
+ * The transports map likewise does what trivial-rewrite does for a fixed
+ * table (it asks a pattern table only the whole address): address, address
+ * without its extension, domain, then ".parent" domains. */
 #ifndef MR_LOOKUP_H
 #define MR_LOOKUP_H
 
@@ -13,7 +16,7 @@
 #include "buf.h"
 #include "dir.h"
 
-enum lk_map { LK_DOMAINS, LK_MAILBOXES, LK_ALIASES, LK_SENDERS, LK_NMAPS };
+enum lk_map { LK_DOMAINS, LK_MAILBOXES, LK_ALIASES, LK_SENDERS, LK_TRANSPORTS, LK_NMAPS };
 
 enum lk_result { LK_NOTFOUND = 0, LK_FOUND = 1 };
 

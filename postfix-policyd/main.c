@@ -512,7 +512,8 @@ static void open_list(const char *list, int one_path, const char *name, int mode
 static void open_listeners(void)
 {
     const char *tcp[LK_NMAPS] = { app.conf.tcp_table_domains, app.conf.tcp_table_mailboxes,
-                                  app.conf.tcp_table_aliases, app.conf.tcp_table_senders };
+                                  app.conf.tcp_table_aliases, app.conf.tcp_table_senders,
+                                  app.conf.tcp_table_transports };
     for (int i = 0; i < LK_NMAPS; i++) {
         app.maps[i].map = (enum lk_map)i;
         snprintf(app.maps[i].name, sizeof(app.maps[i].name), "tcp_table %s", lk_map_name((enum lk_map)i));
@@ -1026,6 +1027,7 @@ static void reload_conf(void)
         { "tcp_table_mailboxes", app.conf.tcp_table_mailboxes, nc.tcp_table_mailboxes },
         { "tcp_table_aliases", app.conf.tcp_table_aliases, nc.tcp_table_aliases },
         { "tcp_table_senders", app.conf.tcp_table_senders, nc.tcp_table_senders },
+        { "tcp_table_transports", app.conf.tcp_table_transports, nc.tcp_table_transports },
         { "socketmap_listen", app.conf.socketmap_listen, nc.socketmap_listen },
         { "admin_socket", app.conf.admin_socket, nc.admin_socket },
         { "admin_database", app.conf.admin_database, nc.admin_database },

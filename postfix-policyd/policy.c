@@ -130,8 +130,13 @@ static int64_t declared_size(const char *v)
 
 /* Every mailbox the recipient reaches is over quota: refuse it here, so
  * the sender hears at once instead of from a bounce. m: the recipient's
- * own mailbox when it is one (then no alias can match it: an address is
- * never both, and a catch-all never swallows a mailbox), else NULL. */
+ * own mailbox when it is one and does not forward (then no alias can match
+ * it: an address is never both, and a catch-all never swallows a mailbox),
+ * else NULL: the aliases map's answer is followed, which for a forwarding
+ * mailbox is its forward (and itself when it keeps a copy), so a mailbox
+ * that forwards everything is never refused for its own quota, one that
+ * keeps a copy counts as one of the final mailboxes, and an outside
+ * forward target always has room (lookup.c, forward_of). */
 static enum pol_decision over_quota(const struct pol_env *env, const char *rcpt, const struct dir_domain *dom,
                                     const struct dir_mailbox *m, char *action, size_t asize)
 {
@@ -141,7 +146,7 @@ static enum pol_decision over_quota(const struct pol_env *env, const char *rcpt,
     enum pol_decision d = env->quota_defer ? POL_DEFER_OVER_QUOTA : POL_REJECT_OVER_QUOTA;
     char shown[300];
 
-    if (m) {
+    if (m && m->forward == NULL) {
         memset(&r, 0, sizeof(r));
         r.verdict = quota_mailbox(dom, m, env->usage, size, &r);
     } else {

@@ -6,8 +6,9 @@
  * sender must be one the login owns (as Postfix's
  * reject_sender_login_mismatch, from the same "senders" map). Inbound,
  * at RCPT without SASL: a recipient that is a mailbox here that may not
- * receive is refused with 550 5.2.1, and one whose mailboxes (aliases
- * followed) are all over quota with 552 5.2.2 or 452 4.2.2 (quota.h).
+ * receive is refused with 550 5.2.1, and one whose mailboxes (aliases and
+ * mailbox forwards followed) are all over quota with 552 5.2.2 or 452
+ * 4.2.2 (quota.h). A mailbox that may not receive never forwards either.
  * Everything else gets DUNNO, so the rest of Postfix's restrictions
  * decide.
  *

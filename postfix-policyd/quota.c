@@ -179,6 +179,21 @@ static const void *str_key(const void *rec, size_t *len)
     return rec;
 }
 
+/* Is addr one of the comma-separated addresses in list? */
+static int listed(const char *list, const char *addr)
+{
+    size_t n = strlen(addr);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && memcmp(p, addr, n) == 0)
+            return 1;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
 void quota_rcpt(const struct dir *d, const struct quota_usage *u, const char *delims, const char *rcpt,
                 int64_t size, struct quota_result *res)
 {
@@ -219,9 +234,12 @@ void quota_rcpt(const struct dir *d, const struct quota_usage *u, const char *de
             if (*p == ',')
                 p++;
         }
-        /* the next address that is not an alias itself is a final one */
+        /* the next address that is not an alias itself is a final one; so
+         * is one that expands into itself (a mailbox that keeps a copy of
+         * what it forwards), which Postfix expands once and delivers */
         for (; i < n && !room; i++) {
-            if (lk_lookup(d, LK_ALIASES, todo[i], strlen(todo[i]), delims, &value) == LK_FOUND)
+            int alias = lk_lookup(d, LK_ALIASES, todo[i], strlen(todo[i]), delims, &value) == LK_FOUND;
+            if (alias && !listed(value.data, todo[i]))
                 break;
             finals++;
             switch (final_address(d, u, delims, todo[i], strlen(todo[i]), size, res)) {
@@ -229,6 +247,8 @@ void quota_rcpt(const struct dir *d, const struct quota_usage *u, const char *de
             case QUOTA_NO_ROOM: no_room = 1; break;
             case QUOTA_FULL: break;
             }
+            if (alias)
+                break;  /* its other destinations next */
         }
         if (i >= n || room)
             break;

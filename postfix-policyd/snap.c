@@ -134,13 +134,15 @@ static int snap_records(const struct dir *d, struct emitter *e)
         put_str(out, r->maildir);
         put_str(out, r->disabled_reason);
         put_str(out, r->send_suspended ? (r->suspended_reason ? r->suspended_reason : "") : NULL);
+        buf_printf(out, " %d", r->keep_copy);
+        put_str(out, r->forward);
         buf_addc(out, '\n');
         if (emit_step(e, 0) < 0)
             return -1;
     }
     for (i = 0; (rec = htab_next(&d->alias_id, &i)) != NULL; n++) {
         const struct dir_alias *r = rec;
-        buf_printf(out, "A %" PRIu64 " %" PRIu64 " %d", r->id, r->domain_id, r->enabled);
+        buf_printf(out, "A %" PRIu64 " %" PRIu64 " %d %d", r->id, r->domain_id, r->enabled, r->may_send);
         put_str(out, r->source);
         put_str(out, r->destinations);
         buf_addc(out, '\n');
@@ -161,6 +163,15 @@ static int snap_records(const struct dir *d, struct emitter *e)
         put_str(out, r->name);
         put_str(out, r->password);
         put_str(out, r->domains);
+        buf_addc(out, '\n');
+        if (emit_step(e, 0) < 0)
+            return -1;
+    }
+    for (i = 0; (rec = htab_next(&d->transport_id, &i)) != NULL; n++) {
+        const struct dir_transport *r = rec;
+        buf_printf(out, "T %" PRIu64 " %d", r->id, r->enabled);
+        put_str(out, r->pattern);
+        put_str(out, r->transport);
         buf_addc(out, '\n');
         if (emit_step(e, 0) < 0)
             return -1;
@@ -298,8 +309,9 @@ static int get_str(const struct fields *fs, size_t k, struct buf *store, const c
  * snapshot never holds the file and the directory in memory together. */
 typedef int (*snap_next_fn)(void *arg, const char **line, size_t *len);
 
-/* The header: magic, a version this code reads, the change sequence. */
-static int check_header(const struct fields *fs, uint64_t *seq, struct buf *err)
+/* The header: magic, a version this code reads (into *ver), the change
+ * sequence. */
+static int check_header(const struct fields *fs, uint64_t *seq, int64_t *ver_out, struct buf *err)
 {
     int64_t ver;
     if (fs->n != 3 || fs->flen[0] != strlen(SNAP_MAGIC) || memcmp(fs->f[0], SNAP_MAGIC, fs->flen[0])
@@ -307,11 +319,13 @@ static int check_header(const struct fields *fs, uint64_t *seq, struct buf *err)
         buf_printf(err, "line 1: not a mailroster snapshot");
         return -1;
     }
-    if (ver != SNAP_VERSION) {
-        buf_printf(err, "line 1: snapshot format %d is from %s version of mailroster (this one reads format %d)",
-                   (int)ver, ver < SNAP_VERSION ? "an older" : "a newer", SNAP_VERSION);
+    if (ver < SNAP_VERSION_OLDEST || ver > SNAP_VERSION) {
+        buf_printf(err, "line 1: snapshot format %d is from %s version of mailroster (this one reads "
+                   "formats %d to %d)", (int)ver, ver < SNAP_VERSION ? "an older" : "a newer",
+                   SNAP_VERSION_OLDEST, SNAP_VERSION);
         return -1;
     }
+    *ver_out = ver;
     return 0;
 }
 
@@ -337,12 +351,13 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
 {
     struct dir *d = dir_new();
     EVP_MD_CTX *sum = sum_new();
-    struct buf s[7];
+    struct buf s[8];
     struct fields fs;
     size_t lineno = 0, count = 0;
     int ended = 0, sealed = 0;
+    int64_t ver = SNAP_VERSION;
 
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         buf_init(&s[i]);
     buf_reset(err);
     for (;;) {
@@ -368,7 +383,7 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
         }
         sum_add(sum, line, llen + 1);
         if (lineno == 1) {
-            if (split(line, llen, &fs) < 0 || check_header(&fs, &d->seq, err) < 0)
+            if (split(line, llen, &fs) < 0 || check_header(&fs, &d->seq, &ver, err) < 0)
                 goto fail_header;
             continue;
         }
@@ -394,7 +409,8 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
         }
         case 'M': {
             struct dir_mailbox r = { 0 };
-            if (fs.n != 20) goto bad;
+            /* format 3 ends at the suspension: no forward */
+            if (fs.n != (ver >= 4 ? 22u : 20u)) goto bad;
             U(1, r.id);
             U(2, r.domain_id);
             FLAG(3, r.enabled);
@@ -415,18 +431,28 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
             S(18, 5, r.disabled_reason, 0);
             S(19, 6, r.suspended_reason, 0);
             r.send_suspended = r.suspended_reason != NULL;
+            if (ver >= 4) {
+                FLAG(20, r.keep_copy);
+                S(21, 7, r.forward, 0);
+                if (r.forward && *r.forward == 0) goto bad;
+            }
             if (strchr(r.address, '@') == NULL) goto bad;
             dir_put(d, DIR_MAILBOX, dir_mailbox_new(&r));
             break;
         }
         case 'A': {
             struct dir_alias r = { 0 };
-            if (fs.n != 6) goto bad;
+            /* format 3 has no may_send: every alias gave the right */
+            size_t o = ver >= 4;
+            if (fs.n != 6 + o) goto bad;
             U(1, r.id);
             U(2, r.domain_id);
             FLAG(3, r.enabled);
-            S(4, 0, r.source, 1);
-            S(5, 1, r.destinations, 1);
+            r.may_send = 1;
+            if (o)
+                FLAG(4, r.may_send);
+            S(4 + o, 0, r.source, 1);
+            S(5 + o, 1, r.destinations, 1);
             if (strchr(r.source, '@') == NULL) goto bad;
             dir_put(d, DIR_ALIAS, dir_alias_new(&r));
             break;
@@ -449,6 +475,16 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
             S(4, 1, r.password, 1);
             S(5, 2, r.domains, 0);
             dir_put(d, DIR_MASTER, dir_master_new(&r));
+            break;
+        }
+        case 'T': {
+            struct dir_transport r = { 0 };
+            if (ver < 4 || fs.n != 5) goto bad;
+            U(1, r.id);
+            FLAG(2, r.enabled);
+            S(3, 0, r.pattern, 1);
+            S(4, 1, r.transport, 1);
+            dir_put(d, DIR_TRANSPORT, dir_transport_new(&r));
             break;
         }
         case 'e': {
@@ -485,7 +521,7 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
             goto fail;
         }
     }
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         buf_free(&s[i]);
     return d;
 fail_header:
@@ -495,7 +531,7 @@ fail_header:
 bad:
     buf_printf(err, "line %zu: malformed record", lineno);
 fail:
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         buf_free(&s[i]);
     if (sum != NULL)
         EVP_MD_CTX_free(sum);

@@ -29,10 +29,16 @@ void snap_seal(struct buf *text);
 /* Build a new directory from text; NULL with a reason in err. */
 struct dir *snap_parse(const char *text, size_t len, struct buf *err);
 
-/* Format version written; older ones are refused as "from an older version"
- * (the daemon then loads from the database). 3: a mailbox's sending
- * suspension (its reason, "-" when not suspended). */
-#define SNAP_VERSION 3
+/* Format version written, and the oldest one read; older ones are refused
+ * as "from an older version" (the daemon then loads from the database).
+ * 3: a mailbox's sending suspension (its reason, "-" when not suspended).
+ * 4: a mailbox's forward (keep_copy, then the destinations or "-"), an
+ * alias's may_send (after enabled), transport records ("T"). A format 3
+ * file is still read, with no forwards, may_send true and no transports,
+ * which is what a database before migration 0010 says: a daemon upgraded
+ * while PostgreSQL is down keeps answering from the file it wrote. */
+#define SNAP_VERSION 4
+#define SNAP_VERSION_OLDEST 3
 
 /* Default bound of snap_read_max(): 1 GiB. A mailbox line with a crypt hash
  * is about 250 bytes, so a 1,000,000-mailbox directory (the design target)

@@ -44,8 +44,25 @@ static void alias(struct dir *d, uint64_t id, uint64_t dom, const char *src, con
                   int enabled)
 {
     struct dir_alias t = { .id = id, .domain_id = dom, .source = src, .destinations = dests,
-                           .enabled = (uint8_t)enabled };
+                           .enabled = (uint8_t)enabled, .may_send = 1 };
     dir_put(d, DIR_ALIAS, dir_alias_new(&t));
+}
+
+/* A mailbox that forwards (migration 0010). */
+static void forwarder(struct dir *d, uint64_t id, const char *addr, const char *to, int keep_copy)
+{
+    struct dir_mailbox t = { .id = id, .domain_id = 1, .address = addr, .enabled = 1, .may_send = 1,
+                             .may_receive = 1, .services = SVC_ALL, .quota_bytes = -1,
+                             .quota_messages = -1, .limit_messages = -1, .limit_recipients = -1,
+                             .uid = -1, .gid = -1, .maildir = "example.com/fwd/",
+                             .forward = to, .keep_copy = (uint8_t)keep_copy };
+    dir_put(d, DIR_MAILBOX, dir_mailbox_new(&t));
+}
+
+static void transport(struct dir *d, uint64_t id, const char *pattern, const char *to, int enabled)
+{
+    struct dir_transport t = { .id = id, .enabled = (uint8_t)enabled, .pattern = pattern, .transport = to };
+    dir_put(d, DIR_TRANSPORT, dir_transport_new(&t));
 }
 
 static void sender(struct dir *d, uint64_t id, uint64_t mbox, const char *addr)
@@ -94,6 +111,17 @@ struct dir *fuzz_fixture_dir(int big)
     alias(d, 25, 1, "old@example.com", "bob@example.com", 0);
     alias(d, 26, 1, "odd@example.com", ",per%cent@remote.example,,sp ace@x,@example.com,nodomain,", 1);
     alias(d, 27, 1, "team@example.com", "info@example.com,carol@example.com,alice@example.com", 1);
+    forwarder(d, 17, "fwd-only@example.com", "bob@example.com,x@remote.example", 0);
+    forwarder(d, 18, "fwd-copy@example.com", "carl@remote.example", 1);
+    {
+        struct dir_alias t = { .id = 28, .domain_id = 1, .source = "noreply@example.com",
+                               .destinations = "alice@example.com", .enabled = 1, .may_send = 0 };
+        dir_put(d, DIR_ALIAS, dir_alias_new(&t));
+    }
+    transport(d, 60, "example.net", "relay:[10.0.0.5]:8025", 1);
+    transport(d, 61, ".example.net", "smtp:[mx.example.net]", 1);
+    transport(d, 62, "gone@example.com", "error:5.1.1 gone, try carl@remote.example", 1);
+    transport(d, 63, "off.example.org", "discard:", 0);
     sender(d, 30, 11, "boss@example.com");
     sender(d, 31, 10, "boss@example.com");
     sender(d, 32, 12, "carol-alt@example.com");

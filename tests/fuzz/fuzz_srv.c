@@ -8,8 +8,8 @@
  * connections must end the same way.
  *
  * Input: byte 0 bits 0-1 the protocol (0 tcp_table, 1 socketmap, 2 auth,
- * 3 tcp_table), bits 2-3 the tcp_table map; bytes 1-2 seed the cut points;
- * the stream after that. */
+ * 3 tcp_table), bits 2-4 the tcp_table map (modulo the number of maps);
+ * bytes 1-2 seed the cut points; the stream after that. */
 #include "config.h"
 
 #include <errno.h>
@@ -181,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int proto = data[0] & 3;
     if (proto == 3)
         proto = 0;
-    tcp_map = (enum lk_map)((data[0] >> 2) & 3);
+    tcp_map = (enum lk_map)(((data[0] >> 2) & 7) % LK_NMAPS);
     uint32_t x = (uint32_t)data[1] << 8 | data[2];
     data += 3;
     size -= 3;

@@ -27,8 +27,9 @@ void stream_run(stream_handler h, stream_check check, const struct lk_env *env, 
                 const char *data, size_t len, size_t split, struct stream_result *r);
 
 /* The fuzzer input of a stream target: byte 0 flags (bit 7: no directory
- * loaded, bits 0-1: the map for tcp_table), bytes 1-2 the split point (big
- * endian, taken modulo the stream length + 1), the stream after that. Runs
+ * loaded, bits 0-6 modulo the number of maps: the map for tcp_table),
+ * bytes 1-2 the split point (big endian, taken modulo the stream length +
+ * 1), the stream after that. Runs
  * the stream unsplit and split; both must give the same replies. With
  * MR_FUZZ_ECHO set in the environment, print the replies to stderr. */
 void stream_fuzz(stream_handler h, stream_check check, const struct dir *d, const char *data,

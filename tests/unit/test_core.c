@@ -26,6 +26,7 @@ int main(void)
     srunner_add_suite(sr, roster_proto_suite());
     srunner_add_suite(sr, srv_suite());
     srunner_add_suite(sr, verify_parse_suite());
+    srunner_add_suite(sr, features_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

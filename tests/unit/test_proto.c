@@ -102,7 +102,8 @@ START_TEST(tcp_too_long)
     buf_init(&dests);
     for (int i = 0; i < 300; i++)
         buf_printf(&dests, "%sdestination%03d@example.org", i ? "," : "", i);
-    struct dir_alias t = { .id = 99, .source = "big@example.com", .destinations = dests.data, .enabled = 1 };
+    struct dir_alias t = { .id = 99, .source = "big@example.com", .destinations = dests.data, .enabled = 1,
+                           .may_send = 1 };
     dir_put(D, DIR_ALIAS, dir_alias_new(&t));
     ck_assert_str_eq(run_tcp(LK_ALIASES, "get big@example.com\n", 20, &closed),
                      "400 reply too long for tcp_table\n");
@@ -156,6 +157,29 @@ START_TEST(smap_get)
 }
 END_TEST
 
+/* transport(5) answers may hold spaces ("error:5.1.1 text"): tcp_table
+ * sends them %XX-quoted (dict_tcp decodes the reply), socketmap as they
+ * are (the netstring carries its length) */
+START_TEST(transports_encoded)
+{
+    int closed;
+    struct dir_transport t = { .id = 1, .enabled = 1, .pattern = "gone@example.com",
+                               .transport = "error:5.1.1 moved; 100% gone" };
+    dir_put(D, DIR_TRANSPORT, dir_transport_new(&t));
+    struct dir_transport t2 = { .id = 2, .enabled = 1, .pattern = ".example.net", .transport = "relay:[10.0.0.5]:8025" };
+    dir_put(D, DIR_TRANSPORT, dir_transport_new(&t2));
+    const char *in = "get Gone%2Bx@example.com\nget a.example.net\nget example.net\n";
+    ck_assert_str_eq(run_tcp(LK_TRANSPORTS, in, strlen(in), &closed),
+                     "200 error:5.1.1%20moved;%20100%25%20gone\n200 relay:[10.0.0.5]:8025\n500 not found\n");
+    ck_assert_uint_eq(stats.requests[LK_TRANSPORTS], 3);
+    ck_assert_uint_eq(stats.found[LK_TRANSPORTS], 2);
+    in = "27:transports gone@example.com,24:transports a.example.net,";
+    ck_assert_str_eq(run_smap(in, strlen(in), &closed),
+                     "31:OK error:5.1.1 moved; 100% gone,24:OK relay:[10.0.0.5]:8025,");
+    ck_assert_int_eq(closed, 0);
+}
+END_TEST
+
 START_TEST(smap_bad_input)
 {
     int closed;
@@ -184,7 +208,8 @@ START_TEST(smap_reply_too_long)
     buf_init(&dests);
     for (int i = 0; i < 3000; i++)
         buf_printf(&dests, "%sa-rather-long-destination-%04d@example.org", i ? "," : "", i);
-    struct dir_alias t = { .id = 99, .source = "big@example.com", .destinations = dests.data, .enabled = 1 };
+    struct dir_alias t = { .id = 99, .source = "big@example.com", .destinations = dests.data, .enabled = 1,
+                           .may_send = 1 };
     dir_put(D, DIR_ALIAS, dir_alias_new(&t));
     ck_assert_str_eq(run_smap("23:aliases big@example.com,", 27, &closed),
                      "33:PERM reply too long for socketmap,");
@@ -261,6 +286,7 @@ Suite *proto_suite(void)
     tcase_add_test(tc, smap_get);
     tcase_add_test(tc, smap_bad_input);
     tcase_add_test(tc, smap_reply_too_long);
+    tcase_add_test(tc, transports_encoded);
     tcase_add_test(tc, byte_by_byte);
     suite_add_tcase(s, tc);
     return s;

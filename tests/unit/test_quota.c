@@ -33,7 +33,7 @@ static void domain_quota(const char *name, int64_t bytes, int64_t messages)
 
 static void add_alias(uint64_t id, const char *src, const char *dests)
 {
-    struct dir_alias t = { .id = id, .source = src, .destinations = dests, .enabled = 1 };
+    struct dir_alias t = { .id = id, .source = src, .destinations = dests, .enabled = 1, .may_send = 1 };
     dir_put(D, DIR_ALIAS, dir_alias_new(&t));
 }
 
@@ -208,6 +208,59 @@ START_TEST(aliases)
 }
 END_TEST
 
+/* a mailbox that forwards, with and without a copy (lookup.c, forward_of):
+ * the forward is followed like an alias's destinations */
+static void forwarder(uint64_t id, const char *addr, const char *to, int keep_copy)
+{
+    struct dir_mailbox t = *dir_mailbox_get(D, "alice@example.com", 17);
+    t.id = id;
+    t.address = addr;
+    t.maildir = addr;
+    t.forward = to;
+    t.keep_copy = (uint8_t)keep_copy;
+    dir_put(D, DIR_MAILBOX, dir_mailbox_new(&t));
+}
+
+START_TEST(forwards)
+{
+    struct quota_result r;
+    /* example.com: 1000 octets each by default, bob 5000 */
+    forwarder(60, "carl@example.com", "bob@example.com", 0);
+    forwarder(61, "erin@example.com", "dora@remote.example", 1);
+    forwarder(62, "kim@example.com", "bob@example.com", 1);
+    forwarder(63, "liz@example.com", "kim@example.com", 0);
+    quota_usage_set(U, "carl@example.com", 2000, 1);    /* over */
+    quota_usage_set(U, "erin@example.com", 2000, 1);    /* over */
+    quota_usage_set(U, "kim@example.com", 2000, 1);     /* over */
+    quota_usage_set(U, "bob@example.com", 100, 1);      /* room */
+    /* no copy kept: carl's own usage does not count, bob's does */
+    ck_assert_str_eq(verdict("carl@example.com", 1), "room");
+    quota_rcpt(D, U, "+", "carl+x@example.com", 1, &r);
+    ck_assert_int_eq(r.verdict, QUOTA_ROOM);
+    ck_assert_int_eq(r.mailboxes, 1);                   /* bob only */
+    /* a copy kept and a forward outside: the outside has room */
+    ck_assert_str_eq(verdict("erin@example.com", 1), "room");
+    /* a copy kept, forward to bob: both final, bob has room */
+    ck_assert_str_eq(verdict("kim@example.com", 1), "room");
+    ck_assert_str_eq(verdict("kim+x@example.com", 1), "room");
+    /* bob full too: carl, kim and liz (-> kim -> bob, kim) are refused */
+    quota_usage_set(U, "bob@example.com", 5000, 1);
+    ck_assert_str_eq(verdict("carl@example.com", 1), "full");
+    quota_rcpt(D, U, "+", "kim+x@example.com", 1, &r);
+    ck_assert_int_eq(r.verdict, QUOTA_FULL);
+    ck_assert_int_eq(r.mailboxes, 2);                   /* bob, and kim itself */
+    ck_assert_int_eq(r.over, 2);
+    quota_rcpt(D, U, "+", "liz@example.com", 1, &r);
+    ck_assert_int_eq(r.verdict, QUOTA_FULL);
+    ck_assert_int_eq(r.mailboxes, 2);
+    ck_assert_str_eq(verdict("erin@example.com", 1), "room");
+    /* kim with room again: its own copy fits */
+    quota_usage_set(U, "kim@example.com", 0, 0);
+    ck_assert_str_eq(verdict("kim@example.com", 1), "room");
+    ck_assert_str_eq(verdict("liz@example.com", 1), "room");
+}
+END_TEST
+
 START_TEST(expansion_limit)
 {
     /* an alias to QUOTA_MAX_ADDRESSES + 1 full mailboxes: too many to judge */
@@ -297,7 +350,26 @@ START_TEST(policy_answers)
                      "553 5.7.1 Sender address <alice@example.com> is not owned by user bob@example.com");
     quota_usage_set(U, "norecv@example.com", 100000, 100000);
     ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=norecv@example.com\n"), "550 5.2.1 Mailbox unavailable");
-    ck_assert_uint_eq(stats.decisions[POL_REJECT_OVER_QUOTA], 4);
+    /* a mailbox that forwards everything is not refused for its own quota
+     * (before forwarding, its own mailbox decided: 552); one that keeps a
+     * copy is, when the forward's mailboxes are full too */
+    forwarder(60, "carl@example.com", "bob@example.com", 0);
+    forwarder(62, "kim@example.com", "bob@example.com", 1);
+    quota_usage_set(U, "carl@example.com", 2000, 1);
+    quota_usage_set(U, "kim@example.com", 2000, 1);
+    ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=carl@example.com\n"), "DUNNO");
+    ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=kim@example.com\n"), "DUNNO");
+    quota_usage_set(U, "bob@example.com", 5001, 1);
+    ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=carl@example.com\n"), "552 5.2.2 Mailbox full");
+    ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=kim+x@example.com\n"), "552 5.2.2 Mailbox full");
+    ck_assert_str_eq(logline, "inbound recipient=<kim+x@example.com> size=0: reject_over_quota "
+                              "(2 of 2 mailboxes over quota; bob@example.com: storage 5001 of 5000)");
+    /* a forwarding mailbox that may not receive: refused, never forwarded */
+    struct dir_mailbox t = *dir_mailbox_get(D, "carl@example.com", 16);
+    t.may_receive = 0;
+    dir_put(D, DIR_MAILBOX, dir_mailbox_new(&t));
+    ck_assert_str_eq(ask(U, 0, "protocol_state=RCPT\nrecipient=carl@example.com\n"), "550 5.2.1 Mailbox unavailable");
+    ck_assert_uint_eq(stats.decisions[POL_REJECT_OVER_QUOTA], 6);
     ck_assert_uint_eq(stats.decisions[POL_DEFER_OVER_QUOTA], 1);
     ck_assert_str_eq(pol_decision_name(POL_REJECT_OVER_QUOTA), "reject_over_quota");
     ck_assert_str_eq(pol_decision_name(POL_DEFER_OVER_QUOTA), "defer_over_quota");
@@ -313,6 +385,7 @@ Suite *quota_suite(void)
     tcase_add_test(tc, usage_table);
     tcase_add_test(tc, mailboxes);
     tcase_add_test(tc, aliases);
+    tcase_add_test(tc, forwards);
     tcase_add_test(tc, expansion_limit);
     tcase_add_test(tc, policy_answers);
     suite_add_tcase(s, tc);

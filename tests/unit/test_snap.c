@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lookup.h"
 #include "snap.h"
 #include "tests.h"
 
@@ -160,7 +161,144 @@ START_TEST(snap_old_version)
 {
     const char *v1 = "mailroster-snapshot 1 100\nD 1 1 0 0 0 0 1 =example.com -\nend 1\n";
     write_file(path, v1, strlen(v1), 0600);
-    refused("snapshot format 1 is from an older version of mailroster (this one reads format 3)");
+    refused("snapshot format 1 is from an older version of mailroster (this one reads formats 3 to 4)");
+}
+END_TEST
+
+/* Format 4's records: a mailbox's forward, an alias's may_send, transports
+ * (strings with spaces, '%', ',' and ':'), through a file and back. */
+START_TEST(snap_features)
+{
+    struct dir *d = fixture_dir(), *e;
+    struct buf err, text;
+    buf_init(&err);
+    buf_init(&text);
+    struct dir_mailbox m = *dir_mailbox_get(d, "bob@example.com", 15);
+    m.forward = "x@remote.example,y+z@remote.example";
+    m.keep_copy = 1;
+    dir_put(d, DIR_MAILBOX, dir_mailbox_new(&m));
+    struct dir_alias a = *dir_alias_get(d, "info@example.com", 16);
+    a.may_send = 0;
+    dir_put(d, DIR_ALIAS, dir_alias_new(&a));
+    struct dir_transport t1 = { .id = 7, .enabled = 1, .pattern = ".example.net",
+                                .transport = "error:5.1.1 100% gone, ask x@y" };
+    struct dir_transport t2 = { .id = 8, .enabled = 0, .pattern = "a@example.org", .transport = "relay:[10.0.0.5]:25" };
+    dir_put(d, DIR_TRANSPORT, dir_transport_new(&t1));
+    dir_put(d, DIR_TRANSPORT, dir_transport_new(&t2));
+    ck_assert_msg(snap_write(d, path, &err) == 0, "%s", err.data);
+    read_all(path, &text);
+    ck_assert_int_eq(strncmp(text.data, "mailroster-snapshot 4 100\n", 26), 0);
+    ck_assert_ptr_nonnull(strstr(text.data, "\nT 7 1 =.example.net =error:5.1.1%20100%25%20gone,%20ask%20x@y\n"));
+    ck_assert_ptr_nonnull(strstr(text.data, "\nT 8 0 =a@example.org =relay:[10.0.0.5]:25\n"));
+    e = snap_read(path, &err);
+    ck_assert_msg(e != NULL, "%s", err.data);
+    ck_assert_uint_eq(dir_count(e, DIR_TRANSPORT), 2);
+    const struct dir_mailbox *bob = dir_mailbox_get(e, "bob@example.com", 15);
+    ck_assert_str_eq(bob->forward, "x@remote.example,y+z@remote.example");
+    ck_assert_int_eq(bob->keep_copy, 1);
+    const struct dir_mailbox *alice = dir_mailbox_get(e, "alice@example.com", 17);
+    ck_assert_ptr_null(alice->forward);
+    ck_assert_int_eq(alice->keep_copy, 0);
+    ck_assert_int_eq(dir_alias_get(e, "info@example.com", 16)->may_send, 0);
+    ck_assert_int_eq(dir_alias_get(e, "@example.com", 12)->may_send, 1);
+    const struct dir_transport *t = dir_transport_get(e, ".example.net", 12);
+    ck_assert_uint_eq(t->id, 7);
+    ck_assert_int_eq(t->enabled, 1);
+    ck_assert_str_eq(t->transport, "error:5.1.1 100% gone, ask x@y");
+    ck_assert_int_eq(dir_transport_get(e, "a@example.org", 13)->enabled, 0);
+    dir_free(e);
+    dir_free(d);
+    buf_free(&err);
+    buf_free(&text);
+}
+END_TEST
+
+/* A format 3 file, as the daemon before migration 0010 wrote it: read
+ * after an upgrade (PostgreSQL may be down), with no forwards, may_send
+ * true and no transports. */
+static const char v3[] =
+    "mailroster-snapshot 3 42\n"
+    "D 1 1 0 0 0 0 3600 =example.com -\n"
+    "M 10 1 1 1 1 31 -1 -1 -1 -1 -1 -1 =alice@example.com =%7BSHA512-CRYPT%7D$6$x$y - - =example.com/10/ - -\n"
+    "M 11 1 1 1 1 31 -1 -1 -1 -1 -1 -1 =bob@example.com - - - =example.com/11/ - =3%20refusals\n"
+    "A 20 1 1 =info@example.com =alice@example.com,bob@example.com\n"
+    "A 21 1 0 =old@example.com =bob@example.com\n"
+    "S 30 11 =boss@example.com\n"
+    "U 40 1 =admin =%7BARGON2ID%7Dx -\n"
+    "end 7\n";
+
+START_TEST(snap_format3)
+{
+    struct buf text, err, v;
+    buf_init(&text);
+    buf_init(&err);
+    buf_init(&v);
+    buf_adds(&text, v3);
+    snap_seal(&text);
+    write_file(path, text.data, text.len, 0600);
+    struct dir *d = snap_read(path, &err);
+    ck_assert_msg(d != NULL, "%s", err.data);
+    ck_assert_uint_eq(d->seq, 42);
+    ck_assert_uint_eq(dir_count(d, DIR_MAILBOX), 2);
+    ck_assert_uint_eq(dir_count(d, DIR_ALIAS), 2);
+    ck_assert_uint_eq(dir_count(d, DIR_TRANSPORT), 0);
+    const struct dir_mailbox *m = dir_mailbox_get(d, "bob@example.com", 15);
+    ck_assert_ptr_null(m->forward);
+    ck_assert_int_eq(m->keep_copy, 0);
+    ck_assert_int_eq(m->send_suspended, 1);
+    ck_assert_str_eq(m->suspended_reason, "3 refusals");
+    ck_assert_str_eq(m->maildir, "example.com/11/");
+    ck_assert_int_eq(dir_alias_get(d, "info@example.com", 16)->may_send, 1);
+    ck_assert_int_eq(dir_alias_get(d, "old@example.com", 15)->may_send, 1);
+    /* so the senders map answers as before the upgrade */
+    ck_assert_int_eq(lk_lookup(d, LK_SENDERS, "info@example.com", 16, "+", &v), LK_FOUND);
+    ck_assert_str_eq(v.data, "alice@example.com,bob@example.com");
+    ck_assert_int_eq(lk_lookup(d, LK_ALIASES, "bob@example.com", 15, "+", &v), LK_NOTFOUND);
+    /* written again, it is format 4 with the defaults spelled out */
+    buf_reset(&text);
+    snap_format(d, &text);
+    ck_assert_int_eq(strncmp(text.data, "mailroster-snapshot 4 42\n", 25), 0);
+    ck_assert_ptr_nonnull(strstr(text.data, "\nA 20 1 1 1 =info@example.com =alice@example.com,bob@example.com\n"));
+    ck_assert_ptr_nonnull(strstr(text.data, " =example.com/11/ - =3%20refusals 0 -\n"));
+    dir_free(d);
+
+    /* each format's records only: a format 3 file with a format 4
+     * mailbox, alias or transport line, and the other way round */
+    static const char *bad[] = {
+        "mailroster-snapshot 3 1\nM 10 1 1 1 1 31 -1 -1 -1 -1 -1 -1 =a@example.com - - - =m/ - - 0 -\nend 1\n",
+        "mailroster-snapshot 3 1\nA 20 1 1 1 =info@example.com =a@example.com\nend 1\n",
+        "mailroster-snapshot 3 1\nT 7 1 =example.net =relay:x\nend 1\n",
+        "mailroster-snapshot 4 1\nM 10 1 1 1 1 31 -1 -1 -1 -1 -1 -1 =a@example.com - - - =m/ - -\nend 1\n",
+        "mailroster-snapshot 4 1\nA 20 1 1 =info@example.com =a@example.com\nend 1\n",
+        /* format 4: keep_copy is 0 or 1, a forward is never empty, a
+         * transport has both strings */
+        "mailroster-snapshot 4 1\nM 10 1 1 1 1 31 -1 -1 -1 -1 -1 -1 =a@example.com - - - =m/ - - 2 -\nend 1\n",
+        "mailroster-snapshot 4 1\nM 10 1 1 1 1 31 -1 -1 -1 -1 -1 -1 =a@example.com - - - =m/ - - 1 =\nend 1\n",
+        "mailroster-snapshot 4 1\nT 7 1 =example.net -\nend 1\n",
+        "mailroster-snapshot 4 1\nT 7 1 = =relay:x\nend 1\n",
+        "mailroster-snapshot 4 1\nT 7 2 =example.net =relay:x\nend 1\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        buf_reset(&text);
+        buf_adds(&text, bad[i]);
+        snap_seal(&text);
+        d = snap_parse(text.data, text.len, &err);
+        ck_assert_msg(d == NULL, "accepted: %s", bad[i]);
+        ck_assert_str_eq(err.data, "line 2: malformed record");
+    }
+    /* the good twins of the first and fourth */
+    buf_reset(&text);
+    buf_adds(&text, "mailroster-snapshot 4 1\nM 10 1 1 1 1 31 -1 -1 -1 -1 -1 -1 =a@example.com - - - =m/ - - 1 =b@x.example\n"
+                    "A 20 1 1 0 =info@example.com =a@example.com\nT 7 1 =example.net =relay:x\nend 3\n");
+    snap_seal(&text);
+    d = snap_parse(text.data, text.len, &err);
+    ck_assert_msg(d != NULL, "%s", err.data);
+    ck_assert_str_eq(dir_mailbox_get(d, "a@example.com", 13)->forward, "b@x.example");
+    ck_assert_int_eq(dir_alias_get(d, "info@example.com", 16)->may_send, 0);
+    dir_free(d);
+    buf_free(&text);
+    buf_free(&err);
+    buf_free(&v);
 }
 END_TEST
 
@@ -321,6 +459,8 @@ TCase *snap_file_tcase(void)
     tcase_add_test(tc, snap_edited_byte);
     tcase_add_test(tc, snap_truncated);
     tcase_add_test(tc, snap_old_version);
+    tcase_add_test(tc, snap_features);
+    tcase_add_test(tc, snap_format3);
     tcase_add_test(tc, snap_not_trusted);
     tcase_add_test(tc, snap_large_valid);
     tcase_add_test(tc, snap_oversized);

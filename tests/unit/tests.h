@@ -21,6 +21,7 @@ Suite *pqlog_suite(void);
 Suite *roster_proto_suite(void);
 Suite *srv_suite(void);
 Suite *verify_parse_suite(void);
+Suite *features_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);
