@@ -958,6 +958,8 @@ static void user_row(struct buf *out, const struct dir_mailbox *m, const struct 
     adm_field(out, "maildir", m->maildir);
     adm_field(out, "home", m->home);
     adm_field(out, "mail", m->mail);
+    adm_field(out, "forward", m->forward ? m->forward : "");
+    adm_field(out, "keep_copy", m->keep_copy ? "yes" : "no");
     buf_addc(out, '\n');
     buf_free(&s);
 }
@@ -1168,6 +1170,7 @@ static void c_alias_list(const struct cmd *c, struct adm_args *a, struct caller 
         adm_field(out, "source", al->source);
         adm_field(out, "destinations", al->destinations);
         adm_field(out, "enabled", al->enabled ? "yes" : "no");
+        adm_field(out, "may_send", al->may_send ? "yes" : "no");
         buf_addc(out, '\n');
         n++;
     }
