@@ -23,3 +23,4 @@
 \ir migrations/0006_suspend_sending.sql
 \ir migrations/0007_quota_usage_changes.sql
 \ir migrations/0008_admission_batches.sql
+\ir migrations/0011_dovecot_shares_sieve.sql
