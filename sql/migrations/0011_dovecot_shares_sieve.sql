@@ -40,7 +40,8 @@
 --    never trusted: a BEFORE trigger (SECURITY DEFINER: the dict role may
 --    not read the mailboxes) finds the ids of addresses given as text,
 --    refusing an address that is not a mailbox, and then rewrites both
---    addresses from the ids; renaming a mailbox rewrites them again.  The ids are the truth, the text is their index for Dovecot.
+--    addresses from the ids; renaming a mailbox rewrites them again.  The
+--    ids are the truth, the text is their index for Dovecot.
 --    "anyone" shares (public mailboxes) are not supported: the second map
 --    Dovecot needs reads an empty view, as in the ISP-mail set-up, and
 --    Dovecot refuses the "anyone" identifier unless acl_anyone = allow.
@@ -62,7 +63,7 @@
 
 BEGIN;
 
--- 0009 and 0010 add nothing this migration needs: it follows any of them.
+-- Needs only what 0008 made; 0009 and 0010 may come before it or not.
 DO $guard$
 BEGIN
     IF (SELECT max(version) FROM mailroster.schema_version) NOT BETWEEN 8 AND 10 THEN
