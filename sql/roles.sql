@@ -26,8 +26,9 @@
 -- mailroster_admin         the admin path: the reader's rights plus writes to
 --                          the directory tables and appends to audit_log.
 --                          No DDL.
--- mailroster_dovecot_dict  Dovecot's quota and last-login dict: quota_usage
---                          and last_login only.
+-- mailroster_dovecot_dict  Dovecot's dicts: quota_usage and last_login;
+--                          the shares (written through a view) and the
+--                          sieve scripts (read) of migration 0011.
 --
 -- Nobody gets INSERT on change_log or USAGE on change_log_seq_seq: the
 -- change-log trigger function mailroster.tg_log_change() is SECURITY DEFINER
@@ -93,7 +94,7 @@ TO mailroster_admin;
 GRANT SELECT ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
     mailroster.sender_addresses, mailroster.master_users,
-    mailroster.transports, mailroster.shared_mailboxes, mailroster.sieve_scripts,
+    mailroster.transports,
     mailroster.change_log, mailroster.schema_version,
     mailroster.quota_usage, mailroster.last_login
 TO mailroster_reader;
@@ -111,7 +112,7 @@ TO mailroster_reader;
 GRANT SELECT ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
     mailroster.sender_addresses, mailroster.master_users,
-    mailroster.transports, mailroster.shared_mailboxes, mailroster.sieve_scripts,
+    mailroster.transports,
     mailroster.change_log, mailroster.schema_version,
     mailroster.quota_usage, mailroster.last_login
 TO mailroster_admin;
@@ -135,7 +136,7 @@ GRANT SELECT ON mailroster.send_hits TO mailroster_admin;
 GRANT INSERT, UPDATE, DELETE ON
     mailroster.domains, mailroster.mailboxes, mailroster.aliases,
     mailroster.sender_addresses, mailroster.master_users,
-    mailroster.transports, mailroster.shared_mailboxes, mailroster.sieve_scripts
+    mailroster.transports
 TO mailroster_admin;
 GRANT SELECT, INSERT ON mailroster.audit_log TO mailroster_admin;
 -- mail_base (migration 0004): read by the mailbox path trigger, which runs
@@ -153,6 +154,29 @@ TO mailroster_admin;
 -- mailroster_dovecot_dict
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.quota_usage, mailroster.last_login
 TO mailroster_dovecot_dict;
+
+-- Shared mailboxes and sieve scripts (migration 0011).  Dovecot's dict
+-- reads the shares and the scripts through the views dict-sql names, and
+-- writes shares (IMAP SETACL) only through dovecot_shared_mailboxes: an
+-- automatically updatable view, so the rows reach shared_mailboxes with the
+-- view owner's rights, and the table's SECURITY DEFINER trigger checks that
+-- both addresses are mailboxes.  UPDATE only of "dummy": dict-sql's ON
+-- CONFLICT ... DO UPDATE SET dummy.  Provisioning (the admin role) writes
+-- both tables; the reader reads them.
+GRANT SELECT ON
+    mailroster.dovecot_shared_mailboxes, mailroster.dovecot_public_mailboxes,
+    mailroster.dovecot_sieve_scripts
+TO mailroster_dovecot_dict;
+GRANT INSERT, DELETE ON mailroster.dovecot_shared_mailboxes TO mailroster_dovecot_dict;
+GRANT UPDATE (dummy) ON mailroster.dovecot_shared_mailboxes TO mailroster_dovecot_dict;
+GRANT SELECT ON mailroster.shared_mailboxes, mailroster.sieve_scripts
+TO mailroster_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.shared_mailboxes, mailroster.sieve_scripts
+TO mailroster_admin;
+GRANT SELECT ON
+    mailroster.dovecot_shared_mailboxes, mailroster.dovecot_public_mailboxes,
+    mailroster.dovecot_sieve_scripts
+TO mailroster_reader, mailroster_admin;
 
 -- Export and import as JSON lines (migration 0002).  Both are SECURITY
 -- INVOKER: they read and write with the caller's table rights above, and the

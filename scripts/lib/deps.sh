@@ -4,7 +4,7 @@
 
 DEPS_PACKAGES="build-essential autoconf automake libtool pkg-config
  libpq-dev libevent-dev libidn2-dev libcrypt-dev libssl-dev check
- postgresql postfix postfix-pgsql dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pgsql dovecot-dev
+ postgresql postfix postfix-pgsql dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pgsql dovecot-sieve dovecot-dev
  libsystemd-dev systemd
  debhelper lintian
  swaks socat python3 clang libclang-rt-14-dev procps iproute2 valgrind"

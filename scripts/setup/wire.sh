@@ -74,13 +74,22 @@ wire_dovecot() {
     stage "$DICT_CONF" 0640 root:dovecot; s=$S
     sed "s|^connect = .*|connect = $DBCONN user=$ROLE_DICT password=$PW_DICT|" \
         "${SHIPPED[dict-sql.conf.ext]}" >"$s"
+    # shared mailboxes and sieve scripts: included where Pigeonhole's LMTP
+    # plugin (dovecot-sieve) is installed, as Dovecot would not start
+    # without it
+    stage "$DV_DIR/shares-sieve-roster.conf.ext" 0644 root:root; s=$S
+    sed "s|/etc/dovecot/dict-sql.conf.ext|$DICT_CONF|" "${SHIPPED[shares-sieve-roster.conf.ext]}" >"$s"
+    dv_shares='!include shares-sieve-roster.conf.ext'
+    [ -f /usr/lib/dovecot/modules/lib90_sieve_plugin.so ] || dv_shares="#$dv_shares  # needs dovecot-sieve"
     stage "$DV_DIR/mailroster.conf.ext" 0644 root:root; s=$S
     cat >"$s" <<EOF
 # mailroster.conf.ext - written by mailroster setup: logins and mailboxes
 # from mailrosterd (roster driver), usage and last login into PostgreSQL,
-# SASL and LMTP for Postfix below its queue directory ($QDIR).
+# shared mailboxes and sieve scripts from it, SASL and LMTP for Postfix
+# below its queue directory ($QDIR).
 !include auth-roster.conf.ext
 !include quota-roster.conf.ext
+$dv_shares
 mail_location = maildir:~/Maildir
 # the mail user is a system user
 first_valid_uid = $MAIL_UID

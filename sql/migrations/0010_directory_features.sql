@@ -42,7 +42,8 @@
 --   {"kind":"transport","pattern":"app.example.com","transport":"relay:[10.0.0.5]:8025","enabled":true}
 --   {"kind":"share","mailbox":"alice@example.com","shared_with":"bob@example.com"}
 --   {"kind":"sieve","address":"alice@example.com","script":"require \"fileinto\";\n..."}
--- (shares and sieve scripts live in tables of migration 0011); the import
+-- (shares and sieve scripts live in the tables of migration 0011, which
+-- comes right after this one); the import
 -- accepts lines with or without the new keys (see import_jsonl below).
 
 \set ON_ERROR_STOP 1
@@ -139,33 +140,6 @@ CREATE TRIGGER transports_90_change_log AFTER INSERT OR UPDATE OR DELETE ON mail
     FOR EACH ROW EXECUTE FUNCTION mailroster.tg_log_change();
 CREATE TRIGGER transports_no_truncate BEFORE TRUNCATE ON mailroster.transports
     FOR EACH STATEMENT EXECUTE FUNCTION mailroster.tg_refuse_truncate();
-
-------------------------------------------------------------------------------
--- 5. Shared mailboxes and Sieve scripts: the rows; what Dovecot reads and
---    writes through its dict is migration 0011's
-------------------------------------------------------------------------------
-
--- Who shares folders with whom (Dovecot's acl_shared_dict; the rights stay
--- in the folders' dovecot-acl files).
-CREATE TABLE mailroster.shared_mailboxes (
-    mailbox_id   bigint NOT NULL REFERENCES mailroster.mailboxes ON DELETE CASCADE,
-    shared_to_id bigint NOT NULL REFERENCES mailroster.mailboxes ON DELETE CASCADE,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (mailbox_id, shared_to_id),
-    CONSTRAINT shared_mailboxes_not_self CHECK (mailbox_id <> shared_to_id)
-);
-CREATE INDEX shared_mailboxes_shared_to_id_idx ON mailroster.shared_mailboxes (shared_to_id);
-COMMENT ON TABLE mailroster.shared_mailboxes IS
-    'Dovecot''s "who shares with whom" dictionary: mailbox_id shares folders with shared_to_id.';
-
--- A mailbox's one Sieve script, run by Dovecot's LMTP at delivery.
-CREATE TABLE mailroster.sieve_scripts (
-    mailbox_id bigint PRIMARY KEY REFERENCES mailroster.mailboxes ON DELETE CASCADE,
-    script     text NOT NULL
-               CONSTRAINT sieve_scripts_script_check CHECK (octet_length(script) BETWEEN 1 AND 262144),
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE mailroster.sieve_scripts IS 'A mailbox''s Sieve script (at most 256 KiB).';
 
 ------------------------------------------------------------------------------
 -- Export: the new fields and the transport kind

@@ -735,16 +735,20 @@ check_privs() {
     if [ "$got" = "$want" ]; then ok "$name"; else not_ok "$name"; { echo "want: $want"; echo "got:  $got"; } | diag; fi
 }
 check_privs "reader: exactly the specified table privileges" "$(privs mailroster_reader)" \
-    "aliases:r change_log:r domains:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:r send_limits:r sender_addresses:r settings:r shared_mailboxes:r sieve_scripts:r transports:r"
+    "aliases:r change_log:r domains:r dovecot_public_mailboxes:r dovecot_shared_mailboxes:r dovecot_sieve_scripts:r last_login:r mailboxes:r master_users:r quota_usage:r schema_version:r send_counters:r send_limits:r sender_addresses:r settings:r shared_mailboxes:r sieve_scripts:r transports:r"
 check_privs "reader: no sequence privileges; EXECUTE on export_jsonl and send_admit only" "$(seqs mailroster_reader)|$(funcs mailroster_reader)" "|export_jsonl send_admit send_admit_many"
 check_privs "admin: exactly the specified table privileges" "$(privs mailroster_admin)" \
-    "aliases:rawd audit_log:ra change_log:r domains:rawd last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd send_hits:r send_limits:rawd sender_addresses:rawd settings:r shared_mailboxes:rawd sieve_scripts:rawd transports:rawd"
+    "aliases:rawd audit_log:ra change_log:r domains:rawd dovecot_public_mailboxes:r dovecot_shared_mailboxes:r dovecot_sieve_scripts:r last_login:r mailboxes:rawd master_users:rawd quota_usage:r schema_version:r send_counters:rawd send_hits:r send_limits:rawd sender_addresses:rawd settings:r shared_mailboxes:rawd sieve_scripts:rawd transports:rawd"
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
     "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq send_limits_id_seq sender_addresses_id_seq transports_id_seq"
 check_privs "admin: EXECUTE on validators, the lock key, export, import and the limit windows only" "$(funcs mailroster_admin)" \
     "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl import_jsonl_core is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash is_transport_pattern mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under send_limits_from send_limits_of send_limits_problem send_usage send_windows"
 check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
-    "last_login:rawd quota_usage:rawd"
+    "dovecot_public_mailboxes:r dovecot_shared_mailboxes:rad dovecot_sieve_scripts:r last_login:rawd quota_usage:rawd"
+check_privs "dovecot_dict: UPDATE of the shares view's dummy only (dict-sql's ON CONFLICT)" \
+    "$(q -c "SELECT string_agg(a.attname, ' ' ORDER BY a.attname) FROM pg_attribute a
+              WHERE a.attrelid = 'mailroster.dovecot_shared_mailboxes'::regclass AND a.attnum > 0
+                AND has_column_privilege('mailroster_dovecot_dict', a.attrelid, a.attnum, 'UPDATE')")" "dummy"
 check_privs "dovecot_dict: no sequence or function privileges" "$(seqs mailroster_dovecot_dict)|$(funcs mailroster_dovecot_dict)" "|"
 check_privs "PUBLIC: no schema, table, sequence or function privileges" \
     "$(q -c "SELECT has_schema_privilege('t_nobody', 'mailroster', 'USAGE') OR has_schema_privilege('t_nobody', 'mailroster', 'CREATE')")|$(privs t_nobody)|$(seqs t_nobody)|$(funcs t_nobody)" "f|||"
