@@ -260,6 +260,34 @@ static void write_one(struct adm_job *j, const char *sql, int n, const char *con
     finish(j, object, word, object);
 }
 
+/* The first half of an "ensure" of an existing row: sel answers one
+ * boolean, whether the row (locked FOR UPDATE) is as asked. As asked:
+ * "OK unchanged"; else upd changes it ("OK updated"). 1 when answered
+ * (or failed and rolled back), 0 when there is no row: the caller creates
+ * it. */
+static int ensure_existing(struct adm_job *j, const char *sel, const char *upd, int n, const char *const *p,
+                           const char *missing)
+{
+    PGresult *r = q(j, sel, n, p);
+    if (r == NULL) {
+        rollback();
+        return 1;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 0;
+    }
+    int same = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (same) {
+        rollback();
+        buf_printf(&j->reply, "OK unchanged %s\n", j->key1);
+        j->ok = 1;
+    } else
+        write_one(j, upd, n, p, missing, j->key1, "updated");
+    return 1;
+}
+
 /* Append ", col = $n::cast" for each prepared value, from $first. */
 static void set_list(struct adm_job *j, struct buf *sql, int first, const char *sep)
 {
@@ -1005,26 +1033,11 @@ static int run_master(void *pg, struct adm_job *j)
             if (!strcmp(j->set_col[i], "domains"))
                 dom = j->set_val[i];
         const char *pp[2] = { j->key1, dom };
-        PGresult *r = q(j, "SELECT domains IS NOT DISTINCT FROM $2::text[] FROM mailroster.master_users "
-                           "WHERE name = $1 FOR UPDATE", 2, pp);
-        if (r == NULL) {
-            rollback();
+        if (ensure_existing(j, "SELECT domains IS NOT DISTINCT FROM $2::text[] FROM mailroster.master_users "
+                               "WHERE name = $1 FOR UPDATE",
+                            "UPDATE mailroster.master_users SET domains = $2::text[] WHERE name = $1", 2, pp,
+                            "no such master user"))
             goto out;
-        }
-        if (PQntuples(r) > 0) {
-            int same = PQgetvalue(r, 0, 0)[0] == 't';
-            PQclear(r);
-            if (same) {
-                rollback();
-                buf_printf(&j->reply, "OK unchanged %s\n", j->key1);
-                j->ok = 1;
-                goto out;
-            }
-            write_one(j, "UPDATE mailroster.master_users SET domains = $2::text[] WHERE name = $1", 2, pp,
-                      "no such master user", j->key1, "updated");
-            goto out;
-        }
-        PQclear(r);
     }
     if (!strcmp(j->cmd, "master remove"))
         buf_adds(&sql, "DELETE FROM mailroster.master_users WHERE name = $1");
@@ -1086,27 +1099,11 @@ static int run_transport(void *pg, struct adm_job *j)
         write_one(j, sql.data, 1 + j->nset, p, "no such transport entry", j->key1, "updated");
         goto out;
     }
-    if (!strcmp(j->cmd, "transport ensure")) {
-        r = q(j, "SELECT transport = $2 AND enabled FROM mailroster.transports WHERE pattern = $1 FOR UPDATE", 2, p);
-        if (r == NULL) {
-            rollback();
-            goto out;
-        }
-        if (PQntuples(r) > 0) {
-            int same = PQgetvalue(r, 0, 0)[0] == 't';
-            PQclear(r);
-            if (same) {
-                rollback();
-                buf_printf(&j->reply, "OK unchanged %s\n", j->key1);
-                j->ok = 1;
-                goto out;
-            }
-            write_one(j, "UPDATE mailroster.transports SET transport = $2, enabled = true WHERE pattern = $1", 2, p,
-                      "no such transport entry", j->key1, "updated");
-            goto out;
-        }
-        PQclear(r);
-    }
+    if (!strcmp(j->cmd, "transport ensure") &&
+        ensure_existing(j, "SELECT transport = $2 AND enabled FROM mailroster.transports WHERE pattern = $1 FOR UPDATE",
+                        "UPDATE mailroster.transports SET transport = $2, enabled = true WHERE pattern = $1", 2, p,
+                        "no such transport entry"))
+        goto out;
     write_one(j, "INSERT INTO mailroster.transports (pattern, transport) VALUES ($1, $2)", 2, p,
               "not created", j->key1, "created");
 out:
