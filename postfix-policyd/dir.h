@@ -52,6 +52,7 @@ struct dir_mailbox {
      * refusal, a different thing */
     uint8_t send_suspended;
     const char *address;                   /* canonical local@domain */
+    const char *key;                       /* index key if not address (below) */
     const char *password;                  /* "{SCHEME}hash" or NULL */
     const char *home, *mail;               /* overrides or NULL */
     const char *maildir;
@@ -63,12 +64,14 @@ struct dir_alias {
     uint64_t id, domain_id;
     uint8_t enabled;
     const char *source;                    /* local@domain, or @domain */
+    const char *key;                       /* index key if not source (below) */
     const char *destinations;              /* comma-separated */
 };
 
 struct dir_sender {
     uint64_t id, mailbox_id;
     const char *address;                   /* local@domain or @domain */
+    const char *key;                       /* index key if not address (below) */
     struct dir_sender *next;               /* same address, other owner */
 };
 
@@ -79,6 +82,14 @@ struct dir_master {
     const char *password;
     const char *domains;                   /* comma-separated, NULL = all */
 };
+
+/* Mailboxes, aliases and senders are indexed by their address case-folded
+ * as Postfix folds keys (addr_fold): a row stored by SQL or an importer as
+ * "Jörg@..." or "straße@..." (the schema refuses only ASCII upper case) is
+ * found as "jörg@..." or "strasse@...". The address stays as stored; key
+ * holds the folded form only where it differs. The *_new functions set key
+ * (a template's is ignored); the *_get functions fold the key they are
+ * given. Master users are names, not addresses: matched exactly. */
 
 /* Packed copies of a template whose strings may live anywhere. */
 struct dir_domain *dir_domain_new(const struct dir_domain *t);
