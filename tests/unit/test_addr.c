@@ -18,7 +18,8 @@ static void fold_is(const char *s, const char *want)
     buf_init(&b);
     ck_assert_int_eq(addr_fold(s, strlen(s), &b), ADDR_OK);
     ck_assert_uint_eq(b.len, strlen(want));
-    ck_assert_mem_eq(b.data, want, b.len);
+    if (b.len > 0) /* an empty buf has no data at all */
+        ck_assert_mem_eq(b.data, want, b.len);
     buf_free(&b);
 }
 
