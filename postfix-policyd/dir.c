@@ -396,14 +396,28 @@ int dir_apply(struct dir *d, struct dir_change *c)
     return 1;
 }
 
-/* Look key up folded: a key that needs no folding (lowercase ASCII, which
- * is what addr_canon gives for ASCII) goes straight to the index. */
+/* Any octet above 0x7f? Eight at a time: this runs on every lookup. */
+static int has_non_ascii(const char *s, size_t len)
+{
+    uint64_t acc = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, s + i, sizeof(w));
+        acc |= w;
+    }
+    for (; i < len; i++)
+        acc |= (unsigned char)s[i];
+    return (acc & 0x8080808080808080ull) != 0;
+}
+
+/* Look key up folded. An ASCII key goes straight to the index as given:
+ * lowercase, as addr_canon makes it and the schema stores it. */
 static void *get_folded(const struct htab *h, const char *key, size_t len)
 {
     struct buf k;
     void *rec = NULL;
 
-    if (!needs_fold(key, len))
+    if (!has_non_ascii(key, len))
         return htab_get(h, key, len);
     buf_init(&k);
     if (addr_fold(key, len, &k) == ADDR_OK)

@@ -88,8 +88,9 @@ struct dir_master {
  * "Jörg@..." or "straße@..." (the schema refuses only ASCII upper case) is
  * found as "jörg@..." or "strasse@...". The address stays as stored; key
  * holds the folded form only where it differs. The *_new functions set key
- * (a template's is ignored); the *_get functions fold the key they are
- * given. Master users are names, not addresses: matched exactly. */
+ * (a template's is ignored); the *_get functions fold a key with non-ASCII
+ * text and take an ASCII one as given (lowercase, as addr_canon makes it).
+ * Master users are names, not addresses: matched exactly. */
 
 /* Packed copies of a template whose strings may live anywhere. */
 struct dir_domain *dir_domain_new(const struct dir_domain *t);
