@@ -66,8 +66,11 @@ admin_sql -c "INSERT INTO mailroster.mailboxes (domain_id, local_part)
               SELECT id, 'Ølaf' FROM mailroster.domains WHERE name = 'example.org'" || notok "SQL insert"
 check "the SQL rows are stored as written" "3 weiß,4 Ølaf" \
     "$(sql -c "SELECT string_agg(id || ' ' || local_part, ',' ORDER BY id) FROM mailroster.mailboxes WHERE id > 2")"
-wait_for "q yes mailboxes ØLAF@example.org smap" "example.org/Ølaf.4/" 10 \
-    && ok "the SQL rows reach mailrosterd" || notok "the SQL rows reach mailrosterd"
+if wait_for "q yes mailboxes ØLAF@example.org smap" "example.org/Ølaf.4/" 10; then
+    ok "the SQL rows reach mailrosterd"
+else
+    notok "the SQL rows reach mailrosterd"
+fi
 # (after the rows above: a refused insert may use up a sequence number)
 check "user add Jörg@: the same mailbox" "ERR exists" "$(adm 'user add Jörg@example.org' | cut -d' ' -f1-2)"
 check "user add STRASSE@: the same mailbox" "ERR exists" "$(adm 'user add STRASSE@example.org' | cut -d' ' -f1-2)"
@@ -130,5 +133,5 @@ check "tcp_table: a key that is not UTF-8 is not found" "500 not found" \
 check "mailrosterd still answers" "example.org/jörg.1/" "$(q yes mailboxes JÖRG@example.org smap)"
 
 mr_stop
-grep -E 'AddressSanitizer|runtime error' "$LOG" >/dev/null && notok "sanitizer report in the log" || ok "no sanitizer report"
+if grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' "$LOG"; then notok "sanitizer report in the log"; else ok "no sanitizer report"; fi
 t_summary
