@@ -1,12 +1,16 @@
 /* addr.c - canonical domains and addresses. */
 #include "config.h"
 
+#include <errno.h>
 #include <idn2.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unicase.h>
+#include <unistr.h>
 
 #include "addr.h"
+#include "log.h"
 
 const char *addr_strerror(int err)
 {
@@ -24,6 +28,7 @@ const char *addr_strerror(int err)
     case ADDR_DOMAIN_IGNORABLE: return "domain has an invisible character (soft hyphen, zero-width space, ...)";
     case ADDR_DOMAIN_IDN: return "domain is not a valid IDNA2008 name";
     case ADDR_TOO_LONG: return "address longer than 254 octets";
+    case ADDR_LOCAL_BAD_UTF8: return "local part is not valid UTF-8";
     }
     return "unknown error";
 }
@@ -150,6 +155,36 @@ int addr_domain_canon(const char *in, size_t len, struct buf *out)
     return ldh_check(out->data, out->len);
 }
 
+int addr_fold(const char *in, size_t len, struct buf *out)
+{
+    size_t i = 0;
+
+    while (i < len && (unsigned char)in[i] < 0x80)
+        i++;
+    if (i == len) {
+        for (i = 0; i < len; i++)
+            buf_addc(out, (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i]);
+        return ADDR_OK;
+    }
+    /* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF):
+     * u8_casefold would quietly fold garbage to U+FFFD, and two different
+     * broken keys must not meet under one folded key. */
+    if (u8_check((const uint8_t *)in, len) != NULL)
+        return ADDR_LOCAL_BAD_UTF8;
+    uint8_t small[256];
+    size_t n = sizeof(small);
+    uint8_t *r = u8_casefold((const uint8_t *)in, len, NULL, NULL, small, &n);
+    if (r == NULL) {
+        if (errno == EILSEQ)
+            return ADDR_LOCAL_BAD_UTF8;
+        msg_fatal("u8_casefold: out of memory");
+    }
+    buf_add(out, r, n);
+    if (r != small)
+        free(r);
+    return ADDR_OK;
+}
+
 int addr_canon(const char *in, size_t len, struct buf *out, size_t *at)
 {
     const char *sep = NULL;
@@ -166,17 +201,30 @@ int addr_canon(const char *in, size_t len, struct buf *out, size_t *at)
         }
     if (sep == NULL)
         return ADDR_NO_AT;
+    /* RFC 5321's 64 octets count what the client sent; the folded form may
+     * be longer (U+0390 grows from 2 to 6 octets) and is still a key. */
     size_t llen = (size_t)(sep - in);
+    int ascii = 1;
     if (llen > 64)
         return ADDR_LOCAL_TOO_LONG;
     for (size_t i = 0; i < llen; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c < 0x20 || c == 0x7f)
             return ADDR_LOCAL_BAD_CHAR;
+        if (c >= 0x80)
+            ascii = 0;
         buf_addc(out, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c);
     }
+    /* Invalid UTF-8 is no key at all: Postfix's dict_utf8 wrapper skips
+     * such a lookup as not found (with a warning), and the database (UTF8
+     * encoded) cannot hold it. */
+    if (!ascii) {
+        buf_reset(out);
+        if ((rc = addr_fold(in, llen, out)) != ADDR_OK)
+            return rc;
+    }
+    *at = out->len;
     buf_addc(out, '@');
-    *at = llen;
     buf_init(&dom);
     rc = addr_domain_canon(sep + 1, len - llen - 1, &dom);
     if (rc == ADDR_OK) {

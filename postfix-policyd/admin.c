@@ -251,9 +251,13 @@ static int canon_address_d(const char *in, int catch_all, const char *delims, st
         err(reply, "bad-input", "%s: %s", in, addr_strerror(ADDR_NO_AT));
         return -1;
     }
+    /* stored folded, the form every lookup folds to; the 64-octet limit
+     * then applies to what is stored */
     buf_reset(local);
-    for (const char *p = in; p < at; p++)
-        buf_addc(local, (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p);
+    if ((rc = addr_fold(in, (size_t)(at - in), local)) != ADDR_OK) {
+        err(reply, "bad-input", "%s: %s", in, addr_strerror(rc));
+        return -1;
+    }
     if (local->len == 0 && catch_all) {
         /* the catch-all */
     } else if ((rc = addr_local_check(local->data ? local->data : "", local->len, delims)) != ADDR_OK) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "dir.h"
 #include "mem.h"
@@ -77,6 +78,30 @@ static void *pack(const void *tmpl, size_t size, const char **ptrs[], size_t n)
 
 #define NPTRS(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Does s[0..len) change when case-folded? Lowercase ASCII, the common case,
+ * does not: one pass, no allocation, no library call. */
+static int needs_fold(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80 || (c >= 'A' && c <= 'Z'))
+            return 1;
+    }
+    return 0;
+}
+
+/* The index key of a stored address: NULL when it is its own key, else its
+ * folded form in tmp. Text that is not UTF-8 (the database cannot hold it)
+ * is its own key: no folded lookup key can meet it. */
+static const char *fold_key(const char *s, struct buf *tmp)
+{
+    if (s == NULL || !needs_fold(s, strlen(s)))
+        return NULL;
+    if (addr_fold(s, strlen(s), tmp) != ADDR_OK || strcmp(tmp->data, s) == 0)
+        return NULL;
+    return tmp->data;
+}
+
 struct dir_domain *dir_domain_new(const struct dir_domain *t)
 {
     const char **p[] = { (const char **)&t->name, (const char **)&t->disabled_reason };
@@ -85,23 +110,42 @@ struct dir_domain *dir_domain_new(const struct dir_domain *t)
 
 struct dir_mailbox *dir_mailbox_new(const struct dir_mailbox *t)
 {
-    const char **p[] = { (const char **)&t->address, (const char **)&t->password,
-                         (const char **)&t->home, (const char **)&t->mail,
-                         (const char **)&t->maildir, (const char **)&t->disabled_reason,
-                         (const char **)&t->suspended_reason, (const char **)&t->forward };
-    return pack(t, sizeof(*t), p, NPTRS(p));
+    struct dir_mailbox c = *t;
+    struct buf k;
+    buf_init(&k);
+    c.key = fold_key(t->address, &k);
+    const char **p[] = { (const char **)&c.address, (const char **)&c.key,
+                         (const char **)&c.password,
+                         (const char **)&c.home, (const char **)&c.mail,
+                         (const char **)&c.maildir, (const char **)&c.disabled_reason,
+                         (const char **)&c.suspended_reason, (const char **)&c.forward };
+    struct dir_mailbox *m = pack(&c, sizeof(c), p, NPTRS(p));
+    buf_free(&k);
+    return m;
 }
 
 struct dir_alias *dir_alias_new(const struct dir_alias *t)
 {
-    const char **p[] = { (const char **)&t->source, (const char **)&t->destinations };
-    return pack(t, sizeof(*t), p, NPTRS(p));
+    struct dir_alias c = *t;
+    struct buf k;
+    buf_init(&k);
+    c.key = fold_key(t->source, &k);
+    const char **p[] = { (const char **)&c.source, (const char **)&c.key,
+                         (const char **)&c.destinations };
+    struct dir_alias *a = pack(&c, sizeof(c), p, NPTRS(p));
+    buf_free(&k);
+    return a;
 }
 
 struct dir_sender *dir_sender_new(const struct dir_sender *t)
 {
-    const char **p[] = { (const char **)&t->address };
-    struct dir_sender *s = pack(t, sizeof(*t), p, NPTRS(p));
+    struct dir_sender c = *t;
+    struct buf k;
+    buf_init(&k);
+    c.key = fold_key(t->address, &k);
+    const char **p[] = { (const char **)&c.address, (const char **)&c.key };
+    struct dir_sender *s = pack(&c, sizeof(c), p, NPTRS(p));
+    buf_free(&k);
     s->next = NULL;
     return s;
 }
@@ -132,10 +176,19 @@ static const void *key_id(const void *rec, size_t *len)
         *len = strlen(s);                                \
         return s;                                        \
     }
+/* the folded form where the record has one (see dir.h) */
+#define FOLDKEY(fn, type, field)                         \
+    static const void *fn(const void *rec, size_t *len)  \
+    {                                                    \
+        const type *r = rec;                             \
+        const char *s = r->key ? r->key : r->field;      \
+        *len = strlen(s);                                \
+        return s;                                        \
+    }
 STRKEY(key_dom, struct dir_domain, name)
-STRKEY(key_mbox, struct dir_mailbox, address)
-STRKEY(key_alias, struct dir_alias, source)
-STRKEY(key_sender, struct dir_sender, address)
+FOLDKEY(key_mbox, struct dir_mailbox, address)
+FOLDKEY(key_alias, struct dir_alias, source)
+FOLDKEY(key_sender, struct dir_sender, address)
 STRKEY(key_master, struct dir_master, name)
 STRKEY(key_transport, struct dir_transport, pattern)
 
@@ -194,14 +247,15 @@ void dir_free(struct dir *d)
 
 static void sender_unlink(struct dir *d, struct dir_sender *s)
 {
-    size_t len = strlen(s->address);
-    struct dir_sender *head = htab_get(&d->sender_addr, s->address, len);
+    size_t len;
+    const void *key = key_sender(s, &len);
+    struct dir_sender *head = htab_get(&d->sender_addr, key, len);
 
     if (head == s) {
         if (s->next)
             htab_put(&d->sender_addr, s->next);
         else
-            htab_del(&d->sender_addr, s->address, len);
+            htab_del(&d->sender_addr, key, len);
         return;
     }
     for (struct dir_sender *p = head; p != NULL; p = p->next)
@@ -213,7 +267,9 @@ static void sender_unlink(struct dir *d, struct dir_sender *s)
 
 static void sender_link(struct dir *d, struct dir_sender *s)
 {
-    struct dir_sender *head = htab_get(&d->sender_addr, s->address, strlen(s->address));
+    size_t len;
+    const void *key = key_sender(s, &len);
+    struct dir_sender *head = htab_get(&d->sender_addr, key, len);
     s->next = head;
     htab_put(&d->sender_addr, s);
 }
@@ -356,6 +412,36 @@ int dir_apply(struct dir *d, struct dir_change *c)
     return 1;
 }
 
+/* Any octet above 0x7f? Eight at a time: this runs on every lookup. */
+static int has_non_ascii(const char *s, size_t len)
+{
+    uint64_t acc = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, s + i, sizeof(w));
+        acc |= w;
+    }
+    for (; i < len; i++)
+        acc |= (unsigned char)s[i];
+    return (acc & 0x8080808080808080ull) != 0;
+}
+
+/* Look key up folded. An ASCII key goes straight to the index as given:
+ * lowercase, as addr_canon makes it and the schema stores it. */
+static void *get_folded(const struct htab *h, const char *key, size_t len)
+{
+    struct buf k;
+    void *rec = NULL;
+
+    if (!has_non_ascii(key, len))
+        return htab_get(h, key, len);
+    buf_init(&k);
+    if (addr_fold(key, len, &k) == ADDR_OK)
+        rec = htab_get(h, k.data, k.len);
+    buf_free(&k);
+    return rec;
+}
+
 const struct dir_domain *dir_domain_get(const struct dir *d, const char *name, size_t len)
 {
     return htab_get(&d->dom_name, name, len);
@@ -363,7 +449,7 @@ const struct dir_domain *dir_domain_get(const struct dir *d, const char *name, s
 
 const struct dir_mailbox *dir_mailbox_get(const struct dir *d, const char *addr, size_t len)
 {
-    return htab_get(&d->mbox_addr, addr, len);
+    return get_folded(&d->mbox_addr, addr, len);
 }
 
 const struct dir_mailbox *dir_mailbox_by_id(const struct dir *d, uint64_t id)
@@ -373,12 +459,12 @@ const struct dir_mailbox *dir_mailbox_by_id(const struct dir *d, uint64_t id)
 
 const struct dir_alias *dir_alias_get(const struct dir *d, const char *src, size_t len)
 {
-    return htab_get(&d->alias_src, src, len);
+    return get_folded(&d->alias_src, src, len);
 }
 
 const struct dir_sender *dir_sender_get(const struct dir *d, const char *addr, size_t len)
 {
-    return htab_get(&d->sender_addr, addr, len);
+    return get_folded(&d->sender_addr, addr, len);
 }
 
 const struct dir_master *dir_master_get(const struct dir *d, const char *name, size_t len)

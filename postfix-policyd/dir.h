@@ -56,6 +56,7 @@ struct dir_mailbox {
     uint8_t keep_copy;
     const char *forward;                   /* comma-separated, NULL = none */
     const char *address;                   /* canonical local@domain */
+    const char *key;                       /* index key if not address (below) */
     const char *password;                  /* "{SCHEME}hash" or NULL */
     const char *home, *mail;               /* overrides or NULL */
     const char *maildir;
@@ -68,12 +69,14 @@ struct dir_alias {
     uint8_t enabled;
     uint8_t may_send;                      /* its local destinations may send as it */
     const char *source;                    /* local@domain, or @domain */
+    const char *key;                       /* index key if not source (below) */
     const char *destinations;              /* comma-separated */
 };
 
 struct dir_sender {
     uint64_t id, mailbox_id;
     const char *address;                   /* local@domain or @domain */
+    const char *key;                       /* index key if not address (below) */
     struct dir_sender *next;               /* same address, other owner */
 };
 
@@ -92,6 +95,15 @@ struct dir_transport {
     const char *pattern;                   /* local@domain, domain or .domain (A-labels) */
     const char *transport;                 /* transport(5)'s right-hand side */
 };
+
+/* Mailboxes, aliases and senders are indexed by their address case-folded
+ * as Postfix folds keys (addr_fold): a row stored by SQL or an importer as
+ * "Jörg@..." or "straße@..." (the schema refuses only ASCII upper case) is
+ * found as "jörg@..." or "strasse@...". The address stays as stored; key
+ * holds the folded form only where it differs. The *_new functions set key
+ * (a template's is ignored); the *_get functions fold a key with non-ASCII
+ * text and take an ASCII one as given (lowercase, as addr_canon makes it).
+ * Master users are names, not addresses: matched exactly. */
 
 /* Packed copies of a template whose strings may live anywhere. */
 struct dir_domain *dir_domain_new(const struct dir_domain *t);

@@ -3,7 +3,7 @@
 # demonstrates with. deps_install installs what is missing (as root).
 
 DEPS_PACKAGES="build-essential autoconf automake libtool pkg-config
- libpq-dev libevent-dev libidn2-dev libcrypt-dev libssl-dev check
+ libpq-dev libevent-dev libidn2-dev libunistring-dev libcrypt-dev libssl-dev check
  postgresql postfix postfix-pgsql dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pgsql dovecot-sieve dovecot-dev
  libsystemd-dev systemd
  debhelper lintian

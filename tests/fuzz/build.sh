@@ -44,7 +44,7 @@ SRCS="$top/lib/addr.c $top/lib/buf.c $top/lib/cfg.c $top/lib/codec.c $top/lib/lo
       $top/postfix-policyd/quota.c
       $top/dovecot-plugin/roster-proto.c
       $top/cli/verify_parse.c"
-LIBS="-lidn2 -lcrypt -lcrypto -levent -pthread"
+LIBS="-lidn2 -lunistring -lcrypt -lcrypto -levent -pthread"
 
 targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv verify"
 

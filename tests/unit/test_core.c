@@ -12,6 +12,7 @@ int main(void)
     int failed;
 
     log_init("test_core", 1);
+    srunner_add_suite(sr, addr_suite());
     srunner_add_suite(sr, cfg_suite());
     srunner_add_suite(sr, dir_suite());
     srunner_add_suite(sr, proto_suite());

@@ -148,6 +148,68 @@ START_TEST(lookup_senders)
 }
 END_TEST
 
+START_TEST(unfolded_keys)
+{
+    /* rows as SQL or an importer may write them: not in folded form */
+    struct dir *d = dir_new();
+    add_domain(d, 1, "example.org", 1);
+    struct dir_mailbox *jorg = mailbox(10, 1, "Jörg@example.org", 1);
+    struct dir_mailbox *jurgen = mailbox(12, 1, "jürgen@example.org", 1);
+    ck_assert_str_eq(jorg->key, "jörg@example.org");
+    ck_assert_ptr_null(jurgen->key);                   /* folded already */
+    dir_put(d, DIR_MAILBOX, jorg);
+    dir_put(d, DIR_MAILBOX, mailbox(11, 1, "straße@example.org", 1));
+    dir_put(d, DIR_MAILBOX, jurgen);
+    dir_put(d, DIR_MAILBOX, mailbox(13, 1, "alice@example.org", 1));
+    add_alias(d, 20, "Ärger@example.org", "Jörg@example.org,straße@example.org", 1);
+    add_sender(d, 30, 12, "ΟΔΟΣ@example.org");
+    add_sender(d, 31, 10, "οδος@example.org");        /* same folded key: one chain */
+    struct dir_master mt = { .id = 40, .enabled = 1, .name = "Admin", .password = "{PLAIN}x" };
+    dir_put(d, DIR_MASTER, dir_master_new(&mt));
+
+    /* any case of the key finds the record; the address stays as stored */
+    static const char *jorgs[] = { "jörg@example.org", "Jörg@example.org", "JÖRG@EXAMPLE.ORG", "jÖrg@example.org" };
+    for (size_t i = 0; i < sizeof(jorgs) / sizeof(jorgs[0]); i++) {
+        const struct dir_mailbox *m = dir_mailbox_get(d, jorgs[i], strlen(jorgs[i]));
+        ck_assert_ptr_nonnull(m);
+        ck_assert_str_eq(m->address, "Jörg@example.org");
+    }
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "ALICE@example.org"), "example.org/13/");
+    ck_assert_ptr_null(dir_mailbox_get(d, "j\xffrg@example.org", 16));
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "JÖRG@example.org"), "example.org/10/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "jÖrg+tag@example.org"), "example.org/10/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "STRASSE@example.org"), "example.org/11/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "strasse@example.org"), "example.org/11/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "STRAẞE@example.org"), "example.org/11/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "JÜRGEN@example.org"), "example.org/12/");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "j\xc3rg@example.org"), "(not found)");
+    ck_assert_str_eq(q(d, LK_ALIASES, "ÄRGER@example.org"), "Jörg@example.org,straße@example.org");
+    ck_assert_str_eq(q(d, LK_ALIASES, "ärger@example.org"), "Jörg@example.org,straße@example.org");
+    /* owners through the alias's stored destinations, answered as stored */
+    ck_assert_str_eq(q(d, LK_SENDERS, "Ärger@example.org"), "Jörg@example.org,straße@example.org");
+    ck_assert_str_eq(q(d, LK_SENDERS, "ΟΔΟΣ@example.org"), "Jörg@example.org,jürgen@example.org");
+    ck_assert_str_eq(q(d, LK_SENDERS, "οδος@example.org"), "Jörg@example.org,jürgen@example.org");
+    /* master users are names, matched exactly */
+    ck_assert_ptr_nonnull(dir_master_get(d, "Admin", 5));
+    ck_assert_ptr_null(dir_master_get(d, "admin", 5));
+
+    /* deletes find the folded key too */
+    ck_assert_int_eq(dir_del(d, DIR_SENDER, 31), 1);
+    ck_assert_str_eq(q(d, LK_SENDERS, "οδοσ@example.org"), "jürgen@example.org");
+    ck_assert_int_eq(dir_del(d, DIR_SENDER, 30), 1);
+    ck_assert_ptr_null(dir_sender_get(d, "οδοσ@example.org", strlen("οδοσ@example.org")));
+    ck_assert_int_eq(dir_del(d, DIR_MAILBOX, 10), 1);
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "jörg@example.org"), "(not found)");
+    ck_assert_int_eq(dir_del(d, DIR_ALIAS, 20), 1);
+    ck_assert_str_eq(q(d, LK_ALIASES, "ärger@example.org"), "(not found)");
+    /* a renamed row leaves its old key */
+    dir_put(d, DIR_MAILBOX, mailbox(11, 1, "Straßer@example.org", 1));
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "strasse@example.org"), "(not found)");
+    ck_assert_str_eq(q(d, LK_MAILBOXES, "STRASSER@example.org"), "example.org/11/");
+    dir_free(d);
+}
+END_TEST
+
 START_TEST(changes_in_order)
 {
     struct dir *d = fixture_dir();
@@ -386,6 +448,7 @@ Suite *dir_suite(void)
     tcase_add_test(tc, htab_many);
     tcase_add_test(tc, view_keeps_its_state);
     tcase_add_test(tc, snapshot_roundtrip);
+    tcase_add_test(tc, unfolded_keys);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, snap_file_tcase()); /* test_snap.c */
     return s;

@@ -7,6 +7,7 @@
 #include "dir.h"
 
 Suite *codec_suite(void);
+Suite *addr_suite(void);
 Suite *cfg_suite(void);
 Suite *dir_suite(void);
 Suite *proto_suite(void);
