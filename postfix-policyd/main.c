@@ -169,7 +169,7 @@ static void svc_text(char *out, size_t size)
     if (app.dir == NULL)
         snprintf(out, size, "no directory yet (%s): answering temporary failures",
                  app.db_state ? app.db_state : "loading from PostgreSQL");
-    else if (app.db_up && app.start_snap != START_SNAP_NONE)
+    else if (app.start_snap != START_SNAP_NONE && (app.db_up || app.db_state == NULL))
         snprintf(out, size, "serving %zu mailboxes, %zu aliases from the snapshot file, at change %" PRIu64
                  "; catching up from PostgreSQL", dir_count(app.dir, DIR_MAILBOX),
                  dir_count(app.dir, DIR_ALIAS), app.dir->seq);

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""gate_proxy.py PORT UPSTREAM GATEFILE - a TCP proxy on 127.0.0.1:PORT in
-front of PostgreSQL's unix socket UPSTREAM that holds every connection
-until GATEFILE exists, then relays it: the test decides when the daemon's
-database connection comes up (a slow database, without timing). Touches
-GATEFILE.ready once it listens.
+"""gate_proxy.py PORT UPSTREAM GATEFILE [HOLD_S] - a TCP proxy on
+127.0.0.1:PORT in front of PostgreSQL's unix socket UPSTREAM that holds
+every connection until GATEFILE exists, then relays it: the test decides
+when the daemon's database connection comes up (a slow database, without
+timing). With HOLD_S (benchmarks), a connection is also held at least that
+many seconds after it was accepted. Touches GATEFILE.ready once it listens.
 """
 import os
 import socket
@@ -12,6 +13,7 @@ import threading
 import time
 
 port, upstream, gate = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+hold = float(sys.argv[4]) if len(sys.argv) > 4 else 0
 
 
 def pipe(src, dst):
@@ -31,7 +33,8 @@ def pipe(src, dst):
 
 
 def relay(client):
-    while not os.path.exists(gate):
+    until = time.monotonic() + hold
+    while not os.path.exists(gate) or time.monotonic() < until:
         time.sleep(0.01)
     up = socket.socket(socket.AF_UNIX)
     try:
