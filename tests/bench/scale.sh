@@ -80,14 +80,19 @@ bench_note "fixture: $N_DOMAINS domains, $N_MAILBOXES mailboxes, $N_ALIASES alia
 CONF=$STACK_DIR/mailroster.conf
 mr_write_conf "$CONF"
 # the same daemon with its database connection through a proxy that holds
-# it until $GATE exists (restart_watch with DB_HOLD: a slow database)
+# every connection DB_HOLD_S seconds after it is made (restart_watch with
+# DB_HOLD=1: a slow database)
+DB_HOLD_S=${DB_HOLD_S:-5}
 GATE=$STACK_DIR/gate
+touch "$GATE"
 GATE_PORT=$(stack_free_port)
 GCONF=$STACK_DIR/held.conf
 sed "s|^database = .*|database = host=127.0.0.1 port=$GATE_PORT dbname=$MR_DB user=mrd connect_timeout=120|" \
     "$CONF" >"$GCONF"
-python3 "$TOP/tests/integration/gate_proxy.py" "$GATE_PORT" "$PGHOST/.s.PGSQL.$PGPORT" "$GATE" &
-STACK_PIDS+=("$!")
+if [ "$DB_HOLD_S" != 0 ]; then
+    python3 "$TOP/tests/integration/gate_proxy.py" "$GATE_PORT" "$PGHOST/.s.PGSQL.$PGPORT" "$GATE" "$DB_HOLD_S" &
+    STACK_PIDS+=("$!")
+fi
 
 # --- start: full load from PostgreSQL, no snapshot file yet ------------------------
 : >"$LOG"
@@ -151,7 +156,7 @@ bench_note "SIGTERM -> exit $STOP_S s ($STOP_WROTE)"
 # new mailboxes; with PRUNE=1 the change log is then pruned to its last row,
 # past the snapshot's change, as a retention job would), then start BINARY
 # (default $MRD) while a client asks for a key every 10 ms on one connection
-# (with DB_HOLD=S, its database connection is held for S seconds)
+# (with DB_HOLD=1, its database connection is held DB_HOLD_S seconds)
 # (tests/bench/answer_probe.py), until the daemon is in step with
 # PostgreSQL: caught up from the snapshot's change, or a full load in place
 # and the snapshot after it written. Sets PREFIX_* (seconds from the start;
@@ -169,11 +174,7 @@ restart_watch() {
     for _ in $(seq 1000); do [ -e "$STACK_DIR/probe.ready" ] && break; sleep 0.01; done
     la=$(cut -d' ' -f1-3 /proc/loadavg)
     printf -v "${p}_LOADAVG" %s "$la"
-    if [ -n "${DB_HOLD:-}" ]; then
-        rm -f "$GATE"
-        conf=$GCONF
-        { sleep "$DB_HOLD"; touch "$GATE"; } &
-    fi
+    [ -n "${DB_HOLD:-}" ] && conf=$GCONF
     t0=$(now_us)
     taskset -c "$SERVER_CPU" "$bin" -f -c "$conf" >>"$LOG" 2>&1 &
     MR_PID=$!
@@ -221,12 +222,12 @@ if [ -n "${MRD_BEFORE:-}" ]; then
     stop_mr
 fi
 # the database slow to answer (connection held DB_HOLD_S seconds)
-if [ "${DB_HOLD_S:-5}" != 0 ]; then
+if [ "$DB_HOLD_S" != 0 ]; then
     if [ -n "${MRD_BEFORE:-}" ]; then
-        DB_HOLD=${DB_HOLD_S:-5} restart_watch RBH "$STACK_DIR/mailrosterd.before"
+        DB_HOLD=1 restart_watch RBH "$STACK_DIR/mailrosterd.before"
         stop_mr
     fi
-    DB_HOLD=${DB_HOLD_S:-5} restart_watch RSH
+    DB_HOLD=1 restart_watch RSH
     stop_mr
 fi
 # the usual restart, default configuration
@@ -331,9 +332,9 @@ restart_rows() {
 }
 [ -n "${MRD_BEFORE:-}" ] && restart_rows RB "restart, PostgreSQL up, MRD_BEFORE"
 restart_rows RS "restart, PostgreSQL up"
-if [ "${DB_HOLD_S:-5}" != 0 ]; then
-    [ -n "${MRD_BEFORE:-}" ] && restart_rows RBH "restart, connection held ${DB_HOLD_S:-5} s, MRD_BEFORE"
-    restart_rows RSH "restart, connection held ${DB_HOLD_S:-5} s"
+if [ "$DB_HOLD_S" != 0 ]; then
+    [ -n "${MRD_BEFORE:-}" ] && restart_rows RBH "restart, connection held $DB_HOLD_S s, MRD_BEFORE"
+    restart_rows RSH "restart, connection held $DB_HOLD_S s"
 fi
 if [ "${SLOW_STARTUP_TIMEOUT:-3}" != 0 ]; then
     restart_rows RT "restart, startup_timeout ${SLOW_STARTUP_TIMEOUT:-3} s"
