@@ -14,6 +14,7 @@ const struct cfg_def mr_conf_defs[] = {
     { "snapshot_max_size", CFG_INT, "1073741824", O(snapshot_max_size), 65536, 2147483647 },
     { "poll_interval", CFG_TIME, "10s", O(poll_interval), 1, 3600 },
     { "startup_timeout", CFG_TIME, "10s", O(startup_timeout), 0, 3600 },
+    { "startup_snapshot_max_age", CFG_TIME, "1h", O(startup_snapshot_max_age), 0, 2592000 },
     { "recipient_delimiter", CFG_STR, "+", O(recipient_delimiter), 0, 0 },
     { "tcp_table_domains", CFG_STR, "", O(tcp_table_domains), 0, 0 },
     { "tcp_table_mailboxes", CFG_STR, "", O(tcp_table_mailboxes), 0, 0 },

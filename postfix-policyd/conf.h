@@ -11,6 +11,7 @@ struct mr_conf {
     int snapshot_max_size;      /* a larger snapshot file is refused */
     int poll_interval;          /* change-log poll when no NOTIFY arrives */
     int startup_timeout;        /* wait this long for PostgreSQL before using the snapshot */
+    int startup_snapshot_max_age; /* a younger snapshot is served before PostgreSQL answers */
     char *recipient_delimiter;  /* as Postfix's; "" = none */
     char *tcp_table_domains;    /* HOST:PORT or "" */
     char *tcp_table_mailboxes;

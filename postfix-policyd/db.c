@@ -565,6 +565,7 @@ static void session(struct db *db)
         db->post(m, db->arg);
         malloc_trim(0); /* give the load's transient memory back */
     }
+    int caught_up = 0;
     for (;;) {
         /* What is queued so far (read with the load's or an earlier query's
          * replies, or by PQconsumeInput below) is covered by this catch-up:
@@ -575,6 +576,13 @@ static void session(struct db *db)
             ;
         if (rc < 0)
             goto broken;
+        if (!caught_up) {
+            struct db_msg *m = xcalloc(1, sizeof(*m));
+            m->type = DBM_CAUGHT_UP;
+            m->max_seq = db->seq;
+            db->post(m, db->arg);
+            caught_up = 1;
+        }
         /* NOTIFY reaches us only between transactions: a writer that
          * committed while catch_up's transaction was open is told when it
          * ends (PostgreSQL 15 sends it just before the reply to our COMMIT,

@@ -26,6 +26,7 @@ enum db_msg_type {
     DBM_FULL,     /* dir: a complete directory */
     DBM_BRIDGED,  /* the change log reaches back to db_start's base_seq: changes follow */
     DBM_CHANGES,  /* changes[n], then the directory is at max_seq */
+    DBM_CAUGHT_UP, /* a connection's first catch-up is done: the log ends at max_seq */
     DBM_UP,       /* connected; text says to what */
     DBM_DOWN,     /* connection lost or refused; text says why */
     DBM_FATAL,    /* the database is reachable but unusable (schema, rights) */

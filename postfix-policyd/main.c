@@ -86,6 +86,7 @@ static struct app {
     struct event *wake_ev;
 
     int db_up;
+    int in_sync;                /* connected and caught up with the change log once */
     char *db_state;             /* last word from the database thread */
     unsigned long changes_applied, changes_duplicate, full_loads;
 
@@ -106,9 +107,16 @@ static struct app {
     struct event *watchdog_timer;
 
     int ready_fd;               /* tells the parent we are up (daemon mode) */
-    int verbose_flag;
+    int verbose_flag;           /* -v: stays on across reloads */
     int said_no_dir;            /* "answering temporary failures" was logged */
-    struct dir *pending;        /* read at start, not served yet (see snapshot_start_done) */           /* -v: stays on across reloads */
+    struct dir *pending;        /* read at start, too old to serve yet (see snapshot_read_done) */
+    enum { START_SNAP_NONE, START_SNAP_SERVED, START_SNAP_BRIDGED } start_snap; /* app.dir is the
+                                   snapshot read at start, not yet caught up or replaced */
+    time_t start_snap_time;     /* that file's time (see snap_mark_current) */
+    double start_snap_read_s;   /* how long it took to read */
+    unsigned long start_snap_applied; /* changes_applied when it was served */
+    time_t snap_touched;        /* snap_mark_current last marked the file */
+    int startup_expired;        /* startup_timeout has passed */
 } app;
 
 static void wake_loop(void)
@@ -161,6 +169,10 @@ static void svc_text(char *out, size_t size)
     if (app.dir == NULL)
         snprintf(out, size, "no directory yet (%s): answering temporary failures",
                  app.db_state ? app.db_state : "loading from PostgreSQL");
+    else if (app.start_snap != START_SNAP_NONE && (app.db_up || app.db_state == NULL))
+        snprintf(out, size, "serving %zu mailboxes, %zu aliases from the snapshot file, at change %" PRIu64
+                 "; catching up from PostgreSQL", dir_count(app.dir, DIR_MAILBOX),
+                 dir_count(app.dir, DIR_ALIAS), app.dir->seq);
     else if (app.db_up)
         snprintf(out, size, "serving %zu mailboxes, %zu aliases from PostgreSQL, at change %" PRIu64,
                  dir_count(app.dir, DIR_MAILBOX), dir_count(app.dir, DIR_ALIAS), app.dir->seq);
@@ -606,12 +618,32 @@ static void snap_done(void)
     }
 }
 
+/* The file's time is when it was last known to hold what PostgreSQL
+ * holds: when it was written, or later while the daemon is in step with
+ * the change log and the file still holds the directory (marked again
+ * every snapshot_interval and at stop). startup_snapshot_max_age judges a
+ * snapshot by that time, so a quiet directory's file does not look old. */
+static void snap_mark_current(int force)
+{
+    time_t now = time(NULL);
+
+    if (!*app.conf.snapshot_file || app.dir == NULL || !app.in_sync || atomic_load(&app.snap_busy))
+        return;
+    if (app.snap_gen != app.dir_gen || app.snap_seq != app.dir->seq)
+        return; /* the file is behind: the next write brings it */
+    if (!force && now - app.snap_touched < app.conf.snapshot_interval)
+        return;
+    if (utimensat(AT_FDCWD, app.conf.snapshot_file, NULL, 0) == 0)
+        app.snap_touched = now;
+}
+
 static void snap_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
     snap_maybe_write(0);
+    snap_mark_current(0);
     adm_tick();
     svc_update();
 }
@@ -717,12 +749,21 @@ struct snap_read_job {
     uint64_t max_size;
     struct dir *dir;            /* the result, or NULL with err */
     struct buf err;
+    time_t mtime;               /* the file's time (see snap_mark_current) */
+    double seconds;             /* the read took */
 };
 
 static void *snap_reader(void *arg)
 {
     struct snap_read_job *j = arg;
+    struct timespec t0, t1;
+    struct stat st;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    j->mtime = stat(j->path, &st) == 0 ? st.st_mtime : 0;
     j->dir = snap_read_max(j->path, j->max_size, &j->err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    j->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     atomic_store(&app.snap_read_job, (intptr_t)j);
     wake_loop();
     return NULL;
@@ -761,21 +802,35 @@ static void no_directory(const char *why)
     tell_ready();
 }
 
-/* Serve the snapshot read at start (app.pending); why: NULL when the
- * change log bridges it, else why PostgreSQL cannot be used. */
-static void serve_pending(const char *why)
+static void time_text(time_t t, char *out, size_t size)
+{
+    struct tm tm;
+    if (t == 0 || localtime_r(&t, &tm) == NULL)
+        snprintf(out, size, "unknown time");
+    else
+        strftime(out, size, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+enum serve_how {
+    SERVE_AT_ONCE,  /* young enough: before PostgreSQL has answered */
+    SERVE_BRIDGED,  /* the change log reaches back to it */
+    SERVE_OUTAGE,   /* PostgreSQL cannot be used (why) */
+};
+
+/* Serve the snapshot read at start (app.pending). */
+static void serve_pending(enum serve_how how, const char *why)
 {
     struct dir *d = app.pending;
-    struct stat st;
-    char when[64] = "unknown time";
+    char when[64];
 
     app.pending = NULL;
-    if (stat(app.conf.snapshot_file, &st) == 0) {
-        struct tm tm;
-        localtime_r(&st.st_mtime, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-    }
-    if (why)
+    time_text(app.start_snap_time, when, sizeof(when));
+    if (how == SERVE_AT_ONCE)
+        msg_info("starting from snapshot file %s: serving the snapshot of %s at change %" PRIu64
+                 " (%zu mailboxes, %zu aliases; read in %.2f s) while PostgreSQL brings it up to date",
+                 app.conf.snapshot_file, when, d->seq, dir_count(d, DIR_MAILBOX),
+                 dir_count(d, DIR_ALIAS), app.start_snap_read_s);
+    else if (how == SERVE_OUTAGE)
         msg_warn("PostgreSQL unavailable (%s): starting from snapshot file %s written %s, "
                  "at change %" PRIu64 " (%zu mailboxes, %zu aliases)", why, app.conf.snapshot_file,
                  when, d->seq, dir_count(d, DIR_MAILBOX), dir_count(d, DIR_ALIAS));
@@ -783,6 +838,8 @@ static void serve_pending(const char *why)
         msg_info("starting from snapshot file %s written %s, at change %" PRIu64 " (%zu mailboxes, "
                  "%zu aliases): the change log brings it up to date", app.conf.snapshot_file, when,
                  d->seq, dir_count(d, DIR_MAILBOX), dir_count(d, DIR_ALIAS));
+    app.start_snap = how == SERVE_BRIDGED ? START_SNAP_BRIDGED : START_SNAP_SERVED;
+    app.start_snap_applied = app.changes_applied;
     app.dir = d;
     app.dir_gen++;
     app.snap_gen = app.dir_gen;
@@ -790,24 +847,66 @@ static void serve_pending(const char *why)
     tell_ready();
 }
 
-/* On the loop: the reader is done. The snapshot waits in app.pending until
- * the database thread says whether its change log reaches back to the
- * snapshot's change (DBM_BRIDGED: served at once and brought up to date
- * from the log, no temporary failure meanwhile), or that a full load is
- * needed (DBM_FULL: dropped; answers that old would be wrong, not just
- * late), or PostgreSQL is unavailable (served, as in any outage). */
+/* On the loop: the reader is done; the database thread starts from the
+ * snapshot's change.
+ *
+ * Whether to answer from the snapshot before PostgreSQL has said if its
+ * change log reaches back to it is decided here, once: going back to
+ * temporary failures after answering would be worse than either.
+ *  - The snapshot is a consistent state of the directory at its change:
+ *    each answer is one the daemon gave then. Serving it is what happens
+ *    anyway while PostgreSQL is unavailable.
+ *  - When the log bridges it (the usual restart), its answers are late by
+ *    the changes made since, which are applied within moments: a running
+ *    daemon a little behind.
+ *  - When it does not (the log pruned past it, the database restored from
+ *    an older backup), a full load follows, and the snapshot is served
+ *    until it replaces it. Then its answers are as old as the file: a
+ *    mailbox added since unknown (mail to it refused), one removed still
+ *    found, a changed password still the old one, for the load's seconds.
+ *    Both directories are in memory meanwhile, as when startup_timeout
+ *    ends a slow load.
+ * What bounds the harm is the snapshot's age, known now (the file's time,
+ * see snap_mark_current); whether the log bridges it is known only later,
+ * and a log pruned past a recent snapshot is rare. So a snapshot younger
+ * than startup_snapshot_max_age is served at once, through the bridge
+ * check, the catch-up or the full load; an older one waits for PostgreSQL
+ * (temporary failures meanwhile): served if the log bridges it, dropped
+ * for a full load if not, served as in any outage if PostgreSQL cannot be
+ * used or startup_timeout passes first. */
 static void snapshot_read_done(struct snap_read_job *j)
 {
+    uint64_t base = 0;
+
     if (j->dir == NULL) {
         if (access(j->path, F_OK) != 0 && errno == ENOENT)
             msg_info("no snapshot file %s yet: loading the directory from PostgreSQL", j->path);
         else
             msg_error("the snapshot file cannot be used: %s; loading the directory from PostgreSQL",
                       j->err.data);
+    } else {
+        time_t age = time(NULL) - j->mtime;
+        char when[64];
+
+        if (age < 0)
+            age = 0;  /* the clock went back: a file of "later" is recent */
+        base = j->dir->seq;
+        app.pending = j->dir;
+        app.start_snap_time = j->mtime;
+        app.start_snap_read_s = j->seconds;
+        if (age < app.conf.startup_snapshot_max_age) {
+            serve_pending(SERVE_AT_ONCE, NULL);
+        } else if (app.startup_expired) {
+            /* startup_timeout passed while the file was read */
+            serve_pending(SERVE_OUTAGE, "no answer within startup_timeout");
+        } else {
+            time_text(j->mtime, when, sizeof(when));
+            msg_info("snapshot file %s of %s at change %" PRIu64 " is older than startup_snapshot_max_age "
+                     "(%d s): answering temporary failures until PostgreSQL says whether its change log "
+                     "reaches back to it", j->path, when, base, app.conf.startup_snapshot_max_age);
+        }
     }
-    app.pending = j->dir;
-    app.db = db_start(app.conf.database, app.conf.poll_interval, app.pending ? app.pending->seq : 0,
-                      post_msg, NULL);
+    app.db = db_start(app.conf.database, app.conf.poll_interval, base, post_msg, NULL);
     buf_free(&j->err);
     free(j->path);
     free(j);
@@ -818,12 +917,13 @@ static void startup_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
+    app.startup_expired = 1;
     if (app.dir == NULL && app.db_up)
         /* connected and loading: the load is newer than any snapshot, and
          * reading both would hold two directories at once */
         msg_info("still loading the directory from PostgreSQL after startup_timeout; waiting for it");
     else if (app.dir == NULL && app.pending)
-        serve_pending("no answer within startup_timeout");
+        serve_pending(SERVE_OUTAGE, "no answer within startup_timeout");
     else if (app.dir == NULL && app.db)
         no_directory("no answer within startup_timeout");
 }
@@ -873,8 +973,22 @@ static int handle_msg(struct db_msg *m)
 {
     switch (m->type) {
     case DBM_BRIDGED:
-        if (app.pending)
-            serve_pending(NULL);
+        if (app.pending) {
+            serve_pending(SERVE_BRIDGED, NULL);
+        } else if (app.start_snap == START_SNAP_SERVED) {
+            app.start_snap = START_SNAP_BRIDGED;
+            msg_info("the change log reaches back to the snapshot's change %" PRIu64 ": catching up",
+                     app.dir->seq);
+        }
+        break;
+    case DBM_CAUGHT_UP:
+        app.in_sync = 1;
+        if (app.start_snap != START_SNAP_NONE && app.dir != NULL) {
+            msg_info("caught up to change %" PRIu64 " (%lu changes applied to the snapshot)",
+                     app.dir->seq, app.changes_applied - app.start_snap_applied);
+            app.start_snap = START_SNAP_NONE;
+            svc_update();
+        }
         break;
     case DBM_FULL:
         if (app.pending) {
@@ -883,11 +997,18 @@ static int handle_msg(struct db_msg *m)
             dir_free(app.pending);
             app.pending = NULL;
         }
-        if (app.dir) {
+        if (app.dir && app.start_snap != START_SNAP_NONE) {
+            char when[64];
+            time_text(app.start_snap_time, when, sizeof(when));
+            msg_info("the snapshot of %s at change %" PRIu64 " replaced by a full load at change %" PRIu64,
+                     when, app.dir->seq, m->dir->seq);
+            app.start_snap = START_SNAP_NONE;
+        } else if (app.dir) {
             msg_info("replacing the directory (change %" PRIu64 ") with a full load (change %" PRIu64 ")",
                      app.dir->seq, m->dir->seq);
-            dcache_all(); /* which accounts changed is not known */
         }
+        if (app.dir)
+            dcache_all(); /* which accounts changed is not known */
         if (app.dir != NULL && app.dir == app.snap_base)
             app.snap_base_retired = 1;  /* the writer still reads it */
         else
@@ -924,6 +1045,7 @@ static int handle_msg(struct db_msg *m)
         svc_update();
         break;
     case DBM_DOWN:
+        app.in_sync = 0;
         if (app.db_up || app.db_state == NULL || strcmp(app.db_state, m->text) != 0)
             msg_warn("database unavailable: %s%s", m->text,
                      app.dir ? "; answering from memory" : "");
@@ -932,14 +1054,15 @@ static int handle_msg(struct db_msg *m)
         app.db_state = xstrdup(m->text);
         svc_update();
         if (app.dir == NULL && app.pending)
-            serve_pending(m->text);
+            serve_pending(SERVE_OUTAGE, m->text);
         else if (app.dir == NULL)
             no_directory(m->text);
         break;
     case DBM_FATAL: {
         char text[600];
+        app.in_sync = 0;
         if (app.dir == NULL && app.pending)
-            serve_pending(m->text);
+            serve_pending(SERVE_OUTAGE, m->text);
         if (app.dir != NULL) {
             /* started from the snapshot meanwhile: keep answering */
             msg_error("database is not usable: %s; answering from memory", m->text);
@@ -1130,6 +1253,8 @@ static void shutdown_cleanly(void)
         if (snap_write(app.dir, app.conf.snapshot_file, &err) < 0)
             msg_warn("snapshot file: %s", err.data);
         buf_free(&err);
+    } else {
+        snap_mark_current(1); /* unchanged: current as of now, for the next start */
     }
     peer_list_free(&app.auth_peers);
     adm_shutdown();

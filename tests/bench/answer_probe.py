@@ -8,7 +8,8 @@ runs (python's start-up can take a while on a busy machine).
 
 Output (stdout): connected_us first_200_us max_rtt_at_us (wall-clock
 microseconds since the epoch, to compare with the caller's own clock),
-requests replies_200 replies_4xx replies_5xx, max_rtt_ms (the slowest
+requests replies_200 replies_4xx replies_5xx, late_4xx (4xx replies after
+the first 200), max_rtt_ms (the slowest
 request) and stall_s (the longest time without a 200 after the first one,
 including the round trip).
 """
@@ -36,7 +37,7 @@ def main():
     open(a.readyfile, "w").close()
     s = f = None
     connected = first200 = None
-    n = ok = e4 = e5 = 0
+    n = ok = e4 = e5 = late4 = 0
     max_rtt, max_rtt_at, last_ok, stall = 0.0, 0.0, None, 0.0
     while el() < a.max_seconds and not os.path.exists(a.stopfile):
         t = el()
@@ -74,14 +75,16 @@ def main():
             last_ok = t1
         elif line.startswith(b"4"):
             e4 += 1
+            if first200 is not None:
+                late4 += 1
         else:
             e5 += 1
         nxt = t + a.interval_ms / 1000
         if nxt > el():
             time.sleep(nxt - el())
     print("connected_us=%s first_200_us=%s requests=%d replies_200=%d replies_4xx=%d replies_5xx=%d "
-          "max_rtt_ms=%.0f max_rtt_at_us=%s stall_s=%.2f" % (
-              wall(connected), wall(first200), n, ok, e4, e5, max_rtt, wall(max_rtt_at), stall))
+          "late_4xx=%d max_rtt_ms=%.0f max_rtt_at_us=%s stall_s=%.2f" % (
+              wall(connected), wall(first200), n, ok, e4, e5, late4, max_rtt, wall(max_rtt_at), stall))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,15 @@
 #   - change latency at this scale: INSERT COMMIT -> first 200 from a
 #     persistent tcp_table connection polled every 1 ms (TRIALS trials)
 #   - SIGTERM -> exit with a change pending (the shutdown writes the snapshot)
+#   - restarts with PostgreSQL up and the snapshot present, a change made
+#     while down, a client asking every 10 ms from the start: the snapshot's
+#     read (logged), first answer, temporary failures (4xx), caught up or
+#     replaced, VmHWM; the usual one (the log bridges the snapshot), one
+#     with a short startup_timeout, one with the change log pruned past the
+#     snapshot (a full load follows), one whose database connection is held
+#     DB_HOLD_S seconds (tests/integration/gate_proxy.py: a slow database);
+#     with MRD_BEFORE=path, those also with that binary (the baseline, same
+#     run)
 #   - start from the snapshot file with PostgreSQL stopped -> "starting from
 #     snapshot file", and the memory after it
 # Goals from the issue: load <= 15 s, RSS <= 400 MB. Baseline in the same
@@ -21,6 +30,8 @@
 #
 #   tests/bench/scale.sh                           (as root; ~2.5 min)
 #   N_MAILBOXES=200000 N_ALIASES=40000 tests/bench/scale.sh
+#   MRD_BEFORE=/path/to/old/mailrosterd tests/bench/scale.sh
+#   (PRUNED=0: no pruned restart; DB_HOLD_S=0: no held connection)
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$TOP/tests/bench/benchlib.sh"
@@ -68,6 +79,20 @@ bench_note "fixture: $N_DOMAINS domains, $N_MAILBOXES mailboxes, $N_ALIASES alia
 
 CONF=$STACK_DIR/mailroster.conf
 mr_write_conf "$CONF"
+# the same daemon with its database connection through a proxy that holds
+# every connection DB_HOLD_S seconds after it is made (restart_watch with
+# DB_HOLD=1: a slow database)
+DB_HOLD_S=${DB_HOLD_S:-5}
+GATE=$STACK_DIR/gate
+touch "$GATE"
+GATE_PORT=$(stack_free_port)
+GCONF=$STACK_DIR/held.conf
+sed "s|^database = .*|database = host=127.0.0.1 port=$GATE_PORT dbname=$MR_DB user=mrd connect_timeout=120|" \
+    "$CONF" >"$GCONF"
+if [ "$DB_HOLD_S" != 0 ]; then
+    python3 "$TOP/tests/integration/gate_proxy.py" "$GATE_PORT" "$PGHOST/.s.PGSQL.$PGPORT" "$GATE" "$DB_HOLD_S" &
+    STACK_PIDS+=("$!")
+fi
 
 # --- start: full load from PostgreSQL, no snapshot file yet ------------------------
 : >"$LOG"
@@ -127,12 +152,19 @@ STOP_WROTE=$(awk -v a="$m0" -v b="$m1" 'BEGIN { print (b > a) ? "snapshot rewrit
 bench_note "SIGTERM -> exit $STOP_S s ($STOP_WROTE)"
 
 # --- restarts with PostgreSQL up and the snapshot file present ----------------------
-# restart_watch PREFIX: start the daemon while a client asks for a key every
-# 10 ms on one connection (tests/bench/answer_probe.py), until the directory
-# from PostgreSQL has replaced whatever the daemon started with and the
-# snapshot after it is written. Sets PREFIX_* (seconds from the start).
+# restart_watch PREFIX [BINARY]: make changes while the daemon is down (two
+# new mailboxes; with PRUNE=1 the change log is then pruned to its last row,
+# past the snapshot's change, as a retention job would), then start BINARY
+# (default $MRD) while a client asks for a key every 10 ms on one connection
+# (with DB_HOLD=1, its database connection is held DB_HOLD_S seconds)
+# (tests/bench/answer_probe.py), until the daemon is in step with
+# PostgreSQL: caught up from the snapshot's change, or a full load in place
+# and the snapshot after it written. Sets PREFIX_* (seconds from the start;
+# READ: the snapshot read as the daemon logs it, when it does).
 restart_watch() {
-    local p=$1 m0 t0 apid h hwm=0 tl ts ap
+    local p=$1 bin=${2:-$MRD} m0 t0 apid h hwm=0 ap la rd conf=$CONF
+    admin_sql -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'down-${p,,}-' || g FROM mailroster.domains, generate_series(1, 2) g WHERE name = 'dom1.example'"
+    [ "${PRUNE:-0}" = 1 ] && sql -c "DELETE FROM mailroster.change_log WHERE seq < (SELECT max(seq) FROM mailroster.change_log)"
     rm -f "$STACK_DIR/stop" "$STACK_DIR/probe.ready"
     m0=$(stat -c %.6Y "$MR_SNAPSHOT")
     taskset -c "$CLIENT_CPU" python3 "$TOP/tests/bench/answer_probe.py" --tcp "127.0.0.1:$MR_TCP_MAILBOXES" \
@@ -140,15 +172,18 @@ restart_watch() {
         --max-seconds "$LOAD_TIMEOUT" >"$STACK_DIR/answer.out" &
     apid=$!
     for _ in $(seq 1000); do [ -e "$STACK_DIR/probe.ready" ] && break; sleep 0.01; done
+    la=$(cut -d' ' -f1-3 /proc/loadavg)
+    printf -v "${p}_LOADAVG" %s "$la"
+    [ -n "${DB_HOLD:-}" ] && conf=$GCONF
     t0=$(now_us)
-    taskset -c "$SERVER_CPU" "$MRD" -f -c "$CONF" >>"$LOG" 2>&1 &
+    taskset -c "$SERVER_CPU" "$bin" -f -c "$conf" >>"$LOG" 2>&1 &
     MR_PID=$!
     STACK_PIDS+=("$MR_PID")
     for _ in $(seq $((LOAD_TIMEOUT * 10))); do
-        tl=$(log_time 'loaded directory' "$t0")
-        ts=$(log_time 'starting from snapshot' "$t0")
-        if [ -n "$tl" ] && { [ -z "$ts" ] || [ -n "$(log_time 'replacing the directory' "$t0")" ]; }; then
+        if [ -n "$(log_time 'loaded directory' "$t0")" ]; then
             [ "$(stat -c %.6Y "$MR_SNAPSHOT")" != "$m0" ] && break
+        elif [ -n "$(log_time 'caught up to change|the change log brings it up to date' "$t0")" ]; then
+            break
         fi
         sleep 0.1
     done
@@ -160,22 +195,44 @@ restart_watch() {
     wait "$apid"
     ap=$(cat "$STACK_DIR/answer.out")
     pv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$ap" | tr -d -; }
+    rd=$(awk -v t0="$t0" '$1 > t0 && /read in [0-9.]+ s\)/ { sub(/.*read in /, ""); sub(/ s\).*/, ""); print; exit }' "$LOG.ts")
+    printf -v "${p}_READ" %s "${rd:--}"
+    printf -v "${p}_STARTED" %s "$(secs_between "$t0" "$(log_time 'starting \\(configuration' "$t0")")"
     printf -v "${p}_SNAPSTART" %s "$(secs_between "$t0" "$(log_time 'starting from snapshot' "$t0")")"
     printf -v "${p}_TF" %s "$(secs_between "$t0" "$(log_time 'answering temporary failures' "$t0")")"
     printf -v "${p}_LOADED" %s "$(secs_between "$t0" "$(log_time 'loaded directory' "$t0")")"
-    printf -v "${p}_REPLACED" %s "$(secs_between "$t0" "$(log_time 'replacing the directory' "$t0")")"
+    printf -v "${p}_REPLACED" %s "$(secs_between "$t0" "$(log_time 'replacing the directory|replaced by a full load' "$t0")")"
+    printf -v "${p}_CAUGHT" %s "$(secs_between "$t0" "$(log_time 'caught up to change|the change log brings it up to date' "$t0")")"
     printf -v "${p}_200" %s "$(secs_between "$t0" "$(pv first_200_us)")"
     printf -v "${p}_RTT" %s "$(pv max_rtt_ms)"
     printf -v "${p}_RTT_AT" %s "$(secs_between "$t0" "$(pv max_rtt_at_us)")"
     printf -v "${p}_STALL" %s "$(pv stall_s)"
     printf -v "${p}_4XX" %s "$(pv replies_4xx)"
-    bench_note "restart ($p): probe: $ap; HWM $(kb_to_mb "$hwm") MB"
+    printf -v "${p}_LATE4XX" %s "$(pv late_4xx)"
+    bench_note "restart ($p, $bin, load average $la): probe: $ap; HWM $(kb_to_mb "$hwm") MB"
     awk -v t0="$t0" '$1 > t0 && !/listening on/ { l = $0; sub(/^[0-9]+ /, "", l); printf "#   +%.2f s %s\n", ($1 - t0) / 1e6, substr(l, 1, 160) }' "$LOG.ts" >&2
 }
+stop_mr() { kill -TERM "$MR_PID"; wait "$MR_PID" 2>/dev/null; }
 
+# the same restart with another binary first (MRD_BEFORE=path: the
+# baseline in the same run, on the same snapshot and database)
+if [ -n "${MRD_BEFORE:-}" ]; then
+    cp "$MRD_BEFORE" "$STACK_DIR/mailrosterd.before" || exit 1
+    restart_watch RB "$STACK_DIR/mailrosterd.before"
+    stop_mr
+fi
+# the database slow to answer (connection held DB_HOLD_S seconds)
+if [ "$DB_HOLD_S" != 0 ]; then
+    if [ -n "${MRD_BEFORE:-}" ]; then
+        DB_HOLD=1 restart_watch RBH "$STACK_DIR/mailrosterd.before"
+        stop_mr
+    fi
+    DB_HOLD=1 restart_watch RSH
+    stop_mr
+fi
 # the usual restart, default configuration
 restart_watch RS
-bench_note "restart: from snapshot at $RS_SNAPSTART s, loaded at $RS_LOADED s, replaced at $RS_REPLACED s"
+bench_note "restart: from snapshot at $RS_SNAPSTART s, caught up at $RS_CAUGHT s, loaded at $RS_LOADED s, replaced at $RS_REPLACED s"
 
 # --- a change made while a snapshot is being written -----------------------------------
 # The writer thread reads a view of the directory (dir_view_new: the
@@ -213,6 +270,18 @@ if [ "${SLOW_STARTUP_TIMEOUT:-3}" != 0 ]; then
     wait "$MR_PID" 2>/dev/null
 fi
 
+# --- a restart whose snapshot the change log cannot bridge (pruned) -----------------
+# a full load follows; the snapshot is answered from meanwhile (or, with
+# MRD_BEFORE, not: the baseline's temporary failures until the load)
+if [ "${PRUNED:-1}" = 1 ]; then
+    PRUNE=1 restart_watch RP
+    stop_mr
+    if [ -n "${MRD_BEFORE:-}" ]; then
+        PRUNE=1 restart_watch RBP "$STACK_DIR/mailrosterd.before"
+        stop_mr
+    fi
+fi
+
 # --- start from the snapshot file, PostgreSQL stopped -------------------------------
 stack_pg_stop
 lines=$(wc -l <"$LOG")
@@ -244,22 +313,44 @@ bench_row "  same, pgsql map query (status quo)" "$(v pg_p50_ms) / $(v pg_max_ms
 bench_row "  a change made during a snapshot write" "$DURING_WRITE ms" "100 ms" "$(ratio "$DURING_WRITE" 100)"
 bench_row "VmRSS after the changes" "$(mb "$RSS_CHG") MB" "400 MB" "$(ratio "$(mb "$RSS_CHG")" 400)"
 bench_row "SIGTERM -> exit, change pending ($STOP_WROTE)" "$STOP_S s" "-" "-"
-bench_row "restart, PostgreSQL up: first answer (200)" "$RS_200 s" "15 s" "$(ratio "$RS_200" 15)"
-bench_row "  'starting from snapshot' / 'loaded directory' / replaced" "$RS_SNAPSTART / $RS_LOADED / $RS_REPLACED s" "-" "-"
-bench_row "  longest lookup round trip (sent at) / longest gap between 200s" "$RS_RTT ms ($RS_RTT_AT s) / $RS_STALL s" "-" "-"
-bench_row "  4xx replies (not loaded) / VmHWM" "$RS_4XX / $(mb "$RS_HWM") MB" "400 MB" "$(ratio "$(mb "$RS_HWM")" 400)"
+# restart_rows PREFIX TITLE: the rows of one restart_watch; goal: the
+# first answer within the snapshot's read + 0.5 s
+restart_rows() {
+    local p=$1 r
+    local -n r200=${p}_200 rread=${p}_READ rsnap=${p}_SNAPSTART rcaught=${p}_CAUGHT rloaded=${p}_LOADED \
+        rrepl=${p}_REPLACED rrtt=${p}_RTT rrttat=${p}_RTT_AT rstall=${p}_STALL r4xx=${p}_4XX rhwm=${p}_HWM \
+        rload=${p}_LOADAVG rlate=${p}_LATE4XX rstart=${p}_STARTED
+    r="-"
+    [ "$rread" != "-" ] && r=$(awk -v a="$rread" 'BEGIN { printf "%.2f", a + 0.5 }')
+    bench_row "$2: first answer (200)" "$r200 s" "${r} s" "$(ratio "$r200" "$r")"
+    bench_row "  'starting' logged / snapshot read (logged) / served / caught up" "$rstart / $rread / $rsnap / $rcaught s" "-" "-"
+    bench_row "  'loaded directory' / replaced" "$rloaded / $rrepl s" "-" "-"
+    bench_row "  4xx (TEMP) replies before / after the first 200" "$(( ${r4xx:-0} - ${rlate:-0} )) / $rlate" "- / 0" "-"
+    bench_row "  longest gap between 200s" "$rstall s" "-" "-"
+    bench_row "  longest lookup round trip (sent at) / VmHWM" "$rrtt ms ($rrttat s) / $(mb "$rhwm") MB" "400 MB" "$(ratio "$(mb "$rhwm")" 400)"
+    bench_row "  load average at its start" "$rload" "-" "-"
+}
+[ -n "${MRD_BEFORE:-}" ] && restart_rows RB "restart, PostgreSQL up, MRD_BEFORE"
+restart_rows RS "restart, PostgreSQL up"
+if [ "$DB_HOLD_S" != 0 ]; then
+    [ -n "${MRD_BEFORE:-}" ] && restart_rows RBH "restart, connection held $DB_HOLD_S s, MRD_BEFORE"
+    restart_rows RSH "restart, connection held $DB_HOLD_S s"
+fi
 if [ "${SLOW_STARTUP_TIMEOUT:-3}" != 0 ]; then
-bench_row "restart, load > startup_timeout (${SLOW_STARTUP_TIMEOUT:-3} s): first answer (200)" "$RT_200 s" "15 s" "$(ratio "$RT_200" 15)"
-bench_row "  'starting from snapshot' / 'loaded directory' / replaced" "$RT_SNAPSTART / $RT_LOADED / $RT_REPLACED s" "-" "-"
-bench_row "  longest lookup round trip (sent at) / longest gap between 200s" "$RT_RTT ms ($RT_RTT_AT s) / $RT_STALL s" "-" "-"
-bench_row "  4xx replies (not loaded) / VmHWM" "$RT_4XX / $(mb "$RT_HWM") MB" "400 MB" "$(ratio "$(mb "$RT_HWM")" 400)"
+    restart_rows RT "restart, startup_timeout ${SLOW_STARTUP_TIMEOUT:-3} s"
+fi
+if [ "${PRUNED:-1}" = 1 ]; then
+    restart_rows RP "restart, change log pruned"
+    [ -n "${MRD_BEFORE:-}" ] && restart_rows RBP "restart, change log pruned, MRD_BEFORE"
 fi
 bench_row "start from snapshot, PostgreSQL stopped" "$SNAP_START s" "15 s" "$(ratio "$SNAP_START" 15)"
 bench_row "VmRSS / VmHWM after the start from snapshot" "$(mb "$RSS_SS") / $(mb "$HWM_SS") MB" "400 MB" "$(ratio "$(mb "$HWM_SS")" 400)"
 bench_table "what" "measured" "goal" "ratio to goal"
 [ -n "$STARTUP_TF" ] && echo "first start: $STARTUP_TF"
-[ "$RS_TF" != "-" ] && echo "restart: 'answering temporary failures' at $RS_TF s"
-[ "${RT_TF:--}" != "-" ] && echo "restart with the short startup_timeout: 'answering temporary failures' at $RT_TF s"
+for p in RB RBH RSH RS RT RP RBP; do
+    v=${p}_TF
+    [ "${!v:--}" != "-" ] && echo "restart ($p): 'answering temporary failures' at ${!v} s"
+done
 if [ -n "$UNEXPECTED" ]; then
     echo "mailrosterd log warnings/errors while PostgreSQL was up:"
     echo "$UNEXPECTED"

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# restart_test.sh - a restart with PostgreSQL up and a snapshot file: the
-# daemon answers from the snapshot as soon as it is read and the change
-# log brings it up to date (no full load, no temporary failure after the
-# first answer); when the change log no longer reaches back to the
-# snapshot's change, the snapshot is not served (its answers would be
-# wrong, not just late) and the directory is loaded in full.
-# A probe asks tcp_table from the moment the port accepts and records the
-# sequence of answers per key.
+# restart_test.sh - a restart with PostgreSQL up and a snapshot file.
+# The database connection goes through gate_proxy.py, which holds it until
+# the test opens the gate: the window between the snapshot being read and
+# PostgreSQL answering is as long as the test wants, without timing.
+#  - bridged: a recent snapshot is answered from as soon as it is read,
+#    while the connection is held; once the gate opens, the change log
+#    brings it up to date (no full load). A probe asking tcp_table from
+#    the moment the port accepts sees the snapshot's answers, then the
+#    database's: each changed key flips exactly once, and no temporary
+#    failure after the first answer.
+#  - pruned: the change log no longer reaches back to the snapshot's
+#    change; the snapshot is answered from until a full load replaces it,
+#    still without a temporary failure.
+#  - old: a snapshot older than startup_snapshot_max_age is not answered
+#    from before PostgreSQL says the log bridges it (temporary failures
+#    meanwhile).
+#  - PostgreSQL down: the snapshot is served as in any outage.
+#  - the file's time: an unchanged file is marked current while the daemon
+#    is in step with the change log, and at the stop.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
@@ -26,98 +37,171 @@ CONF=$STACK_DIR/mailroster.conf
 LOG=$STACK_DIR/mailrosterd.log
 mr_write_conf "$CONF"
 PORT=$MR_TCP_MAILBOXES
+# the same daemon through the gate; libpq's connect timeout and
+# startup_timeout well above any wait here, so a held connection is only slow
+GATE=$STACK_DIR/gate
+GATE_PORT=$(stack_free_port)
+GCONF=$STACK_DIR/gated.conf
+sed "s|^database = .*|database = host=127.0.0.1 port=$GATE_PORT dbname=$MR_DB user=mrd connect_timeout=120|" \
+    "$CONF" >"$GCONF"
+echo "startup_timeout = 600s" >>"$GCONF"
+python3 "$TOP/tests/integration/gate_proxy.py" "$GATE_PORT" "$PGHOST/.s.PGSQL.$PGPORT" "$GATE" &
+STACK_PIDS+=("$!")
+wait_for "test -e $GATE.ready && echo yes" yes 30 || { notok "the gate proxy starts"; t_summary; exit 1; }
 # code KEY: the tcp_table reply code for KEY in the mailboxes map
 code() {
     local line=""
     { exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'get %s\n' "$1" >&3 && read -r -t 5 line <&3; exec 3>&-; } 2>/dev/null
     printf '%s\n' "${line:0:3}"
 }
+head_seq() { sql -c "SELECT max(seq) FROM mailroster.change_log"; }
+mtime() { stat -c %Y "$MR_SNAPSHOT"; }
 
 mr_start "$CONF" "$LOG" || { notok "first start"; t_summary; exit 1; }
 check "first start: a full load" "1" "$(grep -c 'loaded directory at change' "$LOG")"
+wait_for "test -s $MR_SNAPSHOT && echo yes" yes 10 || notok "snapshot written after the load"
 mr_stop
-[ -s "$MR_SNAPSHOT" ] && ok "snapshot written at the stop" || notok "snapshot written at the stop"
-SNAP_SEQ=$(sql -c "SELECT max(seq) FROM mailroster.change_log")
+SNAP_SEQ=$(head_seq)
 
-# restart LABEL: start with the probe running, wait until KEYS settle
-# (fresh is found), stop the probe; sets PROBE (its output) and L2 (the
-# log of this start)
-restart() {
-    local stop=$STACK_DIR/stop.$1 before
-    before=$(wc -l <"$LOG")
-    python3 "$TOP/tests/integration/restart_probe.py" "$PORT" "$stop" \
-        "fresh@example.com" "gone@example.com" "u7@example.com" >"$STACK_DIR/probe.$1" &
-    local probe=$!
-    wait_for "test -e $stop.ready && echo yes" yes 30
-    mr_start "$CONF" "$LOG" || notok "$1: mailrosterd starts"
-    wait_for "code fresh@example.com" 200 10
-    sleep 0.2
-    touch "$stop"
-    wait "$probe"
-    PROBE=$(cat "$STACK_DIR/probe.$1")
-    L2=$(tail -n +"$((before + 1))" "$LOG")
+# gated LABEL KEY... : the gate closed, start the probe (asking KEYs) and the
+# daemon through the gate; sets PROBE_STOP, PROBE_OUT, PROBE_PID, BEFORE
+# (log lines)
+gated() {
+    rm -f "$GATE"
+    PROBE_STOP=$STACK_DIR/stop.$1
+    local label=$1; shift
+    PROBE_OUT=$STACK_DIR/probe.$label
+    python3 "$TOP/tests/integration/restart_probe.py" "$PORT" "$PROBE_STOP" "$@" >"$PROBE_OUT" &
+    PROBE_PID=$!
+    wait_for "test -e $PROBE_STOP.ready && echo yes" yes 30
+    BEFORE=$(wc -l <"$LOG")
+    mr_start "$GCONF" "$LOG" || notok "$label: mailrosterd starts"
 }
-# answers KEY: the probe's sequence for KEY
-answers() { sed -n "s/^$1 //p" <<<"$PROBE"; }
-# no_temp_after_first SEQ: no 400 once something else was answered
-no_temp_after_first() { sed 's/^400 //' <<<"$1" | grep -qw 400 && return 1; return 0; }
+# seen KEY CODE: the probe has had CODE for KEY
+seen() { grep -qx "$1 $2" "$PROBE_STOP.progress" 2>/dev/null && echo yes; }
+# logged REGEX: a line of this start matches
+logged() { tail -n +"$((BEFORE + 1))" "$LOG" | grep -qE "$1" && echo yes; }
+# probe_end: stop the probe; PROBE = its output, L2 = the log of this start
+probe_end() {
+    touch "$PROBE_STOP"
+    wait "$PROBE_PID"
+    PROBE=$(cat "$PROBE_OUT")
+    L2=$(tail -n +"$((BEFORE + 1))" "$LOG")
+}
+# answers KEY: the probe's sequence for KEY, a leading 400 (lookups while
+# the file was being read) dropped
+answers() { sed -n "s/^$1 //p" <<<"$PROBE" | sed 's/^400 //'; }
 
 # --- bridged: changes made while the daemon was down come from the log ---------------
 sql -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'fresh' FROM mailroster.domains" \
     -c "DELETE FROM mailroster.mailboxes WHERE local_part = 'gone'" >/dev/null
-restart bridged
-check "bridged: the snapshot is served, the change log brings it up to date" "1" \
-    "$(grep -c "starting from snapshot file .* at change $SNAP_SEQ .*: the change log brings it up to date" <<<"$L2")"
+HEAD1=$(head_seq)
+gated bridged fresh@example.com gone@example.com u7@example.com
+wait_for "seen fresh@example.com 500" yes 30 || notok "bridged: the probe sees the snapshot's answer"
+check "bridged: answering from the snapshot while the database connection is held" "200 500 200" \
+    "$(code u7@example.com) $(code fresh@example.com) $(code gone@example.com)"
+touch "$GATE"
+wait_for "logged 'caught up to change $HEAD1 '" yes 30 || notok "bridged: caught up to change $HEAD1"
+wait_for "seen fresh@example.com 200" yes 30
+probe_end
+check "bridged: served as soon as read, at the snapshot's change" "1" \
+    "$(grep -c "starting from snapshot file $MR_SNAPSHOT: serving the snapshot of .* at change $SNAP_SEQ (2001 mailboxes, 0 aliases; read in [0-9.]* s) while PostgreSQL brings it up to date" <<<"$L2")"
+check "bridged: the change log reaches back" "1" \
+    "$(grep -c "the change log reaches back to the snapshot's change $SNAP_SEQ: catching up" <<<"$L2")"
+check "bridged: caught up, the two changes applied" "1" \
+    "$(grep -c "caught up to change $HEAD1 (2 changes applied to the snapshot)" <<<"$L2")"
 check "bridged: no full load" "0" "$(grep -c 'loaded directory at change' <<<"$L2")"
-a=$(answers u7@example.com)
-case $a in 200|"400 200") ok "bridged: an unchanged mailbox is found from the first answer ($a)" ;;
-    *) notok "bridged: u7 answers: $a" ;; esac
-a=$(answers fresh@example.com)
-case $a in 500|"500 200"|"400 500 200"|200|"400 200") ok "bridged: a new mailbox goes from the snapshot's answer to the database's ($a)" ;;
-    *) notok "bridged: fresh answers: $a" ;; esac
-no_temp_after_first "$a" && ok "bridged: no temporary failure after the first answer" || notok "bridged: TEMP after an answer: $a"
-a=$(answers gone@example.com)
-case $a in 200|"200 500"|"400 200 500"|500|"400 500") ok "bridged: a removed mailbox goes from found to not found ($a)" ;;
-    *) notok "bridged: gone answers: $a" ;; esac
+check "bridged: an unchanged mailbox is found from the first answer" "200" "$(answers u7@example.com)"
+check "bridged: a new mailbox: the snapshot's answer, then the database's" "500 200" "$(answers fresh@example.com)"
+check "bridged: a removed mailbox: the snapshot's answer, then the database's" "200 500" "$(answers gone@example.com)"
 check "bridged: the end state is the database's" "200 500" "$(code fresh@example.com) $(code gone@example.com)"
 mr_stop
 
 # --- not bridged: the log was pruned past the snapshot's change ----------------------
-SNAP2=$(sql -c "SELECT max(seq) FROM mailroster.change_log")
+SNAP2=$(head_seq)
 sql -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'later' FROM mailroster.domains" \
     -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'later2' FROM mailroster.domains" >/dev/null
-LAST=$(sql -c "SELECT max(seq) FROM mailroster.change_log")
+LAST=$(head_seq)
 # prune every row before the newest one, as a retention job would
 sql -c "DELETE FROM mailroster.change_log WHERE seq < $LAST" >/dev/null
 check "the change log now starts after the snapshot's change" "yes" \
     "$([ "$(sql -c 'SELECT min(seq) FROM mailroster.change_log')" -gt $((SNAP2 + 1)) ] && echo yes || echo no)"
-stop=$STACK_DIR/stop.pruned
-before=$(wc -l <"$LOG")
-python3 "$TOP/tests/integration/restart_probe.py" "$PORT" "$stop" "later@example.com" >"$STACK_DIR/probe.pruned" &
-probe=$!
-wait_for "test -e $stop.ready && echo yes" yes 30
-mr_start "$CONF" "$LOG" || notok "pruned: mailrosterd starts"
-wait_for "code later@example.com" 200 10
-sleep 0.2
-touch "$stop"
-wait "$probe"
-L2=$(tail -n +"$((before + 1))" "$LOG")
-a=$(sed -n 's/^later@example.com //p' "$STACK_DIR/probe.pruned")
-check "pruned: the snapshot is not used" "1" "$(grep -c 'snapshot file not used: the change log does not reach back' <<<"$L2")"
-check "pruned: a full load" "1" "$(grep -c 'loaded directory at change' <<<"$L2")"
-case $a in 200|"400 200") ok "pruned: never the stale snapshot's answer ($a)" ;; *) notok "pruned: later answers: $a" ;; esac
+gated pruned later@example.com u7@example.com
+wait_for "seen later@example.com 500" yes 30 || notok "pruned: the probe sees the snapshot's answer"
+touch "$GATE"
+wait_for "logged 'replaced by a full load at change $LAST'" yes 60 || notok "pruned: a full load replaces the snapshot"
+wait_for "seen later@example.com 200" yes 30
+probe_end
+check "pruned: served as soon as read" "1" \
+    "$(grep -c "starting from snapshot file $MR_SNAPSHOT: serving the snapshot of .* at change $SNAP2 " <<<"$L2")"
+check "pruned: the database thread says why it loads in full" "1" \
+    "$(grep -c "change log starts at $LAST, after our $SNAP2: reloading the whole directory" <<<"$L2")"
+check "pruned: a full load" "1" "$(grep -c "loaded directory at change $LAST:" <<<"$L2")"
+check "pruned: it replaces the snapshot" "1" \
+    "$(grep -c "the snapshot of .* at change $SNAP2 replaced by a full load at change $LAST$" <<<"$L2")"
+check "pruned: the stale snapshot's answer until the load, then the database's" "500 200" "$(answers later@example.com)"
+check "pruned: an unchanged mailbox, found throughout" "200" "$(answers u7@example.com)"
+mr_stop
+
+# --- old: a snapshot older than startup_snapshot_max_age waits for PostgreSQL ---------
+SNAP3=$(head_seq)
+sql -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'later3' FROM mailroster.domains" >/dev/null
+HEAD3=$(head_seq)
+touch -d '2 hours ago' "$MR_SNAPSHOT"
+gated old later3@example.com u7@example.com
+wait_for "logged 'is older than startup_snapshot_max_age'" yes 30 || notok "old: says it waits"
+wait_for "seen u7@example.com 400" yes 30
+check "old: read, but temporary failures while the database connection is held" "400 400" \
+    "$(code u7@example.com) $(code later3@example.com)"
+touch "$GATE"
+wait_for "logged 'caught up to change $HEAD3 '" yes 30 || notok "old: caught up to change $HEAD3"
+wait_for "seen later3@example.com 200" yes 30
+probe_end
+check "old: held, then served once the log bridges it" "1 1" \
+    "$(grep -c "snapshot file $MR_SNAPSHOT of .* at change $SNAP3 is older than startup_snapshot_max_age (3600 s)" <<<"$L2") $(grep -c "starting from snapshot file $MR_SNAPSHOT written .* at change $SNAP3 (.*): the change log brings it up to date" <<<"$L2")"
+check "old: no full load" "0" "$(grep -c 'loaded directory at change' <<<"$L2")"
+a=$(sed -n 's/^u7@example.com //p' <<<"$PROBE")
+check "old: an unchanged mailbox: temporary failures, then found" "400 200" "$a"
+a=$(sed -n 's/^later3@example.com //p' <<<"$PROBE")
+# between the log's answer and its first changes the snapshot is served as it is
+case $a in "400 200"|"400 500 200") ok "old: a new mailbox: temporary failures, then found ($a)" ;;
+    *) notok "old: later3 answers: $a" ;; esac
 mr_stop
 
 # --- PostgreSQL down: the snapshot is served as in any outage -----------------------
 stack_pg_stop
-before=$(wc -l <"$LOG")
+BEFORE=$(wc -l <"$LOG")
 mr_start "$CONF" "$LOG" || notok "down: mailrosterd starts"
-check "down: starting from the snapshot" "1" "$(tail -n +"$((before + 1))" "$LOG" | grep -c 'PostgreSQL unavailable .*: starting from snapshot file')"
-check "down: answers from it" "200" "$(code later@example.com)"
+wait_for "logged 'database unavailable: .*; answering from memory'" yes 30
+check "down: starting from the snapshot" "yes" "$(logged "starting from snapshot file $MR_SNAPSHOT: serving the snapshot of .* at change $HEAD3 ")"
+check "down: answers from it" "200" "$(code later3@example.com)"
 stack_pg_start_again || notok "PostgreSQL restarts"
 sql -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'after' FROM mailroster.domains" >/dev/null
 wait_for "code after@example.com" 200 40
 check "down: back, it catches up" "200" "$(code after@example.com)"
+# the reconnection may come before the INSERT or after it
+wait_for "logged 'caught up to change ($HEAD3|$(head_seq)) '" yes 10 \
+    && ok "down: caught up, from the snapshot's change" || notok "down: caught up, from the snapshot's change"
 mr_stop
+
+# --- the file's time: marked current while in step, and at the stop --------------
+# Nothing changes in the directory. Once in step with the change log the
+# daemon marks the unchanged file current at its first timer tick, then
+# every snapshot_interval (1 h here: no second mark), and at the stop.
+sed 's/^snapshot_interval = .*//' "$CONF" >"$STACK_DIR/mark.conf"
+echo "snapshot_interval = 1h" >>"$STACK_DIR/mark.conf"
+touch -d '3 hours ago' "$MR_SNAPSHOT"
+t0=$(date +%s)
+BEFORE=$(wc -l <"$LOG")
+mr_start "$STACK_DIR/mark.conf" "$LOG" || notok "mark: mailrosterd starts"
+wait_for "[ \$(mtime) -ge $t0 ] && echo yes" yes 30 \
+    && ok "an unchanged snapshot file is marked current while running" \
+    || notok "an unchanged snapshot file is marked current while running: time $(mtime), set back at $t0"
+check "mark: an old file, held until the log bridges it" "yes" "$(logged 'is older than startup_snapshot_max_age')"
+touch -d '3 hours ago' "$MR_SNAPSHOT"
+t0=$(date +%s)
+mr_stop
+[ "$(mtime)" -ge "$t0" ] && ok "the stop marks the unchanged snapshot file current" \
+    || notok "the stop marks the unchanged snapshot file current: time $(mtime), stopped at $t0"
 if grep -q "ERROR: AddressSanitizer\|runtime error:" "$LOG"; then notok "no sanitizer report"; else ok "no sanitizer report"; fi
 t_summary
