@@ -24,3 +24,4 @@
 \ir migrations/0007_quota_usage_changes.sql
 \ir migrations/0008_admission_batches.sql
 \ir migrations/0010_directory_features.sql
+\ir migrations/0012_bulk_import.sql
