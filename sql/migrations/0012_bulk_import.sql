@@ -4,7 +4,7 @@
 -- Apply with:  psql -v ON_ERROR_STOP=1 -X -d DB -f sql/migrations/0012_bulk_import.sql
 -- (as the schema owner; then run sql/roles.sql).  One transaction.
 --
--- Where 100,000 imported accounts spent their time (2 cores, busy): the
+-- Where 20,000 imported accounts spent their time (2 cores, busy): the
 -- import's own per-line PL/pgSQL (parsing, checks, one INSERT statement per
 -- line) about half; per statement, re-planned SQL functions of the CHECK
 -- constraints (are_addresses for forward_to) about a fifth; per row, the

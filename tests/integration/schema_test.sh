@@ -950,16 +950,16 @@ INSERT INTO mailroster.domains (name) VALUES ('nt1.example'), ('nt2.example'), (
 UPDATE mailroster.domains SET quota_bytes = 1 WHERE name LIKE 'nt_.example';
 DELETE FROM mailroster.domains WHERE name LIKE 'nt_.example';
 COMMIT;
-SELECT 1;
+SELECT 'after-first';
 BEGIN;
 UPDATE mailroster.domains SET quota_bytes = 1 WHERE false;
 COMMIT;
-SELECT 2;
+SELECT 'after-second';
 EOF
 expect_eq_text() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; { echo "want: $2"; echo "got:  $3"; } | diag; fi; }
 expect_eq_text "one NOTIFY for a transaction of several multi-row statements, none for one that changed nothing" \
-    "1 after 1, 0 after 2" \
-    "$(grep -c 'Asynchronous notification "mailroster_changes"' "$TMP/notify3.out") after $(grep -m1 -n '^1$' "$TMP/notify3.out" >/dev/null && echo 1), $(sed -n '/^1$/,$p' "$TMP/notify3.out" | grep -c 'Asynchronous notification') after 2"
+    "1 notification, 0 after the first transaction" \
+    "$(grep -c 'Asynchronous notification "mailroster_changes"' "$TMP/notify3.out" || true) notification, $(sed -n '/after-first/,$p' "$TMP/notify3.out" | grep -c 'Asynchronous notification' || true) after the first transaction"
 
 # The set-based import against the row-by-row import of migration 0010:
 # the same files into a database at 0010 (mr_imp_old) and one with the
@@ -1062,7 +1062,8 @@ EOF
 for round in 1 2; do
     f=$TMP/imp$round.jsonl
     for dry in true false; do
-        imp_run mr_imp_old "$f" $dry >"$TMP/old.out"; imp_run mr_imp_new "$f" $dry >"$TMP/new.out"
+        imp_run mr_imp_old "$f" $dry >"$TMP/old.out" || true
+        imp_run mr_imp_new "$f" $dry >"$TMP/new.out" || true
         if [ "$(grep -v '^rowwise' "$TMP/old.out")" = "$(grep -v '^rowwise' "$TMP/new.out")" ] \
            && [ "$(grep -c ' created \| updated \| unchanged ' "$TMP/old.out")" -gt 10 ]; then
             ok "import round $round (dry run $dry): the same answer line by line as the row-by-row import"
@@ -1079,11 +1080,16 @@ for round in 1 2; do
         fi
     done
 done
-grep -q ' updated mailbox ' "$TMP/old.out" && grep -q ' unchanged mailbox ' "$TMP/old.out" \
-    && grep -q ' created mailbox ' "$TMP/old.out" && ok "round 2 has created, updated and unchanged lines" \
-    || not_ok "round 2 has created, updated and unchanged lines"
+if grep -q ' updated mailbox ' "$TMP/old.out" && grep -q ' unchanged ' "$TMP/old.out" \
+   && grep -q ' created mailbox ' "$TMP/old.out"; then
+    ok "round 2 has created, updated and unchanged lines"
+else
+    not_ok "round 2 has created, updated and unchanged lines"
+fi
+imp_state mr_imp_old >"$TMP/old.pre"; imp_state mr_imp_new >"$TMP/new.pre"
 for b in bad1 bad2; do
-    imp_run mr_imp_old "$TMP/$b.jsonl" false >"$TMP/old.out"; imp_run mr_imp_new "$TMP/$b.jsonl" false >"$TMP/new.out"
+    imp_run mr_imp_old "$TMP/$b.jsonl" false >"$TMP/old.out" || true
+    imp_run mr_imp_new "$TMP/$b.jsonl" false >"$TMP/new.out" || true
     if grep -q '^ERROR:  line [0-9]*: ' "$TMP/old.out" && [ "$(grep ERROR "$TMP/old.out")" = "$(grep ERROR "$TMP/new.out")" ]; then
         ok "$b: the same error, naming the same line ($(grep -o 'line [0-9]*' "$TMP/old.out" | head -1))"
     else
@@ -1091,8 +1097,11 @@ for b in bad1 bad2; do
     fi
 done
 imp_state mr_imp_old >"$TMP/old.state"; imp_state mr_imp_new >"$TMP/new.state"
-diff -q "$TMP/old.state" "$TMP/new.state" >/dev/null && ok "... and neither changed anything" \
-    || not_ok "after the failed imports the databases still agree"
+if cmp -s "$TMP/old.pre" "$TMP/old.state" && cmp -s "$TMP/new.pre" "$TMP/new.state"; then
+    ok "... and neither import changed anything"
+else
+    not_ok "... and neither import changed anything"
+fi
 
 # ---------------------------------------------------------------------------
 
