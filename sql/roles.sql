@@ -189,5 +189,9 @@ TO mailroster_admin;
 -- it runs with the caller's rights, so the caller needs it too.
 GRANT EXECUTE ON FUNCTION mailroster.import_jsonl_core(text, boolean)
 TO mailroster_admin;
+-- The row-by-row import of migration 0010, which the set-based import_jsonl
+-- (migration 0012) runs to name the fault of a file it does not take.
+GRANT EXECUTE ON FUNCTION mailroster.import_jsonl_rowwise(text, boolean)
+TO mailroster_admin;
 
 COMMIT;

@@ -104,6 +104,43 @@ check "the next admission counts on from them" "ok|4 11" \
 check "what the window holds, as before the upgrade" "4|11" \
     "$(psqlq v7 -c "SELECT sent_messages || '|' || sent_recipients FROM mailroster.send_usage('ann@sent.example')")"
 
+# a database of schema 10 with rows and a change log: 0012 (the change log
+# per statement, the set-based import) keeps both, and logs on from them
+stack_pg_createdb v10 || notok "a schema 10 database"
+for f in "$SQL"/migrations/*.sql; do
+    n=$(basename "$f" | cut -c1-4)
+    [ "$((10#$n))" -le 10 ] && { psqlq v10 -f "$f" >/dev/null || notok "v10: $f"; }
+done
+psqlq v10 <<'SQL' >/dev/null
+INSERT INTO mailroster.domains (name) VALUES ('ten.example'), ('tenb.example');
+INSERT INTO mailroster.mailboxes (domain_id, local_part, password, forward_to)
+SELECT d.id, u, '{SHA512-CRYPT}$6$saltsalt$' || repeat('t', 86), CASE WHEN u = 'amy' THEN '{x@else.example}'::text[] ELSE '{}' END
+  FROM mailroster.domains d, unnest('{amy,bob}'::text[]) u WHERE d.name = 'ten.example';
+INSERT INTO mailroster.aliases (domain_id, local_part, destinations, may_send)
+SELECT id, 'info', ARRAY['amy@ten.example'], false FROM mailroster.domains WHERE name = 'ten.example';
+INSERT INTO mailroster.sender_addresses (mailbox_id, address) SELECT id, 'boss@ten.example' FROM mailroster.mailboxes WHERE local_part = 'bob';
+INSERT INTO mailroster.transports (pattern, transport) VALUES ('tenb.example', 'relay:[10.0.0.5]');
+UPDATE mailroster.mailboxes SET quota_bytes = 5;
+DELETE FROM mailroster.domains WHERE name = 'tenb.example';
+SQL
+v10rows() { psqlq v10 -c "SELECT * FROM mailroster.export_jsonl()" -c "SELECT string_agg(tbl || ':' || op || ':' || row_id, ' ' ORDER BY seq) FROM mailroster.change_log"; }
+before10=$(v10rows)
+check "v10: at version 10, with a change log of 10 rows" "10 10" "$(version v10) $(psqlq v10 -c "SELECT count(*) FROM mailroster.change_log")"
+migrate v10 migrate >/dev/null 2>&1
+check "v10 -> $KNOWN" "$KNOWN" "$(version v10)"
+check "v10: the rows and the change log are as they were" "$before10" "$(v10rows)"
+m10=$(psqlq v10 -c "SELECT max(seq) FROM mailroster.change_log")
+psqlq v10 -c "UPDATE mailroster.mailboxes SET quota_bytes = 6" >/dev/null
+check "v10: a two-row UPDATE after the upgrade logs two rows after the old ones" \
+    "mailboxes:U mailboxes:U|$m10" \
+    "$(psqlq v10 -c "SELECT string_agg(tbl || ':' || op, ' ' ORDER BY seq) || '|' || (min(seq) - 1) FROM mailroster.change_log WHERE seq > $m10")"
+check "v10: the import after the upgrade answers as before (a mailbox unchanged, one created)" \
+    "1 unchanged mailbox amy@ten.example|2 created mailbox cat@ten.example" \
+    "$(psqlq v10 -c "SELECT string_agg(line || ' ' || action || ' ' || kind || ' ' || key, '|' ORDER BY line) FROM mailroster.import_jsonl(
+        (SELECT string_agg(l, E'\n') FROM mailroster.export_jsonl() l WHERE l LIKE '{\"kind\":\"mailbox\",\"address\":\"amy@%')
+        || E'\n' || (SELECT (l::jsonb || '{\"address\": \"cat@ten.example\", \"maildir\": null}')::text
+                         FROM mailroster.export_jsonl() l WHERE l LIKE '{\"kind\":\"mailbox\",\"address\":\"bob@%'))" 2>&1)"
+
 # a database newer than this mailroster
 psqlq up -c "INSERT INTO mailroster.schema_version (version, description) VALUES (9999, 'from the future')"
 out=$(migrate up migrate 2>&1); rc=$?
