@@ -35,6 +35,11 @@
 --    looks up domains only).  A directory table (change log, NOTIFY): only
 --    a full admin writes it, since a transport can send any domain's mail
 --    anywhere.
+-- 5. SHARED MAILBOXES AND SIEVE SCRIPTS.  mailroster.shared_mailboxes (who
+--    shares folders with whom: Dovecot's acl_shared_dict; the rights stay
+--    in the folders' dovecot-acl files) and mailroster.sieve_scripts (a
+--    mailbox's one Sieve script).  Not directory tables: mailrosterd does
+--    not load them; migration 0011 shows them to Dovecot's dict-sql.
 --
 -- The export format gains the new fields (mailbox: display_name, metadata,
 -- forward_to, keep_copy; alias: may_send) and three kinds, after the
@@ -42,8 +47,7 @@
 --   {"kind":"transport","pattern":"app.example.com","transport":"relay:[10.0.0.5]:8025","enabled":true}
 --   {"kind":"share","mailbox":"alice@example.com","shared_with":"bob@example.com"}
 --   {"kind":"sieve","address":"alice@example.com","script":"require \"fileinto\";\n..."}
--- (shares and sieve scripts live in the tables of migration 0011, which
--- comes right after this one); the import
+-- (shares and sieve scripts: section 5 below); the import
 -- accepts lines with or without the new keys (see import_jsonl below).
 
 \set ON_ERROR_STOP 1
@@ -140,6 +144,138 @@ CREATE TRIGGER transports_90_change_log AFTER INSERT OR UPDATE OR DELETE ON mail
     FOR EACH ROW EXECUTE FUNCTION mailroster.tg_log_change();
 CREATE TRIGGER transports_no_truncate BEFORE TRUNCATE ON mailroster.transports
     FOR EACH STATEMENT EXECUTE FUNCTION mailroster.tg_refuse_truncate();
+
+------------------------------------------------------------------------------
+-- 5. Shared mailboxes and Sieve scripts (what Dovecot reads and writes
+--    through its dict is migration 0011's; its header explains the
+--    design of shared_mailboxes)
+------------------------------------------------------------------------------
+
+-- The address of a mailbox: local_part@domain, what mailrosterd's userdb
+-- answers as the user name.  NULL for no such mailbox.
+CREATE FUNCTION mailroster.mailbox_address(p_id bigint) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = mailroster, pg_temp
+AS $fn$
+    SELECT m.local_part || '@' || d.name
+      FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+     WHERE m.id = p_id
+$fn$;
+
+-- The mailbox of an address (split at its last '@'; domains are stored
+-- in lower case), NULL for none.
+CREATE FUNCTION mailroster.mailbox_id_of(p_address text) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = mailroster, pg_temp
+AS $fn$
+    SELECT m.id
+      FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+     WHERE m.local_part = substring(p_address FROM '^(.*)@[^@]*$')
+       AND d.name = lower(substring(p_address FROM '@([^@]*)$'))
+$fn$;
+
+-- Shared mailboxes: who shares folders with whom.
+CREATE TABLE mailroster.shared_mailboxes (
+    mailbox_id     bigint NOT NULL REFERENCES mailroster.mailboxes ON DELETE CASCADE,
+    shared_to_id   bigint NOT NULL REFERENCES mailroster.mailboxes ON DELETE CASCADE,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    -- written by tg_shared_mailboxes_names() from the ids: Dovecot's key
+    shared_mailbox text NOT NULL,
+    shared_to      text NOT NULL,
+    -- the dict's value ("1"); a column only so that dict-sql can write it
+    dict_value     smallint NOT NULL DEFAULT 1
+                   CONSTRAINT shared_mailboxes_dict_value_check CHECK (dict_value = 1),
+    PRIMARY KEY (mailbox_id, shared_to_id),
+    -- the arbiter of dict-sql's ON CONFLICT (shared_mailbox,shared_to)
+    CONSTRAINT shared_mailboxes_names_key UNIQUE (shared_mailbox, shared_to)
+);
+-- "who shared to bob" and the cascade from a deleted mailbox
+CREATE INDEX shared_mailboxes_shared_to_id_idx ON mailroster.shared_mailboxes (shared_to_id);
+
+-- Ids from the addresses when they are missing (a row from Dovecot), then
+-- the addresses from the ids, always.  SECURITY DEFINER: Dovecot's dict
+-- role writes through the view and may not read the mailboxes.
+CREATE FUNCTION mailroster.tg_shared_mailboxes_names() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mailroster, pg_temp
+AS $fn$
+BEGIN
+    IF NEW.mailbox_id IS NULL THEN
+        NEW.mailbox_id := mailroster.mailbox_id_of(NEW.shared_mailbox);
+        IF NEW.mailbox_id IS NULL THEN
+            RAISE EXCEPTION 'cannot share %: not a mailbox', coalesce(quote_literal(NEW.shared_mailbox), 'NULL')
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END IF;
+    IF NEW.shared_to_id IS NULL THEN
+        NEW.shared_to_id := mailroster.mailbox_id_of(NEW.shared_to);
+        IF NEW.shared_to_id IS NULL THEN
+            RAISE EXCEPTION 'cannot share to %: not a mailbox', coalesce(quote_literal(NEW.shared_to), 'NULL')
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END IF;
+    NEW.shared_mailbox := mailroster.mailbox_address(NEW.mailbox_id);
+    NEW.shared_to := mailroster.mailbox_address(NEW.shared_to_id);
+    IF NEW.shared_mailbox IS NULL OR NEW.shared_to IS NULL THEN
+        RAISE EXCEPTION 'cannot share mailbox % to mailbox %: no such mailbox', NEW.mailbox_id, NEW.shared_to_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE TRIGGER shared_mailboxes_names
+    BEFORE INSERT OR UPDATE ON mailroster.shared_mailboxes
+    FOR EACH ROW EXECUTE FUNCTION mailroster.tg_shared_mailboxes_names();
+
+-- A renamed mailbox (a domain cannot be renamed): its shares get the new
+-- address (the update re-runs the trigger above).  Dovecot's dovecot-acl files still
+-- name the old address: rights follow a user name, not a mailbox.
+CREATE FUNCTION mailroster.tg_shares_follow_rename() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mailroster, pg_temp
+AS $fn$
+BEGIN
+    UPDATE mailroster.shared_mailboxes SET mailbox_id = mailbox_id
+     WHERE mailbox_id = NEW.id OR shared_to_id = NEW.id;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER mailboxes_shares_follow_rename
+    AFTER UPDATE OF local_part, domain_id ON mailroster.mailboxes
+    FOR EACH ROW WHEN (OLD.local_part IS DISTINCT FROM NEW.local_part OR OLD.domain_id IS DISTINCT FROM NEW.domain_id)
+    EXECUTE FUNCTION mailroster.tg_shares_follow_rename();
+
+-- Sieve scripts: one a mailbox.
+CREATE TABLE mailroster.sieve_scripts (
+    mailbox_id bigint PRIMARY KEY REFERENCES mailroster.mailboxes ON DELETE CASCADE,
+    -- Pigeonhole reads the whole script into memory at each compile
+    script     text NOT NULL
+               CONSTRAINT sieve_scripts_script_check
+               CHECK (octet_length(script) BETWEEN 1 AND 262144),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION mailroster.tg_sieve_scripts_stamp() RETURNS trigger
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    IF NEW.script IS DISTINCT FROM OLD.script THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE TRIGGER sieve_scripts_stamp
+    BEFORE UPDATE ON mailroster.sieve_scripts
+    FOR EACH ROW EXECUTE FUNCTION mailroster.tg_sieve_scripts_stamp();
+
+REVOKE ALL ON FUNCTION
+    mailroster.mailbox_address(bigint),
+    mailroster.mailbox_id_of(text),
+    mailroster.tg_shared_mailboxes_names(),
+    mailroster.tg_shares_follow_rename(),
+    mailroster.tg_sieve_scripts_stamp()
+FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Export: the new fields and the transport kind
