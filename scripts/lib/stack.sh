@@ -149,22 +149,52 @@ stack__as_postgres() {
 
 # stack_free_port: print an unused loopback TCP port. Ports are drawn at
 # random below the kernel's ephemeral range (so outgoing connections cannot
-# grab them meanwhile), within 20000-60000. There is an unavoidable window
-# between choosing and binding; the *_start functions retry with a new port
-# when binding fails.
+# grab them meanwhile), within 20000-60000. Each port handed out is
+# reserved for an hour (stack__port_reserve), so that tests running at the
+# same time (scripts/check runs several at once) never get the same port,
+# even between choosing it and binding it or across a daemon's restart,
+# and one test never gets a port twice. Against other programs there is
+# still a window between choosing and binding; the *_start functions retry
+# with a new port when binding fails.
 stack_free_port() {
     local lo=20000 hi=60000 eph_lo i p
     if read -r eph_lo _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null \
         && (( eph_lo > lo + 1000 && eph_lo - 1 < hi )); then
         hi=$(( eph_lo - 1 ))
     fi
+    stack__port_prune
     for (( i = 0; i < 500; i++ )); do
         p=$(( lo + ( (RANDOM << 15) | RANDOM ) % (hi - lo + 1) ))
         stack__port_busy "$p" && continue
+        stack__port_reserve "$p" || continue
         printf '%s\n' "$p"
         return 0
     done
     stack__err "no free TCP port found in $lo-$hi"
+}
+
+# Reservations are directories STACK_PORT_DIR/PORT (mkdir is atomic: of
+# two tests drawing the same port, one gets it). The directory is shared
+# by every user who runs tests, hence mode 1777.
+stack__port_dir() { printf '%s\n' "${STACK_PORT_DIR:-/tmp/mailroster-ports}"; }
+
+# stack__port_reserve PORT: true if this call reserved PORT (or if there
+# is no place for reservations: then only the listening check is left).
+stack__port_reserve() {
+    local d
+    d=$(stack__port_dir)
+    [[ -d "$d" ]] || { mkdir -p "$d" && chmod 1777 "$d"; } 2>/dev/null
+    [[ -d "$d" && -w "$d" ]] || return 0
+    mkdir "$d/$1" 2>/dev/null
+}
+
+# stack__port_prune: drop reservations older than an hour (no test holds
+# a port that long); a run that was killed leaves its reservations behind.
+stack__port_prune() {
+    local d
+    d=$(stack__port_dir)
+    [[ -d "$d" ]] || return 0
+    find "$d" -mindepth 1 -maxdepth 1 -type d -mmin +60 -exec rmdir {} + 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------- PostgreSQL
