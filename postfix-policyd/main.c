@@ -292,13 +292,18 @@ static void pol_job_free(struct pol_job *j)
     free(j);
 }
 
-/* policy_db_timeout passed: answer now; the job comes back later */
+/* policy_db_timeout passed: answer now, unless a database thread has the
+ * job: its statement is bounded by statement_timeout and the lock wait,
+ * and only it knows whether the admission was counted (an answer here
+ * could say "try again" for a message the database has admitted). The
+ * job comes back from the thread later either way. */
 static void pol_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pol_job *j = arg;
+    int queued = POL_JOB_QUEUED;
     (void)fd;
     (void)what;
-    if (j->answered)
+    if (j->answered || !atomic_compare_exchange_strong(&j->state, &queued, POL_JOB_LATE))
         return;
     j->res.verdict = PV_TIMEOUT;
     snprintf(j->err, sizeof(j->err), "no answer from the database within policy_db_timeout");

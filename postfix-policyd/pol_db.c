@@ -27,7 +27,8 @@
  * (send_admit's p_wait_ms, SQLSTATE 55P03), so a query stuck behind
  * another session's lock gives up, changing nothing, before the loop
  * answers by itself; a job whose deadline passed in the queue is not
- * started; a connection that
+ * started, and one the loop's timer answered while it was queued is left
+ * alone (pol_db.h: who answers a job); a connection that
  * failed is not tried again for a second, so while PostgreSQL is down every
  * job fails at once instead of each waiting for a connect timeout. A query
  * whose connection breaks is never repeated: whether it committed cannot
@@ -36,6 +37,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +386,10 @@ static void admit(struct worker *w, struct pol_job **jobs, int n)
 
     for (int i = 0; i < n; i++) {
         long left;
+        int queued = POL_JOB_QUEUED;
+        /* the loop's timer answered it already: not started, not counted */
+        if (!atomic_compare_exchange_strong(&jobs[i]->state, &queued, POL_JOB_RUNNING))
+            continue;
         start_result(jobs[i]);
         if (!time_left(jobs[i], now, &left))
             continue;

@@ -5,22 +5,31 @@
  * its admission queued here, and the answer posted back (post) when the
  * database has spoken, or marked PV_TIMEOUT / PV_UNAVAILABLE when it could
  * not. The loop also holds its own timer per admission (policy_db_timeout)
- * and answers by itself when that fires first; the job still comes back
- * here later and is then only freed. Every job submitted is posted back
- * exactly once. */
+ * and answers by itself when that fires before a database thread has taken
+ * the job; the job still comes back later and is then only freed. Every
+ * job submitted is posted back exactly once. */
 #ifndef MR_POL_DB_H
 #define MR_POL_DB_H
+
+#include <stdatomic.h>
 
 #include "policy.h"
 
 struct srv_conn;
 struct event;
 
+/* Who answers a job: a database thread that takes it (QUEUED -> RUNNING)
+ * answers it with what it committed; the loop's timer answers only a job
+ * no thread has taken (QUEUED -> LATE), and a thread then leaves it alone.
+ * So an admission the database counted is never answered "try again". */
+enum { POL_JOB_QUEUED, POL_JOB_RUNNING, POL_JOB_LATE };
+
 struct pol_job {
     struct pol_admit req;
     struct pol_admit_result res;
     char err[256];              /* why PV_UNAVAILABLE */
     double deadline;            /* monotonic s: not started after it */
+    _Atomic int state;          /* POL_JOB_*: res and err belong to its winner */
     /* the event loop's */
     struct srv_conn *conn;
     struct event *timer;
