@@ -794,6 +794,18 @@ stack_wait_maildir_file() {
 
 # ---------------------------------------------------------------- cleanup
 
+# stack__ours PID: is PID a process this stack started? Its environment
+# names this STACK_DIR (the tests export it), or it is this shell's child.
+stack__ours() {
+    local pid=$1 ppid
+    [[ -d /proc/$pid ]] || return 1
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "STACK_DIR=$STACK_DIR"; then
+        return 0
+    fi
+    ppid=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $2 }')   # after "(comm) state"
+    [[ "$ppid" == "$$" || "$ppid" == "$BASHPID" ]]
+}
+
 # stack_cleanup: stop everything this stack started (PIDs in STACK_PIDS,
 # Postfix, Dovecot, PostgreSQL), restore /etc/postfix/main.cf's
 # alternate_config_directories, remove STACK_DIR unless STACK_KEEP=1.
@@ -806,12 +818,19 @@ stack_cleanup() {
         || return 0
 
     # Callers' own daemons first (they may hold connections to the rest).
+    # A PID recorded long ago may be another program's now (PIDs wrap in
+    # minutes where pid_max is 32768 and tests run side by side): only a
+    # process of this stack is signalled (stack__ours).
     if declare -p STACK_PIDS >/dev/null 2>&1; then
         for pid in "${STACK_PIDS[@]}"; do
-            [[ "$pid" =~ ^[0-9]+$ ]] && kill -TERM "$pid" 2>/dev/null
+            [[ "$pid" =~ ^[0-9]+$ ]] && stack__ours "$pid" && kill -TERM "$pid" 2>/dev/null
         done
         for pid in "${STACK_PIDS[@]}"; do
             [[ "$pid" =~ ^[0-9]+$ ]] || continue
+            if ! stack__ours "$pid"; then
+                wait "$pid" 2>/dev/null   # reap if it is our child
+                continue
+            fi
             if ! stack__wait_gone "$pid" 5; then
                 kill -KILL "$pid" 2>/dev/null
                 stack__wait_gone "$pid" 2
