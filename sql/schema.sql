@@ -23,6 +23,7 @@
 \ir migrations/0006_suspend_sending.sql
 \ir migrations/0007_quota_usage_changes.sql
 \ir migrations/0008_admission_batches.sql
+\ir migrations/0009_admission_jit.sql
 \ir migrations/0010_directory_features.sql
 \ir migrations/0011_dovecot_shares_sieve.sql
 \ir migrations/0012_bulk_import.sql

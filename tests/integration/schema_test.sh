@@ -775,9 +775,9 @@ expect_fail "reader cannot INSERT into send_counters directly" \
 expect_fail "reader cannot DELETE its counters" "DELETE FROM mailroster.send_counters" "permission denied" $R
 expect_fail "reader cannot change limits" \
     "INSERT INTO mailroster.send_limits (scope, window_seconds, messages) VALUES ('global', 60, 1)" "permission denied" $R
-expect_eq   "send_admit is SECURITY DEFINER with a pinned search_path" \
+expect_eq   "send_admit is SECURITY DEFINER with a pinned search_path (and no JIT, migration 0009)" \
     "SELECT prosecdef || ' ' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'mailroster.send_admit(text, int, text, int)'::regprocedure" \
-    "true search_path=mailroster, pg_temp"
+    "true search_path=mailroster, pg_temp,jit=off"
 q -c "INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages, recipients)
       SELECT 'mailbox', m.id, 3600, 2, 5 FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
        WHERE m.local_part = 'bob' AND d.name = 'example.org'"
@@ -803,6 +803,10 @@ expect_eq   "send_admit logged 2 rows, 5 recipients" \
 q -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'tom' FROM mailroster.domains WHERE name = 'example.org';
       INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages)
       SELECT 'mailbox', m.id, 3600, 2 FROM mailroster.mailboxes m WHERE m.local_part = 'tom'"
+expect_eq   "admissions run without JIT compilation (migration 0009)" \
+    "SELECT string_agg(proname || ':' || (array_position(proconfig, 'jit=off') IS NOT NULL)::text, ' ' ORDER BY proname)
+       FROM pg_proc WHERE pronamespace = 'mailroster'::regnamespace AND proname IN ('send_admit', 'send_admit_many')" \
+    "send_admit:true send_admit_many:true"
 expect_eq   "reader: send_admit_many decides a batch in order, one row per message" \
     "SELECT string_agg(ord || ':' || verdict, ' ' ORDER BY ord) FROM mailroster.send_admit_many(
        '{tom@example.org,bob@example.org,tom@example.org,nobody@example.org,tom@example.org,x}', '{1,1,1,1,1,1}', NULL, 1000)" \
