@@ -880,7 +880,7 @@ static char *read_script(const char *path)
         die(EX_DATAERR, "%s: too long for a request (%zu octets written out; at most %d)", path, quoted.len,
             ADM_MAX_LINE - 1024);
     buf_free(&quoted);
-    return b.data;      /* lives until exit */
+    return b.data;      /* the caller's */
 }
 
 int main(int argc, char **argv)
@@ -893,6 +893,7 @@ int main(int argc, char **argv)
     const char *sock = getenv("MAILROSTER_SOCKET"), *fmt_name = NULL;
     enum format fmt;
     const char **words;
+    char *script = NULL;        /* sieve set: the file's text */
     struct pwplan pw;
     int has_pw = 0, nwords, hash_at = -1, c, fd, send_failed, send_errno = 0;
     struct buf req, shown, hash;
@@ -972,7 +973,7 @@ int main(int argc, char **argv)
         for (nwords = 0; nwords < argc; nwords++)
             words[nwords] = argv[nwords];
         if (argc == 4 && !strcmp(argv[0], "sieve") && !strcmp(argv[1], "set"))
-            words[3] = read_script(argv[3]);    /* the file's text is the word */
+            words[3] = script = read_script(argv[3]);    /* the file's text is the word */
     }
 
     fd = admin_connect(sock);
@@ -1018,6 +1019,7 @@ int main(int argc, char **argv)
     buf_free(&shown);
     buf_free(&hash);
     free(words);
+    free(script);
 
     /* rows, then OK or ERR */
     rd.fd = fd;
