@@ -8,12 +8,7 @@ set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
 CLI=${CLI:-$(dirname "$MRD")/mailroster}
-STACK_DIR=$(mktemp -d /tmp/mr-admin.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-admin
 LOG=$STACK_DIR/mailrosterd.log
 
 # users the access tests connect as (system accounts, no login)

@@ -11,12 +11,7 @@
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
-STACK_DIR=$(mktemp -d /tmp/mr-authcache.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-authcache
 CLI=$(dirname "$MRD")/mailroster
 
 stack_pg_start || { notok "PostgreSQL starts"; t_summary; exit 1; }

@@ -15,12 +15,7 @@ TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
 CLI=${CLI:-$(dirname "$MRD")/mailroster}
 STACK_DOVECOT_AUTH_MODULE=${MOD_SRC:-$(dirname "$MRD")/.libs/libauthdb_roster.so}
-STACK_DIR=$(mktemp -d /tmp/mr-dvauth.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-dvauth
 
 [ -f "$STACK_DOVECOT_AUTH_MODULE" ] || { echo "Bail out! no module at $STACK_DOVECOT_AUTH_MODULE (build with dovecot-dev)"; exit 1; }
 HOST_MODS_BEFORE=$(ls -l --time-style=+%s /usr/lib/dovecot/modules/auth | md5sum)

@@ -7,12 +7,7 @@
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
-STACK_DIR=$(mktemp -d /tmp/mr-hostile.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-hostile
 HC="python3 $TOP/tests/integration/hostile_client.py"
 # under ASan, freed memory waits in a quarantine (256 MB by default) that
 # would count as the daemon's: keep it small so RSS measures what we hold

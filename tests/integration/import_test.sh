@@ -16,12 +16,7 @@
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 FIX=$TOP/tests/integration/import
-STACK_DIR=$(mktemp -d /tmp/mr-import.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-import
 W=$STACK_DIR/work
 mkdir -p "$W"
 

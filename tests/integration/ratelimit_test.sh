@@ -12,13 +12,7 @@
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
-STACK_DIR=$(mktemp -d /tmp/mr-ratelimit.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/scripts/lib/mrstack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-ratelimit mrstack
 
 POL_PORT=$(stack_free_port)
 MRS_CONF_EXTRA="policy_listen = inet:127.0.0.1:$POL_PORT

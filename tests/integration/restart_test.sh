@@ -21,12 +21,7 @@
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
-STACK_DIR=$(mktemp -d /tmp/mr-restart.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-restart
 
 stack_pg_start || exit 1
 mr_setup_db || exit 1

@@ -13,13 +13,7 @@
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
-STACK_DIR=$(mktemp -d /tmp/mr-suspend.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/scripts/lib/mrstack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-suspend mrstack
 
 id -u mrbbs >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin mrbbs
 POL_PORT=$(stack_free_port)

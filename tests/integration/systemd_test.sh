@@ -11,12 +11,7 @@ set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
 UNIT=$TOP/conf.d/systemd/mailrosterd.service
-STACK_DIR=$(mktemp -d /tmp/mr-systemd.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-systemd
 
 # --- the unit file -----------------------------------------------------------------
 # verify: the shipped unit with ExecStart pointing at this build

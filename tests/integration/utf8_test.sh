@@ -11,12 +11,7 @@ set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
 CLI=${CLI:-$(dirname "$MRD")/mailroster}
-STACK_DIR=$(mktemp -d /tmp/mr-utf8.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-utf8
 LOG=$STACK_DIR/mailrosterd.log
 
 [ -x "$CLI" ] || { notok "the mailroster command was not built ($CLI)"; t_summary; exit 1; }

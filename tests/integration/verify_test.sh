@@ -15,12 +15,7 @@ TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/build/mailrosterd}
 CLI=${CLI:-$(dirname "$MRD")/mailroster}
 FIX=$TOP/tests/integration/import
-STACK_DIR=$(mktemp -d /tmp/mr-verify.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-verify
 W=$STACK_DIR/work
 mkdir -p "$W"
 

@@ -24,12 +24,7 @@ MRD=${MRD:-$TOP/mailrosterd}
 ROUNDS=${ROUNDS:-30}
 WRITERS=${WRITERS:-8}
 CHANGES=${CHANGES:-6}
-STACK_DIR=$(mktemp -d /tmp/mr-writers.XXXXXX)
-export STACK_DIR
-STACK_PIDS=()
-. "$TOP/scripts/lib/stack.sh"
-. "$TOP/tests/integration/lib.sh"
-trap stack_cleanup EXIT
+. "$TOP/tests/integration/begin.sh" mr-writers
 LOG=$STACK_DIR/mailrosterd.log
 
 setup_failed() { notok "$1"; t_summary; exit 1; }
