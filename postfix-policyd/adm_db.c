@@ -1125,7 +1125,7 @@ static int run_sieve_share(void *pg, struct adm_job *j)
     (void)pg;
 
     if (!strcmp(j->cmd, "sieve show") || !strcmp(j->cmd, "share list")) {
-        int sieve = j->cmd[1] == 'i';
+        int sieve = !strncmp(j->cmd, "sieve ", 6);
         r = sieve ? q(j, "SELECT $1::text, s.script, to_char(s.updated_at AT TIME ZONE 'UTC', "
                          "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM mailroster.sieve_scripts s "
                          "WHERE s.mailbox_id = " MAILBOX_ID("1"), 1, p)

@@ -322,7 +322,7 @@ static int parse_bool(const char *s, char *out, size_t outlen)
 }
 
 enum opt_type { O_SIZE, O_COUNT, O_BOOL, O_SERVICES, O_PATH, O_TEXT, O_ID, O_DURATION, O_HASH, O_LIMIT,
-                O_JSON, O_ADDRS };
+                O_JSON, O_ADDRS, O_LINE };
 
 struct opt {
     const char *key;
@@ -351,7 +351,7 @@ static const struct opt user_opts[] = {
     { "services", "services", "text[]", O_SERVICES, "imap,pop3,submission,lmtp,sieve", 0 },
     { "send_limit_messages", "send_limit_messages", "int", O_COUNT, "messages per window", 0 },
     { "send_limit_recipients", "send_limit_recipients", "int", O_COUNT, "recipients per window", 0 },
-    { "display_name", "display_name", "text", O_TEXT, "the name to show, one line", 0 },
+    { "display_name", "display_name", "text", O_LINE, "the name to show, one line (empty: none)", 0 },
     { "metadata", "metadata", "jsonb", O_JSON, "a JSON object kept with the account", 0 },
     { "forward", "forward_to", "text[]", O_ADDRS, "ADDRESS,...: incoming mail goes there (empty: none)", 0 },
     { "keep_copy", "keep_copy", "boolean", O_BOOL, "yes: forwarded mail is kept in the mailbox too", 0 },
@@ -436,11 +436,11 @@ out:
     return res;
 }
 
-/* key=value words from argv[from..] into the job's column list. */
-static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args *a, int from,
-                     const struct caller *who, struct buf *out)
+/* key=value words argv[from..to) into the job's column list. */
+static int take_opts_in(struct adm_job *j, const struct opt *table, struct adm_args *a, int from, int to,
+                        const struct caller *who, struct buf *out)
 {
-    for (int i = from; i < a->argc; i++) {
+    for (int i = from; i < to; i++) {
         const char *w = a->argv[i], *eq = strchr(w, '=');
         const struct opt *o;
         char val[64];
@@ -538,6 +538,16 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
                 why = "longer than 1024 octets";
             stored = why ? NULL : xstrdup(v);
             break;
+        case O_LINE:        /* a name: one line, at most 256 octets; empty: none */
+            for (const char *p = v; *p && !why; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                    why = "has a control character";
+            if (!why && strlen(v) > 256)
+                why = "longer than 256 octets";
+            if (!why && *v)
+                stored = xstrdup(v);
+            is_null = !why && !*v;
+            break;
         case O_JSON:        /* the database checks it is an object and its size */
             if (*v != '{')
                 why = "not a JSON object ({...})";
@@ -563,16 +573,18 @@ static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args
             free(stored);
             return -1;
         }
-        if (o->type == O_TEXT && !*v && !strcmp(o->col, "display_name")) {
-            free(stored);   /* "display_name=" takes the name away */
-            stored = NULL;
-            is_null = 1;
-        }
         j->set_col[j->nset] = o->col;
         j->set_cast[j->nset] = o->cast;
         j->set_val[j->nset++] = is_null ? NULL : stored ? stored : xstrdup(val);
     }
     return 0;
+}
+
+/* key=value words from argv[from..] into the job's column list. */
+static int take_opts(struct adm_job *j, const struct opt *table, struct adm_args *a, int from,
+                     const struct caller *who, struct buf *out)
+{
+    return take_opts_in(j, table, a, from, a->argc, who, out);
 }
 
 static struct adm_job *job_new(const struct cmd *c, struct adm_args *a, struct caller *who,
@@ -1110,13 +1122,7 @@ static void c_alias_write(const struct cmd *c, struct adm_args *a, struct caller
         for (int i = 3; i < a->argc; i++) {
             /* an option word has '=' and no '@'; a destination always has '@' */
             if (strchr(a->argv[i], '=') && !strchr(a->argv[i], '@')) {
-                struct adm_args one = *a;
-                if (j->nset > 0) {
-                    err(out, "usage", "usage: %s", c->usage);
-                    goto fail;
-                }
-                one.argc = i + 1;
-                if (take_opts(j, alias_opts, &one, i, who, out) < 0)
+                if (take_opts_in(j, alias_opts, a, i, i + 1, who, out) < 0)
                     goto fail;
                 continue;
             }
@@ -1518,9 +1524,7 @@ static void c_share(const struct cmd *c, struct adm_args *a, struct caller *who,
     if (!strcmp(c->name, "share list")) {
         j = job_new(c, a, who, conn, adm_run_sieve_share);
         if (a->argc > 2) {
-            if (canon_domain(a->argv[2], &owner, out) < 0 || !may_domain(who, owner.data)) {
-                if (owner.len)
-                    err(out, "refused", "%s may not manage domain %s", who->actor, owner.data);
+            if (domain_target(a, who, &owner, out) < 0) {
                 adm_job_free(j);
                 goto out;
             }

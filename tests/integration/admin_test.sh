@@ -120,12 +120,16 @@ case $out in *'"display_name=Alice Example"'*) ok "user show: display_name" ;; *
 case $out in *'"metadata={\"n\": 2, \"plan\": \"gold\"}"'*) ok "user show: metadata" ;; *) notok "user show: metadata: $out" ;; esac
 check "metadata that is not an object refused" "ERR bad-input metadata: '[1]' is not a JSON object ({...})" "$(adm 'user set alice@example.com metadata=[1]' | last)"
 check "metadata that is not JSON refused by the database, nothing changed" "ERR|{\"n\": 2, \"plan\": \"gold\"}" "$(adm 'user set alice@example.com "metadata={\"a\":"' | last | cut -d' ' -f1)|$(sql -c "SELECT metadata FROM mailroster.mailboxes WHERE local_part = 'alice'")"
+long=$(head -c 257 /dev/zero | tr '\0' n)
+check "display_name over 256 octets refused, nothing changed" "ERR bad-input display_name: '$long' is longer than 256 octets|" \
+    "$(adm "user set alice@example.com display_name=$long" | last)|$(sql -c "SELECT count(*) FROM mailroster.mailboxes WHERE display_name = '$long'" | sed 's/^0$//')"
 check "display_name= takes the name away" "" "$(adm 'user set alice@example.com display_name=' >/dev/null; sql -c "SELECT display_name FROM mailroster.mailboxes WHERE local_part = 'alice'")"
 check "alias add may_send=no" "OK created news@example.com" "$(adm 'alias add news@example.com alice@example.com may_send=no' | last)"
 check "alias may_send stored" "f|{alice@example.com}" "$(sql -c "SELECT may_send, destinations FROM mailroster.aliases WHERE local_part = 'news'")"
 check "alias set may_send=yes" "OK updated news@example.com" "$(adm 'alias set news@example.com may_send=yes' | last)"
 check "alias ensure with other may_send: updated" "OK updated news@example.com|f" "$(adm 'alias ensure news@example.com alice@example.com may_send=no' | last)|$(sql -c "SELECT may_send FROM mailroster.aliases WHERE local_part = 'news'")"
 check "alias ensure without may_send keeps it: unchanged" "OK unchanged news@example.com|f" "$(adm 'alias ensure news@example.com alice@example.com' | last)|$(sql -c "SELECT may_send FROM mailroster.aliases WHERE local_part = 'news'")"
+check "alias add with may_send twice" "ERR usage option 'may_send' given twice" "$(adm 'alias add x3@example.com alice@example.com may_send=no may_send=yes' | last)"
 check "alias set on no alias" "ERR not-found no such alias" "$(adm 'alias set nonews@example.com may_send=no' | last)"
 check "alias add with only an option" "ERR usage usage: alias add SOURCE DESTINATION... [may_send=yes|no]" "$(adm 'alias add x2@example.com may_send=no' | last)"
 check "transport add (address)" "OK created special@example.com" "$(adm 'transport add Special@Example.com relay:[172.30.40.50]:8025' | last)"
@@ -167,6 +171,8 @@ check "share add with itself" "ERR bad-input a mailbox is not shared with itself
 check "share add to no mailbox" "ERR not-found no such mailbox, or already shared" "$(adm 'share add alice@example.com nobody@example.com' | last)"
 adm 'share add dan@example.com alice@example.com' >/dev/null
 check "share list" "* mailbox=alice@example.com shared_with=bob@example.com|* mailbox=dan@example.com shared_with=alice@example.com|OK 2 shares" "$(adm 'share list' | paste -sd'|')"
+check "share list of a bad domain: one error answer" "ERR bad-input" "$(adm 'share list ex_ample.org' | cut -d' ' -f1-2 | paste -sd'|')"
+check "share list of another domain by a domain admin: one refusal" "ERR refused" "$(adm_as mrbbs 'share list example.com' | cut -d' ' -f1-2 | paste -sd'|')"
 check "a domain admin sees only its domains' shares" "OK 0 shares" "$(adm_as mrbbs 'share list' | last)"
 check "share remove" "OK removed dan@example.com" "$(adm 'share remove dan@example.com alice@example.com' | last)"
 check "share remove unknown" "ERR not-found no such share" "$(adm 'share remove dan@example.com alice@example.com' | last)"
