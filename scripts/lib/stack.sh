@@ -799,7 +799,8 @@ stack_wait_maildir_file() {
 stack__ours() {
     local pid=$1 ppid
     [[ -d /proc/$pid ]] || return 1
-    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "STACK_DIR=$STACK_DIR"; then
+    # (2>/dev/null first: the process may be gone by the time it is read)
+    if tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF -- "STACK_DIR=$STACK_DIR"; then
         return 0
     fi
     ppid=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $2 }')   # after "(comm) state"
