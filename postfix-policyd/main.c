@@ -293,8 +293,9 @@ static void pol_job_free(struct pol_job *j)
 }
 
 /* policy_db_timeout passed: answer now, unless a database thread has the
- * job: its statement is bounded by statement_timeout and the lock wait,
- * and only it knows whether the admission was counted (an answer here
+ * job: its statement is bounded by statement_timeout and the lock wait
+ * (and by the thread's own wait for a server that does not answer at
+ * all, pol_db.c), and only it knows whether the admission was counted (an answer here
  * could say "try again" for a message the database has admitted). The
  * job comes back from the thread later either way. */
 static void pol_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -1380,8 +1381,8 @@ int main(int argc, char **argv)
         /* rate limits: END-OF-MESSAGE admissions on threads of their own */
         app.pol_full = pol_full_new();
         pol_db_start(app.conf.database, app.conf.policy_db_connections,
-                     app.conf.policy_db_synchronous_commit,
-                     app.conf.policy_db_timeout * 1000, post_pol);
+                     app.conf.policy_db_timeout * 1000, app.conf.policy_db_synchronous_commit,
+                     post_pol);
     }
     app.quota_defer = !strcmp(app.conf.policy_over_quota_action, "defer");
     open_listeners();

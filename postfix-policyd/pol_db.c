@@ -21,8 +21,18 @@
  * last few hundred milliseconds. Exactness does not depend on it: the row
  * lock and the visibility of committed rows are the same either way.
  *
+ * Statements: prepared once per connection (admit_many, or admit on a
+ * schema older than 8, found out while preparing), so that an admission
+ * costs the server no parse and no plan of its own.
+ *
  * Bounds: statement_timeout = policy_db_timeout on every connection (a
- * slow server ends there, SQLSTATE 57014 = PV_TIMEOUT); the wait for the
+ * slow server ends there, SQLSTATE 57014 = PV_TIMEOUT); a server that
+ * does not answer at all (stopped, or its host gone without a reset) is
+ * waited for STALL_GRACE_MS longer, then the connection is dropped and
+ * the batch answered PV_TIMEOUT: whether it committed cannot be told
+ * then, so such an admission may be counted although its client was
+ * told to try again (counted once too often, never admitted past the
+ * limit); the wait for the
  * account's lock gets what is left of the job's time less 200 ms
  * (send_admit's p_wait_ms, SQLSTATE 55P03), so a query stuck behind
  * another session's lock gives up, changing nothing, before the loop
@@ -36,6 +46,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -58,6 +69,7 @@
 #define POL_DB_BATCH 64         /* admissions at most in one statement */
 #define LINGER_NS 200000        /* a thread's wait for more admissions under load */
 #define LINGER_WHEN_GAP 0.002   /* s between two admissions that counts as load */
+#define STALL_GRACE_MS 1000     /* past statement_timeout: the server is not answering at all */
 
 static struct {
     pthread_mutex_t lock;
@@ -139,6 +151,125 @@ static const char q_admit_v5[] =
     "SELECT verdict, limit_kind, limit_value, window_seconds, used, free_in, full_in, NULL, false "
     "FROM mailroster.send_admit($1, $2::int, $3, $4::int)";
 
+/* the prepared statements' names */
+#define S_MANY "mr_admit_many"
+#define S_ONE "mr_admit"
+
+static void drop_conn(struct worker *w)
+{
+    if (w->pg)
+        PQfinish(w->pg);
+    w->pg = NULL;
+    w->next_try = pol_db_now() + RECONNECT_PAUSE;
+}
+
+/* The answer to what was just sent on w->pg (its last result), waiting
+ * at most statement_timeout + STALL_GRACE_MS; NULL, the connection
+ * dropped and err set, when the server does not answer in that time.
+ * libpq's own calls would wait for as long as the socket stays open. */
+static PGresult *await(struct worker *w, char *err, size_t esize)
+{
+    double until = pol_db_now() + (Q.timeout_ms + STALL_GRACE_MS) / 1000.0;
+    PGresult *last = NULL, *r;
+
+    for (;;) {
+        while (PQisBusy(w->pg)) {
+            double left = until - pol_db_now();
+            if (left <= 0) {
+                PQclear(last);
+                snprintf(err, esize, "no answer from the database within %d ms "
+                         "(policy_db_timeout + %d ms): connection dropped",
+                         Q.timeout_ms + STALL_GRACE_MS, STALL_GRACE_MS);
+                drop_conn(w);
+                return NULL;
+            }
+            struct pollfd pf = { .fd = PQsocket(w->pg), .events = POLLIN };
+            int rc = poll(&pf, 1, (int)(left * 1000) + 1);
+            if (rc < 0 && errno != EINTR)
+                break;          /* PQgetResult reports the broken connection */
+            if (rc > 0 && !PQconsumeInput(w->pg))
+                break;
+        }
+        r = PQgetResult(w->pg);
+        if (r == NULL)
+            break;
+        PQclear(last);
+        last = r;
+        if (PQstatus(w->pg) != CONNECTION_OK)
+            break;
+    }
+    if (last == NULL)
+        snprintf(err, esize, "%s", "the database closed the connection");
+    return last;
+}
+
+/* A failed statement's message, with what a sysop should do about the
+ * states that have a remedy. */
+static void explain(PGresult *r, char *err, size_t esize)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    char why[120];
+
+    first_line(why, sizeof(why), PQresultErrorMessage(r));
+    if (state && !strcmp(state, "42883"))       /* undefined_function */
+        snprintf(err, esize, "%s (the schema is older than version 5: apply "
+                 "sql/migrations/0005_rate_limits.sql, then sql/roles.sql)", why);
+    else if (state && !strcmp(state, "42501"))  /* insufficient_privilege */
+        snprintf(err, esize, "%s (the database role needs EXECUTE on "
+                 "mailroster.send_admit_many and send_admit: run sql/roles.sql)", why);
+    else
+        snprintf(err, esize, "%s", why);
+}
+
+/* Send a statement, or prepare one (name != NULL), and wait for it as
+ * await does; the result, or NULL with err set. */
+static PGresult *run_bounded(struct worker *w, const char *name, const char *sql, int n,
+                             const char *const *params, char *err, size_t esize)
+{
+    int sent = name ? PQsendPrepare(w->pg, name, sql, n, NULL)
+                    : PQsendQueryParams(w->pg, sql, n, NULL, params, NULL, NULL, 0);
+    if (!sent) {
+        first_line(err, esize, PQerrorMessage(w->pg));
+        drop_conn(w);
+        return NULL;
+    }
+    return await(w, err, esize);
+}
+
+/* Prepare this connection's admission statement: send_admit_many, or on
+ * an older schema send_admit (with or without suspensions). */
+static int prepare(struct worker *w, char *err, size_t esize)
+{
+    PGresult *r = run_bounded(w, S_MANY, q_admit_many, 4, NULL, err, esize);
+    if (r == NULL)
+        return -1;
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok && st && !strcmp(st, "42883")) {
+        /* no send_admit_many (schema older than 8) */
+        PQclear(r);
+        w->single = 1;
+        msg_info("policy: rate-limit admissions: the database has no mailroster.send_admit_many "
+                 "(schema older than 8): one admission per statement on this connection");
+        if ((r = run_bounded(w, S_ONE, q_admit, 4, NULL, err, esize)) == NULL)
+            return -1;
+        st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok && st && !strcmp(st, "42703")) {
+            /* undefined column: schema 5, send_admit without suspensions */
+            PQclear(r);
+            w->v5 = 1;
+            if ((r = run_bounded(w, S_ONE, q_admit_v5, 4, NULL, err, esize)) == NULL)
+                return -1;
+            ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        }
+    }
+    if (!ok)
+        explain(r, err, esize);
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
 static int ensure_conn(struct worker *w, char *err, size_t esize)
 {
     char ct[16], st[32];
@@ -146,8 +277,19 @@ static int ensure_conn(struct worker *w, char *err, size_t esize)
     const char *vals[] = { "mailrosterd-policy", ct, Q.conninfo, NULL };
     const char *p[2] = { st, Q.sync_commit ? "on" : "off" };
 
-    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
-        return 0;
+    if (w->pg && PQstatus(w->pg) == CONNECTION_OK) {
+        /* An idle connection has nothing to read unless the server is
+         * closing it (a restart sends a FATAL line, then the end; a rare
+         * notice costs a new connection too): found out before a
+         * statement is sent on it, a connection is made again at once,
+         * and no admission fails for a server long since back. */
+        struct pollfd pf = { .fd = PQsocket(w->pg), .events = POLLIN };
+        if (poll(&pf, 1, 0) <= 0)
+            return 0;
+        PQfinish(w->pg);
+        w->pg = NULL;
+        w->next_try = 0;
+    }
     if (pol_db_now() < w->next_try) {
         snprintf(err, esize, "not connected (next attempt within %.0f s)", RECONNECT_PAUSE);
         return -1;
@@ -162,21 +304,21 @@ static int ensure_conn(struct worker *w, char *err, size_t esize)
     pqlog_attach(w->pg, "policy database");
     if (PQstatus(w->pg) != CONNECTION_OK) {
         first_line(err, esize, PQerrorMessage(w->pg));
-        goto fail;
+        drop_conn(w);
+        return -1;
     }
     snprintf(st, sizeof(st), "%d", Q.timeout_ms);
-    PGresult *r = PQexecParams(w->pg, "SELECT set_config('statement_timeout', $1, false), "
-                               "set_config('synchronous_commit', $2, false)", 2, NULL, p, NULL, NULL, 0);
+    PGresult *r = run_bounded(w, NULL, "SELECT set_config('statement_timeout', $1, false), "
+                              "set_config('synchronous_commit', $2, false)", 2, p, err, esize);
+    if (r == NULL)
+        return -1;
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         first_line(err, esize, PQresultErrorMessage(r));
     PQclear(r);
-    if (ok)
+    if (ok && prepare(w, err, esize) == 0)
         return 0;
-fail:
-    PQfinish(w->pg);
-    w->pg = NULL;
-    w->next_try = pol_db_now() + RECONNECT_PAUSE;
+    drop_conn(w);
     return -1;
 }
 
@@ -235,57 +377,63 @@ static void take_row(PGresult *r, int row, int c, struct pol_job *j)
     res->suspended_now = PQgetvalue(r, row, c + 8)[0] == 't';
 }
 
-/* A statement that failed: the same verdict and text for its jobs. */
-static void take_failure(struct worker *w, PGresult *r, struct pol_job **jobs, int n)
+/* A statement that failed (r), or got no answer at all (r NULL, why in
+ * err): the same verdict and text for its jobs. */
+static void take_failure(struct worker *w, PGresult *r, const char *nores, struct pol_job **jobs, int n)
 {
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    char why[120], err[sizeof(jobs[0]->err)];
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    char err[sizeof(jobs[0]->err)];
 
-    first_line(why, sizeof(why), PQresultErrorMessage(r));
-    if (state && !strcmp(state, "42883"))       /* undefined_function */
-        snprintf(err, sizeof(err), "%s (the schema is older than version 5: apply "
-                 "sql/migrations/0005_rate_limits.sql, then sql/roles.sql)", why);
-    else if (state && !strcmp(state, "42501"))  /* insufficient_privilege */
-        snprintf(err, sizeof(err), "%s (the database role needs EXECUTE on "
-                 "mailroster.send_admit_many and send_admit: run sql/roles.sql)", why);
+    if (r)
+        explain(r, err, sizeof(err));
     else
-        snprintf(err, sizeof(err), "%s", why);
-    /* statement_timeout (57014) or the lock wait (55P03, lock_not_available) */
-    enum pol_verdict v = state && (!strcmp(state, "57014") || !strcmp(state, "55P03")) ? PV_TIMEOUT
-                                                                                    : PV_UNAVAILABLE;
+        snprintf(err, sizeof(err), "%s", nores);
+    /* statement_timeout (57014), the lock wait (55P03, lock_not_available),
+     * or no answer at all */
+    enum pol_verdict v = r == NULL || (state && (!strcmp(state, "57014") || !strcmp(state, "55P03")))
+                         ? PV_TIMEOUT : PV_UNAVAILABLE;
     for (int i = 0; i < n; i++) {
         jobs[i]->res.verdict = v;
         snprintf(jobs[i]->err, sizeof(jobs[i]->err), "%s", err);
     }
-    if (PQstatus(w->pg) != CONNECTION_OK) {
+    /* a broken connection; or a prepared statement the schema changed
+     * under (0A000: its result type; 26000: gone): prepared anew on the
+     * next connection */
+    if (w->pg && (PQstatus(w->pg) != CONNECTION_OK
+                  || (state && (!strcmp(state, "0A000") || !strcmp(state, "26000"))))) {
         PQfinish(w->pg);
         w->pg = NULL;
     }
     note_failure(err);
 }
 
+/* Run this connection's prepared admission statement with params p; the
+ * result, or NULL with err set. */
+static PGresult *exec_admit(struct worker *w, const char *name, const char *const *p,
+                            char *err, size_t esize)
+{
+    if (!PQsendQueryPrepared(w->pg, name, 4, p, NULL, NULL, 0)) {
+        first_line(err, esize, PQerrorMessage(w->pg));
+        drop_conn(w);
+        return NULL;
+    }
+    return await(w, err, esize);
+}
+
 /* One job, one statement: send_admit (schema 5 to 7). */
 static void admit_one(struct worker *w, struct pol_job *j, long wait_ms)
 {
-    char n[16], wait[24];
+    char n[16], wait[24], err[sizeof(j->err)];
     const char *p[4] = { j->req.login, n, j->req.queue_id, wait };
 
     snprintf(n, sizeof(n), "%d", j->req.recipients);
     snprintf(wait, sizeof(wait), "%ld", wait_ms);
-    PGresult *r = PQexecParams(w->pg, w->v5 ? q_admit_v5 : q_admit, 4, NULL, p, NULL, NULL, 0);
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (!w->v5 && st && !strcmp(st, "42703")) {
-        /* undefined column: refused while the query was analysed, so
-         * nothing ran; the schema is 5 (or older: then that fails too) */
-        PQclear(r);
-        w->v5 = 1;
-        r = PQexecParams(w->pg, q_admit_v5, 4, NULL, p, NULL, NULL, 0);
-    }
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 9) {
+    PGresult *r = exec_admit(w, S_ONE, p, err, sizeof(err));
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 9) {
         take_row(r, 0, 0, j);
         note_success();
     } else {
-        take_failure(w, r, &j, 1);
+        take_failure(w, r, err, &j, 1);
     }
     PQclear(r);
 }
@@ -314,7 +462,7 @@ static void array_elem(struct buf *b, const char *s)
  * keeps PV_UNAVAILABLE. */
 static void admit_many(struct worker *w, struct pol_job **jobs, int n, long wait_ms)
 {
-    char wait[24];
+    char wait[24], err[sizeof(jobs[0]->err)];
     const char *p[4];
 
     buf_reset(&w->logins);
@@ -337,19 +485,8 @@ static void admit_many(struct worker *w, struct pol_job **jobs, int n, long wait
     p[2] = w->qids.data;
     p[3] = wait;
 
-    PGresult *r = PQexecParams(w->pg, q_admit_many, 4, NULL, p, NULL, NULL, 0);
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (st && !strcmp(st, "42883")) {
-        /* no send_admit_many: refused before anything ran */
-        PQclear(r);
-        w->single = 1;
-        msg_info("policy: rate-limit admissions: the database has no mailroster.send_admit_many "
-                 "(schema older than 8): one admission per statement on this connection");
-        for (int i = 0; i < n; i++)
-            admit_one(w, jobs[i], wait_ms);
-        return;
-    }
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) == 10) {
+    PGresult *r = exec_admit(w, S_MANY, p, err, sizeof(err));
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) == 10) {
         for (int i = 0; i < n; i++) {
             jobs[i]->res.verdict = PV_UNAVAILABLE;
             snprintf(jobs[i]->err, sizeof(jobs[i]->err), "send_admit_many gave no answer for it");
@@ -371,7 +508,7 @@ static void admit_many(struct worker *w, struct pol_job **jobs, int n, long wait
         if (busy)
             note_failure(jobs[busy - 1]->err);
     } else {
-        take_failure(w, r, jobs, n);
+        take_failure(w, r, err, jobs, n);
     }
     PQclear(r);
 }
@@ -420,7 +557,10 @@ static void admit(struct worker *w, struct pol_job **jobs, int n)
                 note_failure(go[i]->err);
                 continue;
             }
-            admit_one(w, go[i], left);
+            if (w->single)
+                admit_one(w, go[i], left);
+            else        /* connected again, to an upgraded schema */
+                admit_many(w, &go[i], 1, left);
         }
         return;
     }

@@ -21,7 +21,8 @@ struct event;
 /* Who answers a job: a database thread that takes it (QUEUED -> RUNNING)
  * answers it with what it committed; the loop's timer answers only a job
  * no thread has taken (QUEUED -> LATE), and a thread then leaves it alone.
- * So an admission the database counted is never answered "try again". */
+ * So an admission the database counted is never answered "try again",
+ * unless the server stopped answering mid-statement (pol_db.c). */
 enum { POL_JOB_QUEUED, POL_JOB_RUNNING, POL_JOB_LATE };
 
 struct pol_job {
@@ -39,8 +40,10 @@ struct pol_job {
 
 typedef void (*pol_db_post_fn)(struct pol_job *j);
 
-/* nthreads connections to conninfo; timeout_ms: statement_timeout and the
- * connect timeout. */
+/* nthreads connections to conninfo; timeout_ms: statement_timeout, the
+ * connect timeout, and (plus a grace) how long a thread waits for a
+ * server that does not answer at all; sync_commit: synchronous_commit on
+ * these connections. */
 void pol_db_start(const char *conninfo, int nthreads, int timeout_ms, int sync_commit,
                   pol_db_post_fn post);
 void pol_db_submit(struct pol_job *j);

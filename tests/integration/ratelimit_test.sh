@@ -355,6 +355,45 @@ done
 echo "# answered 451 after a long lock wait (uncounted): $race_busy of 500"
 check "two daemons, 50 concurrent at limit-1, 10 rounds: exactly 1 admitted each round, 5 rows, the rest refused" 0 "$race_bad"
 
+# --- PostgreSQL stalled (every process stopped, sockets open): the thread --------------------------
+# waits policy_db_timeout + 1 s, drops its connection, and the configured
+# action answers; whether the stalled statement commits once PostgreSQL
+# runs again cannot be told (mailrosterd(8)): hank has 1 or 2 more rows.
+# (Both threads hold live connections after the race above; one that had
+# none would connect first, and end at connect_timeout instead: either
+# line says so.)
+hank0=$(sql -c "SELECT count(*) FROM mailroster.send_counters WHERE username = 'hank@example.test'")
+stall_re="admission login=hank@example.test .*defer_db_unavailable: (no answer from the database within 3000 ms|connection to server .* failed: timeout expired)"
+n_stall=$(grep -cE "$stall_re" "$MRS_LOG")
+pm=$(head -n 1 "$STACK_DIR/pg/postmaster.pid")
+pg_procs="$pm $(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
+# shellcheck disable=SC2086
+kill -STOP $pg_procs
+stalled=$(eom "127.0.0.1:$POL_PORT" hank@example.test 1)
+# shellcheck disable=SC2086
+kill -CONT $pg_procs
+check "database stalled: hank's message deferred (policy_db_unavailable_action = defer)" \
+    "action=451 4.3.0 Sending limits cannot be checked right now; try again later" "$stalled"
+if [ "$(grep -cE "$stall_re" "$MRS_LOG")" -gt "$n_stall" ]; then
+    ok "database stalled: logged ($(grep -oE "$stall_re" "$MRS_LOG" | tail -n 1 | sed 's/.*defer_db_unavailable: //'))"
+else
+    notok "database stalled: logged"
+    grep -E "policy: (rate-limit|admission login=hank)" "$MRS_LOG" | tail -n 5 | sed 's/^/#   /'
+fi
+again=""
+for i in $(seq 1 30); do
+    again=$(eom "127.0.0.1:$POL_PORT" hank@example.test 1)
+    [ "$again" = action=DUNNO ] && break
+    sleep 0.5
+done
+check "database running again: hank admitted" "action=DUNNO" "$again"
+hank1=$(sql -c "SELECT count(*) FROM mailroster.send_counters WHERE username = 'hank@example.test'")
+if [ "$hank1" -eq $((hank0 + 1)) ] || [ "$hank1" -eq $((hank0 + 2)) ]; then
+    ok "database stalled: hank has $((hank1 - hank0)) more row(s) (1, or 2 if the stalled one committed)"
+else
+    notok "database stalled: hank has $((hank1 - hank0)) more rows, expected 1 or 2"
+fi
+
 # --- PostgreSQL stopped: the configured action, logged; counts intact when it returns ----------------
 n_down=$(grep -c "policy: rate-limit admissions: database unavailable" "$MRS_LOG")
 n_up=$(grep -c "policy: rate-limit admissions: database available again" "$MRS_LOG")
@@ -401,7 +440,9 @@ check "limit reset: 2 rows now" "2|2" "$(rows alice@example.test)"
 # --- a stalled policy daemon: the shipped fallback (timeout=10s, default_action=DUNNO, try_limit 1) -----
 # A third mailrosterd serves only the policy service; Postfix is pointed at
 # it and it is SIGSTOPped: 50 parallel submissions must each get through
-# within 2 x 10 s (RCPT, END-OF-MESSAGE) plus slack, none held ~200 s.
+# while it is still stopped (Postfix's fallback after 2 x 10 s, RCPT and
+# END-OF-MESSAGE), none held ~200 s (what the time is on a loaded machine
+# is printed, not asserted).
 POL3=$(stack_free_port)
 cat >"$STACK_DIR/mr/third.conf" <<CONF
 database = host=$PGHOST port=$PGPORT dbname=$MR_DB user=mrd
@@ -422,13 +463,15 @@ for i in $(seq 1 50); do
     ( t0=$(date +%s); r=$(send frank@example.test frank@example.test "alice+stall$i@example.test"); echo "$r $(( $(date +%s) - t0 ))" >"$STACK_DIR/stall.$i" ) &
     senders+=("$!")
 done
-wait_for "ls '$STACK_DIR'/stall.* 2>/dev/null | wc -l" 50 60 || true
+wait_for "ls '$STACK_DIR'/stall.* 2>/dev/null | wc -l" 50 150 || true
+done_stopped=$(ls "$STACK_DIR"/stall.* 2>/dev/null | wc -l)
 kill -CONT "$MRD3_PID"
 wait "${senders[@]}"   # only these: the daemons are children of this shell too
 res=$(cat "$STACK_DIR"/stall.* 2>/dev/null | awk '{print $1}' | sort | uniq -c | sed 's/^ *//' | paste -sd';')
 slowest=$(cat "$STACK_DIR"/stall.* 2>/dev/null | awk 'BEGIN{m=0} $2>m{m=$2} END{print m}')
 check "stalled policy daemon: all 50 submissions accepted (default_action=DUNNO)" "50 250" "$res"
-if [ "${slowest:-99}" -le 30 ]; then ok "stalled policy daemon: slowest submission ${slowest}s (<= 2 x 10 s + slack)"; else notok "stalled policy daemon: slowest submission ${slowest}s"; fi
+check "stalled policy daemon: all 50 done while it was stopped" 50 "$done_stopped"
+echo "# stalled policy daemon: slowest submission ${slowest}s (2 x 10 s of Postfix's timeout, plus the machine's load)"
 check "stalled policy daemon: nothing counted meanwhile" "2|3" "$(rows frank@example.test)"
 
 # --- counters ------------------------------------------------------------------------------------------
