@@ -3,7 +3,8 @@
 # with ready hashes (accounts/s, one and four connections), the time to
 # import 100,000 accounts with "mailroster import", and socketmap lookup
 # latency while that import runs, against the same lookups before it.
-# Sizes: ADDS=5000 IMPORT=100000. Prints figures; asserts nothing.
+# Sizes: ADDS=5000 IMPORT=100000 IMPORT_ALIASES=0 (aliases to the first
+# mailboxes, after them in the file). Prints figures; asserts nothing.
 # BEFORE_SQL=DIR (an older tree's sql/ directory) runs the import first
 # into a fresh database made from DIR, then from this tree's sql/, in the
 # same run; each import also reports the CPU seconds its PostgreSQL
@@ -14,6 +15,7 @@ TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 bench_init provision
 ADDS=${ADDS:-5000}
 IMPORT=${IMPORT:-100000}
+IMPORT_ALIASES=${IMPORT_ALIASES:-0}
 CLI=$(dirname "$BENCH_MRD_ORIG")/mailroster
 PROBE=$TOP/tests/bench/provision_probe.py
 
@@ -36,13 +38,15 @@ sleep 1
 bench_note "user add x $ADDS, four connections"
 read -r n4 s4 r4 e4 < <(python3 "$PROBE" adds "$ADM" "$ADDS" 4 "$HASH")
 
-bench_note "writing $IMPORT accounts as JSON lines"
-python3 - "$IMPORT" "$HASH" >"$STACK_DIR/import.jsonl" <<'PY'
+bench_note "writing $IMPORT accounts and $IMPORT_ALIASES aliases as JSON lines"
+python3 - "$IMPORT" "$HASH" "$IMPORT_ALIASES" >"$STACK_DIR/import.jsonl" <<'PY'
 import json, sys
-n, h = int(sys.argv[1]), sys.argv[2]
+n, h, na = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 print(json.dumps({"kind":"domain","name":"import.example","enabled":True,"disabled_reason":None,"quota_bytes":0,"quota_messages":0,"send_limit_messages":0,"send_limit_recipients":0,"send_limit_window":3600}, separators=(",",":")))
 for i in range(n):
     print(json.dumps({"kind":"mailbox","address":"m%06d@import.example" % i,"password":h,"enabled":True,"disabled_reason":None,"may_send":True,"may_receive":True,"services":["imap","pop3","submission","lmtp","sieve"],"quota_bytes":None,"quota_messages":None,"send_limit_messages":None,"send_limit_recipients":None,"home":None,"mail":None,"uid":None,"gid":None,"maildir":None}, separators=(",",":")))
+for i in range(na):
+    print(json.dumps({"kind":"alias","source":"a%06d@import.example" % i,"destinations":["m%06d@import.example" % (i % n)],"enabled":True}, separators=(",",":")))
 PY
 # CPU ticks used so far by the admin role's backends (the daemon's
 # admin connection runs the import)
@@ -77,8 +81,8 @@ import_run() {
     read -r d50 d99 dmax dn <"$STACK_DIR/during.out"
     cat "$STACK_DIR/import.err" >&2
     local ms=$(( (t1 - t0) / 1000 )) cpu=$(( (c1 - c0) * 10 ))
-    IMP_LINES+=("$(printf '%-52s %s' "[$1] import $IMPORT accounts (one transaction), exit $irc" \
-        "$ms ms = $(( IMPORT * 1000 / (ms > 0 ? ms : 1) )) rows/s; backend CPU $cpu ms = $(( IMPORT * 1000 / (cpu > 0 ? cpu : 1) )) rows/s; in the daemon's memory after $(( (t2 - t0) / 1000 )) ms; load $load")")
+    IMP_LINES+=("$(printf '%-52s %s' "[$1] import $IMPORT accounts + $IMPORT_ALIASES aliases (one transaction), exit $irc" \
+        "$ms ms = $(( (IMPORT + IMPORT_ALIASES) * 1000 / (ms > 0 ? ms : 1) )) rows/s; backend CPU $cpu ms = $(( (IMPORT + IMPORT_ALIASES) * 1000 / (cpu > 0 ? cpu : 1) )) rows/s; in the daemon's memory after $(( (t2 - t0) / 1000 )) ms; load $load")")
     IMP_LINES+=("$(printf '%-52s %s' "[$1] lookup latency idle: p50 / p99 / max (ms)" "$b50 / $b99 / $bmax ($bn lookups)")")
     IMP_LINES+=("$(printf '%-52s %s' "[$1] lookup latency during the import: p50 / p99 / max" "$d50 / $d99 / $dmax ($dn lookups)")")
 }
