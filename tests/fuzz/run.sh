@@ -18,13 +18,14 @@ done
 shift $((OPTIND - 1))
 secs=${1:-20}
 out=${2:-$here/out}
-targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv verify"
+targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv verify admin"
 
 max_len() {
     case $1 in
     tcpt|smap|auth|roster_proto|srv) echo 20000 ;;
     polproto|policy) echo 40000 ;;
     snap) echo 65536 ;;
+    admin) echo 70000 ;;   # ADM_MAX_LINE (65536) and past it
     cfg) echo 8192 ;;
     addr) echo 2048 ;;
     *) echo 4096 ;;
