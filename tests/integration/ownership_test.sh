@@ -211,7 +211,7 @@ busy() {
              WHERE application_name = 'mailrosterd-policy' AND state <> 'idle'"
 }
 wait_for busy 0 $((2 * T)) || notok "the policy connection's statement did not end within $((2 * T)) s"
-{ read -r ans_a; read -r at_a; } <"$STACK_DIR/a@own.test.out" 2>/dev/null
+{ read -r ans_a; read -r _; } <"$STACK_DIR/a@own.test.out" 2>/dev/null
 { read -r ans_b; read -r at_b; } <"$STACK_DIR/b@own.test.out" 2>/dev/null
 rows_a=$(rows a@own.test)
 rows_b=$(rows b@own.test)

@@ -208,6 +208,7 @@ mapfile -t other < "$OTHER_DIR/ports"
 held=0
 for p in "${other[@]}"; do owned_by "$p" "$OTHER_DIR" && held=$((held + 1)); done
 check "another live stack's 2 reservations are untouched" test "${#other[@]}:$held" = 2:2
+# shellcheck source=../../scripts/lib/stack.sh
 (STACK_DIR=$OTHER_DIR; . "$lib"; stack_cleanup)
 held=0
 for p in "${other[@]}"; do owned_by "$p" "$OTHER_DIR" && held=$((held + 1)); done
@@ -218,6 +219,7 @@ check "... and gone after its own cleanup" test "$held:$([[ -e $OTHER_DIR ]] && 
 (
     STACK_PORT_DIR=$(mktemp -d /tmp/mrstack-ports.XXXXXX)
     unset STACK_DIR
+    # shellcheck source=../../scripts/lib/stack.sh
     . "$lib"
     mkdir "$STACK_PORT_DIR/20001" "$STACK_PORT_DIR/20002"
     echo /tmp/mrstack.killed > "$STACK_PORT_DIR/20001/stack"
