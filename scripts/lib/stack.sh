@@ -150,12 +150,13 @@ stack__as_postgres() {
 # stack_free_port: print an unused loopback TCP port. Ports are drawn at
 # random below the kernel's ephemeral range (so outgoing connections cannot
 # grab them meanwhile), within 20000-60000. Each port handed out is
-# reserved for an hour (stack__port_reserve), so that tests running at the
-# same time (scripts/check runs several at once) never get the same port,
-# even between choosing it and binding it or across a daemon's restart,
-# and one test never gets a port twice. Against other programs there is
-# still a window between choosing and binding; the *_start functions retry
-# with a new port when binding fails.
+# reserved until the stack's cleanup (or for an hour, where a run was
+# killed before it: stack__port_reserve, stack__port_prune), so that tests
+# running at the same time (scripts/check runs several at once) never get
+# the same port, even between choosing it and binding it or across a
+# daemon's restart, and one test never gets a port twice. Against other
+# programs there is still a window between choosing and binding; the
+# *_start functions retry with a new port when binding fails.
 stack_free_port() {
     local lo=20000 hi=60000 eph_lo i p
     if read -r eph_lo _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null \
@@ -180,12 +181,35 @@ stack__port_dir() { printf '%s\n' "${STACK_PORT_DIR:-/tmp/mailroster-ports}"; }
 
 # stack__port_reserve PORT: true if this call reserved PORT (or if there
 # is no place for reservations: then only the listening check is left).
+# A stack's reservation names its STACK_DIR in PORT/stack and is listed in
+# STACK_DIR/ports, so that stack_cleanup releases its own and no other
+# (stack_free_port runs in $(...): nothing in a variable would reach it).
 stack__port_reserve() {
     local d
     d=$(stack__port_dir)
     [[ -d "$d" ]] || { mkdir -p "$d" && chmod 1777 "$d"; } 2>/dev/null
     [[ -d "$d" && -w "$d" ]] || return 0
-    mkdir "$d/$1" 2>/dev/null
+    mkdir "$d/$1" 2>/dev/null || return 1
+    if [[ -n "${STACK_DIR:-}" && -d "$STACK_DIR" && -w "$STACK_DIR" ]]; then
+        printf '%s\n' "$STACK_DIR" > "$d/$1/stack" 2>/dev/null
+        printf '%s\n' "$1" >> "$STACK_DIR/ports"
+    fi
+    return 0
+}
+
+# stack__port_release: give back the reservations this stack made (those
+# STACK_DIR/ports lists that still name this STACK_DIR: one pruned after an
+# hour may be another test's now).
+stack__port_release() {
+    local d p
+    d=$(stack__port_dir)
+    [[ -f "$STACK_DIR/ports" ]] || return 0
+    while read -r p; do
+        [[ "$p" =~ ^[0-9]+$ ]] || continue
+        [[ "$(cat "$d/$p/stack" 2>/dev/null)" == "$STACK_DIR" ]] || continue
+        rm -f -- "$d/$p/stack" && rmdir -- "$d/$p" 2>/dev/null
+    done < "$STACK_DIR/ports"
+    rm -f -- "$STACK_DIR/ports"
 }
 
 # stack__port_prune: drop reservations older than an hour (no test holds
@@ -194,7 +218,7 @@ stack__port_prune() {
     local d
     d=$(stack__port_dir)
     [[ -d "$d" ]] || return 0
-    find "$d" -mindepth 1 -maxdepth 1 -type d -mmin +60 -exec rmdir {} + 2>/dev/null || true
+    find "$d" -mindepth 1 -maxdepth 1 -type d -mmin +60 -exec rm -rf -- {} + 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -808,8 +832,9 @@ stack__ours() {
 }
 
 # stack_cleanup: stop everything this stack started (PIDs in STACK_PIDS,
-# Postfix, Dovecot, PostgreSQL), restore /etc/postfix/main.cf's
-# alternate_config_directories, remove STACK_DIR unless STACK_KEEP=1.
+# Postfix, Dovecot, PostgreSQL), release its port reservations, restore
+# /etc/postfix/main.cf's alternate_config_directories, remove STACK_DIR
+# unless STACK_KEEP=1.
 # Safe to call more than once and from `trap stack_cleanup EXIT`; keeps
 # going after errors and returns non-zero if anything failed.
 stack_cleanup() {
@@ -850,6 +875,9 @@ stack_cleanup() {
             stack__alive "$pid" && kill -QUIT "$pid" 2>/dev/null
         }
     fi
+
+    # The ports: every daemon that held one is stopped (or was killed).
+    stack__port_release
 
     # Always restore the host's main.cf, even if something above failed.
     if [[ -d "$(stack__hostpf)" ]]; then

@@ -48,6 +48,17 @@ LIBS="-lidn2 -lunistring -lcrypt -lcrypto -levent -pthread"
 
 targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv verify"
 
+# fuzz_admin also has the admin socket's commands (admin.c) and, for the
+# job type it prepares, the admin database thread's file (adm_db.c, with
+# libpq: nothing connects). The thread and the connection are the
+# harness's: --wrap sends admin.c's calls of them to __wrap_* there.
+ADMIN_SRCS="$top/postfix-policyd/admin.c $top/postfix-policyd/adm_db.c $top/postfix-policyd/pqlog.c
+            $top/lib/peer.c"
+ADMIN_WRAP="-Wl,--wrap=adm_db_submit,--wrap=adm_db_stop,--wrap=srv_conn_suspend,--wrap=srv_conn_reply"
+ADMIN_WRAP="$ADMIN_WRAP,--wrap=srv_conn_data,--wrap=srv_conn_set_data,--wrap=srv_conn_peer"
+PQ_INC=$(pkg-config --cflags libpq)
+PQ_LIBS=$(pkg-config --libs libpq)
+
 # the code under test, compiled once with the same instrumentation
 mkdir -p "$out/obj"
 objs=""
@@ -57,12 +68,23 @@ for src in $SRCS "$here/fixture.c" "$here/stream.c"; do
     $CC -std=gnu11 $OBJFLAGS $WARN $INC -c -o "$o" "$src"
     objs="$objs $o"
 done
+admin_objs=""
+for src in $ADMIN_SRCS; do
+    o="$out/obj/$(basename "$(dirname "$src")")_$(basename "$src" .c).o"
+    # shellcheck disable=SC2086
+    $CC -std=gnu11 $OBJFLAGS $WARN $INC $PQ_INC -c -o "$o" "$src"
+    admin_objs="$admin_objs $o"
+done
 
 for t in $targets; do
     echo "build fuzz_$t"
     # shellcheck disable=SC2086
     $CC -std=gnu11 $FLAGS $WARN $INC -o "$out/fuzz_$t" "$here/fuzz_$t.c" $objs $LIBS
 done
+echo "build fuzz_admin"
+# shellcheck disable=SC2086
+$CC -std=gnu11 $FLAGS $WARN $INC $PQ_INC $ADMIN_WRAP -o "$out/fuzz_admin" "$here/fuzz_admin.c" $admin_objs $objs \
+    $LIBS $PQ_LIBS
 
 # the generator of the snapshot seed (coverage hooks come from the sanitizer runtime)
 # shellcheck disable=SC2086

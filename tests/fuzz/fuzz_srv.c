@@ -34,6 +34,7 @@
 
 static struct dir *D;
 static struct event_base *B;
+static char sock_dir[80];
 static char sock_path[3][108];
 static struct lk_stats lk_stats;
 static struct auth_stats auth_stats;
@@ -74,6 +75,16 @@ static ssize_t h_auth(void *arg, struct srv_conn *c, const char *in, size_t len,
     return auth_request(&env, in, len, out);
 }
 
+/* at exit: the sockets and their directory go (a crash leaves them in
+ * TMPDIR, which run.sh points into its scratch directory) */
+static void remove_sockets(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (sock_path[i][0])
+            unlink(sock_path[i]);
+    rmdir(sock_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -81,7 +92,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static const size_t line_max[3] = { 4096, 0, AUTH_MAX_LINE };
     /* small enough that LIST and the big fixture answers hit it */
     struct srv_conf conf = { 100, 100, 60, 60, 8192 };
-    char dir[] = "/tmp/mr-fuzz-srv.XXXXXX";
+    const char *tmp = getenv("TMPDIR");
     struct buf err;
 
     (void)argc;
@@ -90,11 +101,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     signal(SIGPIPE, SIG_IGN);   /* a split run may write after the server closed */
     D = fuzz_fixture_dir(1);
     B = event_base_new();
-    FUZZ_CHECK(B != NULL && mkdtemp(dir) != NULL);
+    if (tmp == NULL || *tmp == 0 || strlen(tmp) > 50)   /* socket paths are short */
+        tmp = "/tmp";
+    snprintf(sock_dir, sizeof(sock_dir), "%s/mr-fuzz-srv.XXXXXX", tmp);
+    FUZZ_CHECK(B != NULL && mkdtemp(sock_dir) != NULL);
+    atexit(remove_sockets);
     buf_init(&err);
     for (int i = 0; i < 3; i++) {
         char spec[128];
-        snprintf(sock_path[i], sizeof(sock_path[i]), "%s/s%d", dir, i);
+        snprintf(sock_path[i], sizeof(sock_path[i]), "%s/s%d", sock_dir, i);
         snprintf(spec, sizeof(spec), "unix:%s", sock_path[i]);
         struct srv *s = srv_listen(B, spec, 0600, "fuzz", handlers[i], NULL, &conf, &err);
         FUZZ_CHECK(s != NULL);

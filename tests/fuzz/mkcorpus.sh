@@ -93,3 +93,54 @@ for f in "$c"/tcpt/* "$c"/smap/* "$c"/auth/*; do
     { printf "\\$(printf '%03o' "$p")\\123\\045"; tail -c +4 "$f"; } > "$c/srv/${t}_$(basename "$f")"
 done
 seed srv auth_list '\002\001\007VERSION\t1\t0\n1\tLIST\n2\tPASS\talice@example.com\timap\n3\tLIST\n4\tUSER\tbob@example.com\tlmtp\n'
+
+# the admin socket's commands (fuzz_admin): byte 0 the caller (0 admin, 1
+# domain admin of example.com, 2 read-only, 3 not allowed), then request
+# lines. The lines tests/integration/admin_test.sh sends (one seed per adm
+# call; $HASH and friends become a SHA512-CRYPT hash), and the options
+# features_test.sh sets through the CLI.
+rm -rf "$c/admin"
+mkdir -p "$c/admin"
+python3 - "$here/../integration/admin_test.sh" "$c/admin" <<'PY'
+import re, subprocess, sys
+src, dst = sys.argv[1], sys.argv[2]
+hash_ = "{SHA512-CRYPT}$6$HrSS1lpbFHkCEXOm$Mwd8mXmNlZsoS0IFazENX6d4ADqGqYl0EdqHTV.pRn3yN8v3RZaaB1RHp/7pE0ZdfqWzUYdjbjRqv4lyTBmcO."
+arg = re.compile(r"'([^']*)'|\"((?:[^\"\\]|\\.)*)\"")
+n = 0
+for line in open(src, encoding="utf-8"):
+    m = re.search(r"\badm(?:_as [a-z]+)? ((?:(?:'[^']*'|\"(?:[^\"\\]|\\.)*\") ?)+)", line)
+    if not m:
+        continue
+    words = []
+    for a in arg.finditer(m.group(1)):
+        if a.group(1) is not None:
+            words.append(a.group(1).encode())
+            continue
+        w = a.group(2)
+        # $(printf '...'): the bytes it prints; $VAR: a hash or a file name
+        w = re.sub(r"\$\(printf '([^']*)'\)",
+                   lambda p: subprocess.run(["printf", p.group(1)], capture_output=True).stdout.decode("latin-1"), w)
+        w = re.sub(r"\$\{?(M?HASH)\}?", hash_, w)
+        w = re.sub(r"\$\{?STACK_DIR\}?", "/tmp/stack", w)
+        if "$" in w or "\\" in w.replace('\\"', ""):
+            words = None
+            break
+        words.append(w.replace('\\"', '"').encode("latin-1"))
+    if not words:
+        continue
+    role = b"\x02" if "adm_as" in m.group(0) else b"\x00"
+    n += 1
+    with open("%s/test%03d" % (dst, n), "wb") as f:
+        f.write(role + b"".join(w + b"\n" for w in words))
+PY
+seed admin features '\000user set fwd@example.com forward=a@example.com,b@example.org keep_copy=yes\nuser set fwd@example.com forward=\nuser set dora@example.test display_name=Dora\\ Explorer "metadata={\\"team\\":\\"ops\\",\\"n\\":[1,2]}"\nuser set x@example.com display_name=\n'
+seed admin options '\000user add new@example.com quota=2G quota_messages=1000 may_send=no may_receive=yes services=imap,lmtp send_limit_messages=5 send_limit_recipients=50 home=/srv/mail/x mail=maildir:~/M uid=5000 gid=5000 path_override=yes\n'
+seed admin limits '\000limit set user alice@example.com window=1h messages=10 recipients=unlimited\nlimit set domain example.com unlimited\nlimit set global window=1d messages=1000\nlimit remove user alice@example.com window=60m\nlimit show alice@example.com\nlimit log alice@example.com\nlimit reset alice@example.com\n'
+seed admin misc '\000alias add info@example.com alice@example.com bob@example.com may_send=no\nsender add boss@example.com alice@example.com\ntransport add .example.net relay:[10.0.0.5]:8025\ntransport set example.org enabled=no\nmaster add gw password=$6$x domains=example.com\nshare add alice@example.com bob@example.com\nsieve set alice@example.com "require \\"fileinto\\";"\nsieve show alice@example.com\nexport example.com\nstats\nstatus\nhelp user add\n'
+seed admin import '\000import begin\nimport line {"kind":"domain","name":"x.example"}\nimport line {"kind":"nonsense"}\nimport commit --dry-run\nimport begin\nimport abort\nimport line {}\n'
+seed admin domainadmin '\001user add a@example.com quota=1G\nuser set a@other.example quota=1G\nuser set a@example.com home=/x\nlimit set domain example.com unlimited\nlimit set user a@example.com window=1h messages=3\ndomain remove example.com --force\n'
+seed admin readonly '\002user show alice@example.com\nuser add a@example.com\nlimit show alice@example.com\nsieve show alice@example.com\ndomain list\n'
+seed admin stranger '\003domain list\nuser add a@example.com\n'
+seed admin states '\004user suspend alice@example.com reason=spam\nuser unsuspend alice@example.com\nuser set alice@example.com may_send=yes\nuser disable alice@example.com reason=unpaid\nuser enable alice@example.com\nuser remove alice@example.com --purge reason=left\nuser passwd alice@example.com {SHA512-CRYPT}$6$abc$def\ndomain disable example.com reason=unpaid\ndomain enable example.com\ndomain remove example.com --force\n'
+seed admin committed '\004domain add new.example quota=1G\nuser add a@new.example\nalias ensure a+b@new.example a@new.example\nsender ensure @new.example a@new.example\nsender remove @new.example a@new.example\nalias remove a+b@new.example\ntransport ensure new.example smtp:[10.0.0.1]\ntransport remove new.example\nmaster ensure gw password={ARGON2ID}$argon2id$x\nmaster remove gw\nsieve remove a@new.example\nshare remove a@new.example b@new.example\n'
+seed admin domaincommit '\005user add a@example.com quota=1G send_limit_messages=5\nuser ensure b@example.com\nuser list example.com\nalias list example.com\nsender list a@example.com\nshare list example.com\nexport example.com\n'

@@ -18,13 +18,14 @@ done
 shift $((OPTIND - 1))
 secs=${1:-20}
 out=${2:-$here/out}
-targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv verify"
+targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_proto srv verify admin"
 
 max_len() {
     case $1 in
     tcpt|smap|auth|roster_proto|srv) echo 20000 ;;
     polproto|policy) echo 40000 ;;
     snap) echo 65536 ;;
+    admin) echo 70000 ;;   # ADM_MAX_LINE (65536) and past it
     cfg) echo 8192 ;;
     addr) echo 2048 ;;
     *) echo 4096 ;;
@@ -39,7 +40,7 @@ out=$(cd "$out" && pwd)
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/mr-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
-mkdir -p "$out/logs"
+mkdir -p "$out/logs" "$scratch/tmp"
 
 # fuzz_one TARGET: run it; its result line goes to $scratch/TARGET.result
 # (a file, so that targets run in the background can report)
@@ -49,7 +50,9 @@ fuzz_one() {
     cp -R "$here/corpus/$t/." "$corpus/"
     local dict=()
     [ -f "$here/$t.dict" ] && dict=("-dict=$here/$t.dict")
-    "$out/fuzz_$t" -max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=10 \
+    # TMPDIR: what a target makes there (fuzz_srv's sockets) goes with
+    # the scratch directory, also after a crash
+    TMPDIR=$scratch/tmp "$out/fuzz_$t" -max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=10 \
         -print_final_stats=1 -artifact_prefix="$arts/" "${dict[@]}" "$corpus" > "$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

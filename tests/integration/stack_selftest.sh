@@ -17,8 +17,11 @@ lib="$here/../../scripts/lib/stack.sh"
 
 results=$(mktemp)            # one "ok"/"not ok" per line, shared with the subshell
 pidlist=$(mktemp)            # daemon PIDs seen while the stack was up
+portlist=$(mktemp)           # ports the stack reserved
 maincf_before=$(mktemp)
-trap 'rm -f "$results" "$pidlist" "$maincf_before"' EXIT
+# another stack, alive while ours is cleaned up: its reservations stay
+OTHER_DIR=$(mktemp -d /tmp/mrstack-other.XXXXXX)
+trap 'rm -f "$results" "$pidlist" "$portlist" "$maincf_before"; rm -rf "$OTHER_DIR"' EXIT
 cp -p /etc/postfix/main.cf "$maincf_before"
 
 ok()     { echo "ok - $*"; echo ok >> "$results"; }
@@ -156,6 +159,12 @@ EOF
     record_pids "$(head -n 1 "$STACK_DIR/pg/postmaster.pid")" \
         "$(cat "$STACK_DIR/dovecot/run/master.pid")" \
         "$(tr -d ' ' < "$STACK_DIR/postfix/spool/pid/master.pid")"
+    # the ports this stack reserved, and two of another stack's
+    cp "$STACK_DIR/ports" "$portlist" 2>/dev/null
+    check "the stack's reservations are listed ($(grep -c . "$portlist") ports, PostgreSQL's among them)" \
+        grep -qx "$STACK_PG_PORT" "$portlist"
+    (STACK_DIR=$OTHER_DIR; stack_free_port >/dev/null; stack_free_port >/dev/null)
+
     # stack_cleanup runs here (EXIT trap); its status becomes ours.
     trap - EXIT
     if stack_cleanup; then ok "stack_cleanup"; else not_ok "stack_cleanup"; fi
@@ -183,6 +192,43 @@ else
     not_ok "/etc/postfix/main.cf byte-identical to before the run"
     diff -u "$maincf_before" /etc/postfix/main.cf | sed 's/^/# /'
 fi
+
+# The reservations: ours released (a port another test reserved since
+# then names that test), the other stack's kept until its own cleanup.
+portdir=${STACK_PORT_DIR:-/tmp/mailroster-ports}
+owned_by() { [[ "$(cat "$portdir/$1/stack" 2>/dev/null)" == "$2" ]]; }
+kept=()
+while read -r p; do owned_by "$p" "$STACK_DIR" && kept+=("$p"); done < "$portlist"
+if (( ${#kept[@]} == 0 )) && [[ -s "$portlist" ]]; then
+    ok "stack_cleanup released the stack's $(grep -c . "$portlist") port reservations"
+else
+    not_ok "stack_cleanup released the stack's port reservations (still held: ${kept[*]:-none listed})"
+fi
+mapfile -t other < "$OTHER_DIR/ports"
+held=0
+for p in "${other[@]}"; do owned_by "$p" "$OTHER_DIR" && held=$((held + 1)); done
+check "another live stack's 2 reservations are untouched" test "${#other[@]}:$held" = 2:2
+# shellcheck source=../../scripts/lib/stack.sh
+(STACK_DIR=$OTHER_DIR; . "$lib"; stack_cleanup)
+held=0
+for p in "${other[@]}"; do owned_by "$p" "$OTHER_DIR" && held=$((held + 1)); done
+check "... and gone after its own cleanup" test "$held:$([[ -e $OTHER_DIR ]] && echo dir)" = 0:
+
+# A killed run's reservations go after an hour, its owner file with them;
+# a young one stays (a private reservation directory: nobody else's).
+(
+    STACK_PORT_DIR=$(mktemp -d /tmp/mrstack-ports.XXXXXX)
+    unset STACK_DIR
+    # shellcheck source=../../scripts/lib/stack.sh
+    . "$lib"
+    mkdir "$STACK_PORT_DIR/20001" "$STACK_PORT_DIR/20002"
+    echo /tmp/mrstack.killed > "$STACK_PORT_DIR/20001/stack"
+    touch -d '-2 hours' "$STACK_PORT_DIR/20001"
+    stack_free_port >/dev/null
+    check "stack_free_port drops a reservation older than an hour, keeps a young one" \
+        test "$([[ -e $STACK_PORT_DIR/20001 ]] && echo old)$([[ -e $STACK_PORT_DIR/20002 ]] && echo young)" = young
+    rm -rf "$STACK_PORT_DIR"
+)
 
 left=()
 while read -r pid; do
