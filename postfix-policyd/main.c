@@ -338,8 +338,19 @@ static void usage_read(struct quota_msg *m)
 /* from a database thread */
 static void post_pol(struct pol_job *j)
 {
-    QUEUE_PUT(app.phead, app.ptail, j);
-    wake_loop();
+    /* A batch posts its jobs one after the other: the first into an empty
+     * queue wakes the loop, which reads the pipe before it takes the
+     * queue, and takes it until it is empty, so the others ride along. */
+    pthread_mutex_lock(&app.qlock);
+    int was_empty = app.phead == NULL;
+    if (app.ptail)
+        app.ptail->next = j;
+    else
+        app.phead = j;
+    app.ptail = j;
+    pthread_mutex_unlock(&app.qlock);
+    if (was_empty)
+        wake_loop();
 }
 
 /* on the loop: a database thread is done with j */

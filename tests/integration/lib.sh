@@ -27,6 +27,20 @@ t_summary() {
 # psql as the superuser, on the test database
 sql() { psql -X -q -v ON_ERROR_STOP=1 -At -d "${MR_DB:-mailroster}" "$@"; }
 
+# lock_mailbox_row LOCAL DOMAIN: a psql session, the coprocess LK, holds
+# the mailbox's row FOR UPDATE in an open transaction until the caller
+# writes COMMIT or ROLLBACK to ${LK[1]}; its PID in lk_pid (bash unsets
+# LK_PID as soon as the coprocess ends, which it does when its input is
+# closed: keep it for the wait), its first answer ("locked") in LK_LINE.
+lock_mailbox_row() {
+    coproc LK { psql -X -q -At -d "${MR_DB:-mailroster}" 2>&1; }
+    lk_pid=$LK_PID
+    echo "BEGIN; SELECT 'locked' FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+        WHERE m.local_part = '$1' AND d.name = '$2' FOR UPDATE;" >&"${LK[1]}"
+    LK_LINE=
+    read -r -t 20 LK_LINE <&"${LK[0]}"
+}
+
 # mr_setup_db: database "mailroster" with schema, roles, and two login
 # roles: mrd (the daemon: mailroster_reader) and mradm (mailroster_admin).
 mr_setup_db() {

@@ -139,12 +139,8 @@ admissions() {
 # session itself watches for that (pg_stat_activity, its snapshot cleared
 # each time: it is inside a transaction), and later lets go: the steps
 # until the release start no program.
-coproc LK { psql -X -q -At -d "$MR_DB" 2>&1; }
-lk_pid=$LK_PID
-echo "BEGIN; SELECT 'locked' FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
-    WHERE m.local_part = 'a' AND d.name = 'own.test' FOR UPDATE;" >&"${LK[1]}"
-read -r -t 20 line <&"${LK[0]}"
-check "another session holds a's mailbox row" "locked" "${line:-}"
+lock_mailbox_row a own.test
+check "another session holds a's mailbox row" "locked" "$LK_LINE"
 # lk_read: the session's next "waits N" line into $line (others, such as
 # the empty result of pg_stat_clear_snapshot(), are passed over; an error
 # is kept for the message)

@@ -235,14 +235,8 @@ fi
 # events, not how long they took: the other client is answered while the
 # admission is still pending, and the admission is answered (by the
 # daemon giving up its lock wait) while the row is still locked.
-coproc LK { psql -X -q -At -d "$MR_DB" 2>&1; }
-# bash unsets LK_PID when the coprocess ends, which it does as soon as
-# its input is closed: keep the PID for the wait
-lk_pid=$LK_PID
-echo "BEGIN; SELECT 'locked' FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
-    WHERE m.local_part = 'grace' AND d.name = 'example.test' FOR UPDATE;" >&"${LK[1]}"
-read -r -t 20 line <&"${LK[0]}"
-check "slow admission: another session holds grace's row" "locked" "${line:-}"
+lock_mailbox_row grace example.test
+check "slow admission: another session holds grace's row" "locked" "$LK_LINE"
 cat >"$STACK_DIR/hol.py" <<'PY'
 import socket, sys
 host, port = sys.argv[1].rsplit(":", 1)
