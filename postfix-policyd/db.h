@@ -18,7 +18,7 @@
 
 /* schema versions this daemon works with (sql/migrations) */
 #define MR_SCHEMA_MIN 1
-#define MR_SCHEMA_VERSION 14
+#define MR_SCHEMA_VERSION 13
 /* the first with mailboxes.send_suspended_reason (0006_suspend_sending.sql) */
 #define MR_SCHEMA_SUSPEND 6
 

@@ -27,5 +27,4 @@
 \ir migrations/0010_directory_features.sql
 \ir migrations/0011_dovecot_shares_sieve.sql
 \ir migrations/0012_bulk_import.sql
-\ir migrations/0013_admission_windows.sql
-\ir migrations/0014_import_speed.sql
+\ir migrations/0013_import_speed.sql

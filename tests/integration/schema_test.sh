@@ -1113,7 +1113,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# Migration 0014: the bulk import's speed (hash check, claims per statement)
+# Migration 0013: the bulk import's speed (hash check, claims per statement)
 # ---------------------------------------------------------------------------
 
 # The row-by-row import in this schema (claims per statement) against the
@@ -1130,9 +1130,9 @@ EOF
 done
 imp_state mr_imp_row >"$TMP/row.state"; imp_state mr_imp_new >"$TMP/new.state"
 if [ "$(grep -c '^c ' "$TMP/row.state")" -gt 100 ] && diff "$TMP/row.state" "$TMP/new.state" >"$TMP/state.diff"; then
-    ok "0014: rowwise and set-based imports of the mixed files leave the same rows, ids, claims and change log"
+    ok "0013: rowwise and set-based imports of the mixed files leave the same rows, ids, claims and change log"
 else
-    not_ok "0014: rowwise and set-based imports of the mixed files leave the same rows, ids, claims and change log"
+    not_ok "0013: rowwise and set-based imports of the mixed files leave the same rows, ids, claims and change log"
     head -20 "$TMP/state.diff" | diag
 fi
 
@@ -1147,7 +1147,7 @@ q_as $A "INSERT INTO mailroster.mailboxes (domain_id, local_part)
          SELECT d.id, 'bulk' || g FROM mailroster.domains d, generate_series(1, 5) g WHERE d.name = 'example.org';
          INSERT INTO mailroster.aliases (domain_id, local_part, destinations)
          SELECT d.id, 'bulka' || g, '{bob@example.org}' FROM mailroster.domains d, generate_series(1, 5) g WHERE d.name = 'example.org'" >/dev/null
-expect_eq "0014: multi-row INSERTs claim each address" \
+expect_eq "0013: multi-row INSERTs claim each address" \
     "SELECT count(*) FROM mailroster.claimed_addresses WHERE local_part ~ '^bulka?[1-5]$'" 10
 q_as $A "UPDATE mailroster.mailboxes SET local_part = local_part || 'r' WHERE local_part ~ '^bulk[1-5]$';
          UPDATE mailroster.aliases SET local_part = local_part || 'r', enabled = false WHERE local_part ~ '^bulka[1-5]$'" >/dev/null
@@ -1173,9 +1173,9 @@ expect_fail "... a multi-row INSERT with one address claimed by the other kind i
 expect_eq "... and nothing of it stays" \
     "SELECT count(*) FROM mailroster.aliases WHERE local_part IN ('zz1', 'zz2')" 0
 
-# password_hash_ok (0014: no translate()) answers as the full check does,
+# password_hash_ok (0013: no translate()) answers as the full check does,
 # for hashes of the forms it has a short cut for, and near misses.
-expect_eq "0014: password_hash_ok agrees with password_hash_problem on 3,000 generated hashes" \
+expect_eq "0013: password_hash_ok agrees with password_hash_problem on 3,000 generated hashes" \
     "WITH g AS (SELECT i, (SELECT string_agg(substr('./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz\$!é ',
                                                    (1 + abs(hashint4(i * 1000 + j)::bigint) % CASE WHEN i % 7 = 0 THEN 68 ELSE 64 END)::int, 1), '')
                            FROM generate_series(1, 120) j) AS r

@@ -1,7 +1,7 @@
--- mailroster migration 0014: a bulk import of 100,000 accounts in seconds,
+-- mailroster migration 0013: a bulk import of 100,000 accounts in seconds,
 -- with the same rows, change log, claims, NOTIFY and answers as before.
 --
--- Apply with:  psql -v ON_ERROR_STOP=1 -X -d DB -f sql/migrations/0014_import_speed.sql
+-- Apply with:  psql -v ON_ERROR_STOP=1 -X -d DB -f sql/migrations/0013_import_speed.sql
 -- (as the schema owner; then run sql/roles.sql).  One transaction.
 --
 -- Where a valid import of 100,000 mailboxes and 5,000 aliases spent its
@@ -41,8 +41,8 @@ BEGIN;
 
 DO $guard$
 BEGIN
-    IF (SELECT max(version) FROM mailroster.schema_version) <> 13 THEN
-        RAISE EXCEPTION 'migration 0014 needs schema version 13';
+    IF (SELECT max(version) FROM mailroster.schema_version) <> 12 THEN
+        RAISE EXCEPTION 'migration 0013 needs schema version 12';
     END IF;
 END
 $guard$;
@@ -282,6 +282,6 @@ CREATE TRIGGER aliases_80_claim_d AFTER DELETE ON mailroster.aliases REFERENCING
     FOR EACH STATEMENT EXECUTE FUNCTION mailroster.tg_claim_addresses();
 
 INSERT INTO mailroster.schema_version (version, description)
-VALUES (14, 'bulk import speed: cheaper hash check, generic plans, claims per statement');
+VALUES (13, 'bulk import speed: cheaper hash check, generic plans, claims per statement');
 
 COMMIT;
