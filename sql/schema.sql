@@ -27,3 +27,4 @@
 \ir migrations/0010_directory_features.sql
 \ir migrations/0011_dovecot_shares_sieve.sql
 \ir migrations/0012_bulk_import.sql
+\ir migrations/0015_database_identity.sql
