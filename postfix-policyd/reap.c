@@ -1,7 +1,6 @@
 /* reap.c - frees retired directories on a thread of their own (see reap.h). */
 #include "config.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +18,8 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_t thread;
-    int started, stopping, stopped;
+    int started, stopping;      /* stopping: reap_stop was called */
     struct reap_item *head, *tail;
-    size_t queued;              /* in the queue or being freed */
 } R = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void *reaper(void *arg)
@@ -41,7 +39,6 @@ static void *reaper(void *arg)
         dir_free(it->dir);
         free(it);
         pthread_mutex_lock(&R.lock);
-        R.queued--;
     }
     pthread_mutex_unlock(&R.lock);
     return NULL;
@@ -52,7 +49,7 @@ void reap_dir(struct dir *d)
     if (d == NULL)
         return;
     pthread_mutex_lock(&R.lock);
-    if (!R.started && !R.stopped) {
+    if (!R.started && !R.stopping) {
         int e = pthread_create(&R.thread, NULL, reaper, NULL);
         if (e == 0)
             R.started = 1;
@@ -72,17 +69,8 @@ void reap_dir(struct dir *d)
     else
         R.head = it;
     R.tail = it;
-    R.queued++;
     pthread_cond_signal(&R.cond);
     pthread_mutex_unlock(&R.lock);
-}
-
-size_t reap_queued(void)
-{
-    pthread_mutex_lock(&R.lock);
-    size_t n = R.queued;
-    pthread_mutex_unlock(&R.lock);
-    return n;
 }
 
 void reap_stop(void)
@@ -90,7 +78,6 @@ void reap_stop(void)
     pthread_mutex_lock(&R.lock);
     int join = R.started && !R.stopping;
     R.stopping = 1;
-    R.stopped = 1;
     pthread_cond_signal(&R.cond);
     pthread_mutex_unlock(&R.lock);
     if (join)

@@ -13,16 +13,11 @@
 #ifndef MR_REAP_H
 #define MR_REAP_H
 
-#include <stddef.h>
-
 #include "dir.h"
 
 /* Hand d (no views left; NULL: nothing) to the reaper. When the thread
  * cannot be started, d is freed here, as before. */
 void reap_dir(struct dir *d);
-
-/* Directories handed over and not yet freed (for the status). */
-size_t reap_queued(void);
 
 /* At exit: free what is queued, then stop the thread and wait for it, so
  * that nothing is half freed when the process ends. Later calls of

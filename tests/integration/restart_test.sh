@@ -232,7 +232,8 @@ wait_for "bsql -c \"SELECT count(*) FROM pg_locks WHERE relation = 'mailroster.m
     || notok "foreign: B's mailboxes locked"
 sed "s|dbname=$MR_DB |dbname=mr_other |" "$GCONF" >"$STACK_DIR/other.conf"
 touch "$MR_SNAPSHOT"   # young: served at once
-GATED_CONF=$STACK_DIR/other.conf gated foreign u7@example.com b7@example.com
+# (5>&-: the daemon and the probe must not hold the FIFO open)
+GATED_CONF=$STACK_DIR/other.conf gated foreign u7@example.com b7@example.com 5>&-
 wait_for "seen u7@example.com 200" yes 30 || notok "foreign: the probe sees the snapshot's answer"
 check "foreign: the snapshot is served while the connection is held (its identity unknown)" "200 500" \
     "$(code u7@example.com) $(code b7@example.com)"
@@ -241,7 +242,7 @@ wait_for "logged 'the snapshot file belongs to another database'" yes 30 || noto
 wait_for "seen u7@example.com 400" yes 30 || notok "foreign: the probe sees temporary failures"
 check "foreign: B's identity known, its load held: temporary failures, not A's answers" "400 400" \
     "$(code u7@example.com) $(code b7@example.com)"
-echo "COMMIT;" >&5
+printf "COMMIT;\n\\q\n" >&5
 exec 5>&-
 wait "$LOCKER"
 wait_for "logged 'loaded directory at change $BHEAD:'" yes 60 || notok "foreign: B loaded in full"
