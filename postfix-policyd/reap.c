@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mem.h"
@@ -25,6 +27,10 @@ static struct {
 static void *reaper(void *arg)
 {
     (void)arg;
+    /* When it shares a core with the event loop, the loop goes first:
+     * freeing may take its time, a lookup may not. (Linux: a thread's
+     * own nice value.) */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     pthread_mutex_lock(&R.lock);
     for (;;) {
         while (R.head == NULL && !R.stopping)
