@@ -18,6 +18,9 @@
 #  - PostgreSQL down: the snapshot is served as in any outage.
 #  - the file's time: an unchanged file is marked current while the daemon
 #    is in step with the change log, and at the stop.
+#  - running: a full load replaces the directory of a running daemon (its
+#    connections refused for a moment, the log pruned past its change):
+#    answers all along, no temporary failure, then the new directory's.
 #  - foreign: the snapshot names its database (migration 0015); started
 #    against another database whose change log happens to cover the
 #    snapshot's change, the daemon serves the snapshot only until it has
@@ -206,6 +209,37 @@ t0=$(date +%s)
 mr_stop
 [ "$(mtime)" -ge "$t0" ] && ok "the stop marks the unchanged snapshot file current" \
     || notok "the stop marks the unchanged snapshot file current: time $(mtime), stopped at $t0"
+# --- running: a full load replaces the directory of a running daemon ---------------
+BEFORE=$(wc -l <"$LOG")
+mr_start "$CONF" "$LOG" || notok "running: mailrosterd starts"
+wait_for "logged 'caught up to change'" yes 30 || notok "running: caught up"
+PROBE_STOP=$STACK_DIR/stop.running
+PROBE_OUT=$STACK_DIR/probe.running
+python3 "$TOP/tests/integration/restart_probe.py" "$PORT" "$PROBE_STOP" u7@example.com running1@example.com >"$PROBE_OUT" &
+PROBE_PID=$!
+wait_for "test -e $PROBE_STOP.ready && echo yes" yes 30
+wait_for "seen running1@example.com 500" yes 30 || notok "running: the probe asks"
+RSEQ=$(head_seq)
+# refuse and cut the daemon's connections, change, prune past its change, let it in
+sql -c "ALTER ROLE mrd NOLOGIN" >/dev/null
+sql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'mrd'" >/dev/null
+sql -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'running1' FROM mailroster.domains" \
+    -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'running2' FROM mailroster.domains" >/dev/null
+RHEAD=$(head_seq)
+sql -c "DELETE FROM mailroster.change_log WHERE seq < $RHEAD" >/dev/null
+sql -c "ALTER ROLE mrd LOGIN" >/dev/null
+wait_for "logged 'replacing the directory'" yes 60 || notok "running: a full load replaces the directory"
+wait_for "seen running1@example.com 200" yes 30
+probe_end
+check "running: the directory at $RSEQ replaced by a full load at $RHEAD" "1" \
+    "$(grep -c "replacing the directory (change $RSEQ) with a full load (change $RHEAD)" <<<"$L2")"
+check "running: an unchanged mailbox, found throughout (no temporary failure)" "200" \
+    "$(sed -n 's/^u7@example.com //p' <<<"$PROBE")"
+check "running: a new mailbox: not found, then found (no temporary failure)" "500 200" \
+    "$(sed -n 's/^running1@example.com //p' <<<"$PROBE")"
+check "running: the new directory is served" "200 200" "$(code running2@example.com) $(code u7@example.com)"
+mr_stop
+
 # --- foreign: the snapshot is of another database whose log covers its change -------
 read -r _ _ FSEQ FID <"$MR_SNAPSHOT"
 check "foreign: the snapshot file is of database A" "$A_ID" "$FID"
