@@ -34,12 +34,16 @@ struct db {
     int poll_interval;
     int have_base;
     uint64_t base_seq;
+    char base_id[DIR_DBID_SIZE];
     /* thread only */
     PGconn *conn;
     int loaded;          /* the event loop has a directory at seq */
     uint64_t seq;        /* last change handed over */
+    char loaded_id[DIR_DBID_SIZE]; /* the identity of the database it is of, "" = unknown */
     int ever_connected;
     int64_t schema;      /* the database's schema version */
+    char id[DIR_DBID_SIZE]; /* the database's identity, "" = it has none */
+    int said_no_id;      /* "the database has no identity" was logged */
 };
 
 /* The columns of each directory table, in the order rec_*() reads them.
@@ -289,6 +293,46 @@ static int check_schema(struct db *db, struct buf *why)
     return 0;
 }
 
+/* The database's identity into db->id ("" before migration 0014). */
+static int read_identity(struct db *db, struct buf *why)
+{
+    db->id[0] = 0;
+    if (db->schema < MR_SCHEMA_IDENTITY) {
+        if (!db->said_no_id)
+            msg_info("database has no identity yet (schema version %" PRId64 ", before migration 0014): "
+                     "whether its change log continues the directory is judged by change numbers only",
+                     db->schema);
+        db->said_no_id = 1;
+        return 0;
+    }
+    PGresult *r = query(db, "SELECT database_id::text FROM mailroster.settings", 0, NULL, why);
+    if (r == NULL)
+        return -1;
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && strlen(val(r, 0, 0)) == DIR_DBID_SIZE - 1)
+        memcpy(db->id, val(r, 0, 0), DIR_DBID_SIZE);
+    else
+        buf_printf(why, "mailroster.settings holds no database_id (migration 0014): one row expected");
+    PQclear(r);
+    return db->id[0] ? 0 : -1;
+}
+
+/* Is what the loop has (the snapshot read at start, or an earlier load)
+ * of another database? Only when both identities are known: a format 4
+ * snapshot, a load from a database before migration 0014 or a database
+ * without an identity leave it to the change numbers (need_full_load). */
+static int foreign(struct db *db, int from_base)
+{
+    if (!db->loaded || !db->loaded_id[0] || !db->id[0] || strcmp(db->loaded_id, db->id) == 0)
+        return 0;
+    if (from_base)
+        msg_warn("the snapshot file belongs to another database (id %s, this database is %s): "
+                 "loading from PostgreSQL", db->loaded_id, db->id);
+    else
+        msg_warn("the directory in memory is of another database (id %s, this database is %s): "
+                 "loading from PostgreSQL", db->loaded_id, db->id);
+    return 1;
+}
+
 /* Load everything in one consistent snapshot, a cursor at a time so that a
  * million rows never sit in client memory at once. */
 static struct dir *full_load(struct db *db, struct buf *why)
@@ -326,6 +370,7 @@ static struct dir *full_load(struct db *db, struct buf *why)
     }
     if (exec_cmd(db, "COMMIT", why) < 0)
         goto fail;
+    memcpy(d->db_id, db->id, sizeof(d->db_id));
     buf_free(&sql);
     return d;
 fail_tx:
@@ -527,7 +572,7 @@ static void session(struct db *db)
     int rc;
 
     buf_init(&why);
-    if (check_schema(db, &why) < 0)
+    if (check_schema(db, &why) < 0 || read_identity(db, &why) < 0)
         goto fatal;
     if (exec_cmd(db, "LISTEN mailroster_changes", &why) < 0)
         goto broken;
@@ -536,12 +581,24 @@ static void session(struct db *db)
     if (db->have_base && !db->loaded) {
         db->loaded = 1;
         db->seq = db->base_seq;
+        memcpy(db->loaded_id, db->base_id, sizeof(db->loaded_id));
         from_base = 1;
     }
     db->have_base = 0;
     pthread_mutex_unlock(&db->lock);
+    if (foreign(db, from_base)) {
+        /* before the load's seconds: the loop stops answering from it now */
+        char text[160];
+        snprintf(text, sizeof(text), "%s of database %s, this database is %s",
+                 from_base ? "the snapshot file" : "the directory in memory", db->loaded_id, db->id);
+        post(db, DBM_FOREIGN, text);
+        db->loaded = 0;
+        db->loaded_id[0] = 0;
+    }
     if ((rc = need_full_load(db, &why)) < 0)
         goto broken;
+    if (rc == 0 && !db->loaded_id[0])
+        memcpy(db->loaded_id, db->id, sizeof(db->loaded_id)); /* the log continues it: it is ours */
     if (rc == 0 && from_base)
         post(db, DBM_BRIDGED, NULL);
     if (rc) {
@@ -559,6 +616,7 @@ static void session(struct db *db)
                  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         db->seq = d->seq;
         db->loaded = 1;
+        memcpy(db->loaded_id, db->id, sizeof(db->loaded_id));
         struct db_msg *m = xcalloc(1, sizeof(*m));
         m->type = DBM_FULL;
         m->dir = d;
@@ -580,6 +638,7 @@ static void session(struct db *db)
             struct db_msg *m = xcalloc(1, sizeof(*m));
             m->type = DBM_CAUGHT_UP;
             m->max_seq = db->seq;
+            m->text = db->id[0] ? xstrdup(db->id) : NULL;
             db->post(m, db->arg);
             caught_up = 1;
         }
@@ -661,14 +720,16 @@ static void *db_main(void *arg)
     return NULL;
 }
 
-struct db *db_start(const char *conninfo, int poll_interval, uint64_t base_seq, db_post_fn postfn,
-                    void *arg)
+struct db *db_start(const char *conninfo, int poll_interval, uint64_t base_seq, const char *base_id,
+                    db_post_fn postfn, void *arg)
 {
     struct db *db = xcalloc(1, sizeof(*db));
     pthread_attr_t attr;
 
     db->have_base = base_seq > 0;
     db->base_seq = base_seq;
+    if (base_id != NULL && strlen(base_id) == DIR_DBID_SIZE - 1)
+        memcpy(db->base_id, base_id, sizeof(db->base_id));
     db->conninfo = xstrdup(conninfo);
     db->post = postfn;
     db->arg = arg;

@@ -350,6 +350,7 @@ struct dir *dir_view_new(struct dir *d)
 {
     struct dir *v = dir_new();
     v->seq = d->seq;
+    memcpy(v->db_id, d->db_id, sizeof(v->db_id));
     copy_index(&v->dom_id, &d->dom_id);
     copy_index(&v->mbox_id, &d->mbox_id);
     copy_index(&v->alias_id, &d->alias_id);

@@ -113,8 +113,12 @@ struct dir_sender *dir_sender_new(const struct dir_sender *t);
 struct dir_master *dir_master_new(const struct dir_master *t);
 struct dir_transport *dir_transport_new(const struct dir_transport *t);
 
+/* A database's identity (migration 0014): a UUID in text, "" = unknown. */
+#define DIR_DBID_SIZE 37
+
 struct dir {
     uint64_t seq;                          /* last change applied */
+    char db_id[DIR_DBID_SIZE];             /* the database it is of, "" = unknown */
     struct htab dom_name, dom_id;
     struct htab mbox_addr, mbox_id;
     struct htab alias_src, alias_id;
@@ -137,7 +141,7 @@ void dir_free(struct dir *d);
  * a slot), the records are d's own. Records are never changed in place, so
  * a record a view holds stays as it was: while d has views, the ones it
  * drops are kept until the last view is freed. Made and freed on the
- * thread that changes d. */
+ * thread that changes d. The view has d's seq and db_id as they are now. */
 struct dir *dir_view_new(struct dir *d);
 void dir_view_free(struct dir *d, struct dir *view);
 

@@ -5,7 +5,8 @@
  * only one that touches the live directory), the database thread (db.c),
  * the policy service's admission threads (pol_db.c: rate limits, answers
  * posted back through the wake pipe), the quota usage thread (quota_db.c),
- * and a short-lived snapshot writer.
+ * a short-lived snapshot writer, and the reaper (reap.c), which frees a
+ * directory the loop no longer serves.
  * While the writer reads the directory, the loop keeps answering lookups
  * but holds changes back, so the directory never changes under the writer. */
 #include "config.h"
@@ -43,6 +44,7 @@
 #include "pol_db.h"
 #include "policy.h"
 #include "quota_db.h"
+#include "reap.h"
 #include "snap.h"
 #include "srv.h"
 #include "svc.h"
@@ -588,7 +590,7 @@ static void snap_view_release(void)
         return;
     dir_view_free(app.snap_base, app.snap_view);
     if (app.snap_base_retired)
-        dir_free(app.snap_base);
+        reap_dir(app.snap_base);
     app.snap_view = app.snap_base = NULL;
     app.snap_base_retired = 0;
 }
@@ -890,10 +892,23 @@ static void serve_pending(enum serve_how how, const char *why)
  * check, the catch-up or the full load; an older one waits for PostgreSQL
  * (temporary failures meanwhile): served if the log bridges it, dropped
  * for a full load if not, served as in any outage if PostgreSQL cannot be
- * used or startup_timeout passes first. */
+ * used or startup_timeout passes first.
+ *
+ * The snapshot names the database it is of (its identity, migration
+ * 0014); that it is the configured database's is known only once the
+ * database thread has connected and read the database's identity, so a
+ * young snapshot is served in that window as before (the connection's
+ * first query, or the whole outage when PostgreSQL cannot be reached). When
+ * the identities differ, the database thread says so (DBM_FOREIGN) before
+ * it starts the full load, and the snapshot stops being served at once:
+ * temporary failures until the load is done, never an answer from another
+ * database's directory once that is known, nor a change of this database
+ * applied to it. A snapshot with no identity (format 4, or a database
+ * before migration 0014) is judged by its change number, as before. */
 static void snapshot_read_done(struct snap_read_job *j)
 {
     uint64_t base = 0;
+    char base_id[DIR_DBID_SIZE] = "";
 
     if (j->dir == NULL) {
         if (access(j->path, F_OK) != 0 && errno == ENOENT)
@@ -908,6 +923,11 @@ static void snapshot_read_done(struct snap_read_job *j)
         if (age < 0)
             age = 0;  /* the clock went back: a file of "later" is recent */
         base = j->dir->seq;
+        memcpy(base_id, j->dir->db_id, sizeof(base_id));
+        if (!base_id[0])
+            msg_info("snapshot file %s names no database (written before migration 0014 or by an older "
+                     "mailrosterd): whether the change log continues it is judged by its change number only",
+                     j->path);
         app.pending = j->dir;
         app.start_snap_time = j->mtime;
         app.start_snap_read_s = j->seconds;
@@ -923,7 +943,7 @@ static void snapshot_read_done(struct snap_read_job *j)
                      "reaches back to it", j->path, when, base, app.conf.startup_snapshot_max_age);
         }
     }
-    app.db = db_start(app.conf.database, app.conf.poll_interval, base, post_msg, NULL);
+    app.db = db_start(app.conf.database, app.conf.poll_interval, base, base_id, post_msg, NULL);
     buf_free(&j->err);
     free(j->path);
     free(j);
@@ -980,6 +1000,24 @@ static void forget_cached(const struct dir_change *c)
     }
 }
 
+/* app.dir is no longer served: it goes to the reaper, or, while the
+ * snapshot writer still reads a view of it, with that view (see
+ * snap_view_release). Nothing on the loop keeps a pointer into it: lookups,
+ * policy and auth requests look records up when they are answered, a
+ * streamed LIST holds ids and looks each up in the directory of the
+ * moment, and dcache holds copies of names. Freeing a large directory
+ * takes seconds; on the loop, no lookup would be answered meanwhile. */
+static void retire_dir(void)
+{
+    if (app.dir == NULL)
+        return;
+    if (app.dir == app.snap_base)
+        app.snap_base_retired = 1;  /* the writer still reads it */
+    else
+        reap_dir(app.dir);
+    app.dir = NULL;
+}
+
 /* Changes are applied this many at a time, with the loop's other events
  * (lookups) served in between: a large import never stalls a lookup for
  * the whole batch. */
@@ -1000,6 +1038,12 @@ static int handle_msg(struct db_msg *m)
         break;
     case DBM_CAUGHT_UP:
         app.in_sync = 1;
+        if (app.dir != NULL && !app.dir->db_id[0] && m->text != NULL) {
+            /* the log continued a directory of unknown origin: it is this
+             * database's, and the next snapshot file says so */
+            snprintf(app.dir->db_id, sizeof(app.dir->db_id), "%s", m->text);
+            app.dir_gen++;
+        }
         if (app.start_snap != START_SNAP_NONE && app.dir != NULL) {
             msg_info("caught up to change %" PRIu64 " (%lu changes applied to the snapshot)",
                      app.dir->seq, app.changes_applied - app.start_snap_applied);
@@ -1011,7 +1055,7 @@ static int handle_msg(struct db_msg *m)
         if (app.pending) {
             msg_info("snapshot file not used: the change log does not reach back to its change %" PRIu64
                      "; loaded from PostgreSQL instead", app.pending->seq);
-            dir_free(app.pending);
+            reap_dir(app.pending);
             app.pending = NULL;
         }
         if (app.dir && app.start_snap != START_SNAP_NONE) {
@@ -1026,10 +1070,7 @@ static int handle_msg(struct db_msg *m)
         }
         if (app.dir)
             dcache_all(); /* which accounts changed is not known */
-        if (app.dir != NULL && app.dir == app.snap_base)
-            app.snap_base_retired = 1;  /* the writer still reads it */
-        else
-            dir_free(app.dir);
+        retire_dir();
         app.dir = m->dir;
         m->dir = NULL;
         app.dir_gen++;
@@ -1037,6 +1078,24 @@ static int handle_msg(struct db_msg *m)
         tell_ready();
         adm_dir_advanced(app.dir->seq);
         snap_maybe_write(1);
+        break;
+    case DBM_FOREIGN:
+        /* another database's directory is not served, not even while the
+         * full load that follows runs (see snapshot_read_done) */
+        if (app.pending) {
+            msg_info("snapshot file not used: %s", m->text);
+            reap_dir(app.pending);
+            app.pending = NULL;
+        }
+        if (app.dir) {
+            msg_warn("no longer answering from %s: temporary failures until the directory is loaded "
+                     "from PostgreSQL", m->text);
+            dcache_all();
+            retire_dir();
+            app.start_snap = START_SNAP_NONE;
+            app.said_no_dir = 0;
+            svc_update();
+        }
         break;
     case DBM_CHANGES:
         if (app.dir == NULL)
@@ -1275,6 +1334,7 @@ static void shutdown_cleanly(void)
     }
     peer_list_free(&app.auth_peers);
     adm_shutdown();
+    reap_stop();    /* nothing half freed when the process ends */
     msg_info("stopped");
 }
 
@@ -1421,7 +1481,7 @@ int main(int argc, char **argv)
     if (*app.conf.snapshot_file)
         read_snapshot();   /* the database thread starts when it is read */
     else
-        app.db = db_start(app.conf.database, app.conf.poll_interval, 0, post_msg, NULL);
+        app.db = db_start(app.conf.database, app.conf.poll_interval, 0, NULL, post_msg, NULL);
     event_base_dispatch(app.base);
     shutdown_cleanly();
     buf_free(&err);

@@ -66,6 +66,19 @@ static void sum_end(EVP_MD_CTX *c, char hex[SUM_HEX + 1])
 
 /* --- format --------------------------------------------------------------- */
 
+/* A database identity as PostgreSQL prints a uuid: 8-4-4-4-12 lowercase
+ * hex digits. Nothing else goes into or comes out of the header. */
+static int snap_dbid_ok(const char *id)
+{
+    size_t i;
+    for (i = 0; id[i] != 0 && i < DIR_DBID_SIZE - 1; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? id[i] != '-' : !((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return 0;
+    }
+    return i == DIR_DBID_SIZE - 1 && id[i] == 0;
+}
+
 static void put_str(struct buf *out, const char *s)
 {
     buf_addc(out, ' ');
@@ -109,7 +122,8 @@ static int snap_records(const struct dir *d, struct emitter *e)
     size_t n = 0, i;
     const void *rec;
 
-    buf_printf(out, "%s %d %" PRIu64 "\n", SNAP_MAGIC, SNAP_VERSION, d->seq);
+    buf_printf(out, "%s %d %" PRIu64 " %s\n", SNAP_MAGIC, SNAP_VERSION, d->seq,
+               snap_dbid_ok(d->db_id) ? d->db_id : "-");
     for (i = 0; (rec = htab_next(&d->dom_id, &i)) != NULL; n++) {
         const struct dir_domain *r = rec;
         buf_printf(out, "D %" PRIu64 " %d %" PRId64 " %" PRId64 " %d %d %d", r->id, r->enabled,
@@ -311,11 +325,13 @@ typedef int (*snap_next_fn)(void *arg, const char **line, size_t *len);
 
 /* The header: magic, a version this code reads (into *ver), the change
  * sequence. */
-static int check_header(const struct fields *fs, uint64_t *seq, int64_t *ver_out, struct buf *err)
+/* "mailroster-snapshot <format> <seq>", and from format 5 " <db_id>"
+ * (a uuid, or "-": unknown). */
+static int check_header(const struct fields *fs, struct dir *d, int64_t *ver_out, struct buf *err)
 {
     int64_t ver;
-    if (fs->n != 3 || fs->flen[0] != strlen(SNAP_MAGIC) || memcmp(fs->f[0], SNAP_MAGIC, fs->flen[0])
-        || get_i64(fs, 1, 0, 1000000, &ver) < 0 || get_u64(fs, 2, seq) < 0) {
+    if (fs->n < 3 || fs->flen[0] != strlen(SNAP_MAGIC) || memcmp(fs->f[0], SNAP_MAGIC, fs->flen[0])
+        || get_i64(fs, 1, 0, 1000000, &ver) < 0 || get_u64(fs, 2, &d->seq) < 0) {
         buf_printf(err, "line 1: not a mailroster snapshot");
         return -1;
     }
@@ -324,6 +340,24 @@ static int check_header(const struct fields *fs, uint64_t *seq, int64_t *ver_out
                    "formats %d to %d)", (int)ver, ver < SNAP_VERSION ? "an older" : "a newer",
                    SNAP_VERSION_OLDEST, SNAP_VERSION);
         return -1;
+    }
+    if (fs->n != (ver >= 5 ? 4u : 3u)) {
+        buf_printf(err, "line 1: not a mailroster snapshot");
+        return -1;
+    }
+    d->db_id[0] = 0;
+    if (ver >= 5 && !(fs->flen[3] == 1 && fs->f[3][0] == '-')) {
+        if (fs->flen[3] != DIR_DBID_SIZE - 1) {
+            buf_printf(err, "line 1: malformed database identity");
+            return -1;
+        }
+        memcpy(d->db_id, fs->f[3], fs->flen[3]);
+        d->db_id[fs->flen[3]] = 0;
+        if (!snap_dbid_ok(d->db_id)) {
+            d->db_id[0] = 0;
+            buf_printf(err, "line 1: malformed database identity");
+            return -1;
+        }
     }
     *ver_out = ver;
     return 0;
@@ -383,7 +417,7 @@ static struct dir *snap_parse_lines(snap_next_fn next, void *arg, struct buf *er
         }
         sum_add(sum, line, llen + 1);
         if (lineno == 1) {
-            if (split(line, llen, &fs) < 0 || check_header(&fs, &d->seq, &ver, err) < 0)
+            if (split(line, llen, &fs) < 0 || check_header(&fs, d, &ver, err) < 0)
                 goto fail_header;
             continue;
         }

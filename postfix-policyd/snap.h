@@ -36,8 +36,12 @@ struct dir *snap_parse(const char *text, size_t len, struct buf *err);
  * alias's may_send (after enabled), transport records ("T"). A format 3
  * file is still read, with no forwards, may_send true and no transports,
  * which is what a database before migration 0010 says: a daemon upgraded
- * while PostgreSQL is down keeps answering from the file it wrote. */
-#define SNAP_VERSION 4
+ * while PostgreSQL is down keeps answering from the file it wrote.
+ * 5: the header names the database the directory is of (its identity,
+ * migration 0014, in the directory's db_id; "-" when unknown). A format 3
+ * or 4 file is read with the identity unknown: the daemon then judges it
+ * by its change number alone, as before. */
+#define SNAP_VERSION 5
 #define SNAP_VERSION_OLDEST 3
 
 /* Default bound of snap_read_max(): 1 GiB. A mailbox line with a crypt hash

@@ -140,7 +140,8 @@ GRANT INSERT, UPDATE, DELETE ON
 TO mailroster_admin;
 GRANT SELECT, INSERT ON mailroster.audit_log TO mailroster_admin;
 -- mail_base (migration 0004): read by the mailbox path trigger, which runs
--- with the writer's rights; changed by the schema owner only.
+-- with the writer's rights; database_id (migration 0014): read by
+-- mailrosterd; both changed by the schema owner only.
 GRANT SELECT ON mailroster.settings TO mailroster_reader, mailroster_admin;
 -- claimed_addresses is written by a SECURITY DEFINER trigger; nobody else
 -- needs it.

@@ -28,3 +28,4 @@
 \ir migrations/0011_dovecot_shares_sieve.sql
 \ir migrations/0012_bulk_import.sql
 \ir migrations/0013_import_speed.sql
+\ir migrations/0014_database_identity.sql

@@ -81,6 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "re-parse of snap_format output failed: %s\n", err.data);
     FUZZ_CHECK(d2 != NULL);
     FUZZ_CHECK(d2->seq == d->seq);
+    FUZZ_CHECK(strcmp(d2->db_id, d->db_id) == 0);
     for (int k = 0; k < DIR_NKINDS; k++)
         FUZZ_CHECK(dir_count(d2, (enum dir_kind)k) == dir_count(d, (enum dir_kind)k));
 

@@ -47,6 +47,8 @@ seed snap cut 'mailroster-snapshot 1 7\nD 1 1 0 0 0 0 3600 =example.com -\n'
 seed snap dupid 'mailroster-snapshot 1 7\nD 1 1 0 0 0 0 3600 =example.com -\nD 1 1 0 0 0 0 60 =example.org -\nend 2\n'
 seed snap dupkey 'mailroster-snapshot 1 9\nA 1 1 1 =a@example.com =b@example.com\nA 2 1 0 =a@example.com =c@example.com\nS 3 4 =a@example.com\nS 5 6 =a@example.com\nend 4\n'
 seed snap version 'mailroster-snapshot 2 1\nend 0\n'
+seed snap version-new 'mailroster-snapshot 6 1\nend 0\n'
+seed snap identity 'mailroster-snapshot 5 42 0b6f3c1e-9a2d-4f7b-8c5e-1d2a3b4c5d6e\nD 1 1 0 0 0 0 3600 =example.com -\nM 10 1 1 1 1 31 -1 -1 -1 -1 -1 -1 =a@example.com - - - =example.com/10/ - - 0 -\nend 2\n'
 
 # configuration
 seed cfg full '# mailroster.conf\n\ndatabase = host=/run/postgresql\n    dbname=mailroster user=mailroster\nsnapshot_file = /var/lib/mailroster/snapshot\nsnapshot_interval = 5m\npoll_interval=10s\nstartup_timeout = 0\nrecipient_delimiter = +-\ntcp_table_domains = 127.0.0.1:10100\ntcp_table_mailboxes = 127.0.0.1:10101\ntcp_table_aliases = 127.0.0.1:10102\ntcp_table_senders = 127.0.0.1:10103\nsocketmap_listen = unix:/run/mailroster/socketmap,\n\tinet:127.0.0.1:10104\n# a comment between\n  , inet:[::1]:10104\nsocketmap_mode = 0660\nmax_connections = 1000000\nidle_timeout = 1d\ndebug = yes\n'

@@ -18,6 +18,14 @@
 #  - PostgreSQL down: the snapshot is served as in any outage.
 #  - the file's time: an unchanged file is marked current while the daemon
 #    is in step with the change log, and at the stop.
+#  - running: a full load replaces the directory of a running daemon (its
+#    connections refused for a moment, the log pruned past its change):
+#    answers all along, no temporary failure, then the new directory's.
+#  - foreign: the snapshot names its database (migration 0014); started
+#    against another database whose change log happens to cover the
+#    snapshot's change, the daemon serves the snapshot only until it has
+#    read that database's identity, then temporary failures (the load is
+#    held by a table lock here) until the full load of the other database.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 MRD=${MRD:-$TOP/mailrosterd}
@@ -55,6 +63,9 @@ mtime() { stat -c %Y "$MR_SNAPSHOT"; }
 mr_start "$CONF" "$LOG" || { notok "first start"; t_summary; exit 1; }
 check "first start: a full load" "1" "$(grep -c 'loaded directory at change' "$LOG")"
 wait_for "test -s $MR_SNAPSHOT && echo yes" yes 10 || notok "snapshot written after the load"
+A_ID=$(sql -c "SELECT database_id FROM mailroster.settings")
+check "the snapshot file names the database it is of" "mailroster-snapshot 5 $(head_seq) $A_ID" \
+    "$(head -n 1 "$MR_SNAPSHOT")"
 mr_stop
 SNAP_SEQ=$(head_seq)
 
@@ -70,7 +81,7 @@ gated() {
     PROBE_PID=$!
     wait_for "test -e $PROBE_STOP.ready && echo yes" yes 30
     BEFORE=$(wc -l <"$LOG")
-    mr_start "$GCONF" "$LOG" || notok "$label: mailrosterd starts"
+    mr_start "${GATED_CONF:-$GCONF}" "$LOG" || notok "$label: mailrosterd starts"
 }
 # seen KEY CODE: the probe has had CODE for KEY
 seen() { grep -qx "$1 $2" "$PROBE_STOP.progress" 2>/dev/null && echo yes; }
@@ -198,5 +209,93 @@ t0=$(date +%s)
 mr_stop
 [ "$(mtime)" -ge "$t0" ] && ok "the stop marks the unchanged snapshot file current" \
     || notok "the stop marks the unchanged snapshot file current: time $(mtime), stopped at $t0"
+# --- running: a full load replaces the directory of a running daemon ---------------
+BEFORE=$(wc -l <"$LOG")
+mr_start "$CONF" "$LOG" || notok "running: mailrosterd starts"
+wait_for "logged 'caught up to change'" yes 30 || notok "running: caught up"
+PROBE_STOP=$STACK_DIR/stop.running
+PROBE_OUT=$STACK_DIR/probe.running
+python3 "$TOP/tests/integration/restart_probe.py" "$PORT" "$PROBE_STOP" u7@example.com running1@example.com >"$PROBE_OUT" &
+PROBE_PID=$!
+wait_for "test -e $PROBE_STOP.ready && echo yes" yes 30
+wait_for "seen running1@example.com 500" yes 30 || notok "running: the probe asks"
+RSEQ=$(head_seq)
+# refuse and cut the daemon's connections, change, prune past its change, let it in
+sql -c "ALTER ROLE mrd NOLOGIN" >/dev/null
+sql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'mrd'" >/dev/null
+sql -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'running1' FROM mailroster.domains" \
+    -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'running2' FROM mailroster.domains" >/dev/null
+RHEAD=$(head_seq)
+sql -c "DELETE FROM mailroster.change_log WHERE seq < $RHEAD" >/dev/null
+sql -c "ALTER ROLE mrd LOGIN" >/dev/null
+wait_for "logged 'replacing the directory'" yes 60 || notok "running: a full load replaces the directory"
+wait_for "seen running1@example.com 200" yes 30
+probe_end
+check "running: the directory at $RSEQ replaced by a full load at $RHEAD" "1" \
+    "$(grep -c "replacing the directory (change $RSEQ) with a full load (change $RHEAD)" <<<"$L2")"
+check "running: an unchanged mailbox, found throughout (no temporary failure)" "200" \
+    "$(sed -n 's/^u7@example.com //p' <<<"$PROBE")"
+check "running: a new mailbox: not found, then found (no temporary failure)" "500 200" \
+    "$(sed -n 's/^running1@example.com //p' <<<"$PROBE")"
+check "running: the new directory is served" "200 200" "$(code running2@example.com) $(code u7@example.com)"
+mr_stop
+
+# --- foreign: the snapshot is of another database whose log covers its change -------
+read -r _ _ FSEQ FID <"$MR_SNAPSHOT"
+check "foreign: the snapshot file is of database A" "$A_ID" "$FID"
+stack_pg_createdb mr_other || notok "foreign: database B created"
+bsql() { MR_DB=mr_other sql "$@"; }
+bsql -f "$TOP/sql/schema.sql" >/dev/null
+bsql -f "$TOP/sql/roles.sql" >/dev/null
+# B: the same domain, other mailboxes, more changes than A has had
+bsql -c "INSERT INTO mailroster.domains (name) VALUES ('example.com')" \
+    -c "INSERT INTO mailroster.mailboxes (domain_id, local_part) SELECT id, 'b' || g FROM mailroster.domains, generate_series(1, $((FSEQ + 50))) g" >/dev/null
+B_ID=$(bsql -c "SELECT database_id FROM mailroster.settings")
+BHEAD=$(bsql -c "SELECT max(seq) FROM mailroster.change_log")
+check "foreign: two databases, two identities" "yes" "$([ -n "$A_ID" ] && [ -n "$B_ID" ] && [ "$A_ID" != "$B_ID" ] && echo yes)"
+check "foreign: B's change log covers the snapshot's change $FSEQ" "yes" \
+    "$([ "$(bsql -c 'SELECT min(seq) FROM mailroster.change_log')" -le $((FSEQ + 1)) ] && [ "$BHEAD" -ge "$FSEQ" ] && echo yes)"
+# hold B's full load: a transaction that locks its mailboxes (fed through a FIFO)
+mkfifo "$STACK_DIR/lockfeed"
+bsql <"$STACK_DIR/lockfeed" >/dev/null 2>&1 &
+LOCKER=$!
+STACK_PIDS+=("$LOCKER")
+exec 5>"$STACK_DIR/lockfeed"
+echo "BEGIN; LOCK TABLE mailroster.mailboxes IN ACCESS EXCLUSIVE MODE;" >&5
+wait_for "bsql -c \"SELECT count(*) FROM pg_locks WHERE relation = 'mailroster.mailboxes'::regclass AND mode = 'AccessExclusiveLock' AND granted\"" 1 30 \
+    || notok "foreign: B's mailboxes locked"
+sed "s|dbname=$MR_DB |dbname=mr_other |" "$GCONF" >"$STACK_DIR/other.conf"
+touch "$MR_SNAPSHOT"   # young: served at once
+# (5>&-: the daemon and the probe must not hold the FIFO open)
+GATED_CONF=$STACK_DIR/other.conf gated foreign u7@example.com b7@example.com 5>&-
+wait_for "seen u7@example.com 200" yes 30 || notok "foreign: the probe sees the snapshot's answer"
+check "foreign: the snapshot is served while the connection is held (its identity unknown)" "200 500" \
+    "$(code u7@example.com) $(code b7@example.com)"
+touch "$GATE"
+wait_for "logged 'the snapshot file belongs to another database'" yes 30 || notok "foreign: B's identity read"
+wait_for "seen u7@example.com 400" yes 30 || notok "foreign: the probe sees temporary failures"
+check "foreign: B's identity known, its load held: temporary failures, not A's answers" "400 400" \
+    "$(code u7@example.com) $(code b7@example.com)"
+printf "COMMIT;\n\\q\n" >&5
+exec 5>&-
+wait "$LOCKER"
+wait_for "logged 'loaded directory at change $BHEAD:'" yes 60 || notok "foreign: B loaded in full"
+wait_for "seen b7@example.com 200" yes 30
+probe_end
+check "foreign: the log line names both identities" "1" \
+    "$(grep -c "the snapshot file belongs to another database (id $A_ID, this database is $B_ID): loading from PostgreSQL" <<<"$L2")"
+check "foreign: the loop stops answering from it" "1" \
+    "$(grep -c "no longer answering from the snapshot file of database $A_ID, this database is $B_ID: temporary failures" <<<"$L2")"
+check "foreign: no bridge, no catch-up applied to it" "0 0" \
+    "$(grep -c "reaches back" <<<"$L2") $(grep -c "changes applied to the snapshot" <<<"$L2")"
+check "foreign: the identity is known before the load" "belongs loaded" \
+    "$(grep -oE "belongs to another database|loaded directory at change $BHEAD:" <<<"$L2" | sed 's/.*belongs.*/belongs/; s/^loaded.*/loaded/' | paste -sd' ')"
+check "foreign: A's mailbox: found (snapshot), temporary failures, not found (B)" "200 400 500" "$(answers u7@example.com)"
+check "foreign: B's mailbox: not found (snapshot), temporary failures, found (B)" "500 400 200" "$(answers b7@example.com)"
+wait_for "head -n 1 $MR_SNAPSHOT" "mailroster-snapshot 5 $BHEAD $B_ID" 30 \
+    && ok "foreign: the snapshot file is rewritten, of database B" \
+    || notok "foreign: the snapshot file is rewritten, of database B: $(head -n 1 "$MR_SNAPSHOT")"
+mr_stop
+
 if grep -q "ERROR: AddressSanitizer\|runtime error:" "$LOG"; then notok "no sanitizer report"; else ok "no sanitizer report"; fi
 t_summary

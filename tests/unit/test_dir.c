@@ -391,7 +391,7 @@ START_TEST(snapshot_roundtrip)
     /* a version from elsewhere is refused, and says which way */
     struct buf t;
     buf_init(&t);
-    buf_adds(&t, "mailroster-snapshot 5 5\nend 0\n");
+    buf_adds(&t, "mailroster-snapshot 6 5\nend 0\n");
     snap_seal(&t);
     e = snap_parse(t.data, t.len, &err);
     ck_assert_ptr_null(e);

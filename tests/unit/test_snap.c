@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,7 +162,7 @@ START_TEST(snap_old_version)
 {
     const char *v1 = "mailroster-snapshot 1 100\nD 1 1 0 0 0 0 1 =example.com -\nend 1\n";
     write_file(path, v1, strlen(v1), 0600);
-    refused("snapshot format 1 is from an older version of mailroster (this one reads formats 3 to 4)");
+    refused("snapshot format 1 is from an older version of mailroster (this one reads formats 3 to 5)");
 }
 END_TEST
 
@@ -187,7 +188,8 @@ START_TEST(snap_features)
     dir_put(d, DIR_TRANSPORT, dir_transport_new(&t2));
     ck_assert_msg(snap_write(d, path, &err) == 0, "%s", err.data);
     read_all(path, &text);
-    ck_assert_int_eq(strncmp(text.data, "mailroster-snapshot 4 100\n", 26), 0);
+    /* the fixture is of no known database */
+    ck_assert_int_eq(strncmp(text.data, "mailroster-snapshot 5 100 -\n", 28), 0);
     ck_assert_ptr_nonnull(strstr(text.data, "\nT 7 1 =.example.net =error:5.1.1%20100%25%20gone,%20ask%20x@y\n"));
     ck_assert_ptr_nonnull(strstr(text.data, "\nT 8 0 =a@example.org =relay:[10.0.0.5]:25\n"));
     e = snap_read(path, &err);
@@ -210,6 +212,77 @@ START_TEST(snap_features)
     dir_free(d);
     buf_free(&err);
     buf_free(&text);
+}
+END_TEST
+
+/* Format 5: the header names the database (migration 0014), through a
+ * file and back, and through a view as the writer thread sees it; format
+ * 4 files read with the identity unknown; malformed identities refused. */
+START_TEST(snap_identity)
+{
+    static const char id[] = "0b6f3c1e-9a2d-4f7b-8c5e-1d2a3b4c5d6e";
+    struct dir *d = fixture_dir(), *e, *v;
+    struct buf err, text, want;
+    buf_init(&err);
+    buf_init(&text);
+    buf_init(&want);
+    memcpy(d->db_id, id, sizeof(id));
+    ck_assert_msg(snap_write(d, path, &err) == 0, "%s", err.data);
+    read_all(path, &text);
+    buf_printf(&want, "mailroster-snapshot 5 %" PRIu64 " %s\n", d->seq, id);
+    ck_assert_int_eq(strncmp(text.data, want.data, want.len), 0);
+    e = snap_read(path, &err);
+    ck_assert_msg(e != NULL, "%s", err.data);
+    ck_assert_str_eq(e->db_id, id);
+    ck_assert_uint_eq(e->seq, d->seq);
+    dir_free(e);
+    /* the writer formats a view: it names the same database */
+    v = dir_view_new(d);
+    buf_reset(&text);
+    snap_format(v, &text);
+    ck_assert_int_eq(strncmp(text.data, want.data, want.len), 0);
+    dir_view_free(d, v);
+
+    /* format 4: three header fields, identity unknown */
+    static const char *good[][2] = {
+        { "mailroster-snapshot 4 7\nend 0\n", "" },
+        { "mailroster-snapshot 5 7 -\nend 0\n", "" },
+        { "mailroster-snapshot 5 7 ffffffff-0000-4000-8000-0123456789ab\nend 0\n",
+          "ffffffff-0000-4000-8000-0123456789ab" },
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        buf_reset(&text);
+        buf_adds(&text, good[i][0]);
+        snap_seal(&text);
+        e = snap_parse(text.data, text.len, &err);
+        ck_assert_msg(e != NULL, "%s: %s", good[i][0], err.data);
+        ck_assert_str_eq(e->db_id, good[i][1]);
+        ck_assert_uint_eq(e->seq, 7);
+        dir_free(e);
+    }
+    static const char *bad[] = {
+        "mailroster-snapshot 5 7\nend 0\n",                     /* format 5 without it */
+        "mailroster-snapshot 4 7 -\nend 0\n",                   /* format 4 with it */
+        "mailroster-snapshot 5 7 - x\nend 0\n",
+        "mailroster-snapshot 5 7 =\nend 0\n",
+        "mailroster-snapshot 5 7 0B6F3C1E-9A2D-4F7B-8C5E-1D2A3B4C5D6E\nend 0\n", /* not as PostgreSQL prints it */
+        "mailroster-snapshot 5 7 0b6f3c1e-9a2d-4f7b-8c5e-1d2a3b4c5d6\nend 0\n",
+        "mailroster-snapshot 5 7 0b6f3c1e-9a2d-4f7b-8c5e-1d2a3b4c5d6ef\nend 0\n",
+        "mailroster-snapshot 5 7 0b6f3c1e9a2d-4f7b-8c5e-1d2a3b4c5d6e-\nend 0\n",
+        "mailroster-snapshot 5 7 0b6f3c1e-9a2d-4f7b-8c5e-1d2a3b4c5d6g\nend 0\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        buf_reset(&text);
+        buf_adds(&text, bad[i]);
+        snap_seal(&text);
+        e = snap_parse(text.data, text.len, &err);
+        ck_assert_msg(e == NULL, "accepted: %s", bad[i]);
+        ck_assert_msg(strncmp(err.data, "line 1: ", 8) == 0, "%s: %s", bad[i], err.data);
+    }
+    dir_free(d);
+    buf_free(&err);
+    buf_free(&text);
+    buf_free(&want);
 }
 END_TEST
 
@@ -254,10 +327,11 @@ START_TEST(snap_format3)
     ck_assert_int_eq(lk_lookup(d, LK_SENDERS, "info@example.com", 16, "+", &v), LK_FOUND);
     ck_assert_str_eq(v.data, "alice@example.com,bob@example.com");
     ck_assert_int_eq(lk_lookup(d, LK_ALIASES, "bob@example.com", 15, "+", &v), LK_NOTFOUND);
-    /* written again, it is format 4 with the defaults spelled out */
+    /* written again, it is the newest format with the defaults spelled
+     * out, of no known database */
     buf_reset(&text);
     snap_format(d, &text);
-    ck_assert_int_eq(strncmp(text.data, "mailroster-snapshot 4 42\n", 25), 0);
+    ck_assert_int_eq(strncmp(text.data, "mailroster-snapshot 5 42 -\n", 27), 0);
     ck_assert_ptr_nonnull(strstr(text.data, "\nA 20 1 1 1 =info@example.com =alice@example.com,bob@example.com\n"));
     ck_assert_ptr_nonnull(strstr(text.data, " =example.com/11/ - =3%20refusals 0 -\n"));
     dir_free(d);
@@ -461,6 +535,7 @@ TCase *snap_file_tcase(void)
     tcase_add_test(tc, snap_old_version);
     tcase_add_test(tc, snap_features);
     tcase_add_test(tc, snap_format3);
+    tcase_add_test(tc, snap_identity);
     tcase_add_test(tc, snap_not_trusted);
     tcase_add_test(tc, snap_large_valid);
     tcase_add_test(tc, snap_oversized);
