@@ -6,9 +6,12 @@
  * process per map and round), so any map type Postfix reads works on the
  * old side. Postfix's own address lookup is followed on both sides: the
  * key, then the key without its extension, then @domain (mail_addr_find),
- * with the extension put into alias destinations found without it.
- * mailroster's directory (domain, user, alias and sender lists from the
- * admin socket) gives the keys when none are named, and the reasons. */
+ * with the extension put into alias destinations found without it; for
+ * transport_maps trivial-rewrite's walk (the address, without its
+ * extension, the domain, its parents, "*") on the old side, the whole
+ * address on mailrosterd's, which walks itself. mailroster's directory
+ * (domain, user, alias, sender and transport lists from the admin socket)
+ * gives the keys when none are named, and the reasons. */
 #include "config.h"
 
 #include <errno.h>
@@ -28,10 +31,11 @@
 #include "verify.h"
 #include "verify_parse.h"
 
-enum { M_DOMAINS, M_MAILBOXES, M_ALIASES, M_SENDERS, NMAPS };
-static const char *const map_name[NMAPS] = { "domains", "mailboxes", "aliases", "senders" };
+enum { M_DOMAINS, M_MAILBOXES, M_ALIASES, M_SENDERS, M_TRANSPORTS, NMAPS };
+static const char *const map_name[NMAPS] = { "domains", "mailboxes", "aliases", "senders", "transports" };
 static const char *const map_param[NMAPS] = { "virtual_mailbox_domains", "virtual_mailbox_maps",
-                                              "virtual_alias_maps", "smtpd_sender_login_maps" };
+                                              "virtual_alias_maps", "smtpd_sender_login_maps",
+                                              "transport_maps" };
 
 #define DEFAULT_SOCKETMAP "unix:/run/mailroster/socketmap"
 #define UNKNOWN_LOCAL "mailroster-verify-unknown"
@@ -159,7 +163,8 @@ static void ask(const struct strv *maps, const char *side, char *const *keys, si
 
 /* One object of the directory; which fields are used depends on the list:
  * domain (a = disabled reason), mailbox (a = disabled reason, may_receive),
- * alias (a = destinations), sender (a = login). */
+ * alias (a = destinations), sender (a = login), transport (key = pattern,
+ * a = transport). */
 struct rec {
     char *key, *a;
     int enabled, may_receive;
@@ -169,8 +174,8 @@ struct recs {
     size_t n, cap;
 };
 struct roster {
-    int loaded;
-    struct recs dom, mbx, ali, snd;
+    int loaded, tra_loaded;
+    struct recs dom, mbx, ali, snd, tra;
 };
 
 static const char *field(char *const *names, char *const *values, size_t n, const char *name)
@@ -235,6 +240,11 @@ static void on_sender(void *arg, char *const *nm, char *const *v, size_t n)
 {
     rec_add(arg, field(nm, v, n, "address"), field(nm, v, n, "login"), 1, 1);
 }
+static void on_transport(void *arg, char *const *nm, char *const *v, size_t n)
+{
+    rec_add(arg, field(nm, v, n, "pattern"), field(nm, v, n, "transport"),
+            !strcmp(field(nm, v, n, "enabled"), "yes"), 1);
+}
 
 /* One list through this same program ("mailroster -s SOCK -f tab WHAT
  * list"), so the admin protocol stays in one place. 0, or -1 with err. */
@@ -259,7 +269,9 @@ static int load_list(const char *sock, const char *what, vp_row_fn fn, struct re
     return 0;
 }
 
-static int roster_load(struct roster *ro, const char *sock, struct buf *err)
+/* The transport list only when that map is compared, and without it the
+ * rest still serves: only admins may list transports. */
+static int roster_load(struct roster *ro, const char *sock, int transports, struct buf *err)
 {
     memset(ro, 0, sizeof(*ro));
     if (load_list(sock, "domain", on_domain, &ro->dom, err) < 0 ||
@@ -268,6 +280,13 @@ static int roster_load(struct roster *ro, const char *sock, struct buf *err)
         load_list(sock, "sender", on_sender, &ro->snd, err) < 0)
         return -1;
     ro->loaded = 1;
+    if (transports) {
+        if (load_list(sock, "transport", on_transport, &ro->tra, err) == 0)
+            ro->tra_loaded = 1;
+        else
+            fprintf(stderr, "mailroster verify: cannot read mailroster's transport list (%s): transports are compared without its keys and reasons\n",
+                    first_line(err));
+    }
     return 0;
 }
 
@@ -277,6 +296,7 @@ static void roster_free(struct roster *ro)
     recs_free(&ro->mbx);
     recs_free(&ro->ali);
     recs_free(&ro->snd);
+    recs_free(&ro->tra);
 }
 
 /* --- keys ------------------------------------------------------------------------ */
@@ -320,13 +340,16 @@ static void keys_from_roster(const struct roster *ro, struct strv *keys)
         strv_add(keys, ro->ali.v[i].key[0] == '@' ? ro->ali.v[i].key + 1 : ro->ali.v[i].key);
     for (size_t i = 0; i < ro->snd.n; i++)
         strv_add(keys, ro->snd.v[i].key[0] == '@' ? ro->snd.v[i].key + 1 : ro->snd.v[i].key);
+    for (size_t i = 0; i < ro->tra.n; i++)
+        strv_add(keys, ro->tra.v[i].key);
 }
 
 /* Fold every key as Postfix does, add the variants (an extension on every
  * address, an unknown address in every domain), drop duplicates; split
- * into address keys and the domains they and the domain keys name. */
+ * into address keys, the domains they and the domain keys name, and the
+ * ".domain" keys (transport patterns for subdomains) without their dot. */
 static void keys_prepare(struct strv *in, int variants, const char *delims, struct strv *addrs,
-                         struct strv *doms)
+                         struct strv *doms, struct strv *subs)
 {
     struct buf f;
     buf_init(&f);
@@ -334,6 +357,11 @@ static void keys_prepare(struct strv *in, int variants, const char *delims, stru
         const char *at;
         vp_fold(in->v[i], strlen(in->v[i]), &f);
         at = strrchr(f.data, '@');
+        if (at == NULL && f.data[0] == '.') {
+            if (f.data[1])
+                strv_add(subs, f.data + 1);
+            continue;
+        }
         if (at == NULL) {
             strv_add(doms, f.data);
             continue;
@@ -360,16 +388,43 @@ static void keys_prepare(struct strv *in, int variants, const char *delims, stru
         buf_free(&v);
     }
     strv_uniq(addrs);
+    strv_uniq(subs);
     buf_free(&f);
+}
+
+/* The recipients the transports map is asked: every address key, and for
+ * every domain (a transport entry may name one that hosts nothing) an
+ * unknown address in it, and in a subdomain of every ".domain" key. */
+static void keys_transports(const struct strv *addrs, const struct strv *doms, const struct strv *subs,
+                            struct strv *out)
+{
+    struct buf v;
+    buf_init(&v);
+    for (size_t i = 0; i < addrs->n; i++)
+        strv_add(out, addrs->v[i]);
+    for (size_t i = 0; i < doms->n; i++) {
+        buf_reset(&v);
+        buf_printf(&v, UNKNOWN_LOCAL "@%s", doms->v[i]);
+        strv_add(out, v.data);
+    }
+    for (size_t i = 0; i < subs->n; i++) {
+        buf_reset(&v);
+        buf_printf(&v, UNKNOWN_LOCAL "@" EXT_WORD ".%s", subs->v[i]);
+        strv_add(out, v.data);
+    }
+    strv_uniq(out);
+    buf_free(&v);
 }
 
 /* --- Postfix's lookup of one map, on one side ---------------------------------- */
 
 /* What Postfix ends up with for one key: val (NULL: not found) and how it
- * was found: 1 the key, 2 the key without its extension, 3 @domain. */
+ * was found: 1 the key, 2 the key without its extension, 3 @domain; for
+ * the old transport map, via is the key that answered. */
 struct res {
     char *val;
     int step;
+    char *via;
 };
 
 /* The extension of an address key ("+tag"), or "" */
@@ -427,12 +482,13 @@ static void lookup(const struct strv *maps, const char *side, int map, char *con
     size_t *idx = xcalloc(n ? n : 1, sizeof(*idx));
 
     for (size_t i = 0; i < n; i++)
-        res[i].val = NULL, res[i].step = 0;
+        res[i].val = NULL, res[i].step = 0, res[i].via = NULL;
     ask(maps, side, keys, n, ans);
     for (size_t i = 0; i < n; i++)
         if (ans[i])
             res[i].val = ans[i], res[i].step = 1, ans[i] = NULL;
-    for (int round = 2; round <= 3 && map != M_DOMAINS; round++) {
+    /* a domain is asked as it is; mailrosterd walks a transport key itself */
+    for (int round = 2; round <= 3 && map != M_DOMAINS && map != M_TRANSPORTS; round++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
             size_t ul;
@@ -471,6 +527,61 @@ static void lookup(const struct strv *maps, const char *side, int map, char *con
     free(idx);
 }
 
+/* The old transport map as trivial-rewrite asks it: round r asks each
+ * unresolved key the r-th key of its walk; one postmap per round. */
+static void lookup_transports(const struct strv *maps, char *const *keys, size_t n, const char *delims,
+                              int parent_style, struct res *res)
+{
+    struct strv *walk = xcalloc(n ? n : 1, sizeof(*walk));
+    char **ask_keys = xcalloc(n ? n : 1, sizeof(*ask_keys)), **ans = xcalloc(n ? n : 1, sizeof(*ans));
+    size_t *idx = xcalloc(n ? n : 1, sizeof(*idx)), m;
+
+    for (size_t i = 0; i < n; i++) {
+        res[i].val = NULL, res[i].step = 0, res[i].via = NULL;
+        vp_transport_walk(keys[i], delims, parent_style, &walk[i]);
+    }
+    for (size_t r = 0;; r++) {
+        m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!res[i].val && r < walk[i].n) {
+                ask_keys[m] = walk[i].v[r];
+                idx[m++] = i;
+            }
+        if (m == 0)
+            break;
+        ask(maps, "old", ask_keys, m, ans);
+        for (size_t j = 0; j < m; j++)
+            if (ans[j]) {
+                res[idx[j]].val = ans[j], res[idx[j]].step = (int)r + 1, ans[j] = NULL;
+                res[idx[j]].via = xstrdup(ask_keys[j]);
+            }
+    }
+    for (size_t i = 0; i < n; i++)
+        strv_free(&walk[i]);
+    free(walk);
+    free(ask_keys);
+    free(ans);
+    free(idx);
+}
+
+/* The entry mailrosterd answers key with, as it walks (mailrosterd(8),
+ * transports): the address, without its extension, the domain, each
+ * ".parent"; disabled entries count as absent. */
+static const struct rec *roster_transport(const struct roster *ro, const char *key, const char *delims)
+{
+    struct strv w = { NULL, 0, 0 };
+    const struct rec *t = NULL;
+
+    vp_transport_walk(key, delims, 0, &w);
+    for (size_t i = 0; i + 1 < w.n && t == NULL; i++) {   /* not "*" */
+        t = rec_find(&ro->tra, w.v[i]);
+        if (t && !t->enabled)
+            t = NULL;
+    }
+    strv_free(&w);
+    return t;
+}
+
 /* --- reasons ------------------------------------------------------------------------ */
 
 /* An address mailroster would not store: 0 after saying why in out. */
@@ -484,11 +595,52 @@ static int local_ok(const char *addr, size_t at_off, const char *delims, struct 
     return 0;
 }
 
+/* A transports difference of the canonical address key. Transports do not
+ * depend on hosting: a relay domain has no other entry. */
+static void transport_reason(const struct roster *ro, const char *key, const struct res *o,
+                             const struct res *nw, const char *delims, int parent_style, struct buf *out)
+{
+    const struct rec *t = roster_transport(ro, key, delims), *od = NULL;
+    const char *via = o->via ? o->via : "";
+
+    if (!ro->tra_loaded) {
+        buf_adds(out, "(mailroster's transport list was not read)");
+        return;
+    }
+    if (o->val && strcmp(via, "*"))
+        od = rec_find(&ro->tra, via);
+    if (o->val && !nw->val) {
+        if (!strcmp(via, "*"))
+            buf_adds(out, "the old map's wildcard * answers; mailroster serves no * entry (give the domains an entry, or set default_transport)");
+        else if (od && !od->enabled)
+            buf_printf(out, "the transport entry %s is disabled in mailroster", od->key);
+        else if (parent_style && strchr(via, '@') == NULL && via[0] != '.' && strcmp(via, strrchr(key, '@') + 1))
+            buf_printf(out, "parent_domain_matches_subdomains names transport_maps: the old entry %s covers its subdomains, mailroster's %s only itself (add .%s)",
+                       via, via, via);
+        else
+            buf_printf(out, "no transport entry %s in mailroster (left out by the import?)", via);
+    } else if (!o->val) {
+        if (t && t->key[0] == '.' && parent_style)
+            buf_printf(out, "mailroster's transport entry %s answers; parent_domain_matches_subdomains names transport_maps, so Postfix never asked the old map a .domain key",
+                       t->key);
+        else if (t)
+            buf_printf(out, "mailroster's transport entry %s answers; the old map has none", t->key);
+        else
+            buf_adds(out, "mailroster answers; the old map has none");
+    } else if (t && strcmp(t->key, via)) {
+        buf_printf(out, "the old entry %s answers; in mailroster the entry %s comes first", via, t->key);
+    } else if (t) {
+        buf_printf(out, "the transports differ: mailroster's entry %s has %s", t->key, t->a);
+    } else {
+        buf_adds(out, "the transports differ");
+    }
+}
+
 /* What mailroster's directory says of key, for one difference. The checks
  * follow the order in which mailrosterd decides (mailrosterd(8), KEYS AND
  * ANSWERS), so the first that applies is the reason. */
 static void reason(const struct roster *ro, int map, const char *key, const struct res *o,
-                   const struct res *nw, const char *delims, struct buf *out)
+                   const struct res *nw, const char *delims, int parent_style, struct buf *out)
 {
     struct buf c, bare, catchall;
     size_t at_off = 0, ul;
@@ -527,6 +679,8 @@ static void reason(const struct roster *ro, int map, const char *key, const stru
                                        : "not an address mailroster takes: never found");
     } else if (!ro->loaded) {
         buf_adds(out, "(mailroster's directory was not read)");
+    } else if (map == M_TRANSPORTS) {
+        transport_reason(ro, c.data, o, nw, delims, parent_style, out);
     } else if (map == M_DOMAINS) {
         int idn = nonascii || strstr(d, "xn--") != NULL;
         if (o->val && !nw->val)
@@ -609,19 +763,22 @@ static void reason(const struct roster *ro, int map, const char *key, const stru
 
 struct opts {
     const char *main_cf, *socketmap, *delims, *sock;
-    int variants, roster_keys;
+    char *delims_own;           /* delims, when postconf gave it */
+    int variants, roster_keys, parent_style;
     struct strv keyfiles, ignorefiles, old[NMAPS];
 };
 
 static void usage_exit(FILE *f, int code)
 {
     fputs("usage: mailroster [-s SOCKET] verify [OPTION...] [MAP=OLDMAPS...]\n"
-          "  MAP=OLDMAPS        MAP is domains, mailboxes, aliases or senders; OLDMAPS the old\n"
-          "                     Postfix maps, as in main.cf (pgsql:/etc/postfix/x.cf,...)\n"
+          "  MAP=OLDMAPS        MAP is domains, mailboxes, aliases, senders or transports;\n"
+          "                     OLDMAPS the old Postfix maps, as in main.cf (pgsql:/etc/postfix/x.cf,...)\n"
           "  --main-cf PATH     the old maps from this main.cf (or its directory)\n"
           "  --socketmap SPEC   mailrosterd's socketmap (default " DEFAULT_SOCKETMAP ")\n"
-          "  --keys FILE        keys to ask, one a line (- for standard input); repeatable\n"
-          "  --roster-keys      also mailroster's own addresses and domains (the default without --keys)\n"
+          "  --keys FILE        keys to ask, one a line (- for standard input); repeatable; an\n"
+          "                     SQL importer run with psql -v keys=on writes those of the old setup\n"
+          "  --roster-keys      also mailroster's own addresses, domains and transport patterns\n"
+          "                     (the default without --keys)\n"
           "  --no-variants      only the keys given: no +extension or unknown-address keys\n"
           "  --delimiter CHARS  recipient_delimiter (default: postconf's)\n"
           "  --ignore FILE      known differences (\"MAP KEY\" lines): counted, not reported\n"
@@ -653,6 +810,22 @@ static char *postconf(const char *dir, const char *param)
         out.data[--out.len] = 0;
     buf_free(&err);
     return out.data;
+}
+
+/* Whether parent_domain_matches_subdomains names transport_maps: then
+ * trivial-rewrite asks "parent" where it otherwise asks ".parent". */
+static int transport_parent_style(const char *dir)
+{
+    struct strv items = { NULL, 0, 0 };
+    char *v = postconf(dir, "parent_domain_matches_subdomains");
+    int yes = 0;
+
+    vp_split_maps(v, &items);
+    for (size_t i = 0; i < items.n; i++)
+        yes |= !strcmp(items.v[i], map_param[M_TRANSPORTS]);
+    strv_free(&items);
+    free(v);
+    return yes;
 }
 
 /* the old maps from main.cf; a literal domain list becomes an inline: map */
@@ -696,7 +869,9 @@ static void maps_from_main_cf(struct opts *o)
         free(v);
     }
     if (!o->delims)
-        o->delims = postconf(dir, "recipient_delimiter");
+        o->delims = o->delims_own = postconf(dir, "recipient_delimiter");
+    if (o->old[M_TRANSPORTS].n)
+        o->parent_style = transport_parent_style(dir);
     free(dir);
 }
 
@@ -736,13 +911,17 @@ static void parse_opts(int argc, char **argv, struct opts *o)
             if (eq && strlen(map_name[m]) == (size_t)(eq - argv[i]) && !strncmp(argv[i], map_name[m], (size_t)(eq - argv[i])))
                 break;
         if (m == NMAPS || !eq[1])
-            fail(EX_USAGE, "'%s' is not MAP=OLDMAPS (MAP: domains, mailboxes, aliases or senders)", argv[i]);
+            fail(EX_USAGE, "'%s' is not MAP=OLDMAPS (MAP: domains, mailboxes, aliases, senders or transports)", argv[i]);
         vp_split_maps(eq + 1, &o->old[m]);
     }
-    if (o->main_cf)
+    if (o->main_cf) {
         maps_from_main_cf(o);
-    else if (!o->delims)
-        o->delims = postconf(NULL, "recipient_delimiter");
+    } else {
+        if (!o->delims)
+            o->delims = o->delims_own = postconf(NULL, "recipient_delimiter");
+        if (o->old[M_TRANSPORTS].n)
+            o->parent_style = transport_parent_style(NULL);
+    }
     for (c = 0; c < NMAPS && !o->old[c].n; c++)
         ;
     if (c == NMAPS)
@@ -812,6 +991,8 @@ static void report(const struct opts *o, const struct roster *ro, const struct s
 
     if (map == M_DOMAINS || map == M_MAILBOXES) {
         same = !old->val == !nw->val;       /* Postfix only asks whether they exist */
+    } else if (map == M_TRANSPORTS) {
+        same = !old->val == !nw->val && (!old->val || !strcmp(old->val, nw->val));
     } else {
         struct buf a, b;
         buf_init(&a);
@@ -834,13 +1015,18 @@ static void report(const struct opts *o, const struct roster *ro, const struct s
     buf_free(&e);
     t->diffs++;
     buf_init(&why);
-    reason(ro, map, key, old, nw, o->delims, &why);
+    reason(ro, map, key, old, nw, o->delims, o->parent_style, &why);
     printf("%s\t", map_name[map]);
     put_cell(key);
     putchar('\t');
     put_cell(old->val ? old->val : "(not found)");
-    if (old->val && old->step == 3)
+    if (old->val && old->step == 3 && map != M_TRANSPORTS)
         fputs(" (from @domain)", stdout);
+    if (old->via && strcmp(old->via, key)) {
+        fputs(" (from ", stdout);
+        put_cell(old->via);
+        putchar(')');
+    }
     putchar('\t');
     put_cell(nw->val ? nw->val : "(not found)");
     putchar('\t');
@@ -851,8 +1037,10 @@ static void report(const struct opts *o, const struct roster *ro, const struct s
 
 static void free_res(struct res *r, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(r[i].val);
+        free(r[i].via);
+    }
     free(r);
 }
 
@@ -861,6 +1049,7 @@ int verify_command(int argc, char **argv, const char *admin_socket)
     struct opts o;
     struct roster ro;
     struct strv raw = { NULL, 0, 0 }, addrs = { NULL, 0, 0 }, doms = { NULL, 0, 0 }, ign = { NULL, 0, 0 };
+    struct strv subs = { NULL, 0, 0 }, trkeys = { NULL, 0, 0 };
     struct strv newmap[NMAPS];
     struct tally t = { 0, 0, 0, 0 };
     struct res *dold = NULL, *dnew = NULL;
@@ -873,7 +1062,7 @@ int verify_command(int argc, char **argv, const char *admin_socket)
     load_ignores(&o.ignorefiles, &ign);
 
     buf_init(&err);
-    if (roster_load(&ro, o.sock, &err) < 0) {
+    if (roster_load(&ro, o.sock, o.old[M_TRANSPORTS].n > 0, &err) < 0) {
         if (o.roster_keys)
             fail(EX_UNAVAILABLE, "cannot read mailroster's directory for the keys (%s)%s", first_line(&err),
                  o.keyfiles.n ? "" : "; name them with --keys");
@@ -886,9 +1075,11 @@ int verify_command(int argc, char **argv, const char *admin_socket)
         keys_from_file(o.keyfiles.v[i], &raw);
     if (o.roster_keys)
         keys_from_roster(&ro, &raw);
-    keys_prepare(&raw, o.variants, o.delims, &addrs, &doms);
+    keys_prepare(&raw, o.variants, o.delims, &addrs, &doms, &subs);
     strv_free(&raw);
-    if (addrs.n == 0 && doms.n == 0)
+    if (o.old[M_TRANSPORTS].n)
+        keys_transports(&addrs, &doms, &subs, &trkeys);
+    if (addrs.n == 0 && doms.n == 0 && trkeys.n == 0)
         fail(EX_DATAERR, "no keys to ask");
 
     for (int m = 0; m < NMAPS; m++) {
@@ -920,7 +1111,7 @@ int verify_command(int argc, char **argv, const char *admin_socket)
         else
             keys[nk++] = addrs.v[i];
     }
-    for (int m = M_MAILBOXES; m < NMAPS; m++) {
+    for (int m = M_MAILBOXES; m < M_TRANSPORTS; m++) {
         struct res *ro_old, *ro_new;
         if (!o.old[m].n)
             continue;
@@ -934,6 +1125,17 @@ int verify_command(int argc, char **argv, const char *admin_socket)
         t.skipped += nskip;
         free_res(ro_old, nk);
         free_res(ro_new, nk);
+    }
+    /* transports route any recipient, hosted or not: no key is skipped */
+    if (o.old[M_TRANSPORTS].n) {
+        struct res *to = xcalloc(trkeys.n + 1, sizeof(*to)), *tn = xcalloc(trkeys.n + 1, sizeof(*tn));
+        lookup_transports(&o.old[M_TRANSPORTS], trkeys.v, trkeys.n, o.delims, o.parent_style, to);
+        lookup(&newmap[M_TRANSPORTS], "new", M_TRANSPORTS, trkeys.v, trkeys.n, o.delims, tn);
+        for (size_t i = 0; i < trkeys.n; i++)
+            report(&o, &ro, &ign, M_TRANSPORTS, trkeys.v[i], &to[i], &tn[i], &t);
+        t.asked += trkeys.n;
+        free_res(to, trkeys.n);
+        free_res(tn, trkeys.n);
     }
     if (fflush(stdout) != 0 || ferror(stdout))
         fail(EX_IOERR, "writing the differences: %s", strerror(errno));
@@ -949,10 +1151,13 @@ int verify_command(int argc, char **argv, const char *admin_socket)
         strv_free(&o.old[m]);
         strv_free(&newmap[m]);
     }
+    free(o.delims_own);
     strv_free(&o.keyfiles);
     strv_free(&o.ignorefiles);
     strv_free(&addrs);
     strv_free(&doms);
+    strv_free(&subs);
+    strv_free(&trkeys);
     strv_free(&ign);
     roster_free(&ro);
     return t.diffs ? 1 : 0;

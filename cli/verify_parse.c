@@ -8,6 +8,8 @@
 #include <wchar.h>
 #include <wctype.h>
 
+#include "addr.h"
+#include "buf.h"
 #include "codec.h"
 #include "mem.h"
 #include "verify_parse.h"
@@ -308,4 +310,31 @@ int vp_tab_rows(const char *text, size_t len, vp_row_fn fn, void *arg)
     }
     strv_free(&head);
     return rc;
+}
+
+void vp_transport_walk(const char *key, const char *delims, int parent_style, struct strv *out)
+{
+    const char *at = strrchr(key, '@'), *name, *next;
+    size_t ll, ul;
+
+    strv_add(out, key);
+    if (at == NULL)
+        return;
+    ll = (size_t)(at - key);
+    ul = delims && *delims ? addr_ext_split(key, ll, delims) : ll;
+    if (ul < ll) {
+        struct buf b;
+        buf_init(&b);
+        buf_printf(&b, "%.*s%s", (int)ul, key, at);
+        strv_add(out, b.data);
+        buf_free(&b);
+    }
+    for (name = at + 1; *name; name = next) {
+        strv_add(out, name);
+        if ((next = strchr(name + 1, '.')) == NULL)
+            break;
+        if (parent_style)
+            next++;
+    }
+    strv_add(out, "*");
 }

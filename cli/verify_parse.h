@@ -54,6 +54,14 @@ void vp_list_norm(const char *v, struct buf *out);
  * braces of inline:{...} are kept together. Appends the items to out. */
 void vp_split_maps(const char *s, struct strv *out);
 
+/* Appends to out the keys trivial-rewrite asks transport_maps for the
+ * recipient key (transport.c, transport_lookup), in its order: the
+ * address, the address without its extension (delims: recipient_delimiter),
+ * the domain, each parent as ".parent" (as "parent" when parent_style:
+ * parent_domain_matches_subdomains names transport_maps), then "*". A key
+ * without "@" gives itself only. */
+void vp_transport_walk(const char *key, const char *delims, int parent_style, struct strv *out);
+
 /* mailroster's "-f tab" output: a header line of names, then rows of values
  * (tab-separated, escaped as \\ \t \n \r \xHH), groups separated by an empty
  * line. Calls fn for each row with the n names and values (unescaped; the

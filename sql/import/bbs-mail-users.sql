@@ -8,6 +8,8 @@
 --
 -- JSON lines on stdout; the report (every row or field not imported as it
 -- was, and why; format in _core.sql) on stderr.
+-- With -v keys=on it prints instead the old setup's keys, one a line, for
+-- mailroster verify --keys (the refused rows included; see _emit.sql).
 --
 -- Source, as the BinktermPHP proposal writes it:
 --   mail_users(id, user_id, email, mail_password, maildir, quota_mb,

@@ -7,6 +7,8 @@
 -- then feed dir.jsonl to mailroster's import (dry run first).  The JSON
 -- lines go to stdout; the report (every row or field not imported as it
 -- was, and why; format in _core.sql) goes to stderr.
+-- With -v keys=on it prints instead the old setup's keys, one a line, for
+-- mailroster verify --keys (the refused rows included; see _emit.sql).
 --
 -- Two versions of the tutorial are read; the tables tell which:
 --

@@ -6,6 +6,8 @@
 --
 -- JSON lines on stdout; the report (every row or field not imported as it
 -- was, and why; format in _core.sql) on stderr.
+-- With -v keys=on it prints instead the old setup's keys, one a line, for
+-- mailroster verify --keys (the refused rows included; see _emit.sql).
 --
 -- Source tables (vmm's create_tables.pgsql): domain_name(domainname, gid,
 -- is_primary), domain_data(gid, qid, ssid, tid, domaindir), users(local_part,

@@ -7,7 +7,9 @@
 # tests/integration/import/<seed>/expected-map-diffs.tsv (written from the
 # seed's data, for the keys import_test.sh asks); after one change in
 # mailroster, exactly those plus the changed key; with the known ones
-# excluded, none (exit 0). Then main.cf, the keys mailroster has, errors.
+# excluded, none (exit 0). The keys the importers write (psql -v keys=on),
+# main.cf, the keys mailroster has, errors; then the transports map against
+# seed 004's transport file.
 #
 #   TOP=... MRD=.../build/mailrosterd bash tests/integration/verify_test.sh   (as root)
 set -u
@@ -116,6 +118,23 @@ check_reason "ispmail: a mailbox the import left out" "$W/isp.v1" mailboxes a+b@
 check_reason "ispmail: Nora, stored in mixed case" "$W/isp.v1" mailboxes nora@example.com 'mailroster has the mailbox nora@example\.com; the old map does not'
 check_reason "ispmail: owners in mailroster, none in the old maps (mixed case there)" "$W/isp.v1" senders nora@example.com \
     '^mailroster finds owners of nora@example\.com; the old map does not'
+# the old setup's keys written by the importer itself (psql -v keys=on):
+# the same differences as the hand-made keys, the refused rows among them
+psql -X -At -U mail_user -d src_isp -v keys=on -f "$TOP/sql/import/ispmail.sql" >"$W/isp.oldkeys" 2>"$W/isp.oldkeys.err"
+check "ispmail: -v keys=on: the count on stderr, nothing else" \
+    "ispmail: $(grep -c . "$W/isp.oldkeys") keys of the old setup, for mailroster verify --keys" "$(cat "$W/isp.oldkeys.err")"
+check "ispmail: -v keys=on: keys, no JSON lines" "0" "$(grep -c '^{' "$W/isp.oldkeys")"
+check "ispmail: -v keys=on: the refused mailbox, the mixed-case row as stored and as imported, the A-label" \
+    "a+b@example.com|Nora@example.com|nora@example.com|xn--mnchen-3ya.de" \
+    "$(grep -Fx a+b@example.com "$W/isp.oldkeys")|$(grep -Fx Nora@example.com "$W/isp.oldkeys")|$(grep -Fx nora@example.com "$W/isp.oldkeys")|$(grep -Fx xn--mnchen-3ya.de "$W/isp.oldkeys")"
+vfy "$W/isp.k1" --keys "$W/isp.oldkeys" --no-variants --delimiter '' "${ISP_MAPS[@]}"
+sed 's/^/#   /' "$W/isp.k1.err"
+check "ispmail: the importer's keys: differences, exit 1" "1" "$RC"
+keys_of "$W/isp.k1" >"$W/isp.kgot"
+check_set "ispmail: the importer's keys: exactly the expected differences" "$W/isp.want" "$W/isp.kgot"
+check_reason "ispmail: the importer's keys: the row the import refuses is asked, with mailroster's reason" "$W/isp.k1" \
+    mailboxes a+b@example.com '^no mailbox a\+b@example\.com in mailroster \(left out by the import\?\)'
+
 # the tutorial's alias row on alice's address is her forwarding in
 # mailroster: both sides answer carl@123qwe.com
 check "ispmail: the forward from a mailbox answers as the old alias did: no difference" "" \
@@ -204,6 +223,21 @@ check_reason "bbs: an address mailroster does not take" "$W/bbs.v1" mailboxes 'w
     '^we ird is not a local part mailroster takes \(.*\): the import left it out'
 check "bbs: the catch-all's answer is marked" "sysop@yourbbs.com (from @domain)" \
     "$(awk -F'\t' '$1 == "aliases" && $2 == "dave@yourbbs.com" { print $3 }' "$W/bbs.v1")"
+# the importer's keys: the same differences, the refused "we ird" among them
+psql -X -At -U binkterm_mail -d src_bbs -v domains=yourbbs.com -v keys=on -f "$TOP/sql/import/bbs-mail-users.sql" \
+    >"$W/bbs.oldkeys" 2>"$W/bbs.oldkeys.err"
+check "bbs: -v keys=on: the refused address is a key" "we ird@yourbbs.com" "$(grep -Fx 'we ird@yourbbs.com' "$W/bbs.oldkeys")"
+vfy "$W/bbs.k1" --keys "$W/bbs.oldkeys" --no-variants --delimiter '' "${BBS_MAPS[@]}"
+keys_of "$W/bbs.k1" >"$W/bbs.kgot"
+check_set "bbs: the importer's keys: exactly the expected differences" "$W/bbs.want" "$W/bbs.kgot"
+check_reason "bbs: the importer's keys: the refused address, with mailroster's reason" "$W/bbs.k1" mailboxes 'we ird@yourbbs.com' \
+    '^we ird is not a local part mailroster takes \(.*\): the import left it out'
+# every SQL importer writes them the same way (_emit.sql): vmm's refused
+# alias row with an empty address, its catch-all, a mailbox's transport
+stack_pg_createdb src_vmm && pg src_vmm -f "$FIX/vmm/source.sql" >/dev/null
+psql -X -At -U postgres -d src_vmm -v keys=on -f "$TOP/sql/import/vmm.sql" >"$W/vmm.keys" 2>"$W/vmm.keys.err"
+check "vmm: -v keys=on: the refused @example.com, the catch-all @vmm.test, postmaster@example.com" "3|1" \
+    "$(grep -cFx -e @example.com -e @vmm.test -e postmaster@example.com "$W/vmm.keys")|$(grep -c '^vmm: [0-9]* keys of the old setup' "$W/vmm.keys.err")"
 
 # one change: the alias abuse@ goes, so mailroster's catch-all answers for it
 ADM alias remove abuse@yourbbs.com >/dev/null 2>&1
@@ -255,6 +289,94 @@ check "--help: exit 0, the usage on standard output" "0|1" "$?|$(grep -c '^usage
 printf 'a@b\tc\n' >"$W/bad.keys"
 ADM verify --keys "$W/bad.keys" "${BBS_MAPS[@]}" >/dev/null 2>"$W/e3.err"
 check "a key with a tab: EX_DATAERR, the line named" "65|$W/bad.keys line 1: a key with a control character" "$?|$(sed 's/^mailroster verify: //' "$W/e3.err")"
+mr_stop
+
+# ---------------------------------------------------------------- transports (seed 004, users.json)
+# The role's transport file is the old transport_maps (texthash: reads it
+# as hash: would), with entries for the domain walk added on both sides:
+# ".example.org" covers its subdomains, "example.net" (the default
+# parent_domain_matches_subdomains) only itself.
+J=$FIX/users-json
+newdb mr_json
+"$TOP/scripts/import-users-json" --config "$J/config.json" --valiases "$J/local_valiases.json" --passwd "$J/passwd" \
+    "$J/users.json" >"$W/json.jsonl" 2>"$W/json.report"
+check "users-json: imported" "$(grep -c . "$W/json.jsonl")" "$(imp mr_json "$W/json.jsonl" 2>&1)"
+check "users-json: its two transport entries" "2" "$(grep -c '"kind":"transport"' "$W/json.jsonl")"
+{ cat "$J/transport"; printf '%s\n' '.example.org smtp:[mx.example.org]' 'example.net smtp:[mx.example.net]'; } >"$W/json.transport"
+start_mr mr_json json "+" || notok "mailrosterd starts on the users-json import"
+ADM transport add .example.org 'smtp:[mx.example.org]' >/dev/null 2>&1
+ADM transport add example.net 'smtp:[mx.example.net]' >/dev/null 2>&1
+wait_for 'q_smap transports x@example.net' "smtp:[mx.example.net]" 5 || notok "users-json: the transports reached mailrosterd"
+printf '%s\n' subdomain.example.com .example.org a@b.example.org x+y@b.example.org c@b.example.net >"$W/json.keys"
+TMAP=("transports=texthash:$W/json.transport")
+vfy "$W/json.t1" --keys "$W/json.keys" --roster-keys --delimiter + "${TMAP[@]}"
+sed 's/^/#   /' "$W/json.t1" "$W/json.t1.err"
+check "transports: the same entries: no difference, exit 0" "0|0" "$(grep -c . "$W/json.t1")|$RC"
+check "transports: ... the old map finds .example.org for a subdomain's address with an extension only by the walk" "||smtp:[mx.example.org]" \
+    "$(postmap -q x+y@b.example.org "texthash:$W/json.transport")|$(postmap -q b.example.org "texthash:$W/json.transport")|$(postmap -q .example.org "texthash:$W/json.transport")"
+check "transports: ... mailrosterd answers it from the whole address" "smtp:[mx.example.org]" "$(q_smap transports x+y@b.example.org)"
+
+# deliberate differences: one entry changed, one removed
+ADM transport set specialaddress@example.com 'transport=relay:[10.9.9.9]:25' >/dev/null 2>&1
+ADM transport remove subdomain.example.com >/dev/null 2>&1
+wait_for 'q_smap transports u@subdomain.example.com' "(not found)" 5 || notok "users-json: the changes reached mailrosterd"
+vfy "$W/json.t2" --keys "$W/json.keys" --roster-keys --delimiter + "${TMAP[@]}"
+sed 's/^/#   /' "$W/json.t2"
+check "transports: after the changes: exit 1" "1" "$RC"
+printf '%s\n' 'transports mailroster-verify-unknown@subdomain.example.com' 'transports specialaddress+verify@example.com' \
+    'transports specialaddress@example.com' | LC_ALL=C sort >"$W/json.want"
+keys_of "$W/json.t2" >"$W/json.got"
+check_set "transports: exactly the changed and the removed entry's recipients" "$W/json.want" "$W/json.got"
+# the same from the importer's keys alone (--keys): the removed entry's
+# domain is asked because the old setup has it
+"$TOP/scripts/import-users-json" --config "$J/config.json" --valiases "$J/local_valiases.json" --passwd "$J/passwd" \
+    --keys "$J/users.json" >"$W/json.oldkeys" 2>"$W/json.oldkeys.err"
+check "users-json --keys: the count on stderr" "users-json: $(grep -c . "$W/json.oldkeys") keys of the old setup, for mailroster verify --keys" \
+    "$(cat "$W/json.oldkeys.err")"
+vfy "$W/json.t2k" --keys "$W/json.oldkeys" --delimiter + "${TMAP[@]}"
+keys_of "$W/json.t2k" >"$W/json.gotk"
+check_set "transports, the importer's keys: the same differences" "$W/json.want" "$W/json.gotk"
+check_reason "transports: the removed entry is named" "$W/json.t2" transports mailroster-verify-unknown@subdomain.example.com \
+    '^no transport entry subdomain\.example\.com in mailroster'
+check_reason "transports: the changed entry: mailroster's value" "$W/json.t2" transports specialaddress@example.com \
+    "^the transports differ: mailroster's entry specialaddress@example\.com has relay:\[10\.9\.9\.9\]:25$"
+check "transports: the old answer found without the extension names its key" \
+    "relay:172.30.40.50:8025 (from specialaddress@example.com)|relay:[10.9.9.9]:25" \
+    "$(awk -F'\t' '$2 == "specialaddress+verify@example.com" { print $3 "|" $4 }' "$W/json.t2")"
+
+# parent_domain_matches_subdomains naming transport_maps (from main.cf):
+# trivial-rewrite asks parents without the dot, so the old entry
+# example.net covers b.example.net too and .example.org covers nothing
+mkdir -p "$W/json-postfix"
+cat >"$W/json-postfix/main.cf" <<EOF
+compatibility_level = 3.6
+recipient_delimiter = +
+transport_maps = texthash:$W/json.transport
+parent_domain_matches_subdomains = transport_maps
+EOF
+vfy "$W/json.t3" --main-cf "$W/json-postfix" --keys "$W/json.keys" --no-variants --ignore "$W/json.want"
+sed 's/^/#   /' "$W/json.t3" "$W/json.t3.err"
+printf 'transports %s\n' c@b.example.net mailroster-verify-unknown@b.example.net a@b.example.org x+y@b.example.org \
+    mailroster-verify-unknown@b.example.org mailroster-verify-unknown@verify.example.org | LC_ALL=C sort >"$W/json.want3"
+keys_of "$W/json.t3" >"$W/json.got3"
+check_set "transports, parent style: example.net covers its subdomains, .example.org is never asked" "$W/json.want3" "$W/json.got3"
+check "transports, parent style: exit 1" "1" "$RC"
+check_reason "transports, parent style: said why" "$W/json.t3" transports c@b.example.net \
+    '^parent_domain_matches_subdomains names transport_maps: the old entry example\.net covers its subdomains'
+check_reason "transports, parent style: mailroster's .example.org answers alone" "$W/json.t3" transports a@b.example.org \
+    "^mailroster's transport entry \.example\.org answers; parent_domain_matches_subdomains names transport_maps, so Postfix never asked the old map a \.domain key$"
+
+# the old map's wildcard "*" answers last, for every recipient nothing
+# else matched; mailrosterd serves none
+printf '%s\n' 'example.net smtp:[mx.example.net]' '* smtp:[fallback.example]' >"$W/json.wild"
+printf '%s\n' x@example.net z@nowhere.example >"$W/json.wkeys"
+vfy "$W/json.t4" --keys "$W/json.wkeys" --no-variants --delimiter + "transports=texthash:$W/json.wild"
+check "transports, wildcard: the recipients only * routes differ" \
+    "transports mailroster-verify-unknown@nowhere.example
+transports z@nowhere.example|1" "$(keys_of "$W/json.t4")|$RC"
+check "transports, wildcard: the old answer names it, the reason too" \
+    "smtp:[fallback.example] (from *)|the old map's wildcard * answers; mailroster serves no * entry (give the domains an entry, or set default_transport)" \
+    "$(awk -F'\t' '$2 == "z@nowhere.example" { print $3 "|" $5 }' "$W/json.t4")"
 mr_stop
 
 t_summary

@@ -1,6 +1,7 @@
 /* test_verify_parse.c - the text "mailroster verify" reads (cli/verify_parse.c):
  * key files, lists of known differences, postmap's answers, answer lists,
- * main.cf map lists and mailroster's tab listings. */
+ * main.cf map lists and mailroster's tab listings; and the keys Postfix
+ * asks a transport map. */
 #include "config.h"
 
 #include <stdio.h>
@@ -151,6 +152,45 @@ START_TEST(strv_sorted)
 }
 END_TEST
 
+/* the walk joined with spaces, for one comparison */
+static void walk_str(const char *key, const char *delims, int parent_style, char *out, size_t cap)
+{
+    struct strv w = { NULL, 0, 0 };
+    size_t len = 0;
+    vp_transport_walk(key, delims, parent_style, &w);
+    out[0] = 0;
+    for (size_t i = 0; i < w.n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? " " : "", w.v[i]);
+    strv_free(&w);
+}
+
+START_TEST(transport_walk)
+{
+    char got[512];
+    /* transport(5), TABLE SEARCH ORDER: address, without the extension,
+     * domain, .parent..., and the wildcard */
+    walk_str("u+x@a.b.example", "+", 0, got, sizeof(got));
+    ck_assert_str_eq(got, "u+x@a.b.example u@a.b.example a.b.example .b.example .example *");
+    /* parent_domain_matches_subdomains names transport_maps: no dots */
+    walk_str("u+x@a.b.example", "+", 1, got, sizeof(got));
+    ck_assert_str_eq(got, "u+x@a.b.example u@a.b.example a.b.example b.example example *");
+    /* no extension, or no delimiter: the address once */
+    walk_str("u@example", "+", 0, got, sizeof(got));
+    ck_assert_str_eq(got, "u@example example *");
+    walk_str("u+x@example", "", 0, got, sizeof(got));
+    ck_assert_str_eq(got, "u+x@example example *");
+    /* several delimiters: the first in the local part splits */
+    walk_str("u-a+b@example", "+-", 0, got, sizeof(got));
+    ck_assert_str_eq(got, "u-a+b@example u@example example *");
+    /* a local part that starts with the delimiter has no extension */
+    walk_str("+x@example", "+", 0, got, sizeof(got));
+    ck_assert_str_eq(got, "+x@example example *");
+    /* not an address: itself */
+    walk_str("example", "+", 0, got, sizeof(got));
+    ck_assert_str_eq(got, "example");
+}
+END_TEST
+
 Suite *verify_parse_suite(void)
 {
     Suite *s = suite_create("verify_parse");
@@ -162,6 +202,7 @@ Suite *verify_parse_suite(void)
     tcase_add_test(tc, split_maps);
     tcase_add_test(tc, tab_rows);
     tcase_add_test(tc, strv_sorted);
+    tcase_add_test(tc, transport_walk);
     suite_add_tcase(s, tc);
     return s;
 }
