@@ -19,6 +19,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -710,6 +711,12 @@ static void srv_on_accept(evutil_socket_t lfd, short what, void *arg)
             struct timeval t = { 1, 0 };
             event_add(s->resume_ev, &t);
             return;
+        }
+        if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+            /* one small answer per request: sent at once, not held back
+             * for the ACK of the previous one (Nagle) */
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         if (conn_new(s, fd, (struct sockaddr *)&ss) < 0)
             close(fd);
