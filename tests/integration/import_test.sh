@@ -467,6 +467,13 @@ check "dovecot-passwd (seed 001): master user gateway (the first line), any doma
     "$(val mr_dp "SELECT name || '|' || left(password, 14) || '|' || enabled || '|' || coalesce(domains::text, '') FROM mailroster.master_users WHERE name = 'gateway'")"
 check "dovecot-passwd (seed 001): uid, gid, home and quota kept" "5000|5000|/var/vmail/bbs.profullstack.com/alice|1073741824" \
     "$(val mr_dp "SELECT uid || '|' || gid || '|' || home || '|' || quota_bytes FROM mailroster.mailboxes WHERE local_part = 'alice'")"
+check "dovecot-passwd (seed 001): gecos kept as the display name" "Alice A." \
+    "$(val mr_dp "SELECT display_name FROM mailroster.mailboxes WHERE local_part = 'alice'")"
+"$TOP/scripts/import-dovecot-passwd" --keys --master "$P/master-users" "$P/users" >"$W/dp.keys" 2>"$W/dp.keys.err"
+check "dovecot-passwd --keys: the old setup's keys, the refused ones included (for mailroster verify --keys)" \
+    "$(grep -v '^#' "$P/expected-keys")" "$(cat "$W/dp.keys")"
+check "dovecot-passwd --keys: their count on stderr" "dovecot-passwd: 9 keys of the old setup, for mailroster verify --keys" \
+    "$(cat "$W/dp.keys.err")"
 "$TOP/scripts/import-dovecot-passwd" >/dev/null 2>&1
 check "dovecot-passwd: usage error exits 2" "2" "$?"
 
