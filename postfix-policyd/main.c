@@ -131,14 +131,21 @@ static void wake_loop(void)
 /* The queues from the worker threads to the loop (database messages,
  * admin jobs, policy admissions): singly linked through ->next, under
  * app.qlock, any struct type. */
-#define QUEUE_PUT(head, tail, item) do {        \
+/* first: set to whether the queue was empty (checked under the same lock) */
+#define QUEUE_PUT_FIRST(head, tail, item, first) do { \
         pthread_mutex_lock(&app.qlock);         \
+        (first) = (head) == NULL;               \
         if (tail)                               \
             (tail)->next = (item);              \
         else                                    \
             (head) = (item);                    \
         (tail) = (item);                        \
         pthread_mutex_unlock(&app.qlock);       \
+    } while (0)
+#define QUEUE_PUT(head, tail, item) do {        \
+        int first_;                             \
+        QUEUE_PUT_FIRST(head, tail, item, first_); \
+        (void)first_;                           \
     } while (0)
 #define QUEUE_TAKE(head, tail, var) do {        \
         pthread_mutex_lock(&app.qlock);         \
@@ -343,14 +350,8 @@ static void post_pol(struct pol_job *j)
     /* A batch posts its jobs one after the other: the first into an empty
      * queue wakes the loop, which reads the pipe before it takes the
      * queue, and takes it until it is empty, so the others ride along. */
-    pthread_mutex_lock(&app.qlock);
-    int was_empty = app.phead == NULL;
-    if (app.ptail)
-        app.ptail->next = j;
-    else
-        app.phead = j;
-    app.ptail = j;
-    pthread_mutex_unlock(&app.qlock);
+    int was_empty;
+    QUEUE_PUT_FIRST(app.phead, app.ptail, j, was_empty);
     if (was_empty)
         wake_loop();
 }

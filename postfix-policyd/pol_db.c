@@ -185,10 +185,16 @@ static PGresult *await(struct worker *w, char *err, size_t esize)
             }
             struct pollfd pf = { .fd = PQsocket(w->pg), .events = POLLIN };
             int rc = poll(&pf, 1, (int)(left * 1000) + 1);
-            if (rc < 0 && errno != EINTR)
-                break;          /* PQgetResult reports the broken connection */
+            if (rc < 0 && errno != EINTR) {
+                /* no wait left that is bounded: PQgetResult would block */
+                PQclear(last);
+                snprintf(err, esize, "poll on the database connection: %s: connection dropped",
+                         strerror(errno));
+                drop_conn(w);
+                return NULL;
+            }
             if (rc > 0 && !PQconsumeInput(w->pg))
-                break;
+                break;          /* PQgetResult reports the broken connection */
         }
         r = PQgetResult(w->pg);
         if (r == NULL)
@@ -221,19 +227,25 @@ static void explain(PGresult *r, char *err, size_t esize)
         snprintf(err, esize, "%s", why);
 }
 
-/* Send a statement, or prepare one (name != NULL), and wait for it as
- * await does; the result, or NULL with err set. */
-static PGresult *run_bounded(struct worker *w, const char *name, const char *sql, int n,
-                             const char *const *params, char *err, size_t esize)
+/* After a PQsend* call (sent: what it returned): the answer as await
+ * gives it, or NULL with err set. */
+static PGresult *answer_to(struct worker *w, int sent, char *err, size_t esize)
 {
-    int sent = name ? PQsendPrepare(w->pg, name, sql, n, NULL)
-                    : PQsendQueryParams(w->pg, sql, n, NULL, params, NULL, NULL, 0);
     if (!sent) {
         first_line(err, esize, PQerrorMessage(w->pg));
         drop_conn(w);
         return NULL;
     }
     return await(w, err, esize);
+}
+
+/* Send a statement, or prepare one (name != NULL), and wait for it. */
+static PGresult *run_bounded(struct worker *w, const char *name, const char *sql, int n,
+                             const char *const *params, char *err, size_t esize)
+{
+    return answer_to(w, name ? PQsendPrepare(w->pg, name, sql, n, NULL)
+                             : PQsendQueryParams(w->pg, sql, n, NULL, params, NULL, NULL, 0),
+                     err, esize);
 }
 
 /* Prepare this connection's admission statement: send_admit_many, or on
@@ -412,12 +424,7 @@ static void take_failure(struct worker *w, PGresult *r, const char *nores, struc
 static PGresult *exec_admit(struct worker *w, const char *name, const char *const *p,
                             char *err, size_t esize)
 {
-    if (!PQsendQueryPrepared(w->pg, name, 4, p, NULL, NULL, 0)) {
-        first_line(err, esize, PQerrorMessage(w->pg));
-        drop_conn(w);
-        return NULL;
-    }
-    return await(w, err, esize);
+    return answer_to(w, PQsendQueryPrepared(w->pg, name, 4, p, NULL, NULL, 0), err, esize);
 }
 
 /* One job, one statement: send_admit (schema 5 to 7). */

@@ -98,6 +98,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < maps.n; i++)
         FUZZ_CHECK(maps.v[i][0] != 0);
     strv_free(&maps);
+    /* the transport keys of an address, in both parent styles: the
+     * address first, "*" last when it has a domain, none longer than it */
+    for (int style = 0; style < 2; style++) {
+        struct strv walk = { NULL, 0, 0 };
+        vp_transport_walk(s, "+-", style, &walk);
+        FUZZ_CHECK(walk.n >= 1 && !strcmp(walk.v[0], s));
+        FUZZ_CHECK(strrchr(s, '@') == NULL || !strcmp(walk.v[walk.n - 1], "*"));
+        for (size_t i = 0; i < walk.n; i++)
+            FUZZ_CHECK(strlen(walk.v[i]) <= strlen(s) || !strcmp(walk.v[i], "*"));
+        strv_free(&walk);
+    }
     free(s);
     buf_free(&a);
     buf_free(&b);
