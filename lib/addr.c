@@ -110,11 +110,12 @@ int addr_unicode(const char *addr, struct buf *out)
     return 0;
 }
 
-int addr_domain_canon(const char *in, size_t len, struct buf *out)
+/* The canonical form of the domain in[0..len), appended to out. */
+static int domain_canon_add(const char *in, size_t len, struct buf *out)
 {
+    size_t start = out->len;
     int ascii = 1;
 
-    buf_reset(out);
     if (len == 0)
         return ADDR_EMPTY;
     if (len > 1024)
@@ -131,10 +132,7 @@ int addr_domain_canon(const char *in, size_t len, struct buf *out)
         i += n;
     }
     if (ascii) {
-        for (size_t i = 0; i < len; i++) {
-            char c = in[i];
-            buf_addc(out, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
-        }
+        buf_add(out, in, len);
     } else {
         char *tmp = strndup(in, len), *alabel = NULL;
         if (tmp == NULL)
@@ -148,11 +146,17 @@ int addr_domain_canon(const char *in, size_t len, struct buf *out)
         }
         buf_adds(out, alabel);
         idn2_free(alabel);
-        for (size_t i = 0; i < out->len; i++)
-            if (out->data[i] >= 'A' && out->data[i] <= 'Z')
-                out->data[i] += 32;
     }
-    return ldh_check(out->data, out->len);
+    for (size_t i = start; i < out->len; i++)
+        if (out->data[i] >= 'A' && out->data[i] <= 'Z')
+            out->data[i] += 32;
+    return ldh_check(out->data + start, out->len - start);
+}
+
+int addr_domain_canon(const char *in, size_t len, struct buf *out)
+{
+    buf_reset(out);
+    return domain_canon_add(in, len, out);
 }
 
 int addr_fold(const char *in, size_t len, struct buf *out)
@@ -188,7 +192,6 @@ int addr_fold(const char *in, size_t len, struct buf *out)
 int addr_canon(const char *in, size_t len, struct buf *out, size_t *at)
 {
     const char *sep = NULL;
-    struct buf dom;
     int rc;
 
     buf_reset(out);
@@ -225,14 +228,9 @@ int addr_canon(const char *in, size_t len, struct buf *out, size_t *at)
     }
     *at = out->len;
     buf_addc(out, '@');
-    buf_init(&dom);
-    rc = addr_domain_canon(sep + 1, len - llen - 1, &dom);
-    if (rc == ADDR_OK) {
-        buf_add(out, dom.data, dom.len);
-        if (out->len > 254)
-            rc = ADDR_TOO_LONG;
-    }
-    buf_free(&dom);
+    rc = domain_canon_add(sep + 1, len - llen - 1, out);
+    if (rc == ADDR_OK && out->len > 254)
+        rc = ADDR_TOO_LONG;
     return rc;
 }
 
@@ -260,6 +258,10 @@ size_t addr_ext_split(const char *local, size_t len, const char *delims)
 {
     if (delims == NULL || *delims == 0)
         return len;
+    if (delims[1] == 0) {   /* one delimiter, as most sites have */
+        const char *d = memchr(local, delims[0], len);
+        return d == NULL || d == local ? len : (size_t)(d - local);
+    }
     for (size_t i = 0; i < len; i++)
         if (strchr(delims, local[i]) != NULL && local[i] != 0)
             return i == 0 ? len : i;

@@ -61,13 +61,6 @@ void buf_add(struct buf *b, const void *p, size_t n)
 
 void buf_adds(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 
-void buf_addc(struct buf *b, char c)
-{
-    buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = 0;
-}
-
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;

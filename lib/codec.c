@@ -100,7 +100,14 @@ enum ns_status ns_parse(const char *in, size_t len, size_t maxlen,
 
 void ns_format(struct buf *out, const char *data, size_t len)
 {
-    buf_printf(out, "%zu:", len);
+    char num[24];
+    size_t i = sizeof(num), n = len;
+
+    num[--i] = ':';
+    do
+        num[--i] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    buf_add(out, num + i, sizeof(num) - i);
     buf_add(out, data, len);
     buf_addc(out, ',');
 }

@@ -78,6 +78,7 @@ static struct app {
     int nlisteners;
     struct map_ctx maps[LK_NMAPS];
     struct map_ctx smap_ctx;
+    struct buf lk_scratch[LK_NSCRATCH]; /* the lookup handlers' (event loop only) */
 
     /* database threads -> event loop */
     pthread_mutex_t qlock;
@@ -229,7 +230,8 @@ static void complain(void *arg, const char *what)
 static ssize_t tcp_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
     struct map_ctx *m = arg;
-    struct lk_env env = { app.dir, app.conf.recipient_delimiter, &app.stats, complain, m->name };
+    struct lk_env env = { app.dir, app.conf.recipient_delimiter, &app.stats, complain, m->name,
+                          app.lk_scratch };
     (void)c;
     return tcpt_request(&env, m->map, in, len, out);
 }
@@ -237,7 +239,8 @@ static ssize_t tcp_handler(void *arg, struct srv_conn *c, const char *in, size_t
 static ssize_t smap_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
     struct map_ctx *m = arg;
-    struct lk_env env = { app.dir, app.conf.recipient_delimiter, &app.stats, complain, m->name };
+    struct lk_env env = { app.dir, app.conf.recipient_delimiter, &app.stats, complain, m->name,
+                          app.lk_scratch };
     (void)c;
     return smap_request(&env, in, len, out);
 }
@@ -388,7 +391,7 @@ static ssize_t pol_handler(void *arg, struct srv_conn *c, const char *in, size_t
     }
     struct pol_env env = { app.dir, app.conf.recipient_delimiter, &app.pol_stats, req,
                            pol_log, NULL, app.pol_full, app.pol_full ? &admit : NULL, wall_now(),
-                           app.usage, app.quota_defer };
+                           app.usage, app.quota_defer, app.lk_scratch };
     ssize_t used = pol_request(&env, in, len, out);
     if (used > 0 && app.pol_full && admit.pending) {
         /* END-OF-MESSAGE: PostgreSQL decides, on a database thread; this
@@ -1334,6 +1337,8 @@ static void shutdown_cleanly(void)
         snap_mark_current(1); /* unchanged: current as of now, for the next start */
     }
     peer_list_free(&app.auth_peers);
+    for (int i = 0; i < LK_NSCRATCH; i++)
+        buf_free(&app.lk_scratch[i]);
     adm_shutdown();
     reap_stop();    /* nothing half freed when the process ends */
     msg_info("stopped");

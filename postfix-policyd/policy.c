@@ -13,6 +13,7 @@
 #include "lookup.h"
 #include "mem.h"
 #include "policy.h"
+#include "proto.h"
 
 static const char *decision_names[POL_NDECISIONS] = {
     "dunno", "reject_unknown_login", "reject_disabled", "reject_may_not_send",
@@ -73,18 +74,18 @@ static int owns(const char *owners, size_t len, const char *login)
 static enum pol_decision outbound(const struct pol_env *env, const char *login, const char *sender,
                                   char *action, size_t asize, char *canon_out)
 {
-    struct buf canon, owners;
+    struct lk_work w;
     size_t at;
     const struct dir_domain *dom;
     const struct dir_mailbox *m = NULL;
     char shown[300], shown_sender[300];
     enum pol_decision d = POL_DUNNO;
 
-    buf_init(&canon);
-    buf_init(&owners);
+    lk_work_take(&w, env->scratch);
+    struct buf *canon = w.a, *owners = w.b;
     clean(shown, sizeof(shown), login);
-    if (addr_canon(login, strlen(login), &canon, &at) == ADDR_OK && at > 0)
-        m = mailbox_of(env->dir, &canon, at, &dom);
+    if (addr_canon(login, strlen(login), canon, &at) == ADDR_OK && at > 0)
+        m = mailbox_of(env->dir, canon, at, &dom);
     if (m == NULL) {
         snprintf(action, asize, "554 5.7.1 Login <%s> has no mailbox here", shown);
         d = POL_REJECT_UNKNOWN_LOGIN;
@@ -95,24 +96,23 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
         snprintf(action, asize, "554 5.7.1 Account <%s> may not send mail", shown);
         d = POL_REJECT_MAY_NOT_SEND;
     } else if (sender && *sender &&
-               (lk_lookup(env->dir, LK_SENDERS, sender, strlen(sender), env->delims, &owners) == LK_NOTFOUND ||
-                !owns(owners.data, owners.len, canon.data))) {
+               (lk_lookup(env->dir, LK_SENDERS, sender, strlen(sender), env->delims, owners) == LK_NOTFOUND ||
+                !owns(owners->data, owners->len, canon->data))) {
         /* the null sender (bounces) is not checked, as in Postfix */
         clean(shown_sender, sizeof(shown_sender), sender);
         snprintf(action, asize, "553 5.7.1 Sender address <%s> is not owned by user %s",
-                 shown_sender, canon.data);
+                 shown_sender, canon->data);
         d = POL_REJECT_SENDER_NOT_OWNED;
     } else if (m->send_suspended) {
-        pol_hold_text(action, asize, canon.data, m->suspended_reason);
+        pol_hold_text(action, asize, canon->data, m->suspended_reason);
         d = POL_HOLD_SUSPENDED;
     }
     if (d != POL_DUNNO)
-        say(env, 0, "outbound login=%s sender=<%s>: %s", m ? canon.data : shown, sender ? sender : "",
+        say(env, 0, "outbound login=%s sender=<%s>: %s", m ? canon->data : shown, sender ? sender : "",
             decision_names[d]);
     else
-        snprintf(canon_out, POL_LOGIN_MAX, "%s", canon.len < POL_LOGIN_MAX ? canon.data : "");
-    buf_free(&canon);
-    buf_free(&owners);
+        snprintf(canon_out, POL_LOGIN_MAX, "%s", canon->len < POL_LOGIN_MAX ? canon->data : "");
+    lk_work_give(&w, env->scratch);
     return d;
 }
 
@@ -168,31 +168,32 @@ static enum pol_decision over_quota(const struct pol_env *env, const char *rcpt,
 
 static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, char *action, size_t asize)
 {
-    struct buf canon;
+    struct lk_work w;
     size_t at;
     const struct dir_domain *dom = NULL;
     const struct dir_mailbox *m = NULL;
     enum pol_decision d = POL_DUNNO;
 
-    buf_init(&canon);
-    if (addr_canon(rcpt, strlen(rcpt), &canon, &at) == ADDR_OK && at > 0) {
+    lk_work_take(&w, env->scratch);
+    struct buf *canon = w.a;
+    if (addr_canon(rcpt, strlen(rcpt), canon, &at) == ADDR_OK && at > 0) {
         /* user+ext@domain is user@domain's mailbox */
-        size_t ext = addr_ext_split(canon.data, at, env->delims);
+        size_t ext = addr_ext_split(canon->data, at, env->delims);
         if (ext < at) {
-            memmove(canon.data + ext, canon.data + at, canon.len - at + 1);
-            canon.len -= at - ext;
+            memmove(canon->data + ext, canon->data + at, canon->len - at + 1);
+            canon->len -= at - ext;
             at = ext;
         }
-        m = mailbox_of(env->dir, &canon, at, &dom);
+        m = mailbox_of(env->dir, canon, at, &dom);
     }
     if (m && dom->enabled && (!m->enabled || !m->may_receive)) {
         snprintf(action, asize, "550 5.2.1 Mailbox unavailable");
         d = POL_REJECT_RCPT_UNAVAILABLE;
-        say(env, 0, "inbound recipient=<%s>: %s", canon.data, decision_names[d]);
+        say(env, 0, "inbound recipient=<%s>: %s", canon->data, decision_names[d]);
     } else if (env->usage) {
         d = over_quota(env, rcpt, dom, m, action, asize);
     }
-    buf_free(&canon);
+    lk_work_give(&w, env->scratch);
     return d;
 }
 

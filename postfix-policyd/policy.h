@@ -141,6 +141,9 @@ struct pol_env {
     /* recipient quota (inbound RCPT): usage NULL = not known, not checked */
     const struct quota_usage *usage;
     int quota_defer;            /* 452 4.2.2 instead of 552 5.2.2 */
+    /* LK_NSCRATCH buffers reused from request to request (the caller's,
+     * one thread at a time), or NULL: each request allocates its own */
+    struct buf *scratch;
 };
 
 /* Answer the request at the start of in: bytes consumed (> 0), 0 for more

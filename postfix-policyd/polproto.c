@@ -7,10 +7,11 @@
  *     VALUE is the rest of the line, "=" and any other "\r" included;
  *   - a NUL byte is bad anywhere.
  * Parsing is two passes over each request: judge() finds the verdict and
- * the end without writing anything, split() then copies a good request
- * into r->text. judge() keeps where it stopped in r->scan, so bytes that
- * were judged while the request trickled in are not judged again; split()
- * runs once, on a complete request. */
+ * the end without writing anything, and notes where each good line's "="
+ * and end lie; split() then copies a good request into r->text and cuts it
+ * there. judge() keeps where it stopped in r->scan, so bytes that were
+ * judged while the request trickled in are not judged again; split() runs
+ * once, on a complete request. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -27,6 +28,7 @@ void pol_req_init(struct pol_req *r)
     r->text = NULL;
     r->text_size = 0;
     r->nattrs = 0;
+    memset(r->known, 0, sizeof(r->known));
     r->examined = 0;
     pol_req_reset(r);
 }
@@ -42,6 +44,7 @@ void pol_req_reset(struct pol_req *r)
     r->scan.line = 0;
     r->scan.next = 0;
     r->scan.eq = 0;
+    r->scan.eqpos = 0;
     r->scan.nattrs = 0;
 }
 
@@ -65,6 +68,7 @@ static const char *judge_line(struct pol_req *r, const char *in, size_t end, int
             if (i == sc->line)
                 return "empty attribute name";
             sc->eq = 1;
+            sc->eqpos = i;
         } else if (!name_char(c)) {
             if (c == 0)
                 return "NUL byte in request";
@@ -111,6 +115,35 @@ static size_t request_end(struct pol_req *r, const char *in, size_t p, size_t li
     }
 }
 
+/* A whole good attribute line at sc->line, judged in one pass (the lines
+ * of nearly every request): its end (just past its "\n") and its span, or
+ * 0 for anything else (a fault, an empty line, a line not all in), which
+ * the careful path then judges. */
+static size_t good_line(struct pol_req *r, const char *in, size_t lim, struct pol_span *sp)
+{
+    size_t p = r->scan.line, i = p;
+
+    while (i < lim && name_char((unsigned char)in[i]))
+        i++;
+    if (i == p || i == lim || in[i] != '=') {
+        r->examined += i - p;
+        return 0;
+    }
+    sp->line = (unsigned short)p;
+    sp->eq = (unsigned short)i;
+    for (i++; i < lim && in[i] != '\n'; i++)
+        if (in[i] == 0) {
+            r->examined += i - p;
+            return 0;
+        }
+    r->examined += i - p;
+    if (i == lim)
+        return 0;
+    /* as judge(): one "\r" right before the "\n" is dropped */
+    sp->end = (unsigned short)(in[i - 1] == '\r' && i - 1 > sp->eq ? i - 1 : i);
+    return i + 1;
+}
+
 /* The verdict on in[0..len) and the number of attributes, going on from
  * r->scan; *used as pol_parse's. */
 static enum pol_status judge(struct pol_req *r, const char *in, size_t len, size_t *used,
@@ -124,6 +157,14 @@ static enum pol_status judge(struct pol_req *r, const char *in, size_t len, size
         pol_req_reset(r);
     for (;;) {
         size_t p = sc->line;
+        if (sc->next == p && sc->nattrs < POL_MAX_ATTRS) {
+            size_t next = good_line(r, in, lim, &r->spans[sc->nattrs]);
+            if (next > 0) {
+                sc->nattrs++;
+                sc->line = sc->next = next;
+                continue;
+            }
+        }
         /* the line's bytes before sc->next hold no "\n" */
         const char *nl = memchr(in + sc->next, '\n', lim - sc->next);
         size_t end = nl ? (size_t)(nl - in) : lim;   /* of what is in of this line */
@@ -156,21 +197,46 @@ static enum pol_status judge(struct pol_req *r, const char *in, size_t len, size
             *why = "more than " STR(POL_MAX_ATTRS) " attributes";
             return POL_TOO_LONG;
         }
+        r->spans[sc->nattrs].line = (unsigned short)p;
+        r->spans[sc->nattrs].eq = (unsigned short)sc->eqpos;
+        r->spans[sc->nattrs].end = (unsigned short)c;
         sc->nattrs++;
         sc->line = sc->next = end + 1;
         sc->eq = 0;
     }
 }
 
+/* The known attribute a name is, or POL_NKNOWN. */
+static enum pol_known known_of(const char *name, size_t len)
+{
+    static const char *const names[POL_NKNOWN] = {
+        "request", "protocol_state", "sasl_username", "sender", "recipient",
+        "recipient_count", "size", "queue_id",
+    };
+    enum pol_known k;
+
+    switch (len) {     /* the names differ in length */
+    case 7: k = POL_K_REQUEST; break;
+    case 14: k = POL_K_PROTOCOL_STATE; break;
+    case 13: k = POL_K_SASL_USERNAME; break;
+    case 6: k = POL_K_SENDER; break;
+    case 9: k = POL_K_RECIPIENT; break;
+    case 15: k = POL_K_RECIPIENT_COUNT; break;
+    case 4: k = POL_K_SIZE; break;
+    case 8: k = POL_K_QUEUE_ID; break;
+    default: return POL_NKNOWN;
+    }
+    return memcmp(name, names[k], len) == 0 ? k : POL_NKNOWN;
+}
+
 /* Copy the good request in[0..used) into r->text, each line cut into
- * "name\0value\0" where its "=" and line end were. The lines are found
- * again rather than trusted from judge(): should a caller break the
- * resuming contract, the verdict may be wrong, but memory stays safe.
- * Returns -1 when the text is not the nattrs good lines judged. */
+ * "name\0value\0" where judge() saw its "=" and its end. Those places are
+ * checked, not trusted: should a caller break the resuming contract, the
+ * verdict may be wrong, but every write stays inside the copy. Returns -1
+ * when the text is not the nattrs good lines judged. */
 static int split(struct pol_req *r, const char *in, size_t used, int nattrs)
 {
-    size_t p = 0;
-    int i;
+    size_t from = 0;
 
     if (r->text_size < used) {
         size_t size = r->text_size ? r->text_size : 1024;
@@ -180,25 +246,23 @@ static int split(struct pol_req *r, const char *in, size_t used, int nattrs)
         r->text_size = size;
     }
     memcpy(r->text, in, used);
-    r->examined += 2 * used;
-    for (i = 0; p < used; i++) {
-        char *s = r->text + p;
-        char *nl = memchr(s, '\n', used - p);
-        char *eq = nl ? memchr(s, '=', (size_t)(nl - s)) : NULL;
-        if (eq == NULL)     /* the empty line: the end */
-            break;
-        if (i == nattrs || eq == s)
+    r->examined += used;
+    memset(r->known, 0, sizeof(r->known));
+    for (int i = 0; i < nattrs; i++) {
+        const struct pol_span *sp = &r->spans[i];
+        char *t = r->text;
+        if (sp->line < from || sp->eq <= sp->line || sp->end <= sp->eq || sp->end >= used ||
+            t[sp->eq] != '=' || (t[sp->end] != '\n' && t[sp->end] != '\r'))
             return -1;
-        p = (size_t)(nl - r->text) + 1;
-        if (nl > eq + 1 && nl[-1] == '\r')
-            nl--;
-        *eq = 0;
-        *nl = 0;
-        r->attrs[i].name = s;
-        r->attrs[i].value = eq + 1;
+        from = (size_t)sp->end + 1;
+        t[sp->eq] = 0;
+        t[sp->end] = 0;
+        r->attrs[i].name = t + sp->line;
+        r->attrs[i].value = t + sp->eq + 1;
+        enum pol_known k = known_of(t + sp->line, (size_t)(sp->eq - sp->line));
+        if (k != POL_NKNOWN)
+            r->known[k] = (unsigned char)(i + 1);
     }
-    if (i != nattrs)
-        return -1;
     r->nattrs = nattrs;
     return 0;
 }
@@ -229,6 +293,11 @@ enum pol_status pol_parse(struct pol_req *r, const char *in, size_t len, size_t 
 
 const char *pol_get(const struct pol_req *r, const char *name)
 {
+    size_t len = strlen(name);
+    enum pol_known k = known_of(name, len);
+
+    if (k != POL_NKNOWN)
+        return r->known[k] && r->known[k] <= r->nattrs ? r->attrs[r->known[k] - 1].value : NULL;
     for (int i = r->nattrs - 1; i >= 0; i--)
         if (strcmp(r->attrs[i].name, name) == 0)
             return r->attrs[i].value;
@@ -237,8 +306,12 @@ const char *pol_get(const struct pol_req *r, const char *name)
 
 void pol_reply(struct buf *out, const char *text)
 {
-    buf_adds(out, "action=");
-    for (const char *s = text; *s; s++)
-        buf_addc(out, *s == '\r' || *s == '\n' ? ' ' : *s);
-    buf_adds(out, "\n\n");
+    size_t at = out->len + 7, n = strlen(text);
+
+    buf_add(out, "action=", 7);
+    buf_add(out, text, n);
+    buf_add(out, "\n\n", 2);
+    for (char *s = out->data + at; s < out->data + at + n; s++)
+        if (*s == '\r' || *s == '\n')
+            *s = ' ';
 }

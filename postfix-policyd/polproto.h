@@ -26,13 +26,26 @@ struct pol_attr {
     const char *name, *value;
 };
 
+/* Where a good line lies in the request (offsets: POL_MAX_REQUEST < 64 Ki). */
+struct pol_span {
+    unsigned short line, eq, end;   /* its start, its "=", its content's end */
+};
+
+/* The attributes the checks ask for at every request: pol_get finds them
+ * without a search (the index of the last one of each, + 1; 0 = absent). */
+enum pol_known {
+    POL_K_REQUEST, POL_K_PROTOCOL_STATE, POL_K_SASL_USERNAME, POL_K_SENDER, POL_K_RECIPIENT,
+    POL_K_RECIPIENT_COUNT, POL_K_SIZE, POL_K_QUEUE_ID, POL_NKNOWN
+};
+
 /* How far the parse of a request that is not complete yet got, so that
  * the next call goes on from there instead of judging the same bytes
  * again (offsets into the caller's in, which starts at the request). */
 struct pol_scan {
     size_t line;                /* start of the line being read; all before it are good lines */
     size_t next;                /* bytes of that line judged good so far */
-    int eq;                     /* its "=" is among them */
+    int eq;                     /* its "=" is among them (at eqpos) */
+    size_t eqpos;
     int nattrs;                 /* good attribute lines before it */
 };
 
@@ -41,7 +54,9 @@ struct pol_req {
     size_t text_size;           /* capacity, reused across requests */
     int nattrs;
     struct pol_attr attrs[POL_MAX_ATTRS];
+    unsigned char known[POL_NKNOWN];
     struct pol_scan scan;       /* the request being received */
+    struct pol_span spans[POL_MAX_ATTRS];   /* its good lines so far */
     unsigned long examined;     /* bytes looked at since pol_req_init (tests) */
 };
 

@@ -35,7 +35,41 @@ struct lk_env {
     /* where to say why a request was refused; NULL = nowhere */
     void (*complain)(void *arg, const char *what);
     void *complain_arg;
+    /* LK_NSCRATCH buffers a handler reuses from request to request (the
+     * caller's, used by one thread at a time), or NULL: then each request
+     * allocates its own */
+    struct buf *scratch;
 };
+
+#define LK_NSCRATCH 2
+#define LK_SCRATCH_KEEP 4096      /* a larger scratch buffer is given back */
+
+/* A handler's two working buffers: the scratch ones, or its own. */
+struct lk_work {
+    struct buf own[LK_NSCRATCH];
+    struct buf *a, *b;
+};
+
+static inline void lk_work_take(struct lk_work *w, struct buf *scratch)
+{
+    struct buf *s = scratch ? scratch : w->own;
+    if (scratch == NULL) {
+        buf_init(&s[0]);
+        buf_init(&s[1]);
+    }
+    buf_reset(&s[0]);
+    buf_reset(&s[1]);
+    w->a = &s[0];
+    w->b = &s[1];
+}
+
+static inline void lk_work_give(struct lk_work *w, struct buf *scratch)
+{
+    if (scratch == NULL || w->a->cap > LK_SCRATCH_KEEP)
+        buf_free(w->a);
+    if (scratch == NULL || w->b->cap > LK_SCRATCH_KEEP)
+        buf_free(w->b);
+}
 
 ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, size_t len,
                      struct buf *out);

@@ -25,7 +25,7 @@ ssize_t smap_request(const struct lk_env *env, const char *in, size_t len, struc
     const char *data, *sp;
     size_t dlen, used;
     int map;
-    struct buf value, ans;
+    struct lk_work w;
 
     switch (ns_parse(in, len, SMAP_MAX_REQUEST, &used, &data, &dlen)) {
     case NS_NEED_MORE:
@@ -58,22 +58,21 @@ ssize_t smap_request(const struct lk_env *env, const char *in, size_t len, struc
     }
     if (env->stats)
         env->stats->requests[map]++;
-    buf_init(&value);
-    buf_init(&ans);
+    lk_work_take(&w, env->scratch);
+    struct buf *value = w.a, *ans = w.b;
     if (lk_lookup(env->dir, (enum lk_map)map, sp + 1, dlen - (size_t)(sp + 1 - data),
-                  env->delims, &value) == LK_NOTFOUND) {
+                  env->delims, value) == LK_NOTFOUND) {
         reply(out, "NOTFOUND ");
-    } else if (value.len + 3 > SMAP_MAX_REPLY) {
+    } else if (value->len + 3 > SMAP_MAX_REPLY) {
         complain(env, "reply longer than socketmap's 100000 octets (too many destinations?)");
         reply(out, "PERM reply too long for socketmap");
     } else {
-        buf_adds(&ans, "OK ");
-        buf_add(&ans, value.data, value.len);
-        ns_format(out, ans.data, ans.len);
+        buf_add(ans, "OK ", 3);
+        buf_add(ans, value->data, value->len);
+        ns_format(out, ans->data, ans->len);
         if (env->stats)
             env->stats->found[map]++;
     }
-    buf_free(&value);
-    buf_free(&ans);
+    lk_work_give(&w, env->scratch);
     return (ssize_t)used;
 }

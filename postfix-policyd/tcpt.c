@@ -20,7 +20,7 @@ ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, 
                      struct buf *out)
 {
     const char *nl = memchr(in, '\n', len > TCPT_MAX_REQUEST ? TCPT_MAX_REQUEST : len);
-    struct buf key, value;
+    struct lk_work w;
     size_t llen;
 
     if (nl == NULL) {
@@ -45,9 +45,9 @@ ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, 
         buf_adds(out, "400 malformed request\n");
         return (ssize_t)(nl - in) + 1;
     }
-    buf_init(&key);
-    buf_init(&value);
-    if (hexq_decode(&key, in + 4, llen - 4) < 0 || key.len == 0) {
+    lk_work_take(&w, env->scratch);
+    struct buf *key = w.a, *value = w.b;
+    if (hexq_decode(key, in + 4, llen - 4) < 0 || key->len == 0) {
         complain(env, "malformed %XX escape in key");
         buf_adds(out, "400 malformed key\n");
     } else if (env->dir == NULL) {
@@ -55,12 +55,12 @@ ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, 
     } else {
         if (env->stats)
             env->stats->requests[map]++;
-        if (lk_lookup(env->dir, map, key.data, key.len, env->delims, &value) == LK_NOTFOUND) {
+        if (lk_lookup(env->dir, map, key->data, key->len, env->delims, value) == LK_NOTFOUND) {
             buf_adds(out, "500 not found\n");
         } else {
             size_t mark = out->len;
             buf_adds(out, "200 ");
-            hexq_encode(out, value.data, value.len);
+            hexq_encode(out, value->data, value->len);
             buf_addc(out, '\n');
             if (out->len - mark > TCPT_MAX_REPLY) {
                 buf_truncate(out, mark);
@@ -71,7 +71,6 @@ ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, 
             }
         }
     }
-    buf_free(&key);
-    buf_free(&value);
+    lk_work_give(&w, env->scratch);
     return (ssize_t)(nl - in) + 1;
 }

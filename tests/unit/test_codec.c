@@ -70,6 +70,15 @@ START_TEST(netstring_format)
     buf_init(&b);
     ns_format(&b, "OK x", 4);
     ck_assert_str_eq(b.data, "4:OK x,");
+    /* lengths of 0 and of several digits, after what is in the buffer */
+    ns_format(&b, "", 0);
+    ck_assert_str_eq(b.data, "4:OK x,0:,");
+    char big[12345];
+    memset(big, 'v', sizeof(big));
+    buf_reset(&b);
+    ns_format(&b, big, sizeof(big));
+    ck_assert_uint_eq(b.len, 6 + sizeof(big) + 1);
+    ck_assert(!memcmp(b.data, "12345:vvv", 9) && b.data[b.len - 1] == ',');
     buf_free(&b);
 }
 END_TEST

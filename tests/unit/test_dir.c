@@ -288,6 +288,56 @@ START_TEST(htab_many)
 }
 END_TEST
 
+/* Tagged and untagged tables answer alike, also for keys whose hashes
+ * share their top bits (the tag) or their slot. */
+static const void *str_keyof(const void *rec, size_t *len)
+{
+    *len = strlen(rec);
+    return rec;
+}
+
+START_TEST(htab_tags)
+{
+    enum { N = 3000 };
+    static char keys[N][16];
+    struct htab t, u;
+    htab_init_tagged(&t, str_keyof);
+    htab_init(&u, str_keyof);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        ck_assert_ptr_null(htab_put(&t, keys[i]));
+        ck_assert_ptr_null(htab_put(&u, keys[i]));
+    }
+    /* some pairs share a tag (16 bits of 3,000 hashes): all still found */
+    int same_tag = 0;
+    for (int i = 0; i < N && !same_tag; i++)
+        for (int j = i + 1; j < N && !same_tag; j++)
+            same_tag = htab_hash(keys[i], strlen(keys[i])) >> 48 == htab_hash(keys[j], strlen(keys[j])) >> 48;
+    ck_assert(same_tag);
+    for (int i = 0; i < N; i++) {
+        ck_assert_ptr_eq(htab_get(&t, keys[i], strlen(keys[i])), keys[i]);
+        ck_assert_ptr_eq(htab_get(&u, keys[i], strlen(keys[i])), keys[i]);
+    }
+    ck_assert_ptr_null(htab_get(&t, "k3000", 5));
+    /* replacing gives the old record back, untagged */
+    char again[] = "k7";
+    ck_assert_ptr_eq(htab_put(&t, again), keys[7]);
+    ck_assert_ptr_eq(htab_get(&t, "k7", 2), again);
+    for (int i = 0; i < N; i += 3) {
+        void *want = i == 7 ? (void *)again : (void *)keys[i];
+        ck_assert_ptr_eq(htab_del(&t, keys[i], strlen(keys[i])), want);
+    }
+    size_t n = 0, pos = 0;
+    for (const char *r; (r = htab_next(&t, &pos)) != NULL; n++)
+        ck_assert_str_eq(htab_get(&u, r, strlen(r)), r);   /* real addresses */
+    ck_assert_uint_eq(n, N - (N + 2) / 3);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(htab_get(&t, keys[i], strlen(keys[i])) != NULL, i % 3 != 0);
+    htab_free(&t);
+    htab_free(&u);
+}
+END_TEST
+
 /* A view keeps the directory as it was while changes go on: the snapshot
  * written from it equals the one written before the changes. */
 START_TEST(view_keeps_its_state)
@@ -446,6 +496,7 @@ Suite *dir_suite(void)
     tcase_add_test(tc, changes_in_order);
     tcase_add_test(tc, sender_chain_delete);
     tcase_add_test(tc, htab_many);
+    tcase_add_test(tc, htab_tags);
     tcase_add_test(tc, view_keeps_its_state);
     tcase_add_test(tc, snapshot_roundtrip);
     tcase_add_test(tc, unfolded_keys);

@@ -227,6 +227,35 @@ START_TEST(real_requests)
 }
 END_TEST
 
+/* The attributes pol_get finds without a search: the last of a repeated
+ * name, none from an earlier request, none after a bad one. */
+START_TEST(known_names)
+{
+    size_t used;
+    const char *why;
+    const char *two = "sender=a@x\nrequest=smtpd_access_policy\nsender=b@x\nsize=12\n"
+                      "recipient_count=3\nsendr=c@x\n\n";
+
+    ck_assert_int_eq(pol_parse(&R, two, strlen(two), &used, &why), POL_OK);
+    ck_assert_str_eq(pol_get(&R, "sender"), "b@x");
+    ck_assert_str_eq(pol_get(&R, "size"), "12");
+    ck_assert_str_eq(pol_get(&R, "recipient_count"), "3");
+    ck_assert_str_eq(pol_get(&R, "sendr"), "c@x");
+    ck_assert_ptr_null(pol_get(&R, "recipient"));
+    ck_assert_ptr_null(pol_get(&R, "queue_id"));
+    ck_assert_ptr_null(pol_get(&R, "sende"));
+    /* a shorter request after it: nothing of the first one is found */
+    ck_assert_int_eq(pol_parse(&R, "recipient=r@x\n\n", 15, &used, &why), POL_OK);
+    ck_assert_str_eq(pol_get(&R, "recipient"), "r@x");
+    ck_assert_ptr_null(pol_get(&R, "sender"));
+    ck_assert_ptr_null(pol_get(&R, "size"));
+    /* a bad request: no attribute at all */
+    ck_assert_int_eq(pol_parse(&R, "sender=x\nBAD\n\n", 14, &used, &why), POL_BAD);
+    ck_assert_ptr_null(pol_get(&R, "sender"));
+    ck_assert_ptr_null(pol_get(&R, "recipient"));
+}
+END_TEST
+
 START_TEST(small_forms)
 {
     size_t used;
@@ -694,6 +723,7 @@ Suite *polproto_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, real_requests);
+    tcase_add_test(tc, known_names);
     tcase_add_test(tc, small_forms);
     tcase_add_test(tc, back_to_back);
     tcase_add_test(tc, byte_at_a_time);
