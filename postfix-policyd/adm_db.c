@@ -17,6 +17,7 @@
 #include "mem.h"
 #include "policy.h"
 #include "pqlog.h"
+#include "thr.h"
 
 /* Two workers, each with its own connection: writes run one at a time in
  * order; reads (usage, counters, export) never wait behind a write that
@@ -1400,6 +1401,7 @@ static int committed_anyway(struct adm_job *j)
 static void *adm_db_main(void *arg)
 {
     struct worker *w = arg;
+    thr_role("mr-admin-db", 1);
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (w->head == NULL)

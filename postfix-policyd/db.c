@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pqlog.h"
+#include "thr.h"
 
 /* the first with forwarding, alias sender rights and transports
  * (0010_directory_features.sql) */
@@ -695,6 +696,7 @@ static void *db_main(void *arg)
     struct db *db = arg;
     const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
     const char *vals[] = { "mailrosterd", "5", db->conninfo, NULL };
+    thr_role("mr-dir-db", 1);
     int backoff = 1;
     char tmp[512];
 

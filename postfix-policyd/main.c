@@ -48,6 +48,7 @@
 #include "snap.h"
 #include "srv.h"
 #include "svc.h"
+#include "thr.h"
 
 #define MAX_LISTENERS 16
 
@@ -574,6 +575,7 @@ static void open_listeners(void)
 static void *snap_writer(void *arg)
 {
     struct buf err;
+    thr_role("mr-snap-write", 1);
     buf_init(&err);
     app.snap_ok = snap_write(arg, app.conf.snapshot_file, &err) == 0;
     snprintf(app.snap_err, sizeof(app.snap_err), "%s", err.data ? err.data : "");
@@ -782,6 +784,7 @@ static void *snap_reader(void *arg)
     struct timespec t0, t1;
     struct stat st;
 
+    thr_role("mr-snap-read", 1);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     j->mtime = stat(j->path, &st) == 0 ? st.st_mtime : 0;
     j->dir = snap_read_max(j->path, j->max_size, &j->err);

@@ -61,6 +61,7 @@
 #include "mem.h"
 #include "pol_db.h"
 #include "pqlog.h"
+#include "thr.h"
 
 #define POL_DB_MAX_THREADS 32
 #define RECONNECT_PAUSE 1.0     /* s between connection attempts of one thread */
@@ -579,6 +580,7 @@ static void *pol_db_main(void *arg)
     struct worker w = { 0 };
     struct pol_job *jobs[POL_DB_BATCH];
     (void)arg;
+    thr_role("mr-policy-db", 0);    /* an SMTP client waits for it */
     buf_init(&w.logins);
     buf_init(&w.counts);
     buf_init(&w.qids);

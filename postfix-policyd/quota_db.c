@@ -24,6 +24,7 @@
 #include "mem.h"
 #include "pqlog.h"
 #include "quota_db.h"
+#include "thr.h"
 
 #define RETRY_MAX 10.0      /* s between attempts while reads fail */
 #define LOG_EVERY 60.0      /* s between two lines about the same trouble */
@@ -174,6 +175,7 @@ static void *quota_db_main(void *arg)
     double next_whole = 0, pause = QUOTA_DB_POLL, last_log = -LOG_EVERY;
     int ever = 0, troubled = 0;
     (void)arg;
+    thr_role("mr-quota-db", 1);
 
     for (;;) {
         double t0 = mono_now();

@@ -4,12 +4,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "mem.h"
 #include "reap.h"
+#include "thr.h"
 
 struct reap_item {
     struct dir *dir;
@@ -27,10 +26,8 @@ static struct {
 static void *reaper(void *arg)
 {
     (void)arg;
-    /* When it shares a core with the event loop, the loop goes first:
-     * freeing may take its time, a lookup may not. (Linux: a thread's
-     * own nice value.) */
-    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+    /* freeing may take its time, a lookup may not */
+    thr_role("mr-reap", 1);
     pthread_mutex_lock(&R.lock);
     for (;;) {
         while (R.head == NULL && !R.stopping)

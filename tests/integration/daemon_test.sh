@@ -73,6 +73,18 @@ for map in domains mailboxes aliases senders; do
     done
 done
 check "socketmap over loopback TCP" "example.com/alice.1/" "$(q_smap_inet mailboxes alice@example.com)"
+# each thread named; what can wait yields its core to the event loop
+threads=$(for t in /proc/"$MR_PID"/task/*; do
+    st=$(cat "$t/stat" 2>/dev/null) || continue
+    # stat: pid (comm) state ... field 19 is nice; comm may hold spaces
+    set -- ${st##*) }
+    echo "$(cat "$t/comm") ${17}"
+done | sort)
+check "the event loop thread runs at nice 0" "mailrosterd 0" "$(grep '^mailrosterd ' <<<"$threads")"
+check "the directory's database thread is named and at nice 10" "mr-dir-db 10" "$(grep '^mr-dir-db ' <<<"$threads")"
+check "every other thread is named mr-*" "" "$(grep -v '^mailrosterd \|^mr-' <<<"$threads")"
+check "every named thread but the admission threads at nice 10" "" \
+    "$(grep '^mr-' <<<"$threads" | grep -v '^mr-policy-db 0$' | grep -v ' 10$')"
 # where the status quo fails and mailrosterd must not: U-label keys
 check "pgsql map misses a U-label domain (status quo)" "(not found)" "$(pg_ref domains 'münchen.de')"
 check "tcp_table finds a U-label domain as its A-label" "xn--mnchen-3ya.de" "$(q_tcp domains 'MÜNCHEN.de')"
