@@ -32,7 +32,8 @@
 # smtpd processes, Postfix's other processes (cleanup, qmgr,
 # trivial-rewrite, lmtp: what they used and what the master reaped), Dovecot
 # (auth process and workers), every PostgreSQL process, mailrosterd; the
-# client's own CPU. Checked and printed: the client's 250s, "status=sent"
+# client's own CPU; the median wait for the replies to AUTH, RCPT and the
+# end of data (every wait's p50/p99 on stderr). Checked and printed: the client's 250s, "status=sent"
 # in Postfix's log, the sink's own message count, and for mailroster the new
 # send_counters rows (one per admitted message). Nothing about timing is
 # asserted; the script fails (exit 1, after the table) when a configuration
@@ -354,6 +355,7 @@ $(postfix_of "$cfg")" || { echo "e2e_submit: Postfix ($cfg) did not start" >&2; 
     [ "$cfg" = mailroster ] || admitted=-
     if [ -z "${BEST[$key.rate]:-}" ] || [ "$rate" -gt "${BEST[$key.rate]}" ]; then
         BEST[$key.rate]=$rate; BEST[$key.load]=$load; BEST[$key.crate]=$(kv rate "$out")
+        BEST[$key.lat]="$(kv auth_ms "$out" | cut -d/ -f1) / $(kv rcpt_ms "$out" | cut -d/ -f1) / $(kv eod_ms "$out" | cut -d/ -f1)"
         BEST[$key.cpu]="$c_smtpd	$c_pf	$c_dv	$c_pg	$c_mr	$c_all	$(kv client_cpu_us "$out")"
         BEST[$key.check]="$(kv accepted "$out")/$sent/$sunk/$admitted${bad:+ $bad}"
     fi
@@ -377,11 +379,11 @@ for k in $PER_SESSION_LIST; do
     for cfg in $CONFIGS; do
         bench_row "$cfg" "$k" "${BEST[$cfg.$k.rate]:--}" "${BEST[$cfg.$k.crate]:--}" "$(ratio "${BEST[$cfg.$k.rate]:-}" "${BEST[tutorial.$k.rate]:-}")" \
             "$(ratio "${BEST[$cfg.$k.rate]:-}" "${BEST[pgsql.$k.rate]:-}")" \
-            "${BEST[$cfg.$k.cpu]:--}" "${BEST[$cfg.$k.load]:--}" "${BEST[$cfg.$k.check]:--}"
+            "${BEST[$cfg.$k.cpu]:--}" "${BEST[$cfg.$k.lat]:--}" "${BEST[$cfg.$k.load]:--}" "${BEST[$cfg.$k.check]:--}"
     done
 done
 bench_table "configuration" "K" "msg/s" "accepted/s" "vs tutorial" "vs pgsql" "smtpd" "other Postfix" "Dovecot" "PostgreSQL" \
-    "mailrosterd" "all servers" "client" "load" "250/sent/sink/counted"
+    "mailrosterd" "all servers" "client" "p50 ms AUTH / RCPT / end of data" "load" "250/sent/sink/counted"
 echo "(msg/s: from the first connection until the sink had every message; accepted/s: the client's 250s" \
     "over its own run; ratios of msg/s; CPU in µs per message, \"all servers\" the sum of the five before it)"
 echo

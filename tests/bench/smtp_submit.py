@@ -9,9 +9,11 @@ client submits. Session j logs in as account j mod N (accounts file:
 "login<TAB>password" lines); recipients are taken in turn from the
 recipients file.
 
-Prints one line of key=value figures on stdout; refusals and errors go to
-stderr (the first few). The client's own CPU (os.times) is printed so that
-a reader can tell whether the client was the bottleneck.
+Prints one line of key=value figures on stdout, with the median and 99th
+percentile of the wait for each reply (banner after connect, AUTH, MAIL,
+RCPT, end of data) in ms; refusals and errors go to stderr (the first
+few). The client's own CPU (os.times) is printed so that a reader can tell
+whether the client was the bottleneck.
 """
 import argparse
 import base64
@@ -36,11 +38,23 @@ def reply(f):
             return int(line[:3]), line.rstrip(b"\r\n")
 
 
-def cmd(s, f, data, want):
+def cmd(s, f, data, want, times=None):
+    """Send DATA, expect WANT; the wait for the reply goes to the list TIMES."""
+    t = time.monotonic()
     s.sendall(data)
     code, line = reply(f)
+    if times is not None:
+        times.append(time.monotonic() - t)
     if code != want:
         raise Refused("%s -> %s" % (data.split(b"\r\n", 1)[0][:60].decode(), line.decode("utf-8", "replace")))
+
+
+def pct(xs, p):
+    """The p-th percentile of XS in milliseconds (nearest rank)."""
+    if not xs:
+        return 0.0
+    xs = sorted(xs)
+    return 1000 * xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
 def main():
@@ -64,6 +78,8 @@ def main():
     lock = threading.Lock()
     state = {"next": 0, "msg": 0, "ok": 0, "refused": 0, "errors": 0, "sessions": 0}
     problems = []
+    # reply waits per command, appended by the sessions (list.append is atomic)
+    waits = {"connect": [], "auth": [], "mail": [], "rcpt": [], "eod": []}
 
     def take_session():
         with lock:
@@ -89,6 +105,7 @@ def main():
         login, password = accounts[j % len(accounts)]
         count = min(a.per_session, a.messages - j * a.per_session)
         done = 0
+        t = time.monotonic()
         try:
             s = socket.create_connection((host, int(port)), timeout=60)
         except OSError as e:
@@ -98,23 +115,24 @@ def main():
         f = s.makefile("rb")
         try:
             code, line = reply(f)
+            waits["connect"].append(time.monotonic() - t)
             if code != 220:
                 raise Refused("banner: %s" % line.decode())
             cmd(s, f, b"EHLO client.bench.test\r\n", 250)
             token = base64.b64encode(b"\0" + login.encode() + b"\0" + password.encode())
-            cmd(s, f, b"AUTH PLAIN " + token + b"\r\n", 235)
+            cmd(s, f, b"AUTH PLAIN " + token + b"\r\n", 235, waits["auth"])
             for _ in range(count):
                 i, to = take_rcpts(a.rcpts_per_msg)
-                cmd(s, f, b"MAIL FROM:<" + login.encode() + b">\r\n", 250)
+                cmd(s, f, b"MAIL FROM:<" + login.encode() + b">\r\n", 250, waits["mail"])
                 for r in to:
-                    cmd(s, f, b"RCPT TO:<" + r + b">\r\n", 250)
+                    cmd(s, f, b"RCPT TO:<" + r + b">\r\n", 250, waits["rcpt"])
                 cmd(s, f, b"DATA\r\n", 354)
                 msg = (b"From: <" + login.encode() + b">\r\nTo: <" + to[0] + b">\r\n"
                        b"Subject: " + a.tag.encode() + b" message " + str(i).encode() + b"\r\n"
                        b"Message-ID: <" + a.tag.encode() + b"." + str(i).encode() + b"@client.bench.test>\r\n"
                        b"Date: " + time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()).encode() + b"\r\n"
                        b"\r\n" + body + b".\r\n")
-                cmd(s, f, msg, 250)
+                cmd(s, f, msg, 250, waits["eod"])
                 done += 1
                 with lock:
                     state["ok"] += 1
@@ -151,9 +169,10 @@ def main():
     ok = state["ok"]
     for p in problems:
         print("smtp_submit: " + p, file=sys.stderr)
-    print("attempted=%d accepted=%d refused=%d errors=%d sessions=%d elapsed=%.3f rate=%.1f client_cpu_us=%.1f client_cpu_pct=%.1f"
+    print("attempted=%d accepted=%d refused=%d errors=%d sessions=%d elapsed=%.3f rate=%.1f client_cpu_us=%.1f client_cpu_pct=%.1f %s"
           % (a.messages, ok, state["refused"], state["errors"], state["sessions"], t1 - t0,
-             ok / (t1 - t0) if t1 > t0 else 0, cpu * 1e6 / ok if ok else 0, 100 * cpu / (t1 - t0) if t1 > t0 else 0))
+             ok / (t1 - t0) if t1 > t0 else 0, cpu * 1e6 / ok if ok else 0, 100 * cpu / (t1 - t0) if t1 > t0 else 0,
+             " ".join("%s_ms=%.1f/%.1f" % (k, pct(v, 50), pct(v, 99)) for k, v in waits.items())))
 
 
 if __name__ == "__main__":
