@@ -37,7 +37,9 @@
 # in Postfix's log, the sink's own message count, and for mailroster the new
 # send_counters rows (one per admitted message). Nothing about timing is
 # asserted; the script fails (exit 1, after the table) when a configuration
-# delivered fewer messages than the client tried to send.
+# delivered fewer messages than the client tried to send. Also on stderr:
+# CPU by process, the most PostgreSQL and smtpd processes, and the commits
+# in mailroster's database (admissions per commit).
 # PostgreSQL runs durable (fsync and synchronous_commit on; DURABLE=0 keeps
 # the test cluster's fsync=off); nothing is pinned but the client
 # (CLIENT_CPU): Postfix, Dovecot, PostgreSQL and mailrosterd use both cores.
@@ -60,7 +62,6 @@ N_MAILBOXES=${N_MAILBOXES:-1000}
 N_ALIASES=${N_ALIASES:-200}
 DURABLE=${DURABLE:-1}
 CONFIGS=${CONFIGS:-tutorial pgsql mailroster}
-ALL_CPUS=0-$(( $(getconf _NPROCESSORS_ONLN) - 1 ))
 DOM=example.com
 
 MRS_CLI=$(dirname "$BENCH_MRD_ORIG")/mailroster
@@ -142,7 +143,7 @@ bench_note "fixture in $(secs_between "$t0" "$(now_us)") s: $N_MAILBOXES mailbox
 # The test cluster's 50 connections are too few for the pgsql: maps: every
 # Postfix process holds a connection per map file it has used, and at one
 # message per session Postfix runs more smtpd processes than sessions. 200;
-# each run logs the most connections seen.
+# each run logs the most PostgreSQL processes seen.
 sql -c "ALTER SYSTEM SET max_connections = 200" >/dev/null && stack_pg_stop && stack_pg_start_again || exit 1
 
 # --- mailrosterd: maps, auth socket, policy service; every core ----------------------
@@ -242,6 +243,9 @@ stack__wait_port "$SINK_PORT" 10 || { echo "smtp-sink did not start" >&2; exit 1
 count_sent() { local n; n=$(grep -c 'status=sent' "$STACK_POSTFIX_LOG" 2>/dev/null); echo "${n:-0}"; }
 sink_count() { local n; n=$(tr '\r' '\n' <"$STACK_DIR/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -n 1); echo "${n:-0}"; }
 counters() { sql -c "SELECT count(*) FROM mailroster.send_counters"; }
+# transactions committed in mailroster's database (PostgreSQL's statistics:
+# up to about a second behind)
+commits() { sql -c "SELECT xact_commit FROM pg_stat_database WHERE datname = '$MR_DB'"; }
 pf_master() { cat "$STACK_DIR/postfix/spool/pid/master.pid" 2>/dev/null | tr -d ' '; }
 dv_master() { cat "$STACK_DIR/dovecot/run/master.pid" 2>/dev/null; }
 pg_master() { head -n 1 "$STACK_DIR/pg/postmaster.pid"; }
@@ -255,8 +259,8 @@ client() {
 }
 kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p; s/^$1=\([^ ]*\).*/\1/p" <<<" $2" | head -n 1; }
 
-# peak_start / peak_stop: the most PostgreSQL connections and smtpd
-# processes seen (every 0.5 s) meanwhile: PEAK="PG SMTPD"
+# peak_start / peak_stop: the most PostgreSQL processes (its connections
+# and its own, e.g. the checkpointer) and smtpd processes seen (every 0.5 s) meanwhile: PEAK="PG SMTPD"
 peak_start() {
     local pg=$1 pf=$2
     while :; do
@@ -284,7 +288,7 @@ wait_delivered() {
 declare -A BEST
 FAILED=0
 run() { # CONFIG PER_SESSION ROUND
-    local cfg=$1 k=$2 key="$1.$2" out s0 k0 c0 t0 t1 sent sunk admitted load pf dv pg
+    local cfg=$1 k=$2 key="$1.$2" out s0 k0 c0 x0 t0 t1 sent sunk admitted xacts load pf dv pg
     dovecot_of "$cfg" || { echo "e2e_submit: Dovecot ($cfg) did not start" >&2; exit 1; }
     stack_postfix_start "$common
 $(postfix_of "$cfg")" || { echo "e2e_submit: Postfix ($cfg) did not start" >&2; exit 1; }
@@ -299,7 +303,7 @@ $(postfix_of "$cfg")" || { echo "e2e_submit: Postfix ($cfg) did not start" >&2; 
         tail -n 5 "$STACK_DIR/client.err" >&2
         exit 1
     fi
-    s0=$(count_sent); k0=$(sink_count); c0=$(counters)
+    s0=$(count_sent); k0=$(sink_count); c0=$(counters); x0=$(commits)
     load=$(cut -d' ' -f1 /proc/loadavg)
     pf=$(pf_master); dv=$(dv_master); pg=$(pg_master)
     proc_table "$STACK_DIR/pt0"
@@ -312,6 +316,8 @@ $(postfix_of "$cfg")" || { echo "e2e_submit: Postfix ($cfg) did not start" >&2; 
     proc_table "$STACK_DIR/pt1"
     peak_stop
     sent=$(( $(count_sent) - s0 )); sunk=$(( $(sink_count) - k0 )); admitted=$(( $(counters) - c0 ))
+    # commits less this script's own two queries in between
+    xacts=$(( $(commits) - x0 - 2 ))
     local rate cpu_smtpd cpu_pf cpu_dv cpu_pg cpu_mr
     rate=$(awk -v n="$sunk" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
     cpu_smtpd=$(tree_delta "$STACK_DIR/pt0" "$STACK_DIR/pt1" "$pf" smtpd)
@@ -338,7 +344,9 @@ $(postfix_of "$cfg")" || { echo "e2e_submit: Postfix ($cfg) did not start" >&2; 
     bench_note "$cfg, $k per session, round $3: $sunk of $MESSAGES delivered in $(( (t1 - t0) / 1000 )) ms = $rate msg/s" \
         "(load $load); client: $out; status=sent $sent, sink $sunk, send_counters +$admitted;" \
         "CPU µs/msg: smtpd $c_smtpd, other Postfix $c_pf, Dovecot $c_dv, PostgreSQL $c_pg, mailrosterd $c_mr, all $c_all;" \
-        "by process: ${by%, }; at most ${PEAK% *} PostgreSQL connections, ${PEAK#* } smtpd processes"
+        "by process: ${by%, }; at most ${PEAK% *} PostgreSQL processes (connections and the server's own), ${PEAK#* } smtpd processes;" \
+        "$xacts commits in $MR_DB$([ "$cfg" = mailroster ] && [ "$xacts" -gt 0 ] &&
+            awk -v a="$admitted" -v x="$xacts" 'BEGIN { printf " (%.2f admissions per commit)", a / x }')"
     local bad=""
     if [ "$sunk" -lt "$MESSAGES" ] || [ "$sent" -lt "$MESSAGES" ]; then
         bad="DELIVERED $sunk/$sent OF $MESSAGES"
