@@ -361,13 +361,16 @@ $(postfix_of "$cfg")" || { echo "e2e_submit: Postfix ($cfg) did not start" >&2; 
         echo "e2e_submit: MISMATCH: send_counters +$admitted for $(kv accepted "$out") accepted messages" >&2
     fi
     [ "$cfg" = mailroster ] || admitted=-
+    local kept=0
     if [ -z "${BEST[$key.rate]:-}" ] || [ "$rate" -gt "${BEST[$key.rate]}" ]; then
+        kept=1
         BEST[$key.rate]=$rate; BEST[$key.load]=$load; BEST[$key.crate]=$(kv rate "$out")
         BEST[$key.lat]="$(kv auth_ms "$out" | cut -d/ -f1) / $(kv rcpt_ms "$out" | cut -d/ -f1) / $(kv eod_ms "$out" | cut -d/ -f1)"
         BEST[$key.cpu]="$c_smtpd	$c_pf	$c_dv	$c_pg	$c_mr	$c_all	$(kv client_cpu_us "$out")"
         BEST[$key.check]="$(kv accepted "$out")/$sent/$sunk/$admitted${bad:+ $bad}"
     fi
-    [ -n "$bad" ] && BEST[$key.check]="${BEST[$key.check]} (round $3: $bad)"
+    # a failed round is named even when another round is shown
+    [ -n "$bad" ] && [ "$kept" = 0 ] && BEST[$key.check]="${BEST[$key.check]} (round $3: $bad)"
     stack_postfix_stop
     mv "$STACK_POSTFIX_LOG" "$STACK_POSTFIX_LOG.$cfg.$k.$3"
     stack_dovecot_stop
