@@ -33,9 +33,10 @@
 # trivial-rewrite, lmtp: what they used and what the master reaped), Dovecot
 # (auth process and workers), every PostgreSQL process, mailrosterd; the
 # client's own CPU; the median wait for the replies to AUTH, RCPT and the
-# end of data (every wait's p50/p99 on stderr). Checked and printed: the client's 250s, "status=sent"
-# in Postfix's log, the sink's own message count, and for mailroster the new
-# send_counters rows (one per admitted message). Nothing about timing is
+# end of data (every wait's p50/p99 on stderr). Checked and printed: the
+# client's 250s, "status=sent" in Postfix's log, the sink's own message
+# count, and for mailroster the new send_counters rows (one per admitted
+# message). Nothing about timing is
 # asserted; the script fails (exit 1, after the table) when a configuration
 # delivered fewer messages than the client tried to send. Also on stderr:
 # CPU by process, the most PostgreSQL and smtpd processes, and the commits
