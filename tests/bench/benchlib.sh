@@ -238,3 +238,30 @@ secs_between() {
     if [ -z "$1" ] || [ -z "$2" ]; then echo "-"; return; fi
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'
 }
+
+# --- CPU of process trees (daemons that fork workers) --------------------------------
+
+# proc_table OUT: one line per process, "PID PPID COMM TICKS CHILD_TICKS"
+# (utime + stime, and cutime + cstime: what it has reaped), read at once
+proc_table() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+        o = index($0, "("); c = o
+        for (i = o; i <= length($0); i++) if (substr($0, i, 1) == ")") c = i
+        comm = substr($0, o + 1, c - o - 1); gsub(/[ \t]/, "_", comm)
+        n = split(substr($0, c + 2), f, " ")
+        if (n >= 15) print $1, f[2], comm, f[12] + f[13], f[14] + f[15]
+    }' >"$1"
+}
+
+# tree_delta BEFORE AFTER PARENT [COMM]: ticks used between two proc_table
+# snapshots by PARENT's children (only those named COMM, if given; a child
+# that did not exist before counts whole); without COMM also by PARENT
+# itself and by the children it reaped meanwhile
+tree_delta() {
+    awk -v p="$3" -v c="${4:-}" '
+        FNR == 1 { file++ }
+        file == 1 { before[$1] = $4; cbefore[$1] = $5; next }
+        $2 == p && (c == "" || $3 == c) { t += $4 - before[$1] }
+        $1 == p && c == "" { t += $4 - before[$1] + $5 - cbefore[$1] }
+        END { print t + 0 }' "$1" "$2"
+}
