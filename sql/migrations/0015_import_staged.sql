@@ -52,8 +52,12 @@
 --    the maildir from the id it draws (nextval in line order, as the
 --    column default did), the length (its own check), the domain (the
 --    lookup, the foreign key), a clash with the other kind (the claim
---    trigger of 0013, same message).  On UPDATE the checks run, for
---    everybody, only when the address (or an alias's destinations)
+--    trigger of 0013, same message).  The mailbox password trigger,
+--    which only names the fault of a hash mailboxes_password_check
+--    refuses, skips the same rows under the same condition: the CHECK
+--    still decides, and a refusal sends the file to the row-by-row
+--    import, where the trigger names it.  On UPDATE the row checks run,
+--    for everybody, only when the address (or an alias's destinations)
 --    changes: what the functions tested first anyway, now in the WHEN.
 -- The change log (one entry per changed row), NOTIFY, the audit row
 -- (written by mailrosterd), the answers, the dry run and the row-by-row
