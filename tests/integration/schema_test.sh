@@ -1249,6 +1249,8 @@ expect_fail "0015: the admin role setting mailroster.bulk_import still gets the 
     "SET mailroster.bulk_import = 'on'; $long_mb" 'longer than 254 octets' $A
 expect_fail "... and the alias row check" \
     "SET mailroster.bulk_import = 'on'; $long_al" 'longer than 254 octets' $A
+expect_fail "... and the password trigger's message for a hash the CHECK refuses" \
+    "SET mailroster.bulk_import = 'on'; $(mb "'bypass0'" password "'{SHA512-CRYPT}short'")" 'password refused \(mailboxes_password_check\)' $A
 expect_eq "... which still makes the maildir of a new mailbox" \
     "SET mailroster.bulk_import = 'on'; $(mb "'bypass1'") RETURNING maildir = 'example.org/bypass1.' || id || '/'" t $A
 expect_fail "... and an UPDATE has no way past the row check, not even the schema owner's" \
@@ -1258,6 +1260,9 @@ expect_fail "... and an UPDATE has no way past the row check, not even the schem
 expect_fail "the schema owner with the setting skips the INSERT check (what the import does): no maildir is made" \
     "BEGIN; SET LOCAL mailroster.bulk_import = 'on'; $(mb "'bypass2'"); ROLLBACK" 'null value in column "maildir"'
 expect_ok "... and without it the check runs" "BEGIN; $(mb "'bypass2'"); ROLLBACK"
+expect_fail "... and a bad hash is left to the CHECK (no trigger message)" \
+    "BEGIN; SET LOCAL mailroster.bulk_import = 'on'; $(mb "'bypass3'" 'password, maildir' "'{SHA512-CRYPT}short', 'x/'"); ROLLBACK" \
+    'violates check constraint "mailboxes_password_check"' 
 # A file of mailboxes from the admin role: the staged path, the maildirs
 # the row check would have made, the setting reset; then one from the
 # superuser, who may count the calls: no row-by-row import, no row check.
