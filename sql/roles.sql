@@ -179,9 +179,12 @@ GRANT SELECT ON
     mailroster.dovecot_sieve_scripts
 TO mailroster_reader, mailroster_admin;
 
--- Export and import as JSON lines (migration 0002).  Both are SECURITY
--- INVOKER: they read and write with the caller's table rights above, and the
--- triggers keep the change log.  Only the admin role may import.
+-- Export and import as JSON lines (migration 0002).  Export is SECURITY
+-- INVOKER: it reads with the caller's table rights above.  Import is
+-- SECURITY DEFINER since migration 0015 (it writes as the schema owner, so
+-- that the row checks it does itself are not done twice; see the
+-- migration); the triggers keep the change log.  Only the admin role may
+-- import.
 GRANT EXECUTE ON FUNCTION mailroster.export_jsonl(text)
 TO mailroster_reader, mailroster_admin;
 GRANT EXECUTE ON FUNCTION mailroster.import_jsonl(text, boolean)

@@ -29,3 +29,4 @@
 \ir migrations/0012_bulk_import.sql
 \ir migrations/0013_import_speed.sql
 \ir migrations/0014_database_identity.sql
+\ir migrations/0015_import_staged.sql

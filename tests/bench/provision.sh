@@ -57,6 +57,13 @@ admin_ticks() {
     done
     echo "$t"
 }
+# cli_ticks VAR: CPU ticks of this shell's finished children (the CLI)
+# into VAR (times must run in this shell, not in a subshell)
+cli_ticks() {
+    times >"$STACK_DIR/times"
+    printf -v "$1" %s "$(awk -v hz="$CLK_TCK" 'function sec(x) { split(x, a, /[ms]/); return a[1] * 60 + a[2] }
+        NR == 2 { printf "%d", (sec($1) + sec($2)) * hz + 0.5 }' "$STACK_DIR/times")"
+}
 # import_run LABEL: the import into the current database, lookups beside it
 IMP_LINES=()
 import_run() {
@@ -67,10 +74,14 @@ import_run() {
     python3 "$PROBE" lookups "$MR_SMAP_UNIX" probe@bench.example 3600 "$STACK_DIR/stop" >"$STACK_DIR/during.out" &
     lpid=$!
     c0=$(admin_ticks)
+    m0=$(proc_ticks "$MR_PID")
+    cli_ticks k0
     t0=$(now_us)
     "$CLI" import "$STACK_DIR/import.jsonl" >/dev/null 2>"$STACK_DIR/import.err"; irc=$?
     t1=$(now_us)
     c1=$(admin_ticks)
+    m1=$(proc_ticks "$MR_PID")
+    cli_ticks k1
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     # the daemon has the accounts when the last one answers
     last=m$(printf %06d $((IMPORT - 1)))@import.example
@@ -82,7 +93,7 @@ import_run() {
     cat "$STACK_DIR/import.err" >&2
     local ms=$(( (t1 - t0) / 1000 )) cpu=$(( (c1 - c0) * 10 ))
     IMP_LINES+=("$(printf '%-52s %s' "[$1] import $IMPORT accounts + $IMPORT_ALIASES aliases (one transaction), exit $irc" \
-        "$ms ms = $(( (IMPORT + IMPORT_ALIASES) * 1000 / (ms > 0 ? ms : 1) )) rows/s; backend CPU $cpu ms = $(( (IMPORT + IMPORT_ALIASES) * 1000 / (cpu > 0 ? cpu : 1) )) rows/s; in the daemon's memory after $(( (t2 - t0) / 1000 )) ms; load $load")")
+        "$ms ms = $(( (IMPORT + IMPORT_ALIASES) * 1000 / (ms > 0 ? ms : 1) )) rows/s; backend CPU $cpu ms = $(( (IMPORT + IMPORT_ALIASES) * 1000 / (cpu > 0 ? cpu : 1) )) rows/s; in the daemon's memory after $(( (t2 - t0) / 1000 )) ms; mailrosterd CPU $(( (m1 - m0) * 1000 / CLK_TCK )) ms, CLI CPU $(( (k1 - k0) * 1000 / CLK_TCK )) ms; load $load")")
     IMP_LINES+=("$(printf '%-52s %s' "[$1] lookup latency idle: p50 / p99 / max (ms)" "$b50 / $b99 / $bmax ($bn lookups)")")
     IMP_LINES+=("$(printf '%-52s %s' "[$1] lookup latency during the import: p50 / p99 / max" "$d50 / $d99 / $dmax ($dn lookups)")")
 }
