@@ -21,11 +21,14 @@
 
 static char tmp_path[] = "/tmp/mailroster-import.XXXXXX";
 static int tmp_made;
+static char **made_argv;    /* the arguments handed back: they live until exit */
 
 static void remove_tmp(void)
 {
     if (tmp_made)
         unlink(tmp_path);
+    free(made_argv);
+    made_argv = NULL;
 }
 
 static void __attribute__((noreturn)) usage(const char *why)
@@ -59,7 +62,7 @@ char **import_from(int *argc, char **argv)
 {
     const char *fmt = NULL, *source = NULL, *sql = NULL, *script = NULL;
     int apply = 0, n = 0, fd, status;
-    char **cmd, **out;
+    char **cmd, **out, *prog;   /* prog: the importer's path, owned here */
     pid_t pid;
 
     if (*argc < 2 || strcmp(argv[1], "--from"))
@@ -86,7 +89,7 @@ char **import_from(int *argc, char **argv)
     cmd = xcalloc((size_t)*argc + 12, sizeof(*cmd));
     if (sql) {
         /* psql -X -q -At -v ON_ERROR_STOP=1 [ARG...] -f FILE SOURCE (a database name or conninfo) */
-        char *file = importer_path(sql, SQLDIR "/import");
+        prog = importer_path(sql, SQLDIR "/import");
         cmd[n++] = "psql";
         cmd[n++] = "-X";
         cmd[n++] = "-q";
@@ -97,10 +100,11 @@ char **import_from(int *argc, char **argv)
             if (strcmp(argv[i], "--apply"))
                 cmd[n++] = argv[i];
         cmd[n++] = "-f";
-        cmd[n++] = file;
+        cmd[n++] = prog;
         cmd[n++] = (char *)source;
     } else {
-        cmd[n++] = importer_path(script, NULL);
+        prog = importer_path(script, NULL);
+        cmd[n++] = prog;
         for (int i = 4; i < *argc; i++)
             if (strcmp(argv[i], "--apply"))
                 cmd[n++] = argv[i];
@@ -146,8 +150,9 @@ char **import_from(int *argc, char **argv)
         exit(EX_DATAERR);
     }
     free(cmd);
+    free(prog);
 
-    out = xcalloc(4, sizeof(*out));
+    out = made_argv = xcalloc(4, sizeof(*out));
     n = 0;
     out[n++] = "import";
     if (!apply) {
