@@ -65,6 +65,13 @@ proc_ticks() {
     awk '{print $12 + $13}' <<<"$s"
 }
 
+# sched_ns PID: "CPU_NS WAIT_NS" summed over the threads, from schedstat:
+# nanoseconds on a CPU, and runnable but waiting for one (a server that
+# shares its core with other work waits here; the ticks above do not show it)
+sched_ns() {
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ c += $1; w += $2 } END { printf "%.0f %.0f\n", c, w }'
+}
+
 # pg_ticks: CPU of the whole private PostgreSQL: every live process of the
 # cluster (utime + stime) plus the postmaster's cutime + cstime (the CPU of
 # backends that have already exited, e.g. postmap's, is added there when

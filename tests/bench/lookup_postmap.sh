@@ -17,10 +17,21 @@
 # Servers (mailrosterd, mini_server, every PostgreSQL process) are pinned to
 # CPU 1, postmap to CPU 0. CPU per lookup: utime+stime from /proc before and
 # after (all PostgreSQL processes, plus what the postmaster reaped, for the
-# pgsql maps).
+# pgsql maps). For mailrosterd and mini_server also the time the server was
+# runnable but waited for its CPU (schedstat), per lookup: what other work
+# on the server's core costs a run.
 #
-# Each fast map runs REPEAT times, in rounds; the table shows the fastest
-# (least disturbed) run, stderr every run.
+# Each fast map runs REPEAT times, in rounds; in each round every
+# mailrosterd transport runs next to the mini_server run it is compared
+# with, the pair's order alternating from round to round. The table shows
+# the fastest (least disturbed) run, stderr every run; the ratios
+# mailrosterd / mini_server of each round follow the table.
+#
+# RT=1: mailrosterd (every thread), mini_server and their postmap runs are
+# SCHED_FIFO (priority 1): other work on a shared machine then cannot
+# delay them (the servers' run-queue wait drops to ~1-2 us), and the
+# ratios compare the servers, not the moments other work ran. The pgsql
+# maps stay as they are.
 #
 #   tests/bench/lookup_postmap.sh                 (as root; ~3.5 min)
 #   N_KEYS=20000 SLOW_KEYS=300 tests/bench/lookup_postmap.sh
@@ -34,6 +45,7 @@ N_KEYS=${N_KEYS:-100000}
 HIT_PCT=${HIT_PCT:-80}
 SLOW_KEYS=${SLOW_KEYS:-2000}
 REPEAT=${REPEAT:-3}
+RT=${RT:-0}
 DOM=example.com
 
 bench_db
@@ -89,14 +101,20 @@ sql -c "COPY (SELECT m.local_part || '@' || d.name, m.maildir FROM mailroster.ma
         TO STDOUT" >"$STACK_DIR/mini.kv"
 MINI_TCP=$(stack_free_port)
 MINI_UNIX=$STACK_DIR/mini.sock
+MINI_SMAP=$(stack_free_port)
 taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI_TCP" \
-    -s "unix:$MINI_UNIX" >"$STACK_DIR/mini.out" 2>&1 &
+    -s "unix:$MINI_UNIX" -s "127.0.0.1:$MINI_SMAP" >"$STACK_DIR/mini.out" 2>&1 &
 MINI_PID=$!
 STACK_PIDS+=("$MINI_PID")
 for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini.out" && break; sleep 0.05; done
 pin_pg "$SERVER_CPU"
+RT_WRAP=
+if [ "$RT" = 1 ]; then
+    chrt -a -f -p 1 "$MR_PID" && chrt -a -f -p 1 "$MINI_PID" || exit 1
+    RT_WRAP="chrt -f 1"
+fi
 sql -c "CHECKPOINT"
-bench_note "mailrosterd pid $MR_PID, mini_server pid $MINI_PID, PostgreSQL: CPU $SERVER_CPU; postmap: CPU $CLIENT_CPU"
+bench_note "mailrosterd pid $MR_PID, mini_server pid $MINI_PID, PostgreSQL: CPU $SERVER_CPU; postmap: CPU $CLIENT_CPU${RT_WRAP:+; servers and their postmap runs SCHED_FIFO}"
 
 # children's CPU (postmap) in ticks, from bash's `times`
 # (sets CT; not in $(...), whose subshell would have its own children)
@@ -108,19 +126,25 @@ child_ticks() {
 
 # run LABEL MAP KEYFILE SERVER(pg|mrd|mini): one postmap run; sets R_*
 run() {
-    local label=$1 map=$2 keys=$3 kind=$4 n s0 s1 c0 c1 t0 t1
+    local label=$1 map=$2 keys=$3 kind=$4 n s0 s1 c0 c1 t0 t1 pid='' w0 w1
     n=$(wc -l <"$keys")
     case $kind in
-        pg) s0=$(pg_ticks) ;; mrd) s0=$(proc_ticks "$MR_PID") ;; mini) s0=$(proc_ticks "$MINI_PID") ;;
+        pg) s0=$(pg_ticks) ;; mrd) pid=$MR_PID ;; mini) pid=$MINI_PID ;;
     esac
+    [ -n "$pid" ] && { s0=$(proc_ticks "$pid"); read -r _ w0 < <(sched_ns "$pid"); }
     child_ticks; c0=$CT
     t0=${EPOCHREALTIME/./}
-    taskset -c "$CLIENT_CPU" postmap -q - "$map" <"$keys" >"$STACK_DIR/out" 2>"$STACK_DIR/err"
+    ${pid:+$RT_WRAP} taskset -c "$CLIENT_CPU" postmap -q - "$map" <"$keys" >"$STACK_DIR/out" 2>"$STACK_DIR/err"
     t1=${EPOCHREALTIME/./}
     child_ticks; c1=$CT
-    case $kind in
-        pg) s1=$(pg_ticks) ;; mrd) s1=$(proc_ticks "$MR_PID") ;; mini) s1=$(proc_ticks "$MINI_PID") ;;
-    esac
+    if [ -n "$pid" ]; then
+        s1=$(proc_ticks "$pid")
+        read -r _ w1 < <(sched_ns "$pid")
+        R_WAIT=$(awk -v w=$((w1 - w0)) -v n="$n" 'BEGIN { printf "%.1f", w / 1e3 / n }')
+    else
+        s1=$(pg_ticks)
+        R_WAIT=-
+    fi
     R_N=$n
     R_FOUND=$(wc -l <"$STACK_DIR/out")
     R_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e6 }')
@@ -130,42 +154,60 @@ run() {
     if [ -s "$STACK_DIR/err" ]; then
         bench_note "$label: postmap said: $(sort "$STACK_DIR/err" | uniq -c | head -3 | tr '\n' ' ')"
     fi
-    bench_note "$label: $n keys, $R_FOUND found, $R_SECS s, $R_RATE lookups/s, server $R_SRV us/lookup, postmap $R_CLI us/lookup"
+    bench_note "$label: $n keys, $R_FOUND found, $R_SECS s, $R_RATE lookups/s, server $R_SRV us/lookup, postmap $R_CLI us/lookup, server waited for its CPU $R_WAIT us/lookup"
 }
 
-declare -A RATE SRV CLI FOUND SECS RUNS
+declare -A RATE SRV CLI FOUND SECS RUNS WAIT
 # row LABEL MAP KEYS KIND: one more run of LABEL; keeps every run's figures
 row() {
     run "$@"
-    RUNS[$1]+="$R_RATE $R_SECS $R_SRV $R_CLI $R_FOUND/$R_N"$'\n'
+    RUNS[$1]+="$R_RATE $R_SECS $R_SRV $R_CLI $R_FOUND/$R_N $R_WAIT"$'\n'
+    LAST_RATE=$R_RATE
+}
+# pair I ROUND: mailrosterd's map I next to mini_server's, the order
+# alternating by round (neither always runs first); adds the round's ratio
+declare -A PAIR_RATIOS
+pair() {
+    local i=$1 r=$2 a b
+    if [ $((r % 2)) = 1 ]; then
+        row "${MRD_ROWS[$i]}" "${MRD_MAPS[$i]}" "$KEYS" mrd; a=$LAST_RATE
+        row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
+    else
+        row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
+        row "${MRD_ROWS[$i]}" "${MRD_MAPS[$i]}" "$KEYS" mrd; a=$LAST_RATE
+    fi
+    PAIR_RATIOS[$i]+=" $(ratio "$a" "$b")"
 }
 # pick_best LABEL: the figures of the fastest run (other work on the
 # machine only ever slows a run down: the fastest is the least disturbed)
 pick_best() {
     local l
     l=$(printf '%s' "${RUNS[$1]}" | sed '/^$/d' | sort -n | tail -n 1)
-    read -r "RATE[$1]" "SECS[$1]" "SRV[$1]" "CLI[$1]" "FOUND[$1]" <<<"$l"
+    read -r "RATE[$1]" "SECS[$1]" "SRV[$1]" "CLI[$1]" "FOUND[$1]" "WAIT[$1]" <<<"$l"
     bench_note "$1: lookups/s of each run: $(printf '%s' "${RUNS[$1]}" | awk '{print $1}' | paste -sd' ')"
 }
 
 # warm every path once (connections, caches), then measure
 for m in "pgsql:$STACK_DIR/pg-mailboxes.cf" "tcp:127.0.0.1:$MR_TCP_MAILBOXES" \
-        "socketmap:unix:$MR_SMAP_UNIX:mailboxes" "tcp:127.0.0.1:$MINI_TCP"; do
+        "socketmap:unix:$MR_SMAP_UNIX:mailboxes" "socketmap:inet:127.0.0.1:$MR_SMAP_PORT:mailboxes" \
+        "tcp:127.0.0.1:$MINI_TCP" "socketmap:unix:$MINI_UNIX:mailboxes" \
+        "socketmap:inet:127.0.0.1:$MINI_SMAP:mailboxes"; do
     head -n 2000 "$KEYS" | postmap -q - "$m" >/dev/null 2>&1
 done
 
 # REPEAT rounds over the maps (so a burst of other work on the machine
 # hits one run of a map, not all of them); the fastest run of each counts
-FAST=("pgsql, unique index (baseline)" "mailrosterd tcp_table" "mailrosterd socketmap unix"
-      "mailrosterd socketmap inet" "mini_server tcp_table (ceiling)" "mini_server socketmap unix (ceiling)")
+TRANSPORTS=("tcp_table" "socketmap unix" "socketmap inet")
+MRD_ROWS=("mailrosterd tcp_table" "mailrosterd socketmap unix" "mailrosterd socketmap inet")
+MRD_MAPS=("tcp:127.0.0.1:$MR_TCP_MAILBOXES" "socketmap:unix:$MR_SMAP_UNIX:mailboxes"
+          "socketmap:inet:127.0.0.1:$MR_SMAP_PORT:mailboxes")
+MINI_ROWS=("mini_server tcp_table (ceiling)" "mini_server socketmap unix (ceiling)" "mini_server socketmap inet (ceiling)")
+MINI_MAPS=("tcp:127.0.0.1:$MINI_TCP" "socketmap:unix:$MINI_UNIX:mailboxes" "socketmap:inet:127.0.0.1:$MINI_SMAP:mailboxes")
+FAST=("pgsql, unique index (baseline)" "${MRD_ROWS[@]}" "${MINI_ROWS[@]}")
 for round in $(seq "$REPEAT"); do
     bench_note "round $round of $REPEAT"
     row "${FAST[0]}" "pgsql:$STACK_DIR/pg-mailboxes.cf" "$KEYS" pg
-    row "${FAST[1]}" "tcp:127.0.0.1:$MR_TCP_MAILBOXES" "$KEYS" mrd
-    row "${FAST[2]}" "socketmap:unix:$MR_SMAP_UNIX:mailboxes" "$KEYS" mrd
-    row "${FAST[3]}" "socketmap:inet:127.0.0.1:$MR_SMAP_PORT:mailboxes" "$KEYS" mrd
-    row "${FAST[4]}" "tcp:127.0.0.1:$MINI_TCP" "$KEYS" mini
-    row "${FAST[5]}" "socketmap:unix:$MINI_UNIX:mailboxes" "$KEYS" mini
+    for i in 0 1 2; do pair "$i" "$round"; done
 done
 for l in "${FAST[@]}"; do pick_best "$l"; done
 row "pgsql, tutorial view (extrapolated)" "pgsql:$STACK_DIR/pg-slow.cf" "$STACK_DIR/keys.slow" pg
@@ -174,20 +216,24 @@ SLOW_LABEL="pgsql, tutorial view (extrapolated)"
 SLOW_100K=$(awk -v r="${RATE[$SLOW_LABEL]}" -v n="$N_KEYS" 'BEGIN { printf "%.0f", n / r }')
 
 base=${RATE["pgsql, unique index (baseline)"]}
-for l in "pgsql, unique index (baseline)" "mailrosterd tcp_table" "mailrosterd socketmap unix" \
-        "mailrosterd socketmap inet" "mini_server tcp_table (ceiling)" "mini_server socketmap unix (ceiling)" \
-        "$SLOW_LABEL"; do
+for l in "${FAST[@]}" "$SLOW_LABEL"; do
     bench_row "$l" "${FOUND[$l]}" "${SECS[$l]}" "${RATE[$l]}" "$(ratio "${RATE[$l]}" "$base")" \
-        "$(ratio "${RATE[$l]}" "${RATE[$SLOW_LABEL]}")" "${SRV[$l]}" "${CLI[$l]}"
+        "$(ratio "${RATE[$l]}" "${RATE[$SLOW_LABEL]}")" "${SRV[$l]}" "${WAIT[$l]}" "${CLI[$l]}"
 done
 echo
 echo "postmap -q - MAP < $N_KEYS keys ($HIT_PCT % hits); $N_MAILBOXES mailboxes, $N_ALIASES aliases;" \
-    "servers on CPU $SERVER_CPU, postmap on CPU $CLIENT_CPU; fastest of $REPEAT runs (lookups/s of every run on stderr)"
-bench_table "map" "found/keys" "wall s" "lookups/s" "vs indexed pgsql" "vs tutorial" "server CPU us/lookup" "postmap CPU us/lookup"
+    "servers on CPU $SERVER_CPU, postmap on CPU $CLIENT_CPU${RT_WRAP:+ (SCHED_FIFO: RT=1)}; fastest of $REPEAT runs (lookups/s of every run on stderr)"
+bench_table "map" "found/keys" "wall s" "lookups/s" "vs indexed pgsql" "vs tutorial" "server CPU us/lookup" \
+    "server waited for CPU us/lookup" "postmap CPU us/lookup"
+echo "mailrosterd / mini_server lookups/s, round by round (each pair run back to back):"
+for i in 0 1 2; do
+    printf '  %-15s%s\n' "${TRANSPORTS[$i]}" "${PAIR_RATIOS[$i]}"
+done
 echo "indexed pgsql: $IDX_NOTE"
 echo "tutorial view: $SLOW_NOTE; measured on $SLOW_KEYS keys in ${SECS[$SLOW_LABEL]} s," \
     "extrapolated to $N_KEYS keys: $SLOW_100K s"
 echo "server CPU for pgsql = every PostgreSQL process of the private cluster (backend, checkpointer, ...)"
+echo "server waited for CPU = runnable, but another process had the server's core (schedstat): other work on the machine"
 if grep -qE 'error|warning' "$LOG"; then
     echo "mailrosterd log warnings/errors:"
     grep -E 'error|warning' "$LOG" | sort | uniq -c | head -20
