@@ -190,7 +190,9 @@ static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, ch
         snprintf(action, asize, "550 5.2.1 Mailbox unavailable");
         d = POL_REJECT_RCPT_UNAVAILABLE;
         say(env, 0, "inbound recipient=<%s>: %s", canon->data, decision_names[d]);
-    } else if (env->usage) {
+    } else if (env->usage && dom != NULL) {
+        /* a domain not hosted here has no mailbox and no alias (both
+         * belong to a domain row): nothing to be full */
         d = over_quota(env, rcpt, dom, m, action, asize);
     }
     lk_work_give(&w, env->scratch);
