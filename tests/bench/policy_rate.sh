@@ -44,7 +44,7 @@ PARTS=${PARTS:-rcpt,msg}     # which parts run
 # wake-up (an IPI) is charged to the server that writes the answer: the
 # slower server leaves the client asleep more often and pays more per
 # request (perf: 24 % of mailrosterd's samples against 14 % of the minimal
-# server's in sock_def_readable's wake-up, 8 connections over TCP), which
+# server's in sock_def_readable's wake-up, 32 connections over TCP), which
 # widens any gap between the two. Busy-polling takes that out, so the
 # ratio compares the servers' own work.
 CLIENT_SPIN=${CLIENT_SPIN:-0}
