@@ -742,41 +742,63 @@ static void guard_password_words(int n, char **w)
 
 /* --- main ------------------------------------------------------------------------ */
 
-/* import [--dry-run] [FILE]: the lines go as "import line" requests
- * between "import begin" and "import commit", a batch at a time; the
- * answers to all but the commit are checked and dropped here. Returns the
- * number of answers to skip before the commit's. */
+/* import [--dry-run] [FILE]: the file goes between "import begin" and
+ * "import commit" as "import data" frames of whole lines, as they are
+ * (blank lines too, so that the line numbers in the answers are the
+ * file's), each answered with the lines so far; a daemon that does not
+ * offer frames in its answer to "import begin" gets "import line"
+ * requests, a batch at a time. The answers to all but the commit are
+ * checked and dropped here. */
 #define IMPORT_BATCH 500
+#define IMPORT_FRAME (1024 * 1024)
+
+/* One answer during the import: an error ends the command. */
+static void import_answer(const char *line)
+{
+    if (line == NULL)
+        die(EX_TEMPFAIL, "mailrosterd closed the connection during the import");
+    if (!strncmp(line, "ERR ", 4)) {
+        size_t cl = strcspn(line + 4, " ");
+        char code[32];
+        snprintf(code, sizeof(code), "%.*s", (int)(cl < 31 ? cl : 31), line + 4);
+        fputs("mailroster: ", stderr);
+        put_text(stderr, line[4 + cl] ? line + 5 + cl : code);
+        fputc('\n', stderr);
+        exit(err_exit(code));
+    }
+    if (strncmp(line, "OK", 2) != 0)
+        die(EX_SOFTWARE, "unexpected answer from mailrosterd during the import");
+}
 
 static void import_expect(struct reader *rd, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        size_t len;
-        char *line = read_line(rd, &len);
-        if (line == NULL)
-            die(EX_TEMPFAIL, "mailrosterd closed the connection during the import");
-        if (!strncmp(line, "ERR ", 4)) {
-            size_t cl = strcspn(line + 4, " ");
-            char code[32];
-            snprintf(code, sizeof(code), "%.*s", (int)(cl < 31 ? cl : 31), line + 4);
-            fputs("mailroster: ", stderr);
-            put_text(stderr, line[4 + cl] ? line + 5 + cl : code);
-            fputc('\n', stderr);
-            exit(err_exit(code));
-        }
-        if (strncmp(line, "OK", 2) != 0)
-            die(EX_SOFTWARE, "unexpected answer from mailrosterd during the import");
+    size_t len;
+    for (size_t i = 0; i < n; i++)
+        import_answer(read_line(rd, &len));
+}
+
+/* Send what req holds: as one "import data" frame, or as it is. */
+static void import_flush(int fd, struct buf *req, int frames)
+{
+    if (frames) {
+        char head[48];
+        int hl = snprintf(head, sizeof(head), "import data %zu\n", req->len);
+        if (send_all(fd, head, (size_t)hl) < 0)
+            die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
     }
+    if (send_all(fd, req->data, req->len) < 0)
+        die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
+    buf_reset(req);
 }
 
 static void send_import(int fd, struct reader *rd, int argc, char **argv)
 {
     const char *path = "-";
-    int dry = 0;
+    int dry = 0, frames;
     FILE *fp;
     struct buf req;
-    char *line = NULL;
-    size_t cap = 0, pending = 0, lines = 0;
+    char *line = NULL, *begun;
+    size_t cap = 0, pending = 0, lines = 0, len;
     ssize_t n;
 
     for (int i = 1; i < argc; i++) {
@@ -790,24 +812,38 @@ static void send_import(int fd, struct reader *rd, int argc, char **argv)
     fp = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (fp == NULL)
         die(EX_NOINPUT, "%s: %s", path, strerror(errno));
+    if (send_all(fd, "import begin\n", 13) < 0)
+        die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
+    begun = read_line(rd, &len);
+    import_answer(begun);
+    frames = strstr(begun, "\"import data") != NULL;
     buf_init(&req);
-    buf_adds(&req, "import begin\n");
-    pending = 1;
     while ((n = getline(&line, &cap, fp)) >= 0) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         lines++;
-        if (n == 0)
-            continue;
         if (memchr(line, 0, (size_t)n) != NULL)
             die(EX_DATAERR, "%s: line %zu has a NUL byte", path, lines);
+        if (frames) {
+            /* (a line longer than a frame goes in a frame of its own) */
+            if (req.len > 0 && req.len + (size_t)n + 1 > IMPORT_FRAME) {
+                import_flush(fd, &req, 1);
+                if (++pending >= 2) {   /* one frame in flight beside the one being read */
+                    import_expect(rd, 1);
+                    pending--;
+                }
+            }
+            buf_add(&req, line, (size_t)n);
+            buf_addc(&req, '\n');
+            continue;
+        }
+        if (n == 0)
+            continue;
         buf_adds(&req, "import line ");
         adm_quote(&req, line);
         buf_addc(&req, '\n');
         if (++pending >= IMPORT_BATCH) {
-            if (send_all(fd, req.data, req.len) < 0)
-                die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
-            buf_reset(&req);
+            import_flush(fd, &req, 0);
             import_expect(rd, pending);
             pending = 0;
         }
@@ -817,10 +853,11 @@ static void send_import(int fd, struct reader *rd, int argc, char **argv)
     if (fp != stdin)
         fclose(fp);
     free(line);
-    if (send_all(fd, req.data, req.len) < 0)
-        die(EX_TEMPFAIL, "sending to mailrosterd: %s", strerror(errno));
+    if (req.len > 0) {
+        pending += frames;
+        import_flush(fd, &req, frames);
+    }
     import_expect(rd, pending);
-    buf_reset(&req);
     buf_adds(&req, dry ? "import commit --dry-run\n" : "import commit\n");
     /* one transaction over the whole file: give it an hour, not 30 s */
     struct timeval tv = { 3600, 0 };

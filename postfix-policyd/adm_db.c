@@ -1241,19 +1241,105 @@ static void import_domain(struct buf *doms, int *ndoms, const char *kind, const 
     }
 }
 
-/* import commit: key1 = the JSON lines, flag = dry run */
+/* Append a binary COPY field: its length, then its octets. */
+static void copy_field(struct buf *out, const void *p, uint32_t len)
+{
+    unsigned char n[4] = { (unsigned char)(len >> 24), (unsigned char)(len >> 16), (unsigned char)(len >> 8),
+                           (unsigned char)len };
+    buf_add(out, n, 4);
+    buf_add(out, p, len);
+}
+
+#define COPY_CHUNK (256 * 1024)
+
+/* The import's lines (text, each ended by a newline) into
+ * pg_temp.mr_import_input as rows (n, t) numbered from 1, by COPY in
+ * PostgreSQL's binary form: no 47 MB parameter to bind, no quoting, no
+ * splitting in SQL. 0, or -1 with the error in j->reply. */
+static int copy_lines(struct adm_job *j, const char *text, size_t len)
+{
+    static const char head[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+    static const unsigned char fields[2] = { 0, 2 }, trailer[2] = { 0xff, 0xff };
+    PGresult *r = PQexec(A_PG, "COPY pg_temp.mr_import_input (n, t) FROM STDIN (FORMAT binary)");
+    const char *p = text, *end = text + len;
+    uint32_t n = 0;
+    int sent = 1;
+    struct buf out;
+
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        pg_fail(j, r);
+        PQclear(r);
+        return -1;
+    }
+    PQclear(r);
+    buf_init(&out);
+    buf_add(&out, head, sizeof(head));
+    while (p < end && sent == 1) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        unsigned char num[4];
+        n++;
+        num[0] = (unsigned char)(n >> 24), num[1] = (unsigned char)(n >> 16);
+        num[2] = (unsigned char)(n >> 8), num[3] = (unsigned char)n;
+        buf_add(&out, fields, 2);
+        copy_field(&out, num, 4);
+        copy_field(&out, p, (uint32_t)l);   /* (an import is at most 512 MiB) */
+        if (out.len >= COPY_CHUNK) {
+            sent = PQputCopyData(A_PG, out.data, (int)out.len);
+            buf_reset(&out);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    buf_add(&out, trailer, 2);
+    if (sent == 1)
+        sent = PQputCopyData(A_PG, out.data, (int)out.len);
+    buf_free(&out);
+    /* a failed send ends the copy with an error; the result says which */
+    if (PQputCopyEnd(A_PG, sent == 1 ? NULL : "the import's lines could not be sent") != 1) {
+        pg_fail(j, NULL);
+        return -1;
+    }
+    int rc = 0;
+    while ((r = PQgetResult(A_PG)) != NULL) {
+        if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {
+            pg_fail(j, r);
+            rc = -1;
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* import commit: key1 = the JSON lines, each ended by a newline; flag =
+ * dry run. Since migration 0016 the lines go in by COPY; before it, as
+ * one parameter of import_jsonl. */
 static int run_import(void *pg, struct adm_job *j)
 {
     const char *p[2] = { j->key1, j->flag ? "true" : "false" };
     PGresult *r;
     long created = 0, updated = 0, unchanged = 0, masters = 0;
     struct buf rows, doms, object;
-    int ndoms = 0;
+    int ndoms = 0, input;
     (void)pg;
 
     if (cmd(j, "BEGIN") < 0)
         return 0;
-    r = q(j, "SELECT line, action, kind, key FROM mailroster.import_jsonl($1, $2::boolean)", 2, p);
+    r = q(j, "SELECT to_regprocedure('mailroster.import_jsonl_input(boolean)') IS NOT NULL", 0, NULL);
+    if (r == NULL) {
+        rollback();
+        return 0;
+    }
+    input = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (input) {
+        if (cmd(j, "SELECT mailroster.import_input_open()") < 0 || copy_lines(j, j->key1, strlen(j->key1)) < 0) {
+            rollback();
+            return 0;
+        }
+        r = q(j, "SELECT line, action, kind, key FROM mailroster.import_jsonl_input($1::boolean)", 1, p + 1);
+    } else {
+        r = q(j, "SELECT line, action, kind, key FROM mailroster.import_jsonl($1, $2::boolean)", 2, p);
+    }
     if (r == NULL) {
         rollback();
         return 0;

@@ -1,6 +1,7 @@
 /* admin.c - the admin socket's commands (see admin.h). */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1708,6 +1709,8 @@ out:
 struct import_session {
     struct buf text;
     size_t lines;
+    size_t raw_left;        /* octets of an "import data" frame still to come */
+    size_t raw_nul;         /* the line of the frame's first NUL octet, or 0 */
     int ended;              /* committed, aborted or replaced: nothing to report */
     char actor[128];
     struct import_session *prev, *next;
@@ -1722,6 +1725,13 @@ static struct import_session *sessions;
 static struct import_running *running;
 
 #define IMPORT_MAX_OCTETS (512UL * 1024 * 1024)
+/* one "import data" frame at most; the CLI sends 1 MiB */
+#define IMPORT_FRAME_MAX (64UL * 1024 * 1024)
+
+/* An "import data" request whose frame cannot be read (refused, or its
+ * length is not one) closes the connection after its answer: what
+ * follows it is not a request. */
+static int import_close;
 
 static void import_free(void *p)
 {
@@ -1790,11 +1800,32 @@ static void c_import(const struct cmd *c, struct adm_args *a, struct caller *who
         if (sessions)
             sessions->prev = s;
         sessions = s;
-        buf_adds(out, "OK send \"import line JSON\" for each line, then \"import commit [--dry-run]\"\n");
+        buf_adds(out, "OK send \"import line JSON\" for each line, or \"import data OCTETS\" and the lines, "
+                      "then \"import commit [--dry-run]\"\n");
         return;
     }
     if (s == NULL) {
         err(out, "usage", "no import in progress: import begin first");
+        return;
+    }
+    if (!strcmp(c->name, "import data")) {
+        const char *v = a->argv[2];
+        char *e;
+        errno = 0;
+        unsigned long long n = strtoull(v, &e, 10);
+        if (*v < '1' || *v > '9' || *e || errno || n > IMPORT_FRAME_MAX) {
+            err(out, "usage", "import data takes the frame's length in octets, 1 to %lu; connection closed",
+                IMPORT_FRAME_MAX);
+            return;
+        }
+        if (s->text.len + n > IMPORT_MAX_OCTETS) {
+            err(out, "bad-input", "import larger than 512 MiB; connection closed");
+            return;
+        }
+        /* adm_handler reads the frame; its answer follows it */
+        s->raw_left = (size_t)n;
+        s->raw_nul = 0;
+        import_close = 0;
         return;
     }
     if (!strcmp(c->name, "import line")) {
@@ -1825,7 +1856,12 @@ static void c_import(const struct cmd *c, struct adm_args *a, struct caller *who
         }
     }
     struct adm_job *j = job_new(c, a, who, conn, adm_run_import);
-    j->key1 = xstrndup(s->text.data ? s->text.data : "", s->text.len);
+    if (s->text.len && s->text.data[s->text.len - 1] != '\n') {
+        buf_addc(&s->text, '\n');  /* a frame's last line without its newline */
+        s->lines++;
+    }
+    j->key1 = s->text.data ? s->text.data : xstrdup("");   /* the job takes the lines */
+    buf_init(&s->text);
     j->flag = dry;
     s->ended = 1;
     srv_conn_set_data(conn, NULL, NULL);
@@ -1978,6 +2014,7 @@ static const struct cmd cmds[] = {
     { "export", 0, 1, 0, c_export, "export [DOMAIN]", "the directory (or one domain) as JSON lines" },
     { "import begin", 0, 0, 1, c_import, "import begin", "start an import on this connection" },
     { "import line", 1, 1, 1, c_import, "import line JSON", "one JSON line of the import" },
+    { "import data", 1, 1, 1, c_import, "import data OCTETS", "the next OCTETS octets are lines of the import, as they are" },
     { "import commit", 0, 1, 1, c_import, "import commit [--dry-run]", "run the import as one transaction, or only report what it would change" },
     { "import abort", 0, 0, 1, c_import, "import abort", "forget the lines sent" },
     { "stats", 0, 0, 0, c_stats, "stats", "lookup, policy and auth counters" },
@@ -2074,6 +2111,8 @@ static void dispatch(struct srv_conn *conn, const char *line, size_t len, struct
             break;
         }
     }
+    /* (cleared once its frame is sure to be read) */
+    import_close = found != NULL && !strcmp(found->name, "import data");
     if (found == NULL) {
         err(out, "unknown-command", "unknown command '%s%s%s'; try: help", a.argv[0],
             a.argc > 1 ? " " : "", a.argc > 1 ? a.argv[1] : "");
@@ -2107,11 +2146,48 @@ out:
     adm_args_free(&a);
 }
 
+/* Part of an "import data" frame: its lines, as they are, into the
+ * import. A NUL octet spoils the import (no line may have one): the
+ * frame is read to its end, then the import is dropped and the answer
+ * names the line. */
+static ssize_t import_frame(struct srv_conn *c, struct import_session *s, const char *in, size_t len,
+                            struct buf *out)
+{
+    size_t n = len < s->raw_left ? len : s->raw_left;
+    if (s->raw_nul == 0) {
+        const char *z = memchr(in, 0, n);
+        size_t scan = z ? (size_t)(z - in) : n;
+        for (const char *p = in, *e = in + scan; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+            s->lines++;
+        if (z != NULL) {
+            s->raw_nul = s->lines + 1;
+        } else {
+            buf_add(&s->text, in, n);
+        }
+    }
+    s->raw_left -= n;
+    if (s->raw_left == 0) {
+        if (s->raw_nul) {
+            err(out, "bad-input", "line %zu has a NUL octet; the import was dropped", s->raw_nul);
+            msg_warn("admin: import session of %s dropped: line %zu has a NUL octet", s->actor, s->raw_nul);
+            s->ended = 1;
+            srv_conn_set_data(c, NULL, NULL);
+        } else {
+            buf_printf(out, "OK %zu\n", s->lines);
+        }
+    }
+    return (ssize_t)n;
+}
+
 ssize_t adm_handler(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
-    const char *nl = memchr(in, '\n', len > ADM_MAX_LINE ? ADM_MAX_LINE : len);
+    struct import_session *s = srv_conn_data(c);
+    const char *nl;
     size_t llen;
     (void)arg;
+    if (s != NULL && s->raw_left > 0)
+        return import_frame(c, s, in, len, out);
+    nl = memchr(in, '\n', len > ADM_MAX_LINE ? ADM_MAX_LINE : len);
     if (nl == NULL) {
         if (len >= ADM_MAX_LINE) {
             struct caller who;
@@ -2126,7 +2202,14 @@ ssize_t adm_handler(void *arg, struct srv_conn *c, const char *in, size_t len, s
     llen = (size_t)(nl - in);
     if (llen > 0 && in[llen - 1] == '\r')
         llen--;
+    import_close = 0;
     dispatch(c, in, llen, out);
+    if (import_close) {
+        struct caller who;
+        identify(c, &who);
+        msg_warn("admin: an import data frame from %s was refused; connection closed", who.actor);
+        return -1;
+    }
     return (ssize_t)(nl - in) + 1;
 }
 

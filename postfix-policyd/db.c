@@ -414,12 +414,13 @@ static const void *chkey_key(const void *rec, size_t *len)
  * rows read (CATCHUP_BATCH means: call again), or -1. */
 static int catch_up(struct db *db, struct buf *why)
 {
-    char seqtxt[32];
+    char seqtxt[32], maxtxt[32];
     const char *params[1] = { seqtxt };
     struct dir_change *ch = NULL;
     size_t nch = 0;
     uint64_t max_seq = 0;
-    struct buf ids[DIR_NKINDS], sql;
+    int touched[DIR_NKINDS] = { 0 };
+    struct buf sql;
     struct chkey *keys = NULL;
     struct htab index;
     PGresult *r;
@@ -427,8 +428,6 @@ static int catch_up(struct db *db, struct buf *why)
 
     htab_init(&index, chkey_key);
     buf_init(&sql);
-    for (int k = 0; k < DIR_NKINDS; k++)
-        buf_init(&ids[k]);
     snprintf(seqtxt, sizeof(seqtxt), "%" PRIu64, db->seq);
     if (exec_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why) < 0)
         goto fail;
@@ -462,17 +461,20 @@ static int catch_up(struct db *db, struct buf *why)
         keys[nch].idx = nch;
         htab_put(&index, &keys[nch]);
         nch++;
-        buf_printf(&ids[k], "%s%" PRIu64, ids[k].len ? "," : "{", id);
+        touched[k] = 1;
     }
     PQclear(r);
+    /* The rows as they are now, found through the same stretch of the
+     * log (no list of ids to send and parse) */
+    snprintf(maxtxt, sizeof(maxtxt), "%" PRIu64, max_seq);
     for (int k = 0; k < DIR_NKINDS; k++) {
-        if (ids[k].len == 0 || select_of(db, k) == NULL)
+        if (!touched[k] || select_of(db, k) == NULL)
             continue;
-        buf_addc(&ids[k], '}');
         buf_reset(&sql);
-        buf_printf(&sql, "%s WHERE x.id = ANY($1::bigint[])", select_of(db, k));
-        const char *p[1] = { ids[k].data };
-        if ((r = query(db, sql.data, 1, p, why)) == NULL)
+        buf_printf(&sql, "%s WHERE x.id IN (SELECT c.row_id FROM mailroster.change_log c "
+                         "WHERE c.seq > $1::bigint AND c.seq <= $2::bigint AND c.tbl = $3)", select_of(db, k));
+        const char *p[3] = { seqtxt, maxtxt, dir_kind_name((enum dir_kind)k) };
+        if ((r = query(db, sql.data, 3, p, why)) == NULL)
             goto fail_tx;
         for (int i = 0; i < PQntuples(r); i++) {
             uint64_t key = (uint64_t)num(r, i, 0) << 3 | (uint64_t)k;
@@ -499,8 +501,6 @@ static int catch_up(struct db *db, struct buf *why)
     free(keys);
     htab_free(&index);
     buf_free(&sql);
-    for (int k = 0; k < DIR_NKINDS; k++)
-        buf_free(&ids[k]);
     return rows;
 fail_tx:
     rollback(db);
@@ -512,8 +512,6 @@ fail:
     free(keys);
     htab_free(&index);
     buf_free(&sql);
-    for (int k = 0; k < DIR_NKINDS; k++)
-        buf_free(&ids[k]);
     return -1;
 }
 

@@ -189,6 +189,10 @@ GRANT EXECUTE ON FUNCTION mailroster.export_jsonl(text)
 TO mailroster_reader, mailroster_admin;
 GRANT EXECUTE ON FUNCTION mailroster.import_jsonl(text, boolean)
 TO mailroster_admin;
+-- The same import reading lines the caller COPYs into the temporary table
+-- that import_input_open() makes (migration 0016; what mailrosterd uses).
+GRANT EXECUTE ON FUNCTION mailroster.import_input_open(), mailroster.import_jsonl_input(boolean)
+TO mailroster_admin;
 -- The import of migration 0002, which import_jsonl (migration 0010) wraps:
 -- it runs with the caller's rights, so the caller needs it too.
 GRANT EXECUTE ON FUNCTION mailroster.import_jsonl_core(text, boolean)

@@ -30,3 +30,4 @@
 \ir migrations/0013_import_speed.sql
 \ir migrations/0014_database_identity.sql
 \ir migrations/0015_import_staged.sql
+\ir migrations/0016_import_input.sql

@@ -208,16 +208,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *in = malloc(len ? len : 1);
     FUZZ_CHECK(in != NULL);
     memcpy(in, data + 1, len);
+    size_t frame = 0;   /* octets of an "import data" frame still to come */
     while (off < len) {
         size_t mark = out.len;
         ssize_t used = adm_handler(NULL, CONN, in + off, len - off, &out);
         if (used <= 0) {
-            /* -1: too long, closed with an answer; 0: no whole line left */
-            if (used < 0)
+            /* -1: too long or a frame refused, closed with an answer; 0:
+             * no whole line left */
+            FUZZ_CHECK(used == 0 || frame == 0);
+            if (used < 0) {
                 check_answer(out.data + mark, out.len - mark);
+                run_jobs(commit);   /* the audit row of a refused frame */
+            }
             break;
         }
         FUZZ_CHECK((size_t)used <= len - off);
+        if (frame > 0) {
+            /* inside a frame: its octets as they are, the answer at its end */
+            FUZZ_CHECK((size_t)used <= frame && !C.suspended);
+            off += (size_t)used;
+            frame -= (size_t)used;
+            if (frame > 0)
+                FUZZ_CHECK(out.len == mark);
+            else
+                check_answer(out.data + mark, out.len - mark);
+            continue;
+        }
+        if (!C.suspended && out.len == mark) {
+            /* no answer yet: only a frame's header, "import data N" */
+            struct adm_args a;
+            const char *why;
+            size_t l = (size_t)used - 1;
+            if (l > 0 && in[off + l - 1] == '\r')
+                l--;
+            adm_args_init(&a);
+            FUZZ_CHECK(adm_split(&a, in + off, l, &why) == 0 && a.argc == 3 && !strcmp(a.argv[0], "import") &&
+                       !strcmp(a.argv[1], "data"));
+            frame = strtoul(a.argv[2], NULL, 10);
+            adm_args_free(&a);
+            FUZZ_CHECK(frame > 0);
+            off += (size_t)used;
+            continue;
+        }
         off += (size_t)used;
         if (C.suspended) {
             /* a write: its answer comes from the database thread */

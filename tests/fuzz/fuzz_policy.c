@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 3, split = ((size_t)data[1] << 8 | data[2]) % (len + 1);
     int quota = (data[0] & 0x40) != 0;
     struct pol_env env = { (data[0] & 0x80) ? NULL : D, "+-", &stats, &req, nolog, NULL, NULL, NULL, 0,
-                           quota ? U : NULL, (data[0] & 0x20) != 0 };
+                           quota ? U : NULL, (data[0] & 0x20) != 0, NULL };
     memset(&stats, 0, sizeof(stats));
     buf_init(&one);
     buf_init(&two);

@@ -49,7 +49,7 @@ static void no_complaint(void *arg, const char *what)
 
 static ssize_t h_tcpt(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
-    struct lk_env env = { D, "+", &lk_stats, no_complaint, NULL };
+    struct lk_env env = { D, "+", &lk_stats, no_complaint, NULL, NULL };
     (void)arg;
     (void)c;
     return tcpt_request(&env, tcp_map, in, len, out);
@@ -57,7 +57,7 @@ static ssize_t h_tcpt(void *arg, struct srv_conn *c, const char *in, size_t len,
 
 static ssize_t h_smap(void *arg, struct srv_conn *c, const char *in, size_t len, struct buf *out)
 {
-    struct lk_env env = { D, "+", &lk_stats, no_complaint, NULL };
+    struct lk_env env = { D, "+", &lk_stats, no_complaint, NULL, NULL };
     (void)arg;
     (void)c;
     return smap_request(&env, in, len, out);

@@ -83,7 +83,7 @@ void stream_fuzz(stream_handler h, stream_check check, const struct dir *d, cons
     if (size < 3)
         return;
     memset(&stats, 0, sizeof(stats));
-    struct lk_env env = { (data[0] & 0x80) ? NULL : d, "+", &stats, no_complaint, NULL };
+    struct lk_env env = { (data[0] & 0x80) ? NULL : d, "+", &stats, no_complaint, NULL, NULL };
     enum lk_map map = (enum lk_map)((data[0] & 0x7f) % LK_NMAPS);
     size_t split = ((size_t)(unsigned char)data[1] << 8 | (unsigned char)data[2]);
     data += 3;

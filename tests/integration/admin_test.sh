@@ -327,9 +327,49 @@ if [ -x "$CLI" ]; then
     "$CLI" import "$STACK_DIR/bad.jsonl" >/dev/null 2>&1; rc=$?
     check "a malformed import: exit 65" 65 "$rc"
     check "a malformed import changes nothing" "(not found)" "$(q_smap domains bad.example)"
+    # the file goes in "import data" frames of 1 MiB, blank lines and all:
+    # the line numbers are the file's
+    printf '%s\r\n\n \n{"kind":"nonsense"}\n' "$(head -1 "$STACK_DIR/copy.jsonl" | sed 's/copy\.example/bad.example/')" >"$STACK_DIR/bad2.jsonl"
+    out=$("$CLI" import "$STACK_DIR/bad2.jsonl" 2>&1)
+    case $out in *"line 4: unknown kind"*) ok "import: the error names the file's line (blank lines counted)" ;; *) notok "import: the file's line named: $out" ;; esac
+    python3 - "$STACK_DIR/frames.jsonl" <<'PY2'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    f.write(json.dumps({"kind": "domain", "name": "frames.example", "enabled": True, "disabled_reason": None, "quota_bytes": 0, "quota_messages": 0, "send_limit_messages": 0, "send_limit_recipients": 0, "send_limit_window": 3600}) + "\n\n")
+    for i in range(4000):
+        f.write(json.dumps({"kind": "mailbox", "address": "f%04d@frames.example" % i, "password": None, "enabled": True, "disabled_reason": None, "may_send": True, "may_receive": True, "services": ["imap", "pop3", "submission", "lmtp", "sieve"], "quota_bytes": None, "quota_messages": None, "send_limit_messages": None, "send_limit_recipients": None, "home": None, "mail": None, "uid": None, "gid": None, "maildir": None, "display_name": "F" * (1 + i % 40)}) + "\n")
+PY2
+    out=$("$CLI" -f tab import "$STACK_DIR/frames.jsonl" 2>"$STACK_DIR/frames.err"); rc=$?
+    check "import of $(($(stat -c %s "$STACK_DIR/frames.jsonl") / 1024)) KiB (several frames): exit 0, every mailbox created" \
+        "0 4000" "$rc $(printf '%s\n' "$out" | grep -c 'created.*mailbox')"
+    check "... the last line's number is the file's" "4002" "$(printf '%s\n' "$out" | tail -1 | cut -f1)"
+    check "... in the database and answered" "4000 frames.example/f3999.$(sql -c "SELECT id FROM mailroster.mailboxes WHERE local_part = 'f3999'")/" \
+        "$(sql -c "SELECT count(*) FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id WHERE d.name = 'frames.example'") $(q_smap mailboxes f3999@frames.example)"
 else
     notok "the mailroster command was not built ($CLI)"
 fi
+
+# --- import data frames through the socket ---------------------------------------------------
+# a NUL octet in a frame: the frame is read to its end, the import dropped
+out=$(printf 'import begin\nimport data 13\n{"a":1}\nab\000c\nimport commit\n' | socat -t 20 - "UNIX-CONNECT:$ADM")
+check "import data: a NUL octet names its line and drops the import" \
+    "ERR bad-input line 2 has a NUL octet; the import was dropped|ERR usage no import in progress: import begin first" \
+    "$(printf '%s\n' "$out" | tail -2 | paste -sd'|')"
+# a frame that cannot be read: answered, then the connection is closed
+out=$(printf 'import begin\nimport data 0\ndomain list\n' | socat -t 20 - "UNIX-CONNECT:$ADM")
+check "import data 0: refused and the connection closed (nothing after it answered)" \
+    "2 ERR usage import data takes the frame's length in octets, 1 to 67108864; connection closed" \
+    "$(printf '%s\n' "$out" | wc -l) $(printf '%s\n' "$out" | tail -1)"
+out=$(printf 'import data 3\nabc\ndomain list\n' | socat -t 20 - "UNIX-CONNECT:$ADM")
+check "import data without an import begun: refused and the connection closed" \
+    "1 ERR usage no import in progress: import begin first" "$(printf '%s\n' "$out" | wc -l) $(printf '%s\n' "$out" | tail -1)"
+grep -q "an import data frame from .* was refused; connection closed" "$LOG" && ok "a refused frame is logged" || notok "a refused frame is logged"
+# frames split anywhere, even inside a line, make the same lines
+jd='{"kind":"domain","name":"split.example","enabled":true,"disabled_reason":null,"quota_bytes":0,"quota_messages":0,"send_limit_messages":0,"send_limit_recipients":0,"send_limit_window":3600}'
+out=$(printf 'import begin\nimport data 10\n%simport data %d\n%s\n\nimport commit --dry-run\n' "${jd:0:10}" $(( ${#jd} - 10 + 2 )) "${jd:10}" | socat -t 20 - "UNIX-CONNECT:$ADM")
+check "import data split inside a line: one line, answered per frame" \
+    "OK 0|OK 2|* line=1 action=created kind=domain key=split.example|OK dry-run: would be 1 created, 0 updated, 0 unchanged" \
+    "$(printf '%s\n' "$out" | tail -4 | paste -sd'|')"
 
 # --- the connection breaks during COMMIT ----------------------------------------------------
 admin_pid() { sql -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'mailrosterd-admin'"; }

@@ -742,7 +742,7 @@ check_privs "admin: exactly the specified table privileges" "$(privs mailroster_
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
     "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq send_limits_id_seq sender_addresses_id_seq transports_id_seq"
 check_privs "admin: EXECUTE on validators, the lock key, export, import and the limit windows only" "$(funcs mailroster_admin)" \
-    "are_addresses are_domain_names directory_lock_key export_jsonl import_jsonl import_jsonl_core import_jsonl_rowwise is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash is_transport_pattern mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under send_limits_from send_limits_of send_limits_problem send_usage send_windows"
+    "are_addresses are_domain_names directory_lock_key export_jsonl import_input_open import_jsonl import_jsonl_core import_jsonl_input import_jsonl_rowwise is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash is_transport_pattern mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under send_limits_from send_limits_of send_limits_problem send_usage send_windows"
 check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
     "dovecot_public_mailboxes:r dovecot_shared_mailboxes:rad dovecot_sieve_scripts:r last_login:rawd quota_usage:rawd"
 check_privs "dovecot_dict: UPDATE of the shares view's dummy only (dict-sql's ON CONFLICT)" \
@@ -1236,9 +1236,9 @@ expect_eq "0013: password_hash_ok agrees with password_hash_problem on 3,000 gen
 # Migration 0015: the staged import and the row checks it skips
 # ---------------------------------------------------------------------------
 
-expect_eq "0015: import_jsonl is SECURITY DEFINER with a pinned search_path" \
+expect_eq "0015, 0016: import_jsonl is SECURITY DEFINER with a pinned search_path" \
     "SELECT prosecdef || ' ' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'mailroster.import_jsonl(text, boolean)'::regprocedure" \
-    "true search_path=mailroster, pg_temp,plan_cache_mode=force_generic_plan,work_mem=64MB"
+    "true search_path=mailroster, pg_temp"
 # An address of 64 + 1 + 191 octets: only the row checks refuse it.
 LONGD=$(printf 'l%.0s' {1..60}).$(printf 'm%.0s' {1..60}).$(printf 'n%.0s' {1..60}).example
 LONGL=$(printf 'x%.0s' {1..64})
@@ -1291,6 +1291,63 @@ SELECT 'calls ' || coalesce(sum(calls) FILTER (WHERE funcname = 'import_jsonl_ro
 COMMIT;
 EOF
 expect_eq_text "... on the staged path, without a call of the row check" "20|calls 0 0" "$(tr '\n' '|' <"$TMP/bulk.out" | sed 's/|$//')"
+
+# ---------------------------------------------------------------------------
+# Migration 0016: the lines as rows (COPY into import_input_open's table)
+# ---------------------------------------------------------------------------
+
+expect_eq "0016: import_jsonl_input is SECURITY DEFINER, search_path pinned, JIT off" \
+    "SELECT prosecdef || ' ' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'mailroster.import_jsonl_input(boolean)'::regprocedure" \
+    "true search_path=mailroster, pg_temp,plan_cache_mode=force_generic_plan,work_mem=64MB,jit=off"
+expect_eq "0016: import_input_open is SECURITY DEFINER with a pinned search_path" \
+    "SELECT prosecdef || ' ' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'mailroster.import_input_open()'::regprocedure" \
+    "true search_path=mailroster, pg_temp"
+expect_fail "0016: the reader role cannot open an import" "SELECT mailroster.import_input_open()" \
+    'permission denied for function import_input_open' t_reader
+expect_fail "0016: import_jsonl_input without its table names the call to make" \
+    "SELECT * FROM mailroster.import_jsonl_input(true)" 'no input \(call mailroster.import_input_open\(\)' t_admin
+expect_fail "0016: lines not numbered 1 to N are refused" \
+    "SELECT mailroster.import_input_open(); INSERT INTO pg_temp.mr_import_input VALUES (1, '{}'), (3, '{}'); SELECT * FROM mailroster.import_jsonl_input(true)" \
+    'must be numbered 1 to N' t_admin
+expect_eq_text "0016: the session's role may INSERT (and COPY) into the table, and nothing else" "true false" \
+    "$(q_as t_admin "SELECT mailroster.import_input_open(); SELECT has_table_privilege('pg_temp.mr_import_input', 'INSERT')::text || ' ' || has_table_privilege('pg_temp.mr_import_input', 'SELECT, UPDATE, DELETE, TRUNCATE')::text" 2>&1 | tail -1)"
+# Each file of the comparison above COPYed as rows in PostgreSQL's binary
+# form, as mailrosterd sends them, dry run: the answers are import_jsonl's
+# with the text, line by line; and the admin role's COPY of the bulk file.
+# copy_run DB FILE USER: the answers of import_jsonl_input(true) to FILE's lines
+copy_run() {
+    python3 - "$2" "$TMP/copy.bin" <<'PY2'
+import struct, sys
+lines = open(sys.argv[1], 'rb').read().split(b'\n')
+if lines and lines[-1] == b'':
+    lines.pop()
+with open(sys.argv[2], 'wb') as f:
+    f.write(b'PGCOPY\n\xff\r\n\x00' + struct.pack('>ii', 0, 0))
+    for n, t in enumerate(lines, 1):
+        f.write(struct.pack('>hiii', 2, 4, n, len(t)) + t)
+    f.write(struct.pack('>h', -1))
+PY2
+    psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$3" -d "$1" 2>&1 <<EOF | grep -v '^$' || true
+BEGIN;
+SELECT mailroster.import_input_open();
+\copy pg_temp.mr_import_input (n, t) FROM '$TMP/copy.bin' WITH (FORMAT binary)
+SELECT line || ' ' || action || ' ' || kind || ' ' || key FROM mailroster.import_jsonl_input(true);
+ROLLBACK;
+EOF
+}
+for round in 1 2 3 4; do
+    if [ $round = 4 ]; then db=$DB f=$TMP/bulk2.jsonl u=t_admin; else db=mr_imp_new f=$TMP/imp$round.jsonl u=postgres; fi
+    copy_run "$db" "$f" "$u" >"$TMP/copy.out"
+    psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$u" -d "$db" >"$TMP/text.out" 2>&1 <<EOF || true
+\set lines \`cat $f\`
+SELECT line || ' ' || action || ' ' || kind || ' ' || key FROM mailroster.import_jsonl(:'lines', true);
+EOF
+    if [ "$(wc -l <"$TMP/text.out")" -ge 20 ] && diff "$TMP/copy.out" "$TMP/text.out" >/dev/null; then
+        ok "0016: $(basename "$f") COPYed as rows by $u: the same answers as import_jsonl's text ($(wc -l <"$TMP/text.out") lines)"
+    else
+        not_ok "0016: $(basename "$f") COPYed as rows by $u: the same answers as import_jsonl's text"; diff "$TMP/copy.out" "$TMP/text.out" | head -10 | diag
+    fi
+done
 
 # ---------------------------------------------------------------------------
 
