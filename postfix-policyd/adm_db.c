@@ -1252,6 +1252,27 @@ static void copy_field(struct buf *out, const void *p, uint32_t len)
 
 #define COPY_CHUNK (256 * 1024)
 
+/* A line the COPY refuses (a text that is not UTF-8, the one fault a line
+ * can have there) is named as the import names the others: its number is
+ * the row's in the COPY's context ("COPY mr_import_input, line 3, ..."). */
+static void copy_fail(struct adm_job *j, PGresult *r)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *at = ctx ? strstr(ctx, ", line ") : NULL;
+    if (state && !strncmp(state, "22", 2) && msg && at && at[7] >= '1' && at[7] <= '9') {
+        char text[512];
+        snprintf(text, sizeof(text), "line %lu: %s", strtoul(at + 7, NULL, 10), msg);
+        for (char *p = text; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        err_reply(j, "bad-input", text);
+    } else {
+        pg_fail(j, r);
+    }
+}
+
 /* The import's lines (text, each ended by a newline) into
  * pg_temp.mr_import_input as rows (n, t) numbered from 1, by COPY in
  * PostgreSQL's binary form: no 47 MB parameter to bind, no quoting, no
@@ -1302,7 +1323,7 @@ static int copy_lines(struct adm_job *j, const char *text, size_t len)
     int rc = 0;
     while ((r = PQgetResult(A_PG)) != NULL) {
         if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {
-            pg_fail(j, r);
+            copy_fail(j, r);
             rc = -1;
         }
         PQclear(r);

@@ -332,6 +332,10 @@ if [ -x "$CLI" ]; then
     printf '%s\r\n\n \n{"kind":"nonsense"}\n' "$(head -1 "$STACK_DIR/copy.jsonl" | sed 's/copy\.example/bad.example/')" >"$STACK_DIR/bad2.jsonl"
     out=$("$CLI" import "$STACK_DIR/bad2.jsonl" 2>&1)
     case $out in *"line 4: unknown kind"*) ok "import: the error names the file's line (blank lines counted)" ;; *) notok "import: the file's line named: $out" ;; esac
+    { head -2 "$STACK_DIR/copy.jsonl"; printf '\n'; sed -n 3p "$STACK_DIR/copy.jsonl" | sed 's/copy\.example/c\xffpy.example/'; } >"$STACK_DIR/bad3.jsonl"
+    out=$("$CLI" import "$STACK_DIR/bad3.jsonl" 2>&1); rc=$?
+    check "import: a line that is not UTF-8 is named (exit 65)" \
+        '65 mailroster: line 4: invalid byte sequence for encoding "UTF8": 0xff' "$rc $out"
     python3 - "$STACK_DIR/frames.jsonl" <<'PY2'
 import json, sys
 with open(sys.argv[1], "w") as f:
