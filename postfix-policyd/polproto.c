@@ -48,9 +48,18 @@ void pol_req_reset(struct pol_req *r)
     r->scan.nattrs = 0;
 }
 
+/* a-z 0-9 _ (a table: the name scan is the parser's inner loop) */
+static const unsigned char name_chars[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['_'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 static int name_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    return name_chars[c];
 }
 
 /* Judge the bytes [sc->next, end) of the line that starts at sc->line;
@@ -131,11 +140,17 @@ static size_t good_line(struct pol_req *r, const char *in, size_t lim, struct po
     }
     sp->line = (unsigned short)p;
     sp->eq = (unsigned short)i;
-    for (i++; i < lim && in[i] != '\n'; i++)
-        if (in[i] == 0) {
-            r->examined += i - p;
-            return 0;
-        }
+    /* the value: its end and any NUL before it, a word at a time (memchr)
+     * rather than an octet at a time; what is counted as examined is as
+     * the octet loop had it */
+    const char *nl = memchr(in + i + 1, '\n', lim - i - 1);
+    size_t e = nl ? (size_t)(nl - in) : lim;
+    const char *z = memchr(in + i + 1, 0, e - i - 1);
+    if (z != NULL) {
+        r->examined += (size_t)(z - in) - p;
+        return 0;
+    }
+    i = e;
     r->examined += i - p;
     if (i == lim)
         return 0;
