@@ -667,7 +667,57 @@ ALTER FUNCTION mailroster.import_jsonl(text, boolean) RESET work_mem;
 COMMENT ON FUNCTION mailroster.import_jsonl(text, boolean) IS
     'JSON lines (migration 0002, with migration 0010''s fields and transport lines) into the directory: the text cut into lines, then import_jsonl_input. See migrations 0002, 0010, 0012, 0015, 0016';
 
+------------------------------------------------------------------------------
+-- 4. The claims of the import's own rows: a plain INSERT
+------------------------------------------------------------------------------
+
+-- tg_claim_addresses() inserts a statement's claims with ON CONFLICT DO
+-- NOTHING, to name an address the other kind holds; that took twice the
+-- time of a plain INSERT of the same rows (0.3-0.6 s of an import of
+-- 100,000 mailboxes).  For the import's own rows a plain INSERT does: a
+-- conflict fails the unique index, which undoes the block, and the
+-- row-by-row import names the address as before.  The same condition as
+-- the row checks of 0015 (mailroster.bulk_import on AND the writer may
+-- INSERT into change_log), in the triggers' WHEN, where current_user is
+-- still the writer (tg_claim_addresses is SECURITY DEFINER): an admin
+-- session that sets the flag keeps the trigger that names the conflict.
+CREATE FUNCTION mailroster.tg_claim_addresses_bulk() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = mailroster, pg_temp
+AS $fn$
+BEGIN
+    INSERT INTO mailroster.claimed_addresses (domain_id, local_part, kind)
+    SELECT r.domain_id, r.local_part, CASE TG_TABLE_NAME WHEN 'mailboxes' THEN 'mailbox' ELSE 'alias' END
+      FROM new_rows r;
+    RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION mailroster.tg_claim_addresses_bulk() FROM PUBLIC;
+
+DROP TRIGGER mailboxes_80_claim_i ON mailroster.mailboxes;
+DROP TRIGGER aliases_80_claim_i ON mailroster.aliases;
+CREATE TRIGGER mailboxes_80_claim_i AFTER INSERT ON mailroster.mailboxes REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT
+    WHEN (current_setting('mailroster.bulk_import', true) IS DISTINCT FROM 'on'
+          OR NOT has_table_privilege('mailroster.change_log'::regclass, 'INSERT'))
+    EXECUTE FUNCTION mailroster.tg_claim_addresses();
+CREATE TRIGGER mailboxes_80_claim_ib AFTER INSERT ON mailroster.mailboxes REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT
+    WHEN (current_setting('mailroster.bulk_import', true) = 'on'
+          AND has_table_privilege('mailroster.change_log'::regclass, 'INSERT'))
+    EXECUTE FUNCTION mailroster.tg_claim_addresses_bulk();
+CREATE TRIGGER aliases_80_claim_i AFTER INSERT ON mailroster.aliases REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT
+    WHEN (current_setting('mailroster.bulk_import', true) IS DISTINCT FROM 'on'
+          OR NOT has_table_privilege('mailroster.change_log'::regclass, 'INSERT'))
+    EXECUTE FUNCTION mailroster.tg_claim_addresses();
+CREATE TRIGGER aliases_80_claim_ib AFTER INSERT ON mailroster.aliases REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT
+    WHEN (current_setting('mailroster.bulk_import', true) = 'on'
+          AND has_table_privilege('mailroster.change_log'::regclass, 'INSERT'))
+    EXECUTE FUNCTION mailroster.tg_claim_addresses_bulk();
+
 INSERT INTO mailroster.schema_version (version, description)
-VALUES (16, 'import lines as rows (import_input_open, import_jsonl_input) for COPY');
+VALUES (16, 'import lines as rows (import_input_open, import_jsonl_input) for COPY; plain claims for the import''s rows');
 
 COMMIT;

@@ -1299,6 +1299,15 @@ expect_eq_text "... on the staged path, without a call of the row check" "20|cal
 expect_eq "0016: import_jsonl_input is SECURITY DEFINER, search_path pinned, JIT off" \
     "SELECT prosecdef || ' ' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'mailroster.import_jsonl_input(boolean)'::regprocedure" \
     "true search_path=mailroster, pg_temp,plan_cache_mode=force_generic_plan,work_mem=64MB,jit=off"
+# the claims of the import's own rows: a plain INSERT (a conflict fails the
+# index and the row-by-row import names it); everybody else's name it
+claim_alias="INSERT INTO mailroster.aliases (domain_id, local_part, destinations) SELECT domain_id, local_part, '{x@y.example}' FROM mailroster.mailboxes WHERE local_part LIKE 'bulk__' ORDER BY id LIMIT 1"
+expect_fail "0016: the schema owner with mailroster.bulk_import on: the claim is a plain INSERT" \
+    "BEGIN; SET LOCAL mailroster.bulk_import = 'on'; $claim_alias; COMMIT" 'claimed_addresses_pkey'
+expect_fail "... without it the claim trigger names the conflict" \
+    "$claim_alias" 'is already a mailbox; it cannot also be an alias'
+expect_eq "... and the two claim triggers of an INSERT exclude each other" \
+    "SELECT count(*) FROM pg_trigger WHERE tgname IN ('mailboxes_80_claim_i', 'mailboxes_80_claim_ib', 'aliases_80_claim_i', 'aliases_80_claim_ib') AND pg_get_triggerdef(oid) LIKE '%bulk_import%has_table_privilege%'" 4
 expect_eq "0016: import_input_open is SECURITY DEFINER with a pinned search_path" \
     "SELECT prosecdef || ' ' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'mailroster.import_input_open()'::regprocedure" \
     "true search_path=mailroster, pg_temp"
