@@ -3,6 +3,7 @@
  * and raise NOTIFY) and its audit row commit together. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -1241,12 +1242,12 @@ static void import_domain(struct buf *doms, int *ndoms, const char *kind, const 
     }
 }
 
-/* Append a binary COPY field: its length, then its octets. */
+/* Append a binary COPY field: its length in network order, then its
+ * octets. */
 static void copy_field(struct buf *out, const void *p, uint32_t len)
 {
-    unsigned char n[4] = { (unsigned char)(len >> 24), (unsigned char)(len >> 16), (unsigned char)(len >> 8),
-                           (unsigned char)len };
-    buf_add(out, n, 4);
+    uint32_t n = htonl(len);
+    buf_add(out, &n, 4);
     buf_add(out, p, len);
 }
 
@@ -1298,12 +1299,9 @@ static int copy_lines(struct adm_job *j, const char *text, size_t len)
     while (p < end && sent == 1) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        unsigned char num[4];
-        n++;
-        num[0] = (unsigned char)(n >> 24), num[1] = (unsigned char)(n >> 16);
-        num[2] = (unsigned char)(n >> 8), num[3] = (unsigned char)n;
+        uint32_t num = htonl(++n);
         buf_add(&out, fields, 2);
-        copy_field(&out, num, 4);
+        copy_field(&out, &num, 4);
         copy_field(&out, p, (uint32_t)l);   /* (an import is at most 512 MiB) */
         if (out.len >= COPY_CHUNK) {
             sent = PQputCopyData(A_PG, out.data, (int)out.len);

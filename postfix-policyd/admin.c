@@ -1856,10 +1856,8 @@ static void c_import(const struct cmd *c, struct adm_args *a, struct caller *who
         }
     }
     struct adm_job *j = job_new(c, a, who, conn, adm_run_import);
-    if (s->text.len && s->text.data[s->text.len - 1] != '\n') {
+    if (s->text.len && s->text.data[s->text.len - 1] != '\n')
         buf_addc(&s->text, '\n');  /* a frame's last line without its newline */
-        s->lines++;
-    }
     j->key1 = s->text.data ? s->text.data : xstrdup("");   /* the job takes the lines */
     buf_init(&s->text);
     j->flag = dry;
