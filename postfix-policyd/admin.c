@@ -2236,7 +2236,17 @@ void adm_job_done(struct adm_job *j)
     const struct dir *d = H.dir();
     running_drop(j);
     if (j->ok && j->seq > 0 && (d == NULL || d->seq < j->seq)) {
-        /* answer once this daemon's directory shows the change */
+        /* answer once this daemon's directory shows the change; the rows
+         * before the final line (an import's, one per object) go now */
+        if (j->conn && j->reply.len > 1) {
+            const char *last = memrchr(j->reply.data, '\n', j->reply.len - 1);
+            if (last != NULL) {
+                size_t head = (size_t)(last - j->reply.data) + 1;
+                srv_conn_reply_part(j->conn, j->reply.data, head);
+                memmove(j->reply.data, j->reply.data + head, j->reply.len - head);
+                buf_truncate(&j->reply, j->reply.len - head);
+            }
+        }
         j->deadline = now() + 5.0;
         j->next = waiting;
         waiting = j;

@@ -85,6 +85,7 @@ struct srv_conn {
     int eof;                    /* the client is done sending: answer, then close */
     int busy;                   /* inside conn_process: do not free */
     int dead;                   /* free when conn_process returns */
+    int orphan;                 /* the client is gone, an answer still owed (see conn_orphan) */
     struct buf in;              /* the unanswered tail of the input */
     struct buf out;             /* answers the socket has not taken */
     size_t out_off;             /* ... of which this much is sent */
@@ -106,6 +107,8 @@ struct srv_conn {
 
 static struct srv *all_srv;
 static struct conn *all_conns;
+static struct conn *orphans;        /* gone clients whose answers are still owed */
+static int closing;                 /* srv_close: free, never orphan */
 static int total_conns;
 static struct event *sweep_ev;
 static char rbuf[READ_CHUNK];
@@ -220,10 +223,16 @@ static void log_refusal(struct srv *s, enum refusal_kind k, const char *fmt, ...
 
 /* --- connections ---------------------------------------------------------- */
 
+static void conn_orphan(struct conn *c);
+
 static void conn_free(struct conn *c)
 {
     if (c->busy) {
         c->dead = 1;
+        return;
+    }
+    if (c->suspended && !c->orphan && !closing) {
+        conn_orphan(c);
         return;
     }
     if (c->stream_free)
@@ -244,6 +253,58 @@ static void conn_free(struct conn *c)
     c->srv->stats.active--;
     total_conns--;
     peer_release(c->srv, c->peer);
+    free(c);
+}
+
+/* The client of a suspended request is gone (a write failed), but a
+ * database thread still holds the connection to answer it: the socket,
+ * the buffers and the connection's place in the limits go now, the struct
+ * itself when that answer comes (srv_conn_reply), which then goes nowhere. */
+static void conn_orphan(struct conn *c)
+{
+    if (c->stream_free)
+        c->stream_free(c->stream_arg);
+    c->stream = NULL;
+    c->stream_free = NULL;
+    if (c->data_free)
+        c->data_free(c->data);
+    c->data = NULL;
+    c->data_free = NULL;
+    event_free(c->rev);
+    event_free(c->wev);
+    c->rev = c->wev = NULL;
+    c->reading = c->writing = 0;
+    evutil_closesocket(c->fd);
+    c->fd = -1;
+    buf_free(&c->in);
+    buf_free(&c->out);
+    c->out_off = 0;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->srv->stats.active--;
+    total_conns--;
+    peer_release(c->srv, c->peer);
+    c->peer = NULL;
+    c->orphan = 1;
+    c->prev = NULL;
+    c->next = orphans;
+    if (orphans)
+        orphans->prev = c;
+    orphans = c;
+}
+
+static void orphan_free(struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        orphans = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     free(c);
 }
 
@@ -531,6 +592,10 @@ void srv_conn_suspend(struct conn *c)
 
 void srv_conn_reply(struct conn *c, const char *data, size_t len)
 {
+    if (c->orphan) {
+        orphan_free(c);
+        return;
+    }
     c->suspended = 0;
     c->last_active = mono_ms();
     if (c->busy) {
@@ -553,6 +618,27 @@ void srv_conn_reply(struct conn *c, const char *data, size_t len)
     if (c->dead) {
         c->dead = 0;
         conn_free(c);
+        return;
+    }
+    conn_settle(c);
+}
+
+void srv_conn_reply_part(struct conn *c, const char *data, size_t len)
+{
+    if (c->orphan || c->state != CS_OPEN || len == 0)
+        return;
+    c->last_active = mono_ms();
+    if (c->busy) {
+        buf_add(c->cur ? c->cur : &c->out, data, len);
+        return;
+    }
+    buf_add(&c->out, data, len);
+    c->busy = 1;
+    conn_flush(c);
+    c->busy = 0;
+    if (c->dead) {
+        c->dead = 0;
+        conn_free(c);   /* (suspended: kept for the rest of the answer) */
         return;
     }
     conn_settle(c);
@@ -843,11 +929,18 @@ void srv_close(struct srv *s)
     struct conn *c, *next;
     if (s == NULL)
         return;
+    closing = 1;
     for (c = all_conns; c; c = next) {
         next = c->next;
         if (c->srv == s)
             conn_free(c);
     }
+    for (c = orphans; c; c = next) {
+        next = c->next;
+        if (c->srv == s)
+            orphan_free(c);
+    }
+    closing = 0;
     for (struct srv **pp = &all_srv; *pp; pp = &(*pp)->next_srv)
         if (*pp == s) {
             *pp = s->next_srv;

@@ -33,6 +33,10 @@ void srv_conn_suspend(struct srv_conn *c);
 /* Send the deferred answer and go on with buffered requests. Safe when the
  * client went away meanwhile (the connection is freed then). */
 void srv_conn_reply(struct srv_conn *c, const char *data, size_t len);
+/* Part of the deferred answer, sent now (what goes first of a long answer
+ * whose end has to wait); the request stays suspended until
+ * srv_conn_reply(). Nothing when the client went away. */
+void srv_conn_reply_part(struct srv_conn *c, const char *data, size_t len);
 
 /* An answer too large to build at once. After the handler returns, fn is
  * called whenever the unsent output is below the high-water mark: it

@@ -217,6 +217,61 @@ START_TEST(deferred_answer_keeps_order)
 }
 END_TEST
 
+/* The client goes while its request waits for an answer from another
+ * thread, with answers to earlier requests still unsent: the connection's
+ * state stays until that answer comes (a database thread still holds it),
+ * and the answer then goes nowhere. */
+START_TEST(client_gone_while_suspended)
+{
+    struct buf req;
+    buf_init(&req);
+    start(10, 1 << 22);
+    answer_pad = 4096;
+    int fd = client();
+    int sz = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    for (int i = 0; i < 200; i++)
+        buf_printf(&req, "q%03d\n", i);
+    buf_adds(&req, "wait\n");
+    put(fd, req.data, req.len);
+    turn(10);
+    ck_assert_ptr_nonnull(waiting);
+    ck_assert_int_eq(srv_get_stats(S)->active, 1);
+    close(fd);          /* answers unread: the server's next write fails */
+    turn(10);
+    srv_conn_reply_part(waiting, "part\n", 5);
+    turn(5);
+    srv_conn_reply(waiting, "later\n", 6);
+    turn(5);
+    ck_assert_int_eq(srv_get_stats(S)->active, 0);
+    buf_free(&req);
+    stop();
+}
+END_TEST
+
+/* Part of an answer goes out while the request stays suspended; nothing
+ * behind it is answered before the rest. */
+START_TEST(answer_in_parts)
+{
+    struct buf got;
+    buf_init(&got);
+    start(10, 65536);
+    int fd = client();
+    put(fd, "wait\nnext\n", 10);
+    take(fd, &got, NULL);
+    ck_assert_ptr_nonnull(waiting);
+    srv_conn_reply_part(waiting, "* row\n", 6);
+    take(fd, &got, NULL);
+    ck_assert_str_eq(got.data, "* row\n");
+    srv_conn_reply(waiting, "OK\n", 3);
+    take(fd, &got, NULL);
+    ck_assert_str_eq(got.data, "* row\nOK\nok next\n");
+    close(fd);
+    buf_free(&got);
+    stop();
+}
+END_TEST
+
 START_TEST(backpressure)
 {
     /* answers of 4 KB, the high-water mark at 16 KB, and a client that
@@ -285,6 +340,8 @@ Suite *srv_suite(void)
     tcase_add_test(tc, line_too_long);
     tcase_add_test(tc, deferred_answer_keeps_order);
     tcase_add_test(tc, backpressure);
+    tcase_add_test(tc, client_gone_while_suspended);
+    tcase_add_test(tc, answer_in_parts);
     tcase_add_test(tc, per_peer_cap);
     suite_add_tcase(s, tc);
     return s;
