@@ -272,6 +272,57 @@ static PGresult *query(struct db *db, const char *sql, int nparams, const char *
     return r;
 }
 
+typedef void (*row_fn)(void *arg, const PGresult *r, int i);
+
+static int fetch_send(struct db *db, const char *sql, struct buf *why)
+{
+    if (PQsendQuery(db->conn, sql))
+        return 0;
+    result_error(db, NULL, why);
+    return -1;
+}
+
+static PGresult *fetch_get(struct db *db, struct buf *why)
+{
+    PGresult *r = PQgetResult(db->conn), *more;
+    while ((more = PQgetResult(db->conn)) != NULL)
+        PQclear(more);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        result_error(db, r, why);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Read the cursor mr_load to its end, FETCH batch rows at a time, each
+ * row handed to fn. The next FETCH is sent before a batch is turned into
+ * records, so that PostgreSQL reads and sends one batch while we parse the
+ * one before. -1 with a reason on failure (the transaction is then
+ * aborted: the caller rolls back). */
+static int cursor_each(struct db *db, int batch, row_fn fn, void *arg, struct buf *why)
+{
+    char sql[64];
+    snprintf(sql, sizeof(sql), "FETCH %d FROM mr_load", batch);
+    if (fetch_send(db, sql, why) < 0)
+        return -1;
+    for (;;) {
+        PGresult *r = fetch_get(db, why);
+        if (r == NULL)
+            return -1;
+        int n = PQntuples(r);
+        if (n == batch && fetch_send(db, sql, why) < 0) {
+            PQclear(r);
+            return -1;
+        }
+        for (int i = 0; i < n; i++)
+            fn(arg, r, i);
+        PQclear(r);
+        if (n < batch)
+            return 0;
+    }
+}
+
 static void rollback(struct db *db)
 {
     PGresult *r = PQexec(db->conn, "ROLLBACK");
@@ -334,6 +385,17 @@ static int foreign(struct db *db, int from_base)
     return 1;
 }
 
+struct load_put {
+    struct dir *d;
+    enum dir_kind kind;
+};
+
+static void load_put_row(void *arg, const PGresult *r, int i)
+{
+    struct load_put *p = arg;
+    dir_put(p->d, p->kind, rec_from_row(p->kind, r, i));
+}
+
 /* Load everything in one consistent snapshot, a cursor at a time so that a
  * million rows never sit in client memory at once. */
 static struct dir *full_load(struct db *db, struct buf *why)
@@ -352,20 +414,11 @@ static struct dir *full_load(struct db *db, struct buf *why)
     for (int k = 0; k < DIR_NKINDS; k++) {
         if (select_of(db, k) == NULL)
             continue;
+        struct load_put put = { d, (enum dir_kind)k };
         buf_reset(&sql);
         buf_printf(&sql, "DECLARE mr_load NO SCROLL CURSOR FOR %s", select_of(db, k));
-        if (exec_cmd(db, sql.data, why) < 0)
+        if (exec_cmd(db, sql.data, why) < 0 || cursor_each(db, 20000, load_put_row, &put, why) < 0)
             goto fail_tx;
-        for (;;) {
-            if ((r = query(db, "FETCH 20000 FROM mr_load", 0, NULL, why)) == NULL)
-                goto fail_tx;
-            int n = PQntuples(r);
-            for (int i = 0; i < n; i++)
-                dir_put(d, (enum dir_kind)k, rec_from_row((enum dir_kind)k, r, i));
-            PQclear(r);
-            if (n == 0)
-                break;
-        }
         if (exec_cmd(db, "CLOSE mr_load", why) < 0)
             goto fail_tx;
     }
@@ -410,6 +463,31 @@ static const void *chkey_key(const void *rec, size_t *len)
     return rec;
 }
 
+struct catch_put {
+    struct dir_change *ch;
+    struct htab *index;
+    enum dir_kind kind;
+};
+
+static void catch_put_row(void *arg, const PGresult *r, int i)
+{
+    struct catch_put *p = arg;
+    uint64_t key = (uint64_t)num(r, i, 0) << 3 | (uint64_t)p->kind;
+    struct chkey *hit = htab_get(p->index, &key, sizeof(key));
+    if (hit != NULL && p->ch[hit->idx].rec == NULL)
+        p->ch[hit->idx].rec = rec_from_row(p->kind, r, i);
+}
+
+/* The catch-up's query of one kind, as a cursor: the changed ids of the
+ * log's stretch first, then each row by its key (LATERAL with OFFSET 0:
+ * the planner can neither turn the join around nor merge it away). */
+static void catchup_sql(struct buf *sql, const char *select)
+{
+    buf_printf(sql, "DECLARE mr_load NO SCROLL CURSOR FOR SELECT r.* FROM (SELECT DISTINCT c.row_id "
+                    "FROM mailroster.change_log c WHERE c.seq > $1::bigint AND c.seq <= $2::bigint "
+                    "AND c.tbl = $3) k CROSS JOIN LATERAL (%s WHERE x.id = k.row_id OFFSET 0) r", select);
+}
+
 /* Hand over the changes after db->seq. Returns the number of change-log
  * rows read (CATCHUP_BATCH means: call again), or -1. */
 static int catch_up(struct db *db, struct buf *why)
@@ -429,11 +507,16 @@ static int catch_up(struct db *db, struct buf *why)
     htab_init(&index, chkey_key);
     buf_init(&sql);
     snprintf(seqtxt, sizeof(seqtxt), "%" PRIu64, db->seq);
-    /* Each changed row found by its key: with the planner's own choice a
-     * batch of 20,000 read every row of the table (a hash join), so that
-     * a catch-up cost the table's size, not the changes' */
+    /* Each changed row found by its key, in the order catchup_sql writes
+     * the joins. With the planner's own choice a batch of 20,000 read
+     * every row of the table (a hash join), so that a catch-up cost the
+     * table's size, not the changes'; and on a table whose statistics say
+     * it is empty (vacuumed after its rows were deleted) it walked the
+     * batch's stretch of the change log once for every row of the table,
+     * or the whole table once for every change: minutes for an import. */
     if (exec_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-                     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", why) < 0)
+                     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
+                     "SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off", why) < 0)
         goto fail;
     r = query(db, "SELECT seq, tbl, row_id FROM mailroster.change_log WHERE seq > $1::bigint "
                   "ORDER BY seq LIMIT " "20000", 1, params, why);
@@ -475,18 +558,20 @@ static int catch_up(struct db *db, struct buf *why)
         if (!touched[k] || select_of(db, k) == NULL)
             continue;
         buf_reset(&sql);
-        buf_printf(&sql, "%s WHERE x.id IN (SELECT c.row_id FROM mailroster.change_log c "
-                         "WHERE c.seq > $1::bigint AND c.seq <= $2::bigint AND c.tbl = $3)", select_of(db, k));
+        catchup_sql(&sql, select_of(db, k));
         const char *p[3] = { seqtxt, maxtxt, dir_kind_name((enum dir_kind)k) };
-        if ((r = query(db, sql.data, 3, p, why)) == NULL)
+        struct catch_put put = { ch, &index, (enum dir_kind)k };
+        r = PQexecParams(db->conn, sql.data, 3, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            result_error(db, r, why);
+            PQclear(r);
             goto fail_tx;
-        for (int i = 0; i < PQntuples(r); i++) {
-            uint64_t key = (uint64_t)num(r, i, 0) << 3 | (uint64_t)k;
-            struct chkey *hit = htab_get(&index, &key, sizeof(key));
-            if (hit != NULL && ch[hit->idx].rec == NULL)
-                ch[hit->idx].rec = rec_from_row((enum dir_kind)k, r, i);
         }
         PQclear(r);
+        /* in parts of 5,000: the first is parsed while the server reads
+         * the next */
+        if (cursor_each(db, 5000, catch_put_row, &put, why) < 0 || exec_cmd(db, "CLOSE mr_load", why) < 0)
+            goto fail_tx;
     }
     if (exec_cmd(db, "COMMIT", why) < 0)
         goto fail;
