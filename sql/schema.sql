@@ -31,3 +31,4 @@
 \ir migrations/0014_database_identity.sql
 \ir migrations/0015_import_staged.sql
 \ir migrations/0016_import_input.sql
+\ir migrations/0017_import_plans.sql
