@@ -54,7 +54,7 @@ targets="tcpt smap snap cfg addr codec admproto auth polproto policy roster_prot
 # harness's: --wrap sends admin.c's calls of them to __wrap_* there.
 ADMIN_SRCS="$top/postfix-policyd/admin.c $top/postfix-policyd/adm_db.c $top/postfix-policyd/thr.c $top/postfix-policyd/pqlog.c
             $top/lib/peer.c"
-ADMIN_WRAP="-Wl,--wrap=adm_db_submit,--wrap=adm_db_stop,--wrap=srv_conn_suspend,--wrap=srv_conn_reply"
+ADMIN_WRAP="-Wl,--wrap=adm_db_submit,--wrap=adm_db_stop,--wrap=srv_conn_suspend,--wrap=srv_conn_reply,--wrap=srv_conn_reply_part"
 ADMIN_WRAP="$ADMIN_WRAP,--wrap=srv_conn_data,--wrap=srv_conn_set_data,--wrap=srv_conn_peer"
 PQ_INC=$(pkg-config --cflags libpq)
 PQ_LIBS=$(pkg-config --libs libpq)

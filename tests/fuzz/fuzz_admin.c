@@ -47,6 +47,7 @@ static struct {
 
 void __wrap_srv_conn_suspend(struct srv_conn *c);
 void __wrap_srv_conn_reply(struct srv_conn *c, const char *data, size_t len);
+void __wrap_srv_conn_reply_part(struct srv_conn *c, const char *data, size_t len);
 void *__wrap_srv_conn_data(const struct srv_conn *c);
 void __wrap_srv_conn_set_data(struct srv_conn *c, void *data, void (*free_fn)(void *));
 int __wrap_srv_conn_peer(const struct srv_conn *c, uid_t *uid, gid_t *gid, pid_t *pid);
@@ -63,6 +64,13 @@ void __wrap_srv_conn_reply(struct srv_conn *c, const char *data, size_t len)
 {
     FUZZ_CHECK(c == CONN);
     C.suspended = 0;
+    buf_add(&C.replies, data, len);
+}
+
+/* part of the answer of a request that stays suspended */
+void __wrap_srv_conn_reply_part(struct srv_conn *c, const char *data, size_t len)
+{
+    FUZZ_CHECK(c == CONN && C.suspended);
     buf_add(&C.replies, data, len);
 }
 
