@@ -85,7 +85,7 @@ struct srv_conn {
     int eof;                    /* the client is done sending: answer, then close */
     int busy;                   /* inside conn_process: do not free */
     int dead;                   /* free when conn_process returns */
-    int orphan;                 /* the client is gone, an answer still owed (see conn_orphan) */
+    int orphan;                 /* the client is gone, an answer still owed (see conn_free) */
     struct buf in;              /* the unanswered tail of the input */
     struct buf out;             /* answers the socket has not taken */
     size_t out_off;             /* ... of which this much is sent */
@@ -223,44 +223,10 @@ static void log_refusal(struct srv *s, enum refusal_kind k, const char *fmt, ...
 
 /* --- connections ---------------------------------------------------------- */
 
-static void conn_orphan(struct conn *c);
-
-static void conn_free(struct conn *c)
-{
-    if (c->busy) {
-        c->dead = 1;
-        return;
-    }
-    if (c->suspended && !c->orphan && !closing) {
-        conn_orphan(c);
-        return;
-    }
-    if (c->stream_free)
-        c->stream_free(c->stream_arg);
-    if (c->data_free)
-        c->data_free(c->data);
-    event_free(c->rev);
-    event_free(c->wev);
-    evutil_closesocket(c->fd);
-    buf_free(&c->in);
-    buf_free(&c->out);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        all_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->srv->stats.active--;
-    total_conns--;
-    peer_release(c->srv, c->peer);
-    free(c);
-}
-
-/* The client of a suspended request is gone (a write failed), but a
- * database thread still holds the connection to answer it: the socket,
- * the buffers and the connection's place in the limits go now, the struct
- * itself when that answer comes (srv_conn_reply), which then goes nowhere. */
-static void conn_orphan(struct conn *c)
+/* Everything of a connection but the struct: the stream, the protocol's
+ * state, events, socket, buffers, its place in the list of all
+ * connections and in the per-listener and per-peer counts. */
+static void conn_release(struct conn *c)
 {
     if (c->stream_free)
         c->stream_free(c->stream_arg);
@@ -285,16 +251,34 @@ static void conn_orphan(struct conn *c)
         all_conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    c->prev = c->next = NULL;
     c->srv->stats.active--;
     total_conns--;
     peer_release(c->srv, c->peer);
     c->peer = NULL;
-    c->orphan = 1;
-    c->prev = NULL;
-    c->next = orphans;
-    if (orphans)
-        orphans->prev = c;
-    orphans = c;
+}
+
+/* Close and free a connection; inside conn_process, once it returns. A
+ * suspended request's connection (its client gone, a write failed) is
+ * still held by a database thread that will answer it: all of it but the
+ * struct goes now, the struct when that answer comes (srv_conn_reply),
+ * which then goes nowhere. */
+static void conn_free(struct conn *c)
+{
+    if (c->busy) {
+        c->dead = 1;
+        return;
+    }
+    conn_release(c);
+    if (c->suspended && !closing) {
+        c->orphan = 1;
+        c->next = orphans;
+        if (orphans)
+            orphans->prev = c;
+        orphans = c;
+        return;
+    }
+    free(c);
 }
 
 static void orphan_free(struct conn *c)
