@@ -37,7 +37,7 @@ DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-0.5}
 REPEAT=${REPEAT:-3}
 DURABLE=${DURABLE:-1}
-PARTS=${PARTS:-rcpt,msg}     # which parts run
+PARTS=${PARTS:-rcpt,msg,ceiling}     # which parts run
 # CLIENT_SPIN=1: the client busy-polls its sockets instead of sleeping in
 # epoll_wait (lookup_load -s, as lookup_load.sh does by default). A sleeping
 # client, as smtpd is, has to be woken for each answer, and in this VM that
@@ -210,6 +210,43 @@ for conns in 8 32; do
         "$(half "$RP") (pg) / $(half "$RM") (mem)" "$(ratio "$M" "$RP") / $(ratio "$M" "$RM")" \
         "$MC / $CC / $RPC" "$MP / $CP / $RPP" "$ME"
 done
+# --- the database's own ceiling for these admissions --------------------------------------
+# PostgreSQL alone, on the same core, running send_admit_many as
+# mailrosterd's admission threads do (prepared, synchronous_commit off, 2
+# connections) but with the batch filled by pgbench at once: no policy
+# server, no SMTP client, no wait for a batch to fill. Admissions/s here
+# bound what any server built on this function can admit on this core.
+if [[ ,$PARTS, == *,ceiling,* ]]; then
+    for b in 1 8 32; do
+        {
+            elems=""
+            for i in $(seq "$b"); do
+                echo "\\set a$i random(1, $N_ACCOUNTS)"
+                elems="$elems${elems:+, }'u' || :a$i || '@example.com'"
+            done
+            ones=$(printf '1,%.0s' $(seq "$b")); ones=${ones%,}
+            echo "SELECT count(*) FROM mailroster.send_admit_many(ARRAY[$elems], '{$ones}'::int[], NULL::text[], 2000);"
+        } >"$STACK_DIR/admit_$b.sql"
+        best=-1
+        for r in $(seq 1 "$REPEAT"); do
+            g0=$(pg_ticks)
+            out=$(PGOPTIONS='-c synchronous_commit=off' taskset -c "$CLIENT_CPU" \
+                pgbench -n -M prepared -c 2 -j 2 -T "$DURATION" -f "$STACK_DIR/admit_$b.sql" \
+                "${MR_DB:-mailroster}" 2>&1) || { echo "pgbench failed: $out" >&2; exit 1; }
+            # the backends' CPU reaches the postmaster's cutime once they have exited
+            for _ in $(seq 40); do pgrep -f "postgres: postgres ${MR_DB:-mailroster} " >/dev/null || break; sleep 0.05; done
+            g1=$(pg_ticks)
+            tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+            aps=$(awk -v t="$tx" -v b="$b" -v d="$DURATION" 'BEGIN { printf "%.0f", t * b / d }')
+            us=$(ticks_to_us_per $((g1 - g0)) $((tx * b)))
+            bench_note "ceiling: send_admit_many batch $b, 2 connections, round $r: $aps admissions/s, PostgreSQL CPU $us µs each"
+            if [ "$aps" -gt "$best" ]; then best=$aps; CEIL_US=$us; fi
+        done
+        bench_row "PostgreSQL alone, send_admit_many batch $b (pgbench, 2 conns)" "$best admissions/s" "-" "-" "-" "-" \
+            "- / - / - (PostgreSQL: $CEIL_US)" "-" "-"
+    done
+fi
+
 durable off
 ADMITTED=$(sql -c "SELECT count(*) FROM mailroster.send_counters")
 bench_note "send_counters rows after the runs: $ADMITTED (pruned to the last hour: every admission of this run)"

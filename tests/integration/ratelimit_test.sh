@@ -255,19 +255,44 @@ a.sendall(("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsender=g
 b.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nsender=frank@example.test\n"
            "recipient=bob@example.test\nsasl_username=frank@example.test\n\n").encode())
 rb = read_answer(b)
+def state(s):
+    s.setblocking(False)
+    try:
+        st = "answered" if s.recv(1, socket.MSG_PEEK) else "closed"
+    except BlockingIOError:
+        st = "pending"
+    s.setblocking(True)
+    s.settimeout(30)
+    return st
 # has grace's admission been answered by the time frank's RCPT was?
-a.setblocking(False)
-try:
-    a_state = "answered" if a.recv(1, socket.MSG_PEEK) else "closed"
-except BlockingIOError:
-    a_state = "pending"
-a.setblocking(True)
-a.settimeout(30)
-print("%s|%s|%s" % (rb, a_state, read_answer(a)))
+a_state = state(a)
+# another account's admission, once grace's statement waits for the lock
+# (the test says when): a second database thread decides it meanwhile
+with open(sys.argv[2]) as go:
+    go.readline()
+c = socket.create_connection((host, int(port)), timeout=30)
+c.sendall(("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsender=hank@example.test\n"
+           "recipient=\nrecipient_count=1\nsasl_username=hank@example.test\n\n").encode())
+rc = read_answer(c)
+a_state2 = state(a)
+print("%s|%s|%s|%s|%s" % (rb, a_state, rc, a_state2, read_answer(a)), flush=True)
 PY
-IFS='|' read -r r_b a_state r_a < <(python3 "$STACK_DIR/hol.py" "127.0.0.1:$POL_PORT")
+mkfifo "$STACK_DIR/hol.go"
+python3 "$STACK_DIR/hol.py" "127.0.0.1:$POL_PORT" "$STACK_DIR/hol.go" >"$STACK_DIR/hol.out" 2>&1 &
+hol_pid=$!
+# grace's admission is in a statement that waits for the row lock
+for _ in $(seq 200); do
+    [ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mailrosterd-policy'
+                 AND wait_event_type = 'Lock'")" -ge 1 ] && break
+    sleep 0.05
+done
+echo go >"$STACK_DIR/hol.go"
+wait "$hol_pid"
+IFS='|' read -r r_b a_state r_c a_state2 r_a <"$STACK_DIR/hol.out"
 check "slow admission: another client's RCPT answered meanwhile" "action=DUNNO" "$r_b"
 check "slow admission: ... while the admission was still pending" "pending" "$a_state"
+check "slow admission: another account's admission decided meanwhile" "action=DUNNO" "$r_c"
+check "slow admission: ... while the first was still pending" "pending" "$a_state2"
 check "slow admission: policy_db_unavailable_action = defer" \
     "action=451 4.3.0 Sending limits cannot be checked right now; try again later" "$r_a"
 # row locks last until the transaction ends: it still holds its table locks
@@ -285,6 +310,7 @@ wait "$lk_pid" 2>/dev/null
 if grep -q 'policy: admission login=grace@example.test recipients=1 queue_id=: defer_db_unavailable' "$MRS_LOG"; then
     ok "slow admission: logged"; else notok "slow admission: logged"; fi
 check "slow admission: the timed-out admission did not count (lock timeout)" "0|0" "$(rows grace@example.test)"
+check "slow admission: the other account's admission counted" "2|3" "$(rows hank@example.test)"
 
 # --- counters (the restart below starts them again) ------------------------------------------
 st=$(mrs_cli -f json stats)
