@@ -223,6 +223,27 @@ static void log_refusal(struct srv *s, enum refusal_kind k, const char *fmt, ...
 
 /* --- connections ---------------------------------------------------------- */
 
+/* the doubly linked lists of connections: all_conns, orphans */
+static void list_push(struct conn **head, struct conn *c)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head)
+        (*head)->prev = c;
+    *head = c;
+}
+
+static void list_unlink(struct conn **head, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
 /* Everything of a connection but the struct: the stream, the protocol's
  * state, events, socket, buffers, its place in the list of all
  * connections and in the per-listener and per-peer counts. */
@@ -245,13 +266,7 @@ static void conn_release(struct conn *c)
     buf_free(&c->in);
     buf_free(&c->out);
     c->out_off = 0;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        all_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    list_unlink(&all_conns, c);
     c->srv->stats.active--;
     total_conns--;
     peer_release(c->srv, c->peer);
@@ -272,10 +287,7 @@ static void conn_free(struct conn *c)
     conn_release(c);
     if (c->suspended && !closing) {
         c->orphan = 1;
-        c->next = orphans;
-        if (orphans)
-            orphans->prev = c;
-        orphans = c;
+        list_push(&orphans, c);
         return;
     }
     free(c);
@@ -283,12 +295,7 @@ static void conn_free(struct conn *c)
 
 static void orphan_free(struct conn *c)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        orphans = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_unlink(&orphans, c);
     free(c);
 }
 
@@ -749,10 +756,7 @@ static int conn_new(struct srv *s, int fd, const struct sockaddr *sa)
     c->last_active = mono_ms();
     buf_init(&c->in);
     buf_init(&c->out);
-    c->next = all_conns;
-    if (all_conns)
-        all_conns->prev = c;
-    all_conns = c;
+    list_push(&all_conns, c);
     s->stats.active++;
     s->stats.accepted++;
     total_conns++;
