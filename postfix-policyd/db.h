@@ -18,7 +18,7 @@
 
 /* schema versions this daemon works with (sql/migrations) */
 #define MR_SCHEMA_MIN 1
-#define MR_SCHEMA_VERSION 17
+#define MR_SCHEMA_VERSION 18
 /* the first with mailroster.settings.database_id (0014_database_identity.sql) */
 #define MR_SCHEMA_IDENTITY 14
 /* the first with mailboxes.send_suspended_reason (0006_suspend_sending.sql) */

@@ -123,11 +123,12 @@ TO mailroster_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailroster.send_limits
 TO mailroster_admin;
 -- Limit windows as the admin socket shows and checks them (migration
--- 0006); the hits toward a suspension are read, never written, by it.
+-- 0006; send_windows reads them through send_window_rows, 0018); the hits toward a suspension are read, never written, by it.
 GRANT EXECUTE ON FUNCTION
     mailroster.send_limits_of(bigint),
     mailroster.send_limits_from(bigint, int, boolean),
     mailroster.send_windows(bigint, bigint, int, int, int, int, int, int, boolean),
+    mailroster.send_window_rows(bigint, bigint, int, int, int, int, int, int, boolean),
     mailroster.send_limits_problem(bigint),
     mailroster.send_usage(text)
 TO mailroster_admin;

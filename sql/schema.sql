@@ -32,3 +32,4 @@
 \ir migrations/0015_import_staged.sql
 \ir migrations/0016_import_input.sql
 \ir migrations/0017_import_plans.sql
+\ir migrations/0018_admission_sets.sql

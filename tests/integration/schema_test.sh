@@ -742,7 +742,7 @@ check_privs "admin: exactly the specified table privileges" "$(privs mailroster_
 check_privs "admin: USAGE on the id sequences it needs, not on change_log's" "$(seqs mailroster_admin)" \
     "aliases_id_seq audit_log_id_seq domains_id_seq mailboxes_id_seq master_users_id_seq send_limits_id_seq sender_addresses_id_seq transports_id_seq"
 check_privs "admin: EXECUTE on validators, the lock key, export, import and the limit windows only" "$(funcs mailroster_admin)" \
-    "are_addresses are_domain_names directory_lock_key export_jsonl import_input_open import_jsonl import_jsonl_core import_jsonl_input import_jsonl_rowwise is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash is_transport_pattern mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under send_limits_from send_limits_of send_limits_problem send_usage send_windows"
+    "are_addresses are_domain_names directory_lock_key export_jsonl import_input_open import_jsonl import_jsonl_core import_jsonl_input import_jsonl_rowwise is_address is_domain_name is_local_part is_mailbox_local_part is_password_hash is_transport_pattern mail_paths_problem password_hash_ok password_hash_problem path_is_clean path_is_under send_limits_from send_limits_of send_limits_problem send_usage send_window_rows send_windows"
 check_privs "dovecot_dict: exactly the specified table privileges" "$(privs mailroster_dovecot_dict)" \
     "dovecot_public_mailboxes:r dovecot_shared_mailboxes:rad dovecot_sieve_scripts:r last_login:rawd quota_usage:rawd"
 check_privs "dovecot_dict: UPDATE of the shares view's dummy only (dict-sql's ON CONFLICT)" \
@@ -1397,6 +1397,108 @@ expect_eq "... and the statistics count the new rows" \
     "SELECT reltuples >= 3000 FROM pg_class WHERE oid = 'mailroster.mailboxes'::regclass" t
 expect_eq "... each with its display name" \
     "SELECT count(*) FROM mailroster.mailboxes WHERE local_part LIKE 't____' AND display_name LIKE 'T %'" 3000
+
+# ---------------------------------------------------------------------------
+# Migration 0018: batches decided in two statements when no account is locked
+# ---------------------------------------------------------------------------
+
+# Two domains with the same eight accounts, limits and history: df.test's
+# messages go in random batches of 2-12 through send_admit_many, dr.test's
+# one at a time in the same order (a batch of one: the loop of 0008, the
+# expectation).  Every answer and every account's rows must be the same.
+q -c "UPDATE mailroster.settings SET suspend_after_hits = 4, suspend_hits_within = 3600;
+      INSERT INTO mailroster.domains (name, send_limit_messages, send_limit_recipients)
+      VALUES ('df.test', 6, 20), ('dr.test', 6, 20), ('dp.test', 100, 0);
+      INSERT INTO mailroster.mailboxes (domain_id, local_part, send_limit_messages, send_limit_recipients)
+      SELECT d.id, 'm' || g, CASE g WHEN 2 THEN 3 END, CASE g WHEN 5 THEN 10 END
+        FROM mailroster.domains d, generate_series(1, 8) g;
+      UPDATE mailroster.mailboxes SET send_suspended_at = now(), send_suspended_reason = 'by hand'
+       WHERE local_part = 'm6' AND domain_id IN (SELECT id FROM mailroster.domains WHERE name IN ('df.test', 'dr.test'));
+      INSERT INTO mailroster.send_limits (scope, mailbox_id, window_seconds, messages, recipients)
+      SELECT 'mailbox', m.id, w.s, w.m, w.r
+        FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id,
+             (VALUES ('m3', 600, 4, NULL), ('m3', 3600, 8, 30), ('m4', 3600, NULL, NULL), ('m7', 60, 2, NULL),
+                     ('m8', 600, 3, NULL), ('m8', 7200, 9, 40)) w(lp, s, m, r)
+       WHERE d.name IN ('df.test', 'dr.test') AND m.local_part = w.lp;
+      INSERT INTO mailroster.send_counters (username, window_start, messages, recipients)
+      SELECT 'm8@' || d, now() - a * interval '1 s', 1, 2
+        FROM unnest('{df.test,dr.test}'::text[]) d, unnest('{7000,5000,3000,500,100}'::int[]) a ORDER BY 1, 2" >/dev/null
+q >"$TMP/sets.out" 2>&1 <<'EOF' || true
+CREATE TEMP TABLE got (b int, ord int, who text, row text);
+DO $t$
+DECLARE
+    v_logins text[];
+    v_n int[];
+    v_k int;
+    r record;
+BEGIN
+    PERFORM setseed(0.18);
+    FOR b IN 1 .. 160 LOOP
+        v_k := 2 + floor(random() * 11)::int;
+        v_logins := '{}'; v_n := '{}';
+        FOR i IN 1 .. v_k LOOP
+            v_logins := v_logins || CASE WHEN random() < 0.05 THEN 'nobody' ELSE 'm' || (1 + floor(random() * 8)::int) END;
+            v_n := v_n || CASE WHEN random() < 0.05 THEN 25 ELSE floor(random() * 5)::int END;
+        END LOOP;
+        FOR r IN SELECT * FROM mailroster.send_admit_many(ARRAY(SELECT l || '@df.test' FROM unnest(v_logins) l), v_n, NULL, 1000) LOOP
+            INSERT INTO got VALUES (b, r.ord, 'fast', concat_ws('|', v_logins[r.ord], r.verdict, r.limit_kind, r.limit_value,
+                                    r.window_seconds, r.used, r.scope, r.reason, r.suspended_now, r.free_in IS NULL, r.full_in IS NULL));
+        END LOOP;
+        FOR i IN 1 .. v_k LOOP
+            FOR r IN SELECT * FROM mailroster.send_admit_many(ARRAY[v_logins[i] || '@dr.test'], ARRAY[v_n[i]], NULL, 1000) LOOP
+                INSERT INTO got VALUES (b, i, 'ref', concat_ws('|', v_logins[i], r.verdict, r.limit_kind, r.limit_value,
+                                        r.window_seconds, r.used, r.scope, r.reason, r.suspended_now, r.free_in IS NULL, r.full_in IS NULL));
+            END LOOP;
+        END LOOP;
+    END LOOP;
+END
+$t$;
+SELECT 'answers ' || (count(*) FILTER (WHERE who = 'fast') = count(*) FILTER (WHERE who = 'ref'))
+       || ' ' || (count(*) FILTER (WHERE who = 'fast') > 800) FROM got;
+SELECT 'verdicts ' || string_agg(v, ' ' ORDER BY v)
+  FROM (SELECT DISTINCT split_part(row, '|', 2) AS v FROM got WHERE who = 'fast') x;
+SELECT 'differ ' || count(*) FROM (SELECT * FROM got WHERE who = 'fast') f FULL JOIN (SELECT * FROM got WHERE who = 'ref') r USING (b, ord)
+ WHERE f.row IS DISTINCT FROM r.row;
+SELECT 'first ' || coalesce(min(f.b || ':' || f.ord || ' ' || f.row || ' / ' || r.row), '-')
+  FROM got f JOIN got r USING (b, ord) WHERE f.who = 'fast' AND r.who = 'ref' AND f.row <> r.row;
+SELECT 'rows ' || count(*) FROM (
+    (SELECT split_part(username, '@', 1), seq, cum_recipients, recipients FROM mailroster.send_counters WHERE username LIKE '%@df.test'
+     EXCEPT ALL
+     SELECT split_part(username, '@', 1), seq, cum_recipients, recipients FROM mailroster.send_counters WHERE username LIKE '%@dr.test')
+    UNION ALL
+    (SELECT split_part(username, '@', 1), seq, cum_recipients, recipients FROM mailroster.send_counters WHERE username LIKE '%@dr.test'
+     EXCEPT ALL
+     SELECT split_part(username, '@', 1), seq, cum_recipients, recipients FROM mailroster.send_counters WHERE username LIKE '%@df.test')) x;
+SELECT 'times ' || count(*) FROM (SELECT window_start, lag(window_start) OVER (PARTITION BY username ORDER BY seq) AS prev
+                                    FROM mailroster.send_counters WHERE username LIKE '%@df.test') x
+ WHERE prev >= window_start;
+SELECT 'suspended ' || string_agg(m.local_part, ' ' ORDER BY m.local_part) FILTER (WHERE d.name = 'df.test')
+       || ' / ' || string_agg(m.local_part, ' ' ORDER BY m.local_part) FILTER (WHERE d.name = 'dr.test')
+  FROM mailroster.mailboxes m JOIN mailroster.domains d ON d.id = m.domain_id
+ WHERE d.name IN ('df.test', 'dr.test') AND m.send_suspended_at IS NOT NULL;
+-- the two statements decide a batch with room in one go: one time for the
+-- batch (the loop reads the clock at each admission), the j-th message of
+-- an account j - 1 microseconds after its first
+SELECT 'fast ' || string_agg(verdict, ' ' ORDER BY ord)
+  FROM mailroster.send_admit_many(ARRAY(SELECT 'm' || g || '@dp.test' FROM generate_series(1, 8) g) || '{m1@dp.test,m1@dp.test}',
+                                  array_fill(1, '{10}'), NULL, 1000);
+SELECT 'stamp ' || count(DISTINCT window_start) || ' ' || count(*) || ' '
+       || (SELECT string_agg(extract(microseconds FROM c.window_start - c.first)::text, ',' ORDER BY c.seq)
+             FROM (SELECT c.*, min(c.window_start) OVER () AS first FROM mailroster.send_counters c
+                    WHERE c.username = 'm1@dp.test') c)
+  FROM mailroster.send_counters WHERE username LIKE '%@dp.test' AND seq = 1;
+EOF
+sets() { sed -n "s/^$1 //p" "$TMP/sets.out"; }
+expect_eq_text "0018: random batches and one at a time: as many answers, over 800" "true true" "$(sets answers)"
+expect_eq_text "0018: ... every kind of answer among them" "defer ok suspended toobig unknown" "$(sets verdicts)"
+expect_eq_text "0018: ... the same answers (verdict, limit, window, used, scope, reason)" "0" "$(sets differ)"
+[ "$(sets differ)" = 0 ] || { sets first; grep -i error "$TMP/sets.out"; } | diag
+expect_eq_text "0018: ... the same rows (seq, running recipients, recipients) for every account" "0" "$(sets rows)"
+expect_eq_text "0018: ... each account's times increase with its seq" "0" "$(sets times)"
+expect_eq_text "0018: ... the same accounts suspended (m6 by hand, others by 4 refusals)" \
+    "$(sets suspended | sed 's| / .*||')" "$(sets suspended | sed 's|.* / ||')"
+expect_eq_text "0018: a batch with room is admitted in one statement (one time; m1's 3 rows 1 us apart)" \
+    "ok ok ok ok ok ok ok ok ok ok|1 8 0,1,2" "$(sets fast)|$(sets stamp)"
 
 # ---------------------------------------------------------------------------
 
