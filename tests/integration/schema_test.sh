@@ -1500,6 +1500,32 @@ expect_eq_text "0018: ... the same accounts suspended (m6 by hand, others by 4 r
 expect_eq_text "0018: a batch with room is admitted in one statement (one time; m1's 3 rows 1 us apart)" \
     "ok ok ok ok ok ok ok ok ok ok|1 8 0,1,2" "$(sets fast)|$(sets stamp)"
 
+# Four sessions at once, batches of 6 over four accounts of 10 messages an
+# hour: the fast path and the loop (after a NOWAIT that found a lock) take
+# turns, and each account admits exactly 10, seq 1-10, whatever the order.
+q -c "UPDATE mailroster.settings SET suspend_after_hits = 0;
+      INSERT INTO mailroster.domains (name, send_limit_messages) VALUES ('dc.test', 10);
+      INSERT INTO mailroster.mailboxes (domain_id, local_part)
+      SELECT d.id, 'c' || g FROM mailroster.domains d, generate_series(1, 4) g WHERE d.name = 'dc.test'" >/dev/null
+conc_pids=()
+for s in 1 2 3 4; do
+    { echo "SELECT setseed(0.$s);"
+      for b in $(seq 20); do
+          echo "SELECT string_agg(verdict, ' ') FROM mailroster.send_admit_many(
+                  ARRAY(SELECT 'c' || (1 + floor(random() * 4)::int) || '@dc.test' FROM generate_series(1, 6)),
+                  array_fill(1, '{6}'), NULL, 5000);"
+      done; } | q >"$TMP/conc$s.out" 2>&1 &
+    conc_pids+=($!)
+done
+wait "${conc_pids[@]}"
+expect_eq_text "0018: 4 sessions x 20 batches of 6 over 4 accounts: 40 admitted, the rest deferred" \
+    "ok 40 defer 440" "$(cat "$TMP"/conc[1-4].out | tr ' ' '\n' | grep -E '^(ok|defer|busy|unknown|suspended|toobig)$' | sort | uniq -c | sort -k2 -r | awk '{printf "%s%s %s", (NR > 1 ? " " : ""), $2, $1}')"
+expect_eq "0018: ... each account 10 rows, seq 1-10" \
+    "SELECT string_agg(split_part(username, '@', 1) || ':' || n || ':' || s, ' ' ORDER BY username)
+       FROM (SELECT username, count(*) AS n, string_agg(seq::text, ',' ORDER BY seq) = '1,2,3,4,5,6,7,8,9,10' AS s
+               FROM mailroster.send_counters WHERE username LIKE '%@dc.test' GROUP BY username) x" \
+    "c1:10:true c2:10:true c3:10:true c4:10:true"
+
 # ---------------------------------------------------------------------------
 
 DONE=1
