@@ -35,8 +35,10 @@
 -- 3. THE REST.  Every message the fast path did not admit (an unknown or
 --    suspended account, one that fills a window or does not fit, one after
 --    it of the same account, or the whole batch when a lock was taken) is
---    decided by the loop of migration 0008, unchanged, after the fast
---    path's rows are in: the same verdicts, texts, hits and suspensions.
+--    decided by the loop of migration 0008, unchanged (0008's
+--    send_admit_many, renamed send_admit_each; the new send_admit_many
+--    takes over its callers' privileges), after the fast path's rows are
+--    in: the same verdicts, texts, hits and suspensions.
 --    Its locks are the fast path's own by then (held to the commit), so it
 --    waits for nothing new.
 --
@@ -127,8 +129,12 @@ $fn$;
 -- 2. Admissions: the fast path, then the loop of migration 0008
 ------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION mailroster.send_admit_many(p_logins text[], p_recipients int[], p_queue_ids text[],
-                                                      p_wait_ms int DEFAULT NULL)
+-- 0008's send_admit_many, unchanged, is now the loop that decides the rest
+-- of a batch; the new send_admit_many takes over its name and privileges.
+ALTER FUNCTION mailroster.send_admit_many(text[], int[], text[], int) RENAME TO send_admit_each;
+
+CREATE FUNCTION mailroster.send_admit_many(p_logins text[], p_recipients int[], p_queue_ids text[],
+                                           p_wait_ms int DEFAULT NULL)
     RETURNS TABLE (ord int, verdict text, limit_kind text, limit_value int,
                    window_seconds int, used bigint, free_in float8,
                    full_in float8, scope text, reason text, suspended_now boolean)
@@ -141,38 +147,10 @@ AS $fn$
 DECLARE
     v_ids bigint[];
     v_fast int[] := '{}';
+    v_rest int[];
     v_t0 timestamptz;
     v_i int;
-    v_login text;
-    v_at int;
-    v_n int;
-    v_qid text;
-    v_mbx bigint;
-    v_dom bigint;
-    v_susp text;
-    v_mm int; v_mr int; v_dm int; v_dr int; v_dw int;
-    v_w record;
-    v_nw int;
-    v_now timestamptz;
-    v_lat timestamptz;
-    v_lseq bigint;
-    v_lcum bigint;
-    v_fseq bigint;
-    v_fcum bigint;
-    v_frcpt int;
-    v_max int;
-    v_cnt bigint;
-    v_sum bigint;
-    v_free timestamptz;
-    v_worst timestamptz;
-    v_full timestamptz;
-    v_maybe_full boolean;
-    v_hit record;
 BEGIN
-    IF p_wait_ms IS NOT NULL THEN
-        PERFORM set_config('lock_timeout', greatest(p_wait_ms, 1)::text, true);
-    END IF;
-
     -- 1. lock every account of the batch, or none (one of them is busy);
     -- a batch of one costs the loop less than the two statements
     IF cardinality(p_logins) > 1 THEN
@@ -284,179 +262,45 @@ BEGIN
         END IF;
     END IF;
 
-    -- 3. the rest, one at a time (migration 0008)
-    FOR v_i IN
-        SELECT u.o::int FROM unnest(p_logins) WITH ORDINALITY AS u(l, o)
-         WHERE u.o::int <> ALL (v_fast) ORDER BY u.l, u.o
-    LOOP
-        ord := v_i;
-        verdict := NULL; limit_kind := NULL; limit_value := NULL; window_seconds := NULL;
-        used := NULL; free_in := NULL; full_in := NULL; scope := NULL; reason := NULL;
-        suspended_now := false;
-        v_login := p_logins[v_i];
-        v_n := greatest(coalesce(p_recipients[v_i], 0), 0);
-        v_qid := p_queue_ids[v_i];
-        v_at := length(v_login) - strpos(reverse(v_login), '@') + 1;
-        IF v_login IS NULL OR strpos(v_login, '@') < 2 THEN
-            verdict := 'unknown';
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        BEGIN
-            SELECT mb.id, mb.domain_id, mb.send_suspended_reason, mb.send_limit_messages, mb.send_limit_recipients,
-                   d.send_limit_messages, d.send_limit_recipients, d.send_limit_window
-              INTO v_mbx, v_dom, v_susp, v_mm, v_mr, v_dm, v_dr, v_dw
-              FROM mailroster.mailboxes mb JOIN mailroster.domains d ON d.id = mb.domain_id
-             WHERE d.name = substr(v_login, v_at + 1) AND mb.local_part = substr(v_login, 1, v_at - 1)
-               FOR NO KEY UPDATE OF mb;
-            IF NOT FOUND THEN
-                verdict := 'unknown';
-                RETURN NEXT;
-                CONTINUE;
-            END IF;
-            IF v_susp IS NOT NULL THEN
-                verdict := 'suspended';
-                reason := v_susp;
-                RETURN NEXT;
-                CONTINUE;
-            END IF;
-            v_w := mailroster.send_windows(v_mbx, v_dom, v_mm, v_mr, v_dm, v_dr, v_dw, 1, false);
-            v_nw := coalesce(array_length(v_w.secs, 1), 0);
-            IF v_nw = 0 THEN
-                verdict := 'ok';        -- unlimited: admitted without a row
-                RETURN NEXT;
-                CONTINUE;
-            END IF;
-            -- after the lock (migration 0005, step 2)
-            SELECT c.window_start, c.seq, c.cum_recipients INTO v_lat, v_lseq, v_lcum
-              FROM mailroster.send_counters c
-             WHERE c.username = v_login
-             ORDER BY c.window_start DESC LIMIT 1;
-            v_now := clock_timestamp();
-            IF v_lat IS NOT NULL AND v_lat >= v_now THEN
-                v_now := v_lat + interval '1 microsecond';
-            END IF;
-            v_max := 0;
-            v_worst := NULL;
-            v_full := NULL;
-            v_maybe_full := false;
-            FOR k IN 1 .. v_nw LOOP
-                v_max := greatest(v_max, v_w.secs[k]);
-                IF v_w.rcpts[k] IS NOT NULL AND v_n > v_w.rcpts[k] THEN
-                    verdict := 'toobig'; limit_kind := 'recipients'; limit_value := v_w.rcpts[k];
-                    window_seconds := v_w.secs[k]; used := v_n; scope := v_w.scopes[k];
-                    EXIT;
-                END IF;
-                v_fseq := NULL;
-                IF v_lat IS NOT NULL AND v_lat > v_now - make_interval(secs => v_w.secs[k]) THEN
-                    SELECT c.seq, c.cum_recipients, c.recipients INTO v_fseq, v_fcum, v_frcpt
-                      FROM mailroster.send_counters c
-                     WHERE c.username = v_login AND c.window_start > v_now - make_interval(secs => v_w.secs[k])
-                     ORDER BY c.window_start LIMIT 1;
-                END IF;
-                IF v_fseq IS NULL THEN
-                    v_cnt := 0; v_sum := 0;
-                ELSE
-                    v_cnt := v_lseq - v_fseq + 1;
-                    v_sum := v_lcum - v_fcum + v_frcpt;
-                END IF;
-                IF (v_w.msgs[k] IS NOT NULL AND v_cnt + 1 >= v_w.msgs[k])
-                   OR (v_w.rcpts[k] IS NOT NULL AND v_sum + v_n >= v_w.rcpts[k]) THEN
-                    v_maybe_full := true;   -- full after this message, or already
-                END IF;
-                IF (v_w.msgs[k] IS NOT NULL AND v_cnt + 1 > v_w.msgs[k])
-                   OR (v_w.rcpts[k] IS NOT NULL AND v_sum + v_n > v_w.rcpts[k]) THEN
-                    v_free := mailroster.send_free_at(v_login, v_now, v_w.secs[k], v_w.msgs[k], v_w.rcpts[k], v_n);
-                    IF v_worst IS NULL OR v_free > v_worst THEN
-                        v_worst := v_free;
-                        window_seconds := v_w.secs[k]; scope := v_w.scopes[k];
-                        IF v_w.msgs[k] IS NOT NULL AND v_cnt + 1 > v_w.msgs[k] THEN
-                            limit_kind := 'messages'; limit_value := v_w.msgs[k]; used := v_cnt;
-                        ELSE
-                            limit_kind := 'recipients'; limit_value := v_w.rcpts[k]; used := v_sum;
-                        END IF;
-                    END IF;
-                END IF;
-            END LOOP;
-            IF verdict = 'toobig' THEN
-                v_hit := mailroster.send_hit(v_mbx, v_login, v_now,
-                                             format('%s recipients in one message, at most %s per %s s',
-                                                    v_n, limit_value, window_seconds), v_qid);
-                IF v_hit.suspended THEN
-                    verdict := 'suspended'; reason := v_hit.reason; suspended_now := true;
-                END IF;
-                RETURN NEXT;
-                CONTINUE;
-            END IF;
-
-            -- this account's rows that no window looks at any more, at
-            -- every 16th admission (the rows in between cost nothing: every
-            -- query asks for a window)
-            IF v_lseq % 16 = 0 THEN
-                DELETE FROM mailroster.send_counters c
-                 WHERE c.username = v_login AND c.window_start <= v_now - make_interval(secs => v_max);
-            END IF;
-
-            IF v_worst IS NOT NULL THEN
-                verdict := 'defer';
-                free_in := greatest(extract(epoch FROM v_worst - v_now), 0);
-                -- full for a 1-recipient message too?
-                FOR k IN 1 .. v_nw LOOP
-                    v_free := mailroster.send_free_at(v_login, v_now, v_w.secs[k], v_w.msgs[k], v_w.rcpts[k], 1);
-                    IF v_free IS NOT NULL AND (v_full IS NULL OR v_free > v_full) THEN
-                        v_full := v_free;
-                    END IF;
-                END LOOP;
-                full_in := greatest(extract(epoch FROM v_full - v_now), 0);
-                v_hit := mailroster.send_hit(v_mbx, v_login, v_now,
-                                             format('%s %s per %s s', limit_value, limit_kind, window_seconds), v_qid);
-                IF v_hit.suspended THEN
-                    verdict := 'suspended'; reason := v_hit.reason; suspended_now := true;
-                END IF;
-                RETURN NEXT;
-                CONTINUE;
-            END IF;
-
-            verdict := 'ok';
-            INSERT INTO mailroster.send_counters (username, window_start, messages, recipients, seq, cum_recipients)
-            VALUES (v_login, v_now, 1, v_n, coalesce(v_lseq, 0) + 1, coalesce(v_lcum, 0) + v_n);
-            IF v_maybe_full THEN
-                -- full now?  Then name the window that stays full longest.
-                FOR k IN 1 .. v_nw LOOP
-                    v_free := mailroster.send_free_at(v_login, v_now, v_w.secs[k], v_w.msgs[k], v_w.rcpts[k], 1);
-                    IF v_free IS NOT NULL AND (v_full IS NULL OR v_free > v_full) THEN
-                        v_full := v_free;
-                        window_seconds := v_w.secs[k]; scope := v_w.scopes[k];
-                        SELECT s.cnt, s.rc INTO v_cnt, v_sum
-                          FROM (SELECT coalesce(v_lseq, 0) + 1 - c.seq + 1 AS cnt,
-                                       coalesce(v_lcum, 0) + v_n - c.cum_recipients + c.recipients AS rc
-                                  FROM mailroster.send_counters c
-                                 WHERE c.username = v_login
-                                   AND c.window_start > v_now - make_interval(secs => v_w.secs[k])
-                                 ORDER BY c.window_start LIMIT 1) s;
-                        IF v_w.msgs[k] IS NOT NULL AND v_cnt >= v_w.msgs[k] THEN
-                            limit_kind := 'messages'; limit_value := v_w.msgs[k]; used := v_cnt;
-                        ELSE
-                            limit_kind := 'recipients'; limit_value := v_w.rcpts[k]; used := v_sum;
-                        END IF;
-                    END IF;
-                END LOOP;
-                full_in := extract(epoch FROM v_full - v_now);
-            END IF;
-            RETURN NEXT;
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            -- this admission changed nothing; the batch goes on
-            verdict := 'busy'; limit_kind := NULL; limit_value := NULL; window_seconds := NULL;
-            used := NULL; free_in := NULL; full_in := NULL; scope := NULL; reason := NULL;
-            suspended_now := false;
-            RETURN NEXT;
-        END;
-    END LOOP;
+    -- 3. the rest, one at a time, by the loop of migration 0008
+    IF cardinality(v_fast) = 0 THEN
+        RETURN QUERY SELECT * FROM mailroster.send_admit_each(p_logins, p_recipients, p_queue_ids, p_wait_ms);
+        RETURN;
+    END IF;
+    v_rest := ARRAY(SELECT g.i FROM generate_subscripts(p_logins, 1) AS g(i) WHERE g.i <> ALL (v_fast) ORDER BY g.i);
+    RETURN QUERY
+        SELECT v_rest[e.ord], e.verdict, e.limit_kind, e.limit_value, e.window_seconds, e.used, e.free_in,
+               e.full_in, e.scope, e.reason, e.suspended_now
+          FROM mailroster.send_admit_each(
+                   ARRAY(SELECT p_logins[x.i] FROM unnest(v_rest) WITH ORDINALITY AS x(i, k) ORDER BY x.k),
+                   ARRAY(SELECT p_recipients[x.i] FROM unnest(v_rest) WITH ORDINALITY AS x(i, k) ORDER BY x.k),
+                   ARRAY(SELECT p_queue_ids[x.i] FROM unnest(v_rest) WITH ORDINALITY AS x(i, k) ORDER BY x.k),
+                   p_wait_ms) AS e;
 END
 $fn$;
 
+-- the callers of the old send_admit_many (roles.sql: mailroster_reader)
+-- call the new one; the loop is for it alone
+DO $acl$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT DISTINCT r.rolname
+          FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) x JOIN pg_roles r ON r.oid = x.grantee
+         WHERE p.oid = 'mailroster.send_admit_each(text[], int[], text[], int)'::regprocedure
+           AND x.grantee <> p.proowner AND x.privilege_type = 'EXECUTE'
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION mailroster.send_admit_many(text[], int[], text[], int) TO %I', g.rolname);
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION mailroster.send_admit_each(text[], int[], text[], int) FROM %I', g.rolname);
+    END LOOP;
+END
+$acl$;
+
 REVOKE ALL ON FUNCTION
-    mailroster.send_window_rows(bigint, bigint, int, int, int, int, int, int, boolean)
+    mailroster.send_window_rows(bigint, bigint, int, int, int, int, int, int, boolean),
+    mailroster.send_admit_many(text[], int[], text[], int),
+    mailroster.send_admit_each(text[], int[], text[], int)
 FROM PUBLIC;
 
 INSERT INTO mailroster.schema_version (version, description)

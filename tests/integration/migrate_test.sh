@@ -99,6 +99,25 @@ check "the next admission counts on from them" "ok|4 11" \
 check "what the window holds, as before the upgrade" "4|11" \
     "$(psqlq v7 -c "SELECT sent_messages || '|' || sent_recipients FROM mailroster.send_usage('ann@sent.example')")"
 
+# a database of schema 17 with its grants: 0018 renames 0008's
+# send_admit_many to send_admit_each and creates a new send_admit_many; the
+# reader's EXECUTE moves to the new one before roles.sql runs again, so a
+# daemon running through the upgrade keeps admitting
+stack_pg_createdb v17 || notok "a schema 17 database"
+for f in "$SQL"/migrations/*.sql; do
+    n=$(basename "$f" | cut -c1-4)
+    [ "$((10#$n))" -le 17 ] && { psqlq v17 -f "$f" >/dev/null || notok "v17: $f"; }
+done
+# (as roles.sql of schema 17 granted it; today's names 0018's functions)
+psqlq v17 -c "GRANT EXECUTE ON FUNCTION mailroster.send_admit_many(text[], int[], text[], int) TO mailroster_reader" >/dev/null ||
+    notok "v17: the grant"
+check "v17: the reader may run send_admit_many" "t" \
+    "$(psqlq v17 -c "SELECT has_function_privilege('mailroster_reader', 'mailroster.send_admit_many(text[], int[], text[], int)', 'EXECUTE')")"
+psqlq v17 -f "$SQL"/migrations/0018_*.sql >/dev/null || notok "v17: 0018"
+check "0018 without roles.sql: the reader may run the new send_admit_many, not the loop it renamed" "1 0" \
+    "$(psqlq v17 -c "SELECT has_function_privilege('mailroster_reader', 'mailroster.send_admit_many(text[], int[], text[], int)', 'EXECUTE')::int || ' ' ||
+                            has_function_privilege('mailroster_reader', 'mailroster.send_admit_each(text[], int[], text[], int)', 'EXECUTE')::int")"
+
 # a database of schema 10 with rows and a change log: 0012 (the change log
 # per statement, the set-based import) keeps both, and logs on from them
 stack_pg_createdb v10 || notok "a schema 10 database"
