@@ -38,9 +38,10 @@
 --    decided by the loop of migration 0008, unchanged (0008's
 --    send_admit_many, renamed send_admit_each; the new send_admit_many
 --    takes over its callers' privileges), after the fast path's rows are
---    in: the same verdicts, texts, hits and suspensions.
---    Its locks are the fast path's own by then (held to the commit), so it
---    waits for nothing new.
+--    in: the same verdicts, texts, hits and suspensions.  After a fast
+--    path, the loop's locks are the fast path's own (held to the commit),
+--    so it waits for nothing new; after a NOWAIT that failed, it waits in
+--    login order as 0008 does.
 --
 -- Pruning is as before: an account's rows no window looks at are deleted
 -- when an admission finds seq % 16 = 0 before it.

@@ -1497,6 +1497,9 @@ expect_eq_text "0018: ... the same rows (seq, running recipients, recipients) fo
 expect_eq_text "0018: ... each account's times increase with its seq" "0" "$(sets times)"
 expect_eq_text "0018: ... the same accounts suspended (m6 by hand, others by 4 refusals)" \
     "$(sets suspended | sed 's| / .*||')" "$(sets suspended | sed 's|.* / ||')"
+susp_f=$(sets suspended | sed 's| / .*||')
+expect_eq_text "0018: ... among them m6 (by hand) and at least one account suspended by its refusals" "m6 yes" \
+    "$(echo " $susp_f " | grep -o ' m6 ' | tr -d ' ') $([ "$(echo "$susp_f" | wc -w)" -ge 2 ] && echo yes || echo "no ($susp_f)")"
 expect_eq_text "0018: a batch with room is admitted in one statement (one time; m1's 3 rows 1 us apart)" \
     "ok ok ok ok ok ok ok ok ok ok|1 8 0,1,2" "$(sets fast)|$(sets stamp)"
 
