@@ -345,11 +345,16 @@ static void conn_update_events(struct conn *c)
 {
     int want_read, want_write = pending(c) > 0;
 
+    /* A suspended request keeps its read event while nothing waits in its
+     * input: its client (smtpd) sends nothing until it is answered, and a
+     * request that waits for an admission would otherwise cost two
+     * epoll_ctl calls. What a client sends meanwhile is read once (one
+     * chunk at most), kept unanswered, and reading stops until the reply. */
     if (c->state == CS_LINGER)
         want_read = 1;
     else
-        want_read = c->state == CS_OPEN && !c->suspended && !c->eof && c->stream == NULL &&
-                    pending(c) < c->srv->conf.output_high_water;
+        want_read = c->state == CS_OPEN && (!c->suspended || c->in.len == 0) && !c->eof &&
+                    c->stream == NULL && pending(c) < c->srv->conf.output_high_water;
     if (want_read != c->reading) {
         if (want_read)
             event_add(c->rev, NULL);

@@ -250,8 +250,12 @@ def read_answer(s):
             break
         got += chunk
     return got.decode().strip()
+# grace's admission, and behind it on the same connection a RCPT request
+# sent while the admission waits: answered after it, in order
 a.sendall(("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsender=grace@example.test\n"
-           "recipient=\nrecipient_count=1\nsasl_username=grace@example.test\n\n").encode())
+           "recipient=\nrecipient_count=1\nsasl_username=grace@example.test\n\n"
+           "request=smtpd_access_policy\nprotocol_state=RCPT\nsender=frank@example.test\n"
+           "recipient=bob@example.test\nsasl_username=frank@example.test\n\n").encode())
 b.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nsender=frank@example.test\n"
            "recipient=bob@example.test\nsasl_username=frank@example.test\n\n").encode())
 rb = read_answer(b)
@@ -275,7 +279,14 @@ c.sendall(("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsender=h
            "recipient=\nrecipient_count=1\nsasl_username=hank@example.test\n\n").encode())
 rc = read_answer(c)
 a_state2 = state(a)
-print("%s|%s|%s|%s|%s" % (rb, a_state, rc, a_state2, read_answer(a)), flush=True)
+ra = read_answer(a)
+while ra.count("\n\n") < 1:
+    more = read_answer(a)
+    if not more:
+        break
+    ra += "\n\n" + more
+ra1, _, ra2 = ra.partition("\n\n")
+print("%s|%s|%s|%s|%s|%s" % (rb, a_state, rc, a_state2, ra1, ra2), flush=True)
 PY
 mkfifo "$STACK_DIR/hol.go"
 python3 "$STACK_DIR/hol.py" "127.0.0.1:$POL_PORT" "$STACK_DIR/hol.go" >"$STACK_DIR/hol.out" 2>&1 &
@@ -288,13 +299,14 @@ for _ in $(seq 200); do
 done
 echo go >"$STACK_DIR/hol.go"
 wait "$hol_pid"
-IFS='|' read -r r_b a_state r_c a_state2 r_a <"$STACK_DIR/hol.out"
+IFS='|' read -r r_b a_state r_c a_state2 r_a r_a2 <"$STACK_DIR/hol.out"
 check "slow admission: another client's RCPT answered meanwhile" "action=DUNNO" "$r_b"
 check "slow admission: ... while the admission was still pending" "pending" "$a_state"
 check "slow admission: another account's admission decided meanwhile" "action=DUNNO" "$r_c"
 check "slow admission: ... while the first was still pending" "pending" "$a_state2"
 check "slow admission: policy_db_unavailable_action = defer" \
     "action=451 4.3.0 Sending limits cannot be checked right now; try again later" "$r_a"
+check "slow admission: a RCPT sent behind it on its connection, answered after it" "action=DUNNO" "$r_a2"
 # row locks last until the transaction ends: it still holds its table locks
 echo "SELECT 'still ' || count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND mode = 'RowShareLock';" >&"${LK[1]}"
 read -r -t 20 line <&"${LK[0]}"
