@@ -602,6 +602,9 @@ void srv_conn_reply(struct conn *c, const char *data, size_t len)
     }
     if (len)
         buf_add(&c->out, data, len);
+    /* the request deadline runs only while we wait for the client */
+    if (c->in.len > 0)
+        c->req_start = c->last_active;
     if (c->state == CS_OPEN && c->stream == NULL && c->in.len > 0) {
         /* requests that arrived meanwhile */
         conn_process(c, c->in.data, c->in.len);

@@ -249,6 +249,75 @@ START_TEST(client_gone_while_suspended)
 }
 END_TEST
 
+/* What the client sends while its request waits (more than one read's
+ * worth) is kept, not answered, and answered in order after the reply. */
+START_TEST(sent_while_suspended)
+{
+    struct buf req, want, got;
+    buf_init(&req);
+    buf_init(&want);
+    buf_init(&got);
+    start(10, 1 << 22);
+    int fd = client();
+    put(fd, "wait\n", 5);
+    take(fd, &got, NULL);
+    ck_assert_ptr_nonnull(waiting);
+    ck_assert_int_eq(calls, 1);
+    buf_adds(&want, "later\n");
+    for (int i = 0; i < 20000; i++) {      /* 120 KB: two of the server's reads */
+        buf_printf(&req, "r%04d\n", i % 10000);
+        buf_printf(&want, "ok r%04d\n", i % 10000);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    size_t sent = 0;
+    for (int i = 0; i < 200 && sent < req.len; i++) {
+        ssize_t n = write(fd, req.data + sent, req.len - sent);
+        if (n > 0)
+            sent += (size_t)n;
+        turn(2);
+    }
+    take(fd, &got, NULL);
+    ck_assert_uint_eq(got.len, 0);          /* nothing answered meanwhile */
+    ck_assert_int_eq(calls, 1);
+    srv_conn_reply(waiting, "later\n", 6);
+    for (int i = 0; i < 2000 && (sent < req.len || got.len < want.len); i++) {
+        if (sent < req.len) {
+            ssize_t n = write(fd, req.data + sent, req.len - sent);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        take(fd, &got, NULL);
+    }
+    ck_assert_uint_eq(got.len, want.len);
+    ck_assert(memcmp(got.data, want.data, want.len) == 0);
+    close(fd);
+    buf_free(&req);
+    buf_free(&want);
+    buf_free(&got);
+    stop();
+}
+END_TEST
+
+/* The client closes while its request waits, before any answer: the
+ * connection is kept for the answer, which then ends it. */
+START_TEST(closed_while_suspended)
+{
+    start(10, 65536);
+    int fd = client();
+    put(fd, "wait\n", 5);
+    turn(5);
+    ck_assert_ptr_nonnull(waiting);
+    close(fd);
+    turn(10);
+    ck_assert_int_eq(srv_get_stats(S)->active, 1);
+    srv_conn_reply(waiting, "later\n", 6);
+    turn(5);
+    ck_assert_int_eq(srv_get_stats(S)->active, 0);
+    stop();
+}
+END_TEST
+
 /* Part of an answer goes out while the request stays suspended; nothing
  * behind it is answered before the rest. */
 START_TEST(answer_in_parts)
@@ -342,6 +411,8 @@ Suite *srv_suite(void)
     tcase_add_test(tc, backpressure);
     tcase_add_test(tc, client_gone_while_suspended);
     tcase_add_test(tc, answer_in_parts);
+    tcase_add_test(tc, sent_while_suspended);
+    tcase_add_test(tc, closed_while_suspended);
     tcase_add_test(tc, per_peer_cap);
     suite_add_tcase(s, tc);
     return s;
