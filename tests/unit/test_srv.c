@@ -125,6 +125,25 @@ static void take(int fd, struct buf *got, int *eof)
     }
 }
 
+static void bufs_init(struct buf *req, struct buf *want, struct buf *got)
+{
+    buf_init(req);
+    buf_init(want);
+    buf_init(got);
+}
+
+/* got holds exactly want; then the client, its buffers and the listener go */
+static void expect_all(int fd, struct buf *req, struct buf *want, struct buf *got)
+{
+    ck_assert_uint_eq(got->len, want->len);
+    ck_assert(memcmp(got->data, want->data, want->len) == 0);
+    close(fd);
+    buf_free(req);
+    buf_free(want);
+    buf_free(got);
+    stop();
+}
+
 START_TEST(split_anywhere)
 {
     const char req[] = "a\nbb\n\nccc\n";
@@ -154,9 +173,7 @@ END_TEST
 START_TEST(pipelined_in_order)
 {
     struct buf req, want, got;
-    buf_init(&req);
-    buf_init(&want);
-    buf_init(&got);
+    bufs_init(&req, &want, &got);
     start(10, 1 << 20);
     for (int i = 0; i < 500; i++) {
         buf_printf(&req, "r%d\n", i);
@@ -165,13 +182,7 @@ START_TEST(pipelined_in_order)
     int fd = client();
     put(fd, req.data, req.len);
     take(fd, &got, NULL);
-    ck_assert_uint_eq(got.len, want.len);
-    ck_assert(memcmp(got.data, want.data, want.len) == 0);
-    close(fd);
-    buf_free(&req);
-    buf_free(&want);
-    buf_free(&got);
-    stop();
+    expect_all(fd, &req, &want, &got);
 }
 END_TEST
 
@@ -249,14 +260,22 @@ START_TEST(client_gone_while_suspended)
 }
 END_TEST
 
+/* As much of req past *sent as a non-blocking socket takes. */
+static void put_more(int fd, const struct buf *req, size_t *sent)
+{
+    if (*sent >= req->len)
+        return;
+    ssize_t n = write(fd, req->data + *sent, req->len - *sent);
+    if (n > 0)
+        *sent += (size_t)n;
+}
+
 /* What the client sends while its request waits (more than one read's
  * worth) is kept, not answered, and answered in order after the reply. */
 START_TEST(sent_while_suspended)
 {
     struct buf req, want, got;
-    buf_init(&req);
-    buf_init(&want);
-    buf_init(&got);
+    bufs_init(&req, &want, &got);
     start(10, 1 << 22);
     int fd = client();
     put(fd, "wait\n", 5);
@@ -272,9 +291,7 @@ START_TEST(sent_while_suspended)
     fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     size_t sent = 0;
     for (int i = 0; i < 200 && sent < req.len; i++) {
-        ssize_t n = write(fd, req.data + sent, req.len - sent);
-        if (n > 0)
-            sent += (size_t)n;
+        put_more(fd, &req, &sent);
         turn(2);
     }
     take(fd, &got, NULL);
@@ -282,20 +299,10 @@ START_TEST(sent_while_suspended)
     ck_assert_int_eq(calls, 1);
     srv_conn_reply(waiting, "later\n", 6);
     for (int i = 0; i < 2000 && (sent < req.len || got.len < want.len); i++) {
-        if (sent < req.len) {
-            ssize_t n = write(fd, req.data + sent, req.len - sent);
-            if (n > 0)
-                sent += (size_t)n;
-        }
+        put_more(fd, &req, &sent);
         take(fd, &got, NULL);
     }
-    ck_assert_uint_eq(got.len, want.len);
-    ck_assert(memcmp(got.data, want.data, want.len) == 0);
-    close(fd);
-    buf_free(&req);
-    buf_free(&want);
-    buf_free(&got);
-    stop();
+    expect_all(fd, &req, &want, &got);
 }
 END_TEST
 
