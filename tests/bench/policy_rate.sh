@@ -150,27 +150,48 @@ durable() { # on|off
         -c "SELECT pg_reload_conf()" >/dev/null
 }
 
-# run LABEL PID WITH_PG ARGS...: REPEAT rounds, the best by requests/s kept;
-# sets RPS (requests/s), CPU_US (server CPU per request over every reply,
-# warm-up included; PostgreSQL's added when WITH_PG), P99 (µs), ERR
-run() {
-    local label=$1 pid=$2 with_pg=$3 r s0 s1 g0 g1 line rps best=-1
-    shift 3
+# The servers are measured in turns: each round runs every configuration of
+# a part once, so a slow spell of the machine (this VM's speed moves by half
+# within minutes) falls on all of them alike, and each round gives ratios
+# of its own.
+# cfg NAME LABEL PID WITH_PG ARGS...: a configuration (lookup_load's ARGS)
+declare -A C_LABEL C_PID C_PG C_ARGS B_RPS B_CPU B_P99 B_ERR R_RPS
+cfg() { C_LABEL[$1]=$2; C_PID[$1]=$3; C_PG[$1]=$4; local n=$1; shift 4; C_ARGS[$n]="$*"; }
+# runset NAME...: REPEAT rounds; per configuration the best round by
+# requests/s is kept: B_RPS, B_CPU (server CPU µs per request over every
+# reply, warm-up included; PostgreSQL's added when WITH_PG), B_P99 (µs),
+# B_ERR; and every round's requests/s, R_RPS[NAME.ROUND]
+runset() {
+    local n r s0 s1 g0 g1 line rps
+    for n in "$@"; do B_RPS[$n]=-1; done
     for r in $(seq 1 "$REPEAT"); do
-        s0=$(proc_ticks "$pid"); g0=0; [ "$with_pg" = 1 ] && g0=$(pg_ticks)
-        line=$(taskset -c "$CLIENT_CPU" "$STACK_DIR/lookup_load" $SPIN "$@" -k "$KEYS" -d "$DURATION" -w "$WARMUP") ||
-            { echo "lookup_load failed: $label" >&2; exit 1; }
-        s1=$(proc_ticks "$pid"); g1=0; [ "$with_pg" = 1 ] && g1=$(pg_ticks)
-        rps=$(fld lookups_per_s "$line")
-        bench_note "$label, round $r: $line server_ticks=$((s1 - s0)) pg_ticks=$((g1 - g0))"
-        if awk -v a="$rps" -v b="$best" 'BEGIN { exit !(a > b) }'; then
-            best=$rps
-            RPS=$rps
-            CPU_US=$(ticks_to_us_per $((s1 - s0 + g1 - g0)) "$(fld replies_total "$line")")
-            P99=$(fld p99_us "$line")
-            ERR=$(( $(fld errors "$line") + $(fld misses "$line") ))
-        fi
+        for n in "$@"; do
+            s0=$(proc_ticks "${C_PID[$n]}"); g0=0; [ "${C_PG[$n]}" = 1 ] && g0=$(pg_ticks)
+            # shellcheck disable=SC2086  # ARGS: words without spaces
+            line=$(taskset -c "$CLIENT_CPU" "$STACK_DIR/lookup_load" $SPIN ${C_ARGS[$n]} -k "$KEYS" \
+                -d "$DURATION" -w "$WARMUP") || { echo "lookup_load failed: ${C_LABEL[$n]}" >&2; exit 1; }
+            s1=$(proc_ticks "${C_PID[$n]}"); g1=0; [ "${C_PG[$n]}" = 1 ] && g1=$(pg_ticks)
+            rps=$(fld lookups_per_s "$line")
+            R_RPS[$n.$r]=$rps
+            bench_note "${C_LABEL[$n]}, round $r: $line server_ticks=$((s1 - s0)) pg_ticks=$((g1 - g0))"
+            if awk -v a="$rps" -v b="${B_RPS[$n]}" 'BEGIN { exit !(a > b) }'; then
+                B_RPS[$n]=$rps
+                B_CPU[$n]=$(ticks_to_us_per $((s1 - s0 + g1 - g0)) "$(fld replies_total "$line")")
+                B_P99[$n]=$(fld p99_us "$line")
+                B_ERR[$n]=$(( $(fld errors "$line") + $(fld misses "$line") ))
+            fi
+        done
     done
+}
+# rounds A B: A's requests/s over B's in each round: "median, lowest"
+rounds() {
+    local r
+    for r in $(seq 1 "$REPEAT"); do echo "${R_RPS[$1.$r]} ${R_RPS[$2.$r]}"; done |
+        awk '$2 > 0 { v[n++] = $1 / $2 } END {
+            if (n == 0) { print "-"; exit }
+            for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
+            printf "%.2f, %.2f", m, v[0] }'
 }
 half() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 2 }'; }
 
@@ -178,37 +199,33 @@ half() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 2 }'; }
 durable off
 for conns in 8 32; do
     [[ ,$PARTS, == *,rcpt,* ]] || break
-    run "mailrosterd tcp ${conns}x1" "$MR_PID" 0 -t policy -m out -a "127.0.0.1:$P_MRD" -c "$conns" -p 1
-    M_T=$RPS M_TC=$CPU_US M_TP=$P99 M_TE=$ERR
-    run "mailrosterd unix ${conns}x1" "$MR_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mr/policy" -c "$conns" -p 1
-    M_U=$RPS M_UC=$CPU_US M_UP=$P99
-    run "mini tcp ${conns}x1" "$MINI_PID" 0 -t policy -m out -a "127.0.0.1:$P_MINI" -c "$conns" -p 1
-    C_T=$RPS C_TC=$CPU_US C_TP=$P99
-    run "mini unix ${conns}x1" "$MINI_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mini.policy" -c "$conns" -p 1
-    C_U=$RPS C_UC=$CPU_US
-    run "policyd-rate-limit (sqlite in memory) tcp ${conns}x1" "$PRLM_PID" 0 -t policy -m out -a "127.0.0.1:$P_PRLM" -c "$conns" -p 1
-    R_T=$RPS R_TC=$CPU_US R_TP=$P99
-    bench_row "RCPT checks, ${conns} conns, tcp" "$M_T" "$C_T" "$(ratio "$M_T" "$C_T")" "$R_T" "$(ratio "$M_T" "$R_T")" \
-        "$M_TC / $C_TC / $R_TC" "$M_TP / $C_TP / $R_TP" "$M_TE"
-    bench_row "RCPT checks, ${conns} conns, unix" "$M_U" "$C_U" "$(ratio "$M_U" "$C_U")" "-" "-" \
-        "$M_UC / $C_UC / -" "$M_UP / - / -" "-"
+    cfg mt "mailrosterd tcp ${conns}x1" "$MR_PID" 0 -t policy -m out -a "127.0.0.1:$P_MRD" -c "$conns" -p 1
+    cfg mu "mailrosterd unix ${conns}x1" "$MR_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mr/policy" -c "$conns" -p 1
+    cfg ct "mini tcp ${conns}x1" "$MINI_PID" 0 -t policy -m out -a "127.0.0.1:$P_MINI" -c "$conns" -p 1
+    cfg cu "mini unix ${conns}x1" "$MINI_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mini.policy" -c "$conns" -p 1
+    cfg rt "policyd-rate-limit (sqlite in memory) tcp ${conns}x1" "$PRLM_PID" 0 -t policy -m out -a "127.0.0.1:$P_PRLM" -c "$conns" -p 1
+    runset mt mu ct cu rt
+    bench_row "RCPT checks, ${conns} conns, tcp" "${B_RPS[mt]}" "${B_RPS[ct]}" "$(ratio "${B_RPS[mt]}" "${B_RPS[ct]}")" \
+        "$(rounds mt ct)" "${B_RPS[rt]}" "$(ratio "${B_RPS[mt]}" "${B_RPS[rt]}")" \
+        "${B_CPU[mt]} / ${B_CPU[ct]} / ${B_CPU[rt]}" "${B_P99[mt]} / ${B_P99[ct]} / ${B_P99[rt]}" "${B_ERR[mt]}"
+    bench_row "RCPT checks, ${conns} conns, unix" "${B_RPS[mu]}" "${B_RPS[cu]}" "$(ratio "${B_RPS[mu]}" "${B_RPS[cu]}")" \
+        "$(rounds mu cu)" "-" "-" "${B_CPU[mu]} / ${B_CPU[cu]} / -" "${B_P99[mu]} / - / -" "-"
 done
 
 # --- admissions: a whole message, counted in a database -----------------------------------
 [ "$DURABLE" = 1 ] && durable on
 for conns in 8 32; do
     [[ ,$PARTS, == *,msg,* ]] || break
-    run "mailrosterd msg tcp ${conns}x1" "$MR_PID" 1 -t policy -m msg -a "127.0.0.1:$P_MRD" -c "$conns" -p 1
-    M=$RPS MC=$CPU_US MP=$P99 ME=$ERR
-    run "mini msg tcp ${conns}x1" "$MINI_PID" 0 -t policy -m msg -a "127.0.0.1:$P_MINI" -c "$conns" -p 1
-    C=$RPS CC=$CPU_US CP=$P99
-    run "policyd-rate-limit (PostgreSQL) msg tcp ${conns}x1" "$PRLP_PID" 1 -t policy -m msg -a "127.0.0.1:$P_PRLP" -c "$conns" -p 1
-    RP=$RPS RPC=$CPU_US RPP=$P99
-    run "policyd-rate-limit (sqlite in memory) msg tcp ${conns}x1" "$PRLM_PID" 0 -t policy -m msg -a "127.0.0.1:$P_PRLM" -c "$conns" -p 1
-    RM=$RPS
-    bench_row "messages/s, PG counters, ${conns} conns" "$(half "$M")" "$(half "$C")" "$(ratio "$M" "$C")" \
-        "$(half "$RP") (pg) / $(half "$RM") (mem)" "$(ratio "$M" "$RP") / $(ratio "$M" "$RM")" \
-        "$MC / $CC / $RPC" "$MP / $CP / $RPP" "$ME"
+    cfg mm "mailrosterd msg tcp ${conns}x1" "$MR_PID" 1 -t policy -m msg -a "127.0.0.1:$P_MRD" -c "$conns" -p 1
+    cfg cm "mini msg tcp ${conns}x1" "$MINI_PID" 0 -t policy -m msg -a "127.0.0.1:$P_MINI" -c "$conns" -p 1
+    cfg pm "policyd-rate-limit (PostgreSQL) msg tcp ${conns}x1" "$PRLP_PID" 1 -t policy -m msg -a "127.0.0.1:$P_PRLP" -c "$conns" -p 1
+    cfg rm "policyd-rate-limit (sqlite in memory) msg tcp ${conns}x1" "$PRLM_PID" 0 -t policy -m msg -a "127.0.0.1:$P_PRLM" -c "$conns" -p 1
+    runset mm cm pm rm
+    bench_row "messages/s, PG counters, ${conns} conns" "$(half "${B_RPS[mm]}")" "$(half "${B_RPS[cm]}")" \
+        "$(ratio "${B_RPS[mm]}" "${B_RPS[cm]}")" "$(rounds mm cm)" \
+        "$(half "${B_RPS[pm]}") (pg) / $(half "${B_RPS[rm]}") (mem)" \
+        "$(ratio "${B_RPS[mm]}" "${B_RPS[pm]}") / $(ratio "${B_RPS[mm]}" "${B_RPS[rm]}"); rounds vs pg: $(rounds mm pm)" \
+        "${B_CPU[mm]} / ${B_CPU[cm]} / ${B_CPU[pm]}" "${B_P99[mm]} / ${B_P99[cm]} / ${B_P99[pm]}" "${B_ERR[mm]}"
 done
 # --- the database's own ceiling for these admissions --------------------------------------
 # PostgreSQL alone, on the same core, running send_admit_many as
@@ -242,7 +259,7 @@ if [[ ,$PARTS, == *,ceiling,* ]]; then
             bench_note "ceiling: send_admit_many batch $b, 2 connections, round $r: $aps admissions/s, PostgreSQL CPU $us µs each"
             if [ "$aps" -gt "$best" ]; then best=$aps; CEIL_US=$us; fi
         done
-        bench_row "PostgreSQL alone, send_admit_many batch $b (pgbench, 2 conns)" "$best admissions/s" "-" "-" "-" "-" \
+        bench_row "PostgreSQL alone, send_admit_many batch $b (pgbench, 2 conns)" "$best admissions/s" "-" "-" "-" "-" "-" \
             "- / - / - (PostgreSQL: $CEIL_US)" "-" "-"
     done
 fi
@@ -255,8 +272,8 @@ bench_note "deferrals in mailrosterd's log: $DEFERS"
 
 echo
 echo "policy service: mailrosterd vs minimal parse-and-DUNNO server vs policyd-rate-limit"
-echo "($N_ACCOUNTS accounts, 100 msgs/h each; ${DURATION}s runs, best of $REPEAT; PostgreSQL durable=$DURABLE for the admissions;" \
+echo "($N_ACCOUNTS accounts, 100 msgs/h each; ${DURATION}s runs, best of $REPEAT rounds, the servers in turns in each round; PostgreSQL durable=$DURABLE for the admissions;" \
     "client $([ -n "$SPIN" ] && echo busy-polling || echo "sleeping in epoll, as smtpd"))"
-bench_table "shape" "mailrosterd" "minimal" "vs minimal" "policyd-rate-limit" "vs prl" "server CPU µs/req (mrd/min/prl)" "p99 µs (mrd/min/prl)" "mrd non-DUNNO"
+bench_table "shape" "mailrosterd" "minimal" "vs minimal" "each round: median, lowest" "policyd-rate-limit" "vs prl" "server CPU µs/req (mrd/min/prl)" "p99 µs (mrd/min/prl)" "mrd non-DUNNO"
 echo
 bench_footer

@@ -55,7 +55,7 @@ static const char *ask_dir(const struct dir *d, const char *attrs)
     static struct buf out;
     static char action[800];
     char in[4096];
-    struct pol_env env = { d, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0 };
+    struct pol_env env = { d, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0, NULL };
     int n = snprintf(in, sizeof(in), "request=smtpd_access_policy\n%s\n", attrs);
     buf_reset(&out);
     ssize_t used = pol_request(&env, in, (size_t)n, &out);
@@ -126,7 +126,7 @@ END_TEST
 START_TEST(incomplete_and_not_loaded)
 {
     struct buf out;
-    struct pol_env env = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0 };
+    struct pol_env env = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0, NULL };
     buf_init(&out);
     /* a request without what the checks need: DUNNO and a log line */
     const char *in = "sasl_username=bob@example.com\n\n";
@@ -145,7 +145,7 @@ END_TEST
 START_TEST(stream)
 {
     struct buf out;
-    struct pol_env env = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0 };
+    struct pol_env env = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0, NULL };
     const char *two = "request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=carol@example.com\n\n"
                       "request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=alice@example.com\n\n";
     size_t len = strlen(two), pos = 0;
@@ -308,7 +308,7 @@ START_TEST(admission_handed_out)
     struct buf out;
     struct pol_admit admit;
     struct pol_full *f = pol_full_new();
-    struct pol_env env = { D, "+", &stats, &req, logit, NULL, f, &admit, 1000000000.0, NULL, 0 };
+    struct pol_env env = { D, "+", &stats, &req, logit, NULL, f, &admit, 1000000000.0, NULL, 0, NULL };
     const char *eom = "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=Alice@Example.COM\n"
                       "sender=alice@example.com\nrecipient=\nrecipient_count=16\nqueue_id=4Q2x\n\n";
     buf_init(&out);
@@ -369,7 +369,7 @@ START_TEST(admission_handed_out)
     ck_assert_int_eq(pol_request(&env, sbad, strlen(sbad), &out), (ssize_t)strlen(sbad));
     ck_assert(!strncmp(out.data, "action=553 5.7.1", 16));
     /* without rate limits (env->admit NULL): END-OF-MESSAGE is DUNNO at once */
-    struct pol_env off = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0 };
+    struct pol_env off = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0, NULL };
     buf_reset(&out);
     ck_assert_int_eq(pol_request(&off, eom, strlen(eom), &out), (ssize_t)strlen(eom));
     ck_assert_str_eq(out.data, "action=DUNNO\n\n");

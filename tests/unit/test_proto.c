@@ -21,7 +21,7 @@ static void count_complaint(void *arg, const char *what)
 
 static struct lk_env env(void)
 {
-    struct lk_env e = { D, "+", &stats, count_complaint, NULL };
+    struct lk_env e = { D, "+", &stats, count_complaint, NULL, NULL };
     return e;
 }
 

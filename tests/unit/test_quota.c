@@ -309,7 +309,7 @@ static const char *ask(const struct quota_usage *u, int defer, const char *attrs
     static char action[800];
     static struct pol_req req;
     char in[4096];
-    struct pol_env env = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, u, defer };
+    struct pol_env env = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, u, defer, NULL };
     int n = snprintf(in, sizeof(in), "request=smtpd_access_policy\n%s\n", attrs);
     pol_req_init(&req);
     buf_reset(&out);
