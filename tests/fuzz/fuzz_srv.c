@@ -5,7 +5,10 @@
  * goes to a real listener on a unix socket twice: in one write, and cut
  * into up to 16 pieces, each handed to the event loop before the next is
  * written. The answers must be identical, octet for octet, and both
- * connections must end the same way.
+ * connections must end the same way. On tcp_table a line "wait" is answered
+ * later, as a policy admission is: the request is suspended, whatever the
+ * client sends meanwhile (the next pieces, its end of stream) waits behind
+ * it, and the harness replies once the loop has nothing else to do.
  *
  * Input: byte 0 bits 0-1 the protocol (0 tcp_table, 1 socketmap, 2 auth,
  * 3 tcp_table), bits 2-4 the tcp_table map (modulo the number of maps);
@@ -40,6 +43,7 @@ static struct lk_stats lk_stats;
 static struct auth_stats auth_stats;
 static const struct auth_defaults auth_defaults = { "/var/vmail", 0, 0 };
 static enum lk_map tcp_map;
+static struct srv_conn *waiting;        /* the suspended "wait" request's */
 
 static void no_complaint(void *arg, const char *what)
 {
@@ -51,7 +55,12 @@ static ssize_t h_tcpt(void *arg, struct srv_conn *c, const char *in, size_t len,
 {
     struct lk_env env = { D, "+", &lk_stats, no_complaint, NULL, NULL };
     (void)arg;
-    (void)c;
+    if (len >= 5 && memcmp(in, "wait\n", 5) == 0) {
+        FUZZ_CHECK(waiting == NULL);    /* nothing is read behind a suspended request */
+        waiting = c;
+        srv_conn_suspend(c);
+        return 5;
+    }
     return tcpt_request(&env, tcp_map, in, len, out);
 }
 
@@ -139,12 +148,21 @@ static void drain(int fd, struct run *r)
     }
 }
 
-/* turn the loop until nothing more happens for a few rounds */
+/* turn the loop until nothing more happens for a few rounds; a suspended
+ * request is answered then, and the loop turned on */
 static void settle(int fd, struct run *r)
 {
     size_t before;
     int quiet = 0;
-    for (int i = 0; i < 100000 && quiet < 4 && !r->eof; i++) {
+    for (int i = 0; i < 100000 && !r->eof; i++) {
+        if (quiet >= 4) {
+            if (waiting == NULL)
+                break;
+            struct srv_conn *c = waiting;
+            waiting = NULL;
+            srv_conn_reply(c, "200 waited\n", 11);
+            quiet = 0;
+        }
         before = r->out.len;
         event_base_loop(B, EVLOOP_NONBLOCK);
         drain(fd, r);
@@ -181,6 +199,7 @@ static void run(int proto, const char *data, size_t len, const size_t *cuts, int
     for (int i = 0; i < 1000 && !r->eof; i++)
         settle(fd, r);
     FUZZ_CHECK(r->eof);
+    FUZZ_CHECK(waiting == NULL);        /* a suspended request keeps its connection */
     close(fd);
 }
 

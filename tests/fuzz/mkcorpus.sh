@@ -94,6 +94,9 @@ for f in "$c"/tcpt/* "$c"/smap/* "$c"/auth/*; do
     esac
     { printf "\\$(printf '%03o' "$p")\\123\\045"; tail -c +4 "$f"; } > "$c/srv/${t}_$(basename "$f")"
 done
+# tcp_table with requests answered later ("wait", see fuzz_srv.c), lines
+# sent behind them and a wait at the very end
+seed srv tcpt_wait '\000\123\045get info%%2Bx@example.com\nwait\nget y+z@example.com\nget nobody@example.com\nwait\nwait\nget info@example.com\nwait\n'
 seed srv auth_list '\002\001\007VERSION\t1\t0\n1\tLIST\n2\tPASS\talice@example.com\timap\n3\tLIST\n4\tUSER\tbob@example.com\tlmtp\n'
 
 # the admin socket's commands (fuzz_admin): byte 0 the caller (0 admin, 1
