@@ -207,6 +207,10 @@ bench_footer() {
 # ratio A B: A/B with 2 significant decimals, "-" when B is 0 or empty
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 
+# median_of N...: the median of the numbers; min_of N...: the least
+median_of() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+min_of() { printf '%s\n' "$@" | sort -n | head -1; }
+
 # --- log lines with the time they appeared ------------------------------------
 
 # log_ts_start: follow $LOG into $LOG.ts, each line prefixed with the

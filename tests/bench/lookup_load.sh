@@ -118,8 +118,6 @@ best() {
     CPU_PCT=${x#*|}
 }
 
-median_of() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-min_of() { printf '%s\n' "$@" | sort -n | head -1; }
 PACED_NOTES=()
 
 for run in "${runs[@]}"; do

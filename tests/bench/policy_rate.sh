@@ -185,13 +185,12 @@ runset() {
 }
 # rounds A B: A's requests/s over B's in each round: "median, lowest"
 rounds() {
-    local r
-    for r in $(seq 1 "$REPEAT"); do echo "${R_RPS[$1.$r]} ${R_RPS[$2.$r]}"; done |
-        awk '$2 > 0 { v[n++] = $1 / $2 } END {
-            if (n == 0) { print "-"; exit }
-            for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-            m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
-            printf "%.2f, %.2f", m, v[0] }'
+    local r q v=()
+    for r in $(seq 1 "$REPEAT"); do
+        q=$(ratio "${R_RPS[$1.$r]}" "${R_RPS[$2.$r]}")
+        [ "$q" != - ] && v+=("$q")
+    done
+    if [ ${#v[@]} -eq 0 ]; then echo -; else awk -v m="$(median_of "${v[@]}")" -v l="$(min_of "${v[@]}")" 'BEGIN { printf "%.2f, %.2f", m, l }'; fi
 }
 half() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 2 }'; }
 
