@@ -7,8 +7,13 @@
 #include "log.h"
 #include "mem.h"
 
+static _Thread_local unsigned long allocs;
+
+unsigned long mem_allocs(void) { return allocs; }
+
 void *xmalloc(size_t n)
 {
+    allocs++;
     void *p = malloc(n ? n : 1);
     if (p == NULL)
         msg_fatal("out of memory allocating %zu bytes", n);
@@ -17,6 +22,7 @@ void *xmalloc(size_t n)
 
 void *xcalloc(size_t n, size_t sz)
 {
+    allocs++;
     void *p = calloc(n ? n : 1, sz ? sz : 1);
     if (p == NULL)
         msg_fatal("out of memory allocating %zu x %zu bytes", n, sz);
@@ -25,6 +31,7 @@ void *xcalloc(size_t n, size_t sz)
 
 void *xrealloc(void *p, size_t n)
 {
+    allocs++;
     void *q = realloc(p, n ? n : 1);
     if (q == NULL)
         msg_fatal("out of memory reallocating %zu bytes", n);

@@ -9,5 +9,8 @@ void *xcalloc(size_t n, size_t sz);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* How many allocations this thread has made through these functions: the
+ * tests check that a request path reusing its buffers makes none. */
+unsigned long mem_allocs(void);
 
 #endif

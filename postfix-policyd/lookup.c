@@ -18,48 +18,67 @@ int lk_map_by_name(const char *name, size_t len)
 
 const char *lk_map_name(enum lk_map map) { return map < LK_NMAPS ? map_names[map] : "?"; }
 
-/* A canonical key split in its parts. */
+/* A canonical key split in its parts, in the caller's LK_KEY_BUFS
+ * buffers or in its own. */
 struct lk_key {
-    struct buf full;     /* user+ext@domain */
-    struct buf bare;     /* user@domain, when there is an extension */
+    struct buf own[LK_KEY_BUFS];
+    struct buf *lent;    /* the caller's, or NULL */
+    struct buf *full;    /* user+ext@domain */
+    struct buf *bare;    /* user@domain, when there is an extension */
     size_t at;           /* offset of '@' in full */
     size_t ext;          /* offset of the delimiter in full, == at when none */
 };
 
-static int key_split(struct lk_key *k, const char *key, size_t len, const char *delims)
+static void key_take(struct lk_key *k, struct buf *lent)
 {
-    buf_init(&k->full);
-    buf_init(&k->bare);
-    if (memchr(key, 0, len) != NULL)
-        return -1;
-    if (addr_canon(key, len, &k->full, &k->at) != ADDR_OK)
-        return -1;
-    k->ext = addr_ext_split(k->full.data, k->at, delims);
-    if (k->ext < k->at) {
-        buf_add(&k->bare, k->full.data, k->ext);
-        buf_add(&k->bare, k->full.data + k->at, k->full.len - k->at);
+    struct buf *b = lent ? lent : k->own;
+    if (lent == NULL) {
+        buf_init(&b[0]);
+        buf_init(&b[1]);
     }
-    return 0;
+    buf_reset(&b[0]);
+    buf_reset(&b[1]);
+    k->lent = lent;
+    k->full = &b[0];
+    k->bare = &b[1];
 }
 
-static void key_free(struct lk_key *k)
+/* Lent buffers are kept for the next key unless one grew past
+ * LK_KEY_KEEP (a rare long key does not pin its memory). */
+static void key_give(struct lk_key *k)
 {
-    buf_free(&k->full);
-    buf_free(&k->bare);
+    if (k->lent == NULL || k->full->cap > LK_KEY_KEEP)
+        buf_free(k->full);
+    if (k->lent == NULL || k->bare->cap > LK_KEY_KEEP)
+        buf_free(k->bare);
+}
+
+static int key_split(struct lk_key *k, const char *key, size_t len, const char *delims)
+{
+    if (memchr(key, 0, len) != NULL)
+        return -1;
+    if (addr_canon(key, len, k->full, &k->at) != ADDR_OK)
+        return -1;
+    k->ext = addr_ext_split(k->full->data, k->at, delims);
+    if (k->ext < k->at) {
+        buf_add(k->bare, k->full->data, k->ext);
+        buf_add(k->bare, k->full->data + k->at, k->full->len - k->at);
+    }
+    return 0;
 }
 
 static const struct dir_domain *key_domain(const struct dir *d, const struct lk_key *k)
 {
     const struct dir_domain *dom =
-        dir_domain_get(d, k->full.data + k->at + 1, k->full.len - k->at - 1);
+        dir_domain_get(d, k->full->data + k->at + 1, k->full->len - k->at - 1);
     return dom && dom->enabled ? dom : NULL;
 }
 
 static const struct dir_mailbox *find_mailbox(const struct dir *d, const struct lk_key *k)
 {
-    const struct dir_mailbox *m = dir_mailbox_get(d, k->full.data, k->full.len);
-    if (m == NULL && k->bare.len)
-        m = dir_mailbox_get(d, k->bare.data, k->bare.len);
+    const struct dir_mailbox *m = dir_mailbox_get(d, k->full->data, k->full->len);
+    if (m == NULL && k->bare->len)
+        m = dir_mailbox_get(d, k->bare->data, k->bare->len);
     return m;
 }
 
@@ -78,14 +97,14 @@ static void add_destinations(struct buf *value, const char *dests, const struct 
             if (value->len)
                 buf_addc(value, ',');
             if (p[0] == '@') {
-                buf_add(value, k->full.data, k->at); /* local part with its extension */
+                buf_add(value, k->full->data, k->at); /* local part with its extension */
                 buf_add(value, p, n);
             } else {
                 const char *at = memchr(p, '@', n);
                 size_t llen = at ? (size_t)(at - p) : n;
                 buf_add(value, p, llen);
                 if (propagate && extlen)
-                    buf_add(value, k->full.data + k->ext, extlen);
+                    buf_add(value, k->full->data + k->ext, extlen);
                 buf_add(value, p + llen, n - llen);
             }
         }
@@ -125,11 +144,11 @@ static enum lk_result forward_of(const struct dir_mailbox *m, const struct lk_ke
     if (m->forward == NULL || *m->forward == 0 || !m->enabled || !m->may_receive)
         return LK_NOTFOUND;
     /* matched as user@domain although the key has an extension */
-    int propagate = strcmp(m->address, k->full.data) != 0;
+    int propagate = strcmp(m->address, k->full->data) != 0;
     add_destinations(value, m->forward, k, propagate);
     if (value->len && m->keep_copy) {
         buf_addc(value, ',');
-        buf_add(value, k->full.data, k->full.len); /* the key as it stands: the address with its extension */
+        buf_add(value, k->full->data, k->full->len); /* the key as it stands: the address with its extension */
     }
     return value->len ? LK_FOUND : LK_NOTFOUND;
 }
@@ -138,22 +157,22 @@ static enum lk_result lookup_alias(const struct dir *d, const struct lk_key *k, 
 {
     const struct dir_alias *a;
     const struct dir_mailbox *m;
-    const char *dom = k->full.data + k->at;
+    const char *dom = k->full->data + k->at;
 
     if (k->at == 0)
         return LK_NOTFOUND; /* "@domain" itself is not an address */
-    if ((a = dir_alias_get(d, k->full.data, k->full.len)) != NULL && a->enabled) {
+    if ((a = dir_alias_get(d, k->full->data, k->full->len)) != NULL && a->enabled) {
         add_destinations(value, a->destinations, k, 0);
         return value->len ? LK_FOUND : LK_NOTFOUND;
     }
-    if (k->bare.len && (a = dir_alias_get(d, k->bare.data, k->bare.len)) != NULL && a->enabled) {
+    if (k->bare->len && (a = dir_alias_get(d, k->bare->data, k->bare->len)) != NULL && a->enabled) {
         add_destinations(value, a->destinations, k, 1);
         return value->len ? LK_FOUND : LK_NOTFOUND;
     }
     /* A catch-all never swallows a real mailbox, forwarded or not. */
     if ((m = find_mailbox(d, k)) != NULL)
         return forward_of(m, k, value);
-    if ((a = dir_alias_get(d, dom, k->full.len - k->at)) != NULL && a->enabled) {
+    if ((a = dir_alias_get(d, dom, k->full->len - k->at)) != NULL && a->enabled) {
         add_destinations(value, a->destinations, k, 0);
         return value->len ? LK_FOUND : LK_NOTFOUND;
     }
@@ -212,11 +231,11 @@ static enum lk_result lookup_senders(const struct dir *d, const struct lk_key *k
 {
     if (k->at == 0)
         return LK_NOTFOUND;
-    owners_of(d, k->full.data, k->full.len, value);
-    if (value->len == 0 && k->bare.len)
-        owners_of(d, k->bare.data, k->bare.len, value);
+    owners_of(d, k->full->data, k->full->len, value);
+    if (value->len == 0 && k->bare->len)
+        owners_of(d, k->bare->data, k->bare->len, value);
     if (value->len == 0)
-        owners_of(d, k->full.data + k->at, k->full.len - k->at, value);
+        owners_of(d, k->full->data + k->at, k->full->len - k->at, value);
     return value->len ? LK_FOUND : LK_NOTFOUND;
 }
 
@@ -254,39 +273,41 @@ static int transport_domain(const struct dir *d, const char *name, size_t len, s
  * transport.c), and relay_domains asks it the bare domain: the rest of
  * the walk is done here. Keys: an address, a domain, or ".domain". */
 static enum lk_result lookup_transport(const struct dir *d, const char *key, size_t len,
-                                       const char *delims, struct buf *value)
+                                       const char *delims, struct buf *value, struct buf *lent)
 {
-    struct buf name;
+    struct lk_key k;
     int found = 0;
 
-    buf_init(&name);
+    key_take(&k, lent);
     if (memchr(key, 0, len) != NULL || len == 0) {
         /* nothing: "*" (transport_maps' wildcard) and the like fall out below */
     } else if (memchr(key, '@', len) != NULL) {
-        struct lk_key k;
         if (key_split(&k, key, len, delims) == 0 && k.at > 0)
-            found = transport_try(d, k.full.data, k.full.len, value)
-                 || (k.bare.len && transport_try(d, k.bare.data, k.bare.len, value))
-                 || transport_domain(d, k.full.data + k.at + 1, k.full.len - k.at - 1, value);
-        key_free(&k);
+            found = transport_try(d, k.full->data, k.full->len, value)
+                 || (k.bare->len && transport_try(d, k.bare->data, k.bare->len, value))
+                 || transport_domain(d, k.full->data + k.at + 1, k.full->len - k.at - 1, value);
     } else {
+        /* a domain or ".domain": canonical in bare, the name asked in full */
         int dot = key[0] == '.';
-        if (dot)
-            buf_addc(&name, '.');
-        struct buf dom;
-        buf_init(&dom);
-        if (addr_domain_canon(key + dot, len - (size_t)dot, &dom) == ADDR_OK) {
-            buf_add(&name, dom.data, dom.len);
-            found = transport_domain(d, name.data, name.len, value);
+        if (addr_domain_canon(key + dot, len - (size_t)dot, k.bare) == ADDR_OK) {
+            if (dot)
+                buf_addc(k.full, '.');
+            buf_add(k.full, k.bare->data, k.bare->len);
+            found = transport_domain(d, k.full->data, k.full->len, value);
         }
-        buf_free(&dom);
     }
-    buf_free(&name);
+    key_give(&k);
     return found ? LK_FOUND : LK_NOTFOUND;
 }
 
 enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, size_t len,
                          const char *delims, struct buf *value)
+{
+    return lk_lookup_in(d, map, key, len, delims, value, NULL);
+}
+
+enum lk_result lk_lookup_in(const struct dir *d, enum lk_map map, const char *key, size_t len,
+                            const char *delims, struct buf *value, struct buf *lent)
 {
     enum lk_result r = LK_NOTFOUND;
     struct lk_key k;
@@ -308,12 +329,13 @@ enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, 
     }
     if (map == LK_TRANSPORTS) {
         /* any domain, hosted here or not */
-        if ((r = lookup_transport(d, key, len, delims, value)) == LK_NOTFOUND)
+        if ((r = lookup_transport(d, key, len, delims, value, lent)) == LK_NOTFOUND)
             buf_reset(value);
         return r;
     }
+    key_take(&k, lent);
     if (key_split(&k, key, len, delims) < 0) {
-        key_free(&k);
+        key_give(&k);
         return LK_NOTFOUND;
     }
     if (key_domain(d, &k) != NULL) {
@@ -336,7 +358,7 @@ enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, 
             break;
         }
     }
-    key_free(&k);
+    key_give(&k);
     if (r == LK_NOTFOUND)
         buf_reset(value);
     return r;

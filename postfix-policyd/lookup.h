@@ -28,4 +28,13 @@ const char *lk_map_name(enum lk_map map);
 enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, size_t len,
                          const char *delims, struct buf *value);
 
+/* The same, with LK_KEY_BUFS buffers lent for the key's canonical forms
+ * (NULL: allocated for the call), kept from call to call, so that a
+ * lookup in a loop allocates nothing; one thread at a time. A lent buffer
+ * that grew past LK_KEY_KEEP is freed after the call. */
+#define LK_KEY_BUFS 2
+#define LK_KEY_KEEP 4096
+enum lk_result lk_lookup_in(const struct dir *d, enum lk_map map, const char *key, size_t len,
+                            const char *delims, struct buf *value, struct buf *lent);
+
 #endif

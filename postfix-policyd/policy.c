@@ -96,7 +96,8 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
         snprintf(action, asize, "554 5.7.1 Account <%s> may not send mail", shown);
         d = POL_REJECT_MAY_NOT_SEND;
     } else if (sender && *sender &&
-               (lk_lookup(env->dir, LK_SENDERS, sender, strlen(sender), env->delims, owners) == LK_NOTFOUND ||
+               (lk_lookup_in(env->dir, LK_SENDERS, sender, strlen(sender), env->delims, owners, w.keys) ==
+                    LK_NOTFOUND ||
                 !owns(owners->data, owners->len, canon->data))) {
         /* the null sender (bounces) is not checked, as in Postfix */
         clean(shown_sender, sizeof(shown_sender), sender);

@@ -41,13 +41,16 @@ struct lk_env {
     struct buf *scratch;
 };
 
-#define LK_NSCRATCH 2
+/* two for the handler, then those it lends lk_lookup_in for the key */
+#define LK_NSCRATCH (2 + LK_KEY_BUFS)
 #define LK_SCRATCH_KEEP 4096      /* a larger scratch buffer is given back */
 
-/* A handler's two working buffers: the scratch ones, or its own. */
+/* A handler's two working buffers, the scratch ones or its own, and the
+ * key buffers it lends lk_lookup_in (NULL without scratch). */
 struct lk_work {
-    struct buf own[LK_NSCRATCH];
+    struct buf own[2];
     struct buf *a, *b;
+    struct buf *keys;
 };
 
 static inline void lk_work_take(struct lk_work *w, struct buf *scratch)
@@ -61,6 +64,7 @@ static inline void lk_work_take(struct lk_work *w, struct buf *scratch)
     buf_reset(&s[1]);
     w->a = &s[0];
     w->b = &s[1];
+    w->keys = scratch ? scratch + 2 : NULL;
 }
 
 static inline void lk_work_give(struct lk_work *w, struct buf *scratch)

@@ -60,8 +60,8 @@ ssize_t smap_request(const struct lk_env *env, const char *in, size_t len, struc
         env->stats->requests[map]++;
     lk_work_take(&w, env->scratch);
     struct buf *value = w.a, *ans = w.b;
-    if (lk_lookup(env->dir, (enum lk_map)map, sp + 1, dlen - (size_t)(sp + 1 - data),
-                  env->delims, value) == LK_NOTFOUND) {
+    if (lk_lookup_in(env->dir, (enum lk_map)map, sp + 1, dlen - (size_t)(sp + 1 - data),
+                     env->delims, value, w.keys) == LK_NOTFOUND) {
         reply(out, "NOTFOUND ");
     } else if (value->len + 3 > SMAP_MAX_REPLY) {
         complain(env, "reply longer than socketmap's 100000 octets (too many destinations?)");

@@ -55,7 +55,7 @@ ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, 
     } else {
         if (env->stats)
             env->stats->requests[map]++;
-        if (lk_lookup(env->dir, map, key->data, key->len, env->delims, value) == LK_NOTFOUND) {
+        if (lk_lookup_in(env->dir, map, key->data, key->len, env->delims, value, w.keys) == LK_NOTFOUND) {
             buf_adds(out, "500 not found\n");
         } else {
             size_t mark = out->len;

@@ -90,8 +90,17 @@ void stream_fuzz(stream_handler h, stream_check check, const struct dir *d, cons
     size -= 3;
     split %= size + 1;
 
+    /* the split run with the event loop's scratch buffers, reused from
+     * request to request: they must not change an answer either */
+    struct buf scratch[LK_NSCRATCH];
+    for (int i = 0; i < LK_NSCRATCH; i++)
+        buf_init(&scratch[i]);
+    struct lk_env lent = env;
+    lent.scratch = scratch;
     stream_run(h, check, &env, map, data, size, size, &whole);
-    stream_run(h, check, &env, map, data, size, split, &parts);
+    stream_run(h, check, &lent, map, data, size, split, &parts);
+    for (int i = 0; i < LK_NSCRATCH; i++)
+        buf_free(&scratch[i]);
     if (getenv("MR_FUZZ_ECHO")) /* see what a seed is answered */
         fprintf(stderr, "-- consumed %zu of %zu%s, split at %zu:\n%.*s\n", whole.consumed, size,
                 whole.closed ? ", closed" : "", split, (int)whole.out.len,

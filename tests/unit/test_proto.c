@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "proto.h"
 #include "tests.h"
 
@@ -217,10 +218,81 @@ START_TEST(smap_reply_too_long)
 }
 END_TEST
 
-/* A connection that receives the stream one byte at a time: after each
- * byte the handler sees everything not consumed yet, as srv.c gives it. */
 typedef ssize_t (*handler_fn)(const struct lk_env *env, enum lk_map map, const char *in,
                               size_t len, struct buf *out);
+
+/* Feed a whole stream to h with env e into out (reset first). */
+static void run_with(handler_fn h, const struct lk_env *e, enum lk_map map, const char *in, struct buf *out)
+{
+    size_t pos = 0, len = strlen(in);
+    buf_reset(out);
+    while (pos < len) {
+        ssize_t n = h(e, map, in + pos, len - pos, out);
+        if (n <= 0)
+            break;
+        pos += (size_t)n;
+    }
+}
+
+static ssize_t smap_h(const struct lk_env *env, enum lk_map map, const char *in, size_t len,
+                      struct buf *out);
+
+/* With the event loop's scratch buffers, a lookup allocates nothing once
+ * they have grown to the keys' size (the event loop's thread makes no
+ * malloc call per request), and answers as without them. */
+START_TEST(scratch_no_allocs)
+{
+    struct dir_transport t = { .id = 1, .enabled = 1, .pattern = "gone@example.com", .transport = "error:5.1.1 gone" };
+    dir_put(D, DIR_TRANSPORT, dir_transport_new(&t));
+    struct dir_transport t2 = { .id = 2, .enabled = 1, .pattern = ".example.net", .transport = "relay:[10.0.0.5]" };
+    dir_put(D, DIR_TRANSPORT, dir_transport_new(&t2));
+    /* mailboxes with and without an extension, aliases (with the
+     * extension given back), senders, domains, and transports by address,
+     * by domain and by ".domain" */
+    const char *tcp = "get Alice@Example.COM\nget alice%2Bnews@example.com\nget info%2Bx@example.com\n"
+                      "get fwd@example.com\nget nobody@nowhere.org\nget EXAMPLE.com\nget Gone%2Bx@example.com\n"
+                      "get a.example.net\nget .example.net\nget x@a.example.net\n";
+    const char *smap = "25:mailboxes Bob@example.com,30:mailboxes alice+news@Example.com,"
+                       "24:aliases info@example.com,26:aliases info+x@example.com,"
+                       "21:senders x@nowhere.org,25:senders alice@example.com,"
+                       "19:domains EXAMPLE.COM,27:transports gone@example.com,"
+                       "24:transports a.example.net,";
+    struct buf scratch[LK_NSCRATCH], want, got;
+    for (int i = 0; i < LK_NSCRATCH; i++)
+        buf_init(&scratch[i]);
+    buf_init(&want);
+    buf_init(&got);
+    struct lk_env own = env(), lent = env();
+    lent.scratch = scratch;
+    for (enum lk_map m = LK_DOMAINS; m < LK_NMAPS; m++) {
+        run_with(tcpt_request, &own, m, tcp, &want);
+        run_with(tcpt_request, &lent, m, tcp, &got);     /* the buffers grow */
+        ck_assert_str_eq(got.data, want.data);
+        unsigned long before = mem_allocs();
+        run_with(tcpt_request, &lent, m, tcp, &got);
+        ck_assert_uint_eq(mem_allocs() - before, 0);
+        ck_assert_str_eq(got.data, want.data);
+    }
+    run_with(smap_h, &own, LK_DOMAINS, smap, &want);
+    run_with(smap_h, &lent, LK_DOMAINS, smap, &got);
+    ck_assert_str_eq(got.data, want.data);
+    unsigned long before = mem_allocs();
+    run_with(smap_h, &lent, LK_DOMAINS, smap, &got);
+    ck_assert_uint_eq(mem_allocs() - before, 0);
+    ck_assert_str_eq(got.data, want.data);
+    /* and without them, each lookup allocates (the counter counts) */
+    before = mem_allocs();
+    run_with(tcpt_request, &own, LK_MAILBOXES, tcp, &got);
+    ck_assert_uint_gt(mem_allocs() - before, 0);
+    for (int i = 0; i < LK_NSCRATCH; i++)
+        buf_free(&scratch[i]);
+    buf_free(&want);
+    buf_free(&got);
+}
+END_TEST
+
+/* A connection that receives the stream one byte at a time: after each
+ * byte the handler sees everything not consumed yet, as srv.c gives it. */
 
 static ssize_t smap_h(const struct lk_env *env, enum lk_map map, const char *in, size_t len,
                       struct buf *out)
@@ -288,6 +360,7 @@ Suite *proto_suite(void)
     tcase_add_test(tc, smap_reply_too_long);
     tcase_add_test(tc, transports_encoded);
     tcase_add_test(tc, byte_by_byte);
+    tcase_add_test(tc, scratch_no_allocs);
     suite_add_tcase(s, tc);
     return s;
 }
