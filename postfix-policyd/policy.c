@@ -69,6 +69,16 @@ static int owns(const char *owners, size_t len, const char *login)
     return 0;
 }
 
+/* Is sender the login's own address, written as the login is? Then the
+ * senders map's answer is known: its first key, the address itself, is
+ * this mailbox, enabled, so the login is among the owners and no later key
+ * is asked. Most submissions send as their login. */
+static int own_address(const struct dir_mailbox *m, const char *login, const char *sender,
+                       const struct buf *canon)
+{
+    return strcmp(sender, login) == 0 && m->enabled && strcmp(m->address, canon->data) == 0;
+}
+
 /* canon_out (POL_LOGIN_MAX): the canonical login when it is a mailbox here
  * (a mailbox address is at most 254 octets: the schema refuses longer) */
 static enum pol_decision outbound(const struct pol_env *env, const char *login, const char *sender,
@@ -95,7 +105,7 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
     } else if (!m->may_send) {
         snprintf(action, asize, "554 5.7.1 Account <%s> may not send mail", shown);
         d = POL_REJECT_MAY_NOT_SEND;
-    } else if (sender && *sender &&
+    } else if (sender && *sender && !own_address(m, login, sender, canon) &&
                (lk_lookup_in(env->dir, LK_SENDERS, sender, strlen(sender), env->delims, owners, w.keys) ==
                     LK_NOTFOUND ||
                 !owns(owners->data, owners->len, canon->data))) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "mem.h"
 #include "policy.h"
 #include "proto.h"
@@ -169,6 +170,48 @@ START_TEST(stream)
     ck_assert_uint_eq(stats.malformed, 1);
     ck_assert_int_eq(logged, 2);
     buf_free(&out);
+}
+END_TEST
+
+/* A login sending as itself, written exactly as it logged in, skips the
+ * senders map (own_address): the answer must be the map's. The expectation
+ * is computed from lk_lookup and the canonical login, not by policy.c. */
+START_TEST(own_address_as_the_map_says)
+{
+    const char *logins[] = { "alice@example.com", "Alice@EXAMPLE.com", "bob@example.com",
+                             "hans@xn--mnchen-3ya.de", "HANS@XN--MNCHEN-3YA.DE", "hans@m\xc3\xbcnchen.de",
+                             "norecv@example.com", "alice+tag@example.com" };
+    struct buf canon, owners;
+    int both[2] = { 0, 0 };
+    buf_init(&canon);
+    buf_init(&owners);
+    for (size_t i = 0; i < sizeof(logins) / sizeof(logins[0]); i++) {
+        const char *l = logins[i];
+        size_t at;
+        ck_assert_int_eq(addr_canon(l, strlen(l), &canon, &at), ADDR_OK);
+        int found = lk_lookup(D, LK_SENDERS, l, strlen(l), "+", &owners) == LK_FOUND;
+        int owned = 0;
+        for (const char *p = owners.data; found && p && *p;) {
+            size_t n = strcspn(p, ",");
+            owned |= n == canon.len && !memcmp(p, canon.data, n);
+            p += n + (p[n] == ',');
+        }
+        char attrs[300];
+        snprintf(attrs, sizeof(attrs), "protocol_state=RCPT\nsasl_username=%s\nsender=%s\n", l, l);
+        const char *action = ask(attrs);
+        both[owned]++;
+        if (getenv("MR_TEST_ECHO"))
+            fprintf(stderr, "%s: owned %d: %s\n", l, owned, action);
+        if (owned)
+            ck_assert_msg(!strcmp(action, "DUNNO"), "%s: %s", l, action);
+        else
+            ck_assert_msg(!strncmp(action, "55", 2), "%s: %s", l, action);
+    }
+    /* the fixture has logins of both kinds */
+    ck_assert_int_gt(both[0], 0);
+    ck_assert_int_gt(both[1], 0);
+    buf_free(&canon);
+    buf_free(&owners);
 }
 END_TEST
 
@@ -447,6 +490,7 @@ Suite *policy_suite(void)
     tcase_add_test(tc, admit_answers);
     tcase_add_test(tc, admission_handed_out);
     tcase_add_test(tc, scratch_no_allocs);
+    tcase_add_test(tc, own_address_as_the_map_says);
     suite_add_tcase(s, tc);
     return s;
 }
