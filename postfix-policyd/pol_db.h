@@ -30,6 +30,7 @@ struct pol_job {
     struct pol_admit_result res;
     char err[256];              /* why PV_UNAVAILABLE */
     double deadline;            /* monotonic s: not started after it */
+    double queued_at;           /* monotonic s: pol_db_submit's */
     _Atomic int state;          /* POL_JOB_*: res and err belong to its winner */
     /* the event loop's */
     struct srv_conn *conn;
