@@ -21,8 +21,7 @@ const char *lk_map_name(enum lk_map map) { return map < LK_NMAPS ? map_names[map
 /* A canonical key split in its parts, in the caller's LK_KEY_BUFS
  * buffers or in its own. */
 struct lk_key {
-    struct buf own[LK_KEY_BUFS];
-    struct buf *lent;    /* the caller's, or NULL */
+    struct lk_pair bufs;
     struct buf *full;    /* user+ext@domain */
     struct buf *bare;    /* user@domain, when there is an extension */
     size_t at;           /* offset of '@' in full */
@@ -31,27 +30,12 @@ struct lk_key {
 
 static void key_take(struct lk_key *k, struct buf *lent)
 {
-    struct buf *b = lent ? lent : k->own;
-    if (lent == NULL) {
-        buf_init(&b[0]);
-        buf_init(&b[1]);
-    }
-    buf_reset(&b[0]);
-    buf_reset(&b[1]);
-    k->lent = lent;
-    k->full = &b[0];
-    k->bare = &b[1];
+    lk_pair_take(&k->bufs, lent);
+    k->full = k->bufs.a;
+    k->bare = k->bufs.b;
 }
 
-/* Lent buffers are kept for the next key unless one grew past
- * LK_KEY_KEEP (a rare long key does not pin its memory). */
-static void key_give(struct lk_key *k)
-{
-    if (k->lent == NULL || k->full->cap > LK_KEY_KEEP)
-        buf_free(k->full);
-    if (k->lent == NULL || k->bare->cap > LK_KEY_KEEP)
-        buf_free(k->bare);
-}
+static void key_give(struct lk_key *k) { lk_pair_give(&k->bufs); }
 
 static int key_split(struct lk_key *k, const char *key, size_t len, const char *delims)
 {

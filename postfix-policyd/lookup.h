@@ -28,12 +28,42 @@ const char *lk_map_name(enum lk_map map);
 enum lk_result lk_lookup(const struct dir *d, enum lk_map map, const char *key, size_t len,
                          const char *delims, struct buf *value);
 
+/* Two working buffers: two a caller lends, kept from use to use (one
+ * grown past LK_KEEP is freed after its use, so a rare long key does not
+ * pin its memory), or two of the holder's own, freed after each use. */
+#define LK_KEEP 4096
+struct lk_pair {
+    struct buf own[2];
+    struct buf *lent;
+    struct buf *a, *b;
+};
+
+static inline void lk_pair_take(struct lk_pair *p, struct buf *lent)
+{
+    struct buf *s = lent ? lent : p->own;
+    if (lent == NULL) {
+        buf_init(&s[0]);
+        buf_init(&s[1]);
+    }
+    buf_reset(&s[0]);
+    buf_reset(&s[1]);
+    p->lent = lent;
+    p->a = &s[0];
+    p->b = &s[1];
+}
+
+static inline void lk_pair_give(struct lk_pair *p)
+{
+    if (p->lent == NULL || p->a->cap > LK_KEEP)
+        buf_free(p->a);
+    if (p->lent == NULL || p->b->cap > LK_KEEP)
+        buf_free(p->b);
+}
+
 /* The same, with LK_KEY_BUFS buffers lent for the key's canonical forms
  * (NULL: allocated for the call), kept from call to call, so that a
- * lookup in a loop allocates nothing; one thread at a time. A lent buffer
- * that grew past LK_KEY_KEEP is freed after the call. */
+ * lookup in a loop allocates nothing; one thread at a time. */
 #define LK_KEY_BUFS 2
-#define LK_KEY_KEEP 4096
 enum lk_result lk_lookup_in(const struct dir *d, enum lk_map map, const char *key, size_t len,
                             const char *delims, struct buf *value, struct buf *lent);
 

@@ -43,36 +43,27 @@ struct lk_env {
 
 /* two for the handler, then those it lends lk_lookup_in for the key */
 #define LK_NSCRATCH (2 + LK_KEY_BUFS)
-#define LK_SCRATCH_KEEP 4096      /* a larger scratch buffer is given back */
 
 /* A handler's two working buffers, the scratch ones or its own, and the
  * key buffers it lends lk_lookup_in (NULL without scratch). */
 struct lk_work {
-    struct buf own[2];
+    struct lk_pair bufs;
     struct buf *a, *b;
     struct buf *keys;
 };
 
 static inline void lk_work_take(struct lk_work *w, struct buf *scratch)
 {
-    struct buf *s = scratch ? scratch : w->own;
-    if (scratch == NULL) {
-        buf_init(&s[0]);
-        buf_init(&s[1]);
-    }
-    buf_reset(&s[0]);
-    buf_reset(&s[1]);
-    w->a = &s[0];
-    w->b = &s[1];
+    lk_pair_take(&w->bufs, scratch);
+    w->a = w->bufs.a;
+    w->b = w->bufs.b;
     w->keys = scratch ? scratch + 2 : NULL;
 }
 
 static inline void lk_work_give(struct lk_work *w, struct buf *scratch)
 {
-    if (scratch == NULL || w->a->cap > LK_SCRATCH_KEEP)
-        buf_free(w->a);
-    if (scratch == NULL || w->b->cap > LK_SCRATCH_KEEP)
-        buf_free(w->b);
+    (void)scratch;      /* the pair knows whether it was lent */
+    lk_pair_give(&w->bufs);
 }
 
 ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, size_t len,

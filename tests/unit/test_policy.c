@@ -241,11 +241,7 @@ START_TEST(scratch_no_allocs)
         "sender=alice@example.com\n\n"
         "request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=mute@example.com\n\n"
         "request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=carol+y@example.com\n\n";
-    struct buf scratch[LK_NSCRATCH], want, got;
-    for (int i = 0; i < LK_NSCRATCH; i++)
-        buf_init(&scratch[i]);
-    buf_init(&want);
-    buf_init(&got);
+    struct buf scratch[LK_NSCRATCH] = { { 0 } }, want = { 0 }, got = { 0 };
     struct pol_env own = { D, "+", &stats, &req, logit, NULL, NULL, NULL, 0, NULL, 0, NULL };
     struct pol_env lent = own;
     lent.scratch = scratch;
@@ -261,8 +257,7 @@ START_TEST(scratch_no_allocs)
     answer_all(&lent, in, &got);
     ck_assert_uint_eq(mem_allocs() - before, 0);
     ck_assert_str_eq(got.data, want.data);
-    for (int i = 0; i < LK_NSCRATCH; i++)
-        buf_free(&scratch[i]);
+    bufs_free(scratch, LK_NSCRATCH);
     buf_free(&want);
     buf_free(&got);
 }

@@ -257,11 +257,7 @@ START_TEST(scratch_no_allocs)
                        "21:senders x@nowhere.org,25:senders alice@example.com,"
                        "19:domains EXAMPLE.COM,27:transports gone@example.com,"
                        "24:transports a.example.net,";
-    struct buf scratch[LK_NSCRATCH], want, got;
-    for (int i = 0; i < LK_NSCRATCH; i++)
-        buf_init(&scratch[i]);
-    buf_init(&want);
-    buf_init(&got);
+    struct buf scratch[LK_NSCRATCH] = { { 0 } }, want = { 0 }, got = { 0 };
     struct lk_env own = env(), lent = env();
     lent.scratch = scratch;
     for (enum lk_map m = LK_DOMAINS; m < LK_NMAPS; m++) {
@@ -284,8 +280,7 @@ START_TEST(scratch_no_allocs)
     before = mem_allocs();
     run_with(tcpt_request, &own, LK_MAILBOXES, tcp, &got);
     ck_assert_uint_gt(mem_allocs() - before, 0);
-    for (int i = 0; i < LK_NSCRATCH; i++)
-        buf_free(&scratch[i]);
+    bufs_free(scratch, LK_NSCRATCH);
     buf_free(&want);
     buf_free(&got);
 }

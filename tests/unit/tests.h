@@ -4,6 +4,7 @@
 
 #include <check.h>
 
+#include "buf.h"
 #include "dir.h"
 
 Suite *codec_suite(void);
@@ -26,5 +27,12 @@ Suite *features_suite(void);
 
 /* A small directory with the edge cases every suite uses. */
 struct dir *fixture_dir(void);
+
+/* Free n buffers (a zero-initialized struct buf is an empty one). */
+static inline void bufs_free(struct buf *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        buf_free(&b[i]);
+}
 
 #endif
