@@ -60,7 +60,7 @@ static inline void lk_pair_give(struct lk_pair *p)
         buf_free(p->b);
 }
 
-/* The same, with LK_KEY_BUFS buffers lent for the key's canonical forms
+/* lk_lookup with LK_KEY_BUFS buffers lent for the key's canonical forms
  * (NULL: allocated for the call), kept from call to call, so that a
  * lookup in a loop allocates nothing; one thread at a time. */
 #define LK_KEY_BUFS 2
