@@ -609,14 +609,12 @@ static void standby_wait(int rank)
 {
     for (;;) {
         if (Q.head != NULL && before_busy(rank)) {
-            double due = Q.head->queued_at + SPILL_S, now = pol_db_now();
-            if (now >= due)
+            double due = Q.head->queued_at + SPILL_S;
+            if (pol_db_now() >= due)
                 return;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            double at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (due - now);
-            ts.tv_sec = (time_t)at;
-            ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+            /* pol_db_now's clock is the condition's (CLOCK_MONOTONIC) */
+            struct timespec ts = { .tv_sec = (time_t)due };
+            ts.tv_nsec = (long)((due - (double)ts.tv_sec) * 1e9);
             pthread_cond_timedwait(&Q.standby, &Q.lock, &ts);
         } else {
             Q.standby_waiting++;

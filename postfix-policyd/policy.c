@@ -71,12 +71,13 @@ static int owns(const char *owners, size_t len, const char *login)
 
 /* Is sender the login's own address, written as the login is? Then the
  * senders map's answer is known: its first key, the address itself, is
- * this mailbox, enabled, so the login is among the owners and no later key
- * is asked. Most submissions send as their login. */
+ * this mailbox (enabled: outbound() refused a disabled one before), so the
+ * login is among the owners and no later key is asked. Most submissions
+ * send as their login. */
 static int own_address(const struct dir_mailbox *m, const char *login, const char *sender,
                        const struct buf *canon)
 {
-    return strcmp(sender, login) == 0 && m->enabled && strcmp(m->address, canon->data) == 0;
+    return strcmp(sender, login) == 0 && strcmp(m->address, canon->data) == 0;
 }
 
 /* canon_out (POL_LOGIN_MAX): the canonical login when it is a mailbox here
@@ -92,7 +93,7 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
     enum pol_decision d = POL_DUNNO;
 
     lk_work_take(&w, env->scratch);
-    struct buf *canon = w.a, *owners = w.b;
+    struct buf *canon = w.bufs.a, *owners = w.bufs.b;
     clean(shown, sizeof(shown), login);
     if (addr_canon(login, strlen(login), canon, &at) == ADDR_OK && at > 0)
         m = mailbox_of(env->dir, canon, at, &dom);
@@ -123,7 +124,7 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
             decision_names[d]);
     else
         snprintf(canon_out, POL_LOGIN_MAX, "%s", canon->len < POL_LOGIN_MAX ? canon->data : "");
-    lk_work_give(&w, env->scratch);
+    lk_work_give(&w);
     return d;
 }
 
@@ -186,7 +187,7 @@ static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, ch
     enum pol_decision d = POL_DUNNO;
 
     lk_work_take(&w, env->scratch);
-    struct buf *canon = w.a;
+    struct buf *canon = w.bufs.a;
     if (addr_canon(rcpt, strlen(rcpt), canon, &at) == ADDR_OK && at > 0) {
         /* user+ext@domain is user@domain's mailbox */
         size_t ext = addr_ext_split(canon->data, at, env->delims);
@@ -206,7 +207,7 @@ static enum pol_decision inbound(const struct pol_env *env, const char *rcpt, ch
          * belong to a domain row): nothing to be full */
         d = over_quota(env, rcpt, dom, m, action, asize);
     }
-    lk_work_give(&w, env->scratch);
+    lk_work_give(&w);
     return d;
 }
 

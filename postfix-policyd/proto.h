@@ -44,27 +44,21 @@ struct lk_env {
 /* two for the handler, then those it lends lk_lookup_in for the key */
 #define LK_NSCRATCH (2 + LK_KEY_BUFS)
 
-/* A handler's two working buffers, the scratch ones or its own, and the
- * key buffers it lends lk_lookup_in (NULL without scratch). */
+/* A handler's two working buffers (bufs.a, bufs.b), the scratch ones or
+ * its own, and the key buffers it lends lk_lookup_in (NULL without
+ * scratch). */
 struct lk_work {
     struct lk_pair bufs;
-    struct buf *a, *b;
     struct buf *keys;
 };
 
 static inline void lk_work_take(struct lk_work *w, struct buf *scratch)
 {
     lk_pair_take(&w->bufs, scratch);
-    w->a = w->bufs.a;
-    w->b = w->bufs.b;
     w->keys = scratch ? scratch + 2 : NULL;
 }
 
-static inline void lk_work_give(struct lk_work *w, struct buf *scratch)
-{
-    (void)scratch;      /* the pair knows whether it was lent */
-    lk_pair_give(&w->bufs);
-}
+static inline void lk_work_give(struct lk_work *w) { lk_pair_give(&w->bufs); }
 
 ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, size_t len,
                      struct buf *out);

@@ -59,7 +59,7 @@ ssize_t smap_request(const struct lk_env *env, const char *in, size_t len, struc
     if (env->stats)
         env->stats->requests[map]++;
     lk_work_take(&w, env->scratch);
-    struct buf *value = w.a, *ans = w.b;
+    struct buf *value = w.bufs.a, *ans = w.bufs.b;
     if (lk_lookup_in(env->dir, (enum lk_map)map, sp + 1, dlen - (size_t)(sp + 1 - data),
                      env->delims, value, w.keys) == LK_NOTFOUND) {
         reply(out, "NOTFOUND ");
@@ -73,6 +73,6 @@ ssize_t smap_request(const struct lk_env *env, const char *in, size_t len, struc
         if (env->stats)
             env->stats->found[map]++;
     }
-    lk_work_give(&w, env->scratch);
+    lk_work_give(&w);
     return (ssize_t)used;
 }

@@ -46,7 +46,7 @@ ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, 
         return (ssize_t)(nl - in) + 1;
     }
     lk_work_take(&w, env->scratch);
-    struct buf *key = w.a, *value = w.b;
+    struct buf *key = w.bufs.a, *value = w.bufs.b;
     if (hexq_decode(key, in + 4, llen - 4) < 0 || key->len == 0) {
         complain(env, "malformed %XX escape in key");
         buf_adds(out, "400 malformed key\n");
@@ -71,6 +71,6 @@ ssize_t tcpt_request(const struct lk_env *env, enum lk_map map, const char *in, 
             }
         }
     }
-    lk_work_give(&w, env->scratch);
+    lk_work_give(&w);
     return (ssize_t)(nl - in) + 1;
 }

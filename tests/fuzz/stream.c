@@ -92,9 +92,7 @@ void stream_fuzz(stream_handler h, stream_check check, const struct dir *d, cons
 
     /* the split run with the event loop's scratch buffers, reused from
      * request to request: they must not change an answer either */
-    struct buf scratch[LK_NSCRATCH];
-    for (int i = 0; i < LK_NSCRATCH; i++)
-        buf_init(&scratch[i]);
+    struct buf scratch[LK_NSCRATCH] = { { 0 } };    /* zero: empty buffers */
     struct lk_env lent = env;
     lent.scratch = scratch;
     stream_run(h, check, &env, map, data, size, size, &whole);
