@@ -11,7 +11,8 @@
 #   minimal    socketmap: maps from mini_server (an in-memory epoll server
 #              with no Postfix table semantics: the ceiling), no policy
 # Messages/s from smtp-source's start to the last "status=sent" in
-# Postfix's log; the best of REPEAT rounds, configurations interleaved.
+# Postfix's log; the best of REPEAT rounds, configurations interleaved
+# (their order turned by one each round), and each round's ratio.
 # Server CPU: mailrosterd's (or PostgreSQL's, or mini_server's) per
 # message. Nothing is asserted.
 #
@@ -125,6 +126,7 @@ $(conf_of "$name")" || { echo "Postfix ($name) did not start" >&2; exit 1; }
     cpu=$(ticks_to_us_per $((c1 - c0)) "$sent")
     bench_note "$name, round $2: $sent messages in $(( (t1 - t0) / 1000 )) ms = $rate msg/s, server CPU $cpu µs/message;" \
         "rejected: $(grep -c 'NOQUEUE: reject' "$STACK_POSTFIX_LOG" 2>/dev/null)"
+    RATE_OF[$name.$2]=$rate
     if [ -z "${BEST[$name]:-}" ] || [ "$rate" -gt "${BEST[$name]}" ]; then
         BEST[$name]=$rate
         BEST_CPU[$name]=$cpu
@@ -132,8 +134,14 @@ $(conf_of "$name")" || { echo "Postfix ($name) did not start" >&2; exit 1; }
     stack_postfix_stop
     mv "$STACK_POSTFIX_LOG" "$STACK_POSTFIX_LOG.$name.$2"
 }
+# The order turns by one each round, so that no configuration always runs
+# right after the same one (after pgsql's run, PostgreSQL's and the page
+# cache's state is not what it was before it).
+read -r -a ORDER <<<"${CONFIGS:-pgsql mailroster minimal}"
+declare -A RATE_OF
 for round in $(seq 1 "$REPEAT"); do
-    for name in ${CONFIGS:-pgsql mailroster minimal}; do run "$name" "$round"; done
+    k=$(( (round - 1) % ${#ORDER[@]} ))
+    for name in "${ORDER[@]:k}" "${ORDER[@]:0:k}"; do run "$name" "$round"; done
 done
 
 echo
@@ -143,5 +151,12 @@ bench_row "mailroster socketmap maps + policy at RCPT" "${BEST[mailroster]}" "$(
     "$(ratio "${BEST[mailroster]}" "${BEST[minimal]}")" "${BEST_CPU[mailroster]} (mailrosterd)"
 bench_row "minimal server socketmap maps, no policy" "${BEST[minimal]}" "$(ratio "${BEST[minimal]}" "${BEST[pgsql]}")" "1.00" "${BEST_CPU[minimal]} (mini_server)"
 bench_table "configuration" "msg/s" "vs pgsql" "vs minimal" "server CPU µs/msg"
+if [ -n "${RATE_OF[mailroster.1]:-}" ] && [ -n "${RATE_OF[minimal.1]:-}" ]; then
+    rs=""
+    for round in $(seq 1 "$REPEAT"); do
+        rs+=" $(ratio "${RATE_OF[mailroster.$round]}" "${RATE_OF[minimal.$round]}")"
+    done
+    echo "mailroster / minimal msg/s, round by round:$rs; median $(median_of $rs)"
+fi
 echo
 bench_footer

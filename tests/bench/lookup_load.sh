@@ -8,8 +8,9 @@
 # Runs (each DURATION seconds after 1 s of warm-up, the paced ones
 # PACED_DURATION, mailrosterd then the baseline, REPEAT times; the least
 # disturbed repetition is shown: highest lookups/s, or lowest p99 for the
-# paced runs, which also print every run's p99 and the median of each
-# server's; every one is on stderr):
+# paced runs, which also print the median of each server's p99; after the
+# table, every alternated pair's figures and ratio; every run in full on
+# stderr):
 #   tcp_table          50 connections x 1 in flight
 #   socketmap unix     50 x 1
 #   socketmap inet     50 x 1
@@ -127,6 +128,7 @@ best() {
 }
 
 PACED_NOTES=()
+PAIR_NOTES=()
 
 for run in "${runs[@]}"; do
     IFS='|' read -r label proto tr c p r <<<"$run"
@@ -144,20 +146,30 @@ for run in "${runs[@]}"; do
     b_rate=$(v lookups_per_s)
     bench_row "$label" mailrosterd "$m_rate" "$(ratio "$m_rate" "$b_rate")" "$m_p50" "$m_p99" "$m_max" "$m_cpu" "$m_pct%" "$m_hit"
     bench_row "" "baseline" "$b_rate" "1.00" "$(v p50_us)" "$(v p99_us)" "$(v max_us)" "$CPU_US" "$CPU_PCT%" ""
+    # every repetition, alternated: each pair's ratio (the machine's
+    # phases move both servers; a pair ran seconds apart)
+    pairs="" i=0
+    for x in "${mres[@]}"; do
+        L=${x%%|*}; a=$(if [ "$paced" = 1 ]; then v p99_us; else v lookups_per_s; fi)
+        L=${bres[$i]%%|*}; b=$(if [ "$paced" = 1 ]; then v p99_us; else v lookups_per_s; fi)
+        pairs+="${pairs:+, }$a/$b = $(ratio "$a" "$b")"
+        i=$((i + 1))
+    done
+    PAIR_NOTES+=("$label: $([ "$paced" = 1 ] && echo "p99 µs" || echo "lookups/s"), mailrosterd/baseline in each pair: $pairs")
     if [ "$paced" = 1 ]; then
         # A p99 at a paced rate is mostly this machine's stalls (a few ms
         # now and then, for either server): besides the best run of each,
-        # the median of the alternated runs, and every run's figure.
+        # the median of each server's runs.
         mp=$(for x in "${mres[@]}"; do L=${x%%|*}; v p99_us; done | tr '\n' ' ')
         bp=$(for x in "${bres[@]}"; do L=${x%%|*}; v p99_us; done | tr '\n' ' ')
-        PACED_NOTES+=("$label: p99 µs in each run, mailrosterd: $mp; baseline: $bp; best/best $(ratio "$m_p99" "$(min_of $bp)"), median/median $(ratio "$(median_of $mp)" "$(median_of $bp)")")
+        PACED_NOTES+=("$label: p99 best/best $(ratio "$m_p99" "$(min_of $bp)"), median/median $(ratio "$(median_of $mp)" "$(median_of $bp)")")
     fi
 done
 echo
 echo "lookup_load: $N_KEYS keys ($HIT_PCT % hits) cycled, $DURATION s per run ($PACED_DURATION s paced), best of $REPEAT; servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU;" \
     "baseline = tests/bench/mini_server.c (minimal in-memory epoll server, no Postfix semantics)"
 bench_table "run" "server" "lookups/s" "vs baseline" "p50 us" "p99 us" "max us" "server CPU us/lookup" "server CPU" "hits"
-for x in "${PACED_NOTES[@]}"; do echo "$x"; done
+for x in "${PAIR_NOTES[@]}" "${PACED_NOTES[@]}"; do echo "$x"; done
 echo "latency: closed loop from write to reply; paced runs from the scheduled send time;" \
     "client $([ -n "$SPIN" ] && echo busy-polling || echo sleeping in epoll)"
 if grep -qE 'error|warning' "$LOG"; then
