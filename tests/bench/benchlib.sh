@@ -210,6 +210,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; 
 # median_of N...: the median of the numbers; min_of N...: the least
 median_of() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 min_of() { printf '%s\n' "$@" | sort -n | head -1; }
+# turned ROUND WORD...: the words, turned by ROUND - 1 places (round 1 as
+# given), so that in rounds of runs no run always follows the same one
+turned() { local k=$(( ($1 - 1) % ($# - 1) )); shift; local w=("$@"); echo "${w[@]:k}" "${w[@]:0:k}"; }
 
 # --- log lines with the time they appeared ------------------------------------
 

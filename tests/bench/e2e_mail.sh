@@ -95,7 +95,7 @@ conf_of() { # NAME: the main.cf lines of one configuration
 server_pid() { case $1 in mailroster) echo "$MR_PID" ;; minimal) echo "$MINI_PID" ;; esac; }
 
 count_sent() { local n; n=$(grep -c 'status=sent' "$STACK_POSTFIX_LOG" 2>/dev/null); echo "${n:-0}"; }
-declare -A BEST BEST_CPU
+declare -A BEST BEST_CPU RATE_OF
 run() { # NAME ROUND
     local name=$1 t0 t1 sent c0 c1 pid
     stack_postfix_start "$common
@@ -137,11 +137,9 @@ $(conf_of "$name")" || { echo "Postfix ($name) did not start" >&2; exit 1; }
 # The order turns by one each round, so that no configuration always runs
 # right after the same one (after pgsql's run, PostgreSQL's and the page
 # cache's state is not what it was before it).
-read -r -a ORDER <<<"${CONFIGS:-pgsql mailroster minimal}"
-declare -A RATE_OF
 for round in $(seq 1 "$REPEAT"); do
-    k=$(( (round - 1) % ${#ORDER[@]} ))
-    for name in "${ORDER[@]:k}" "${ORDER[@]:0:k}"; do run "$name" "$round"; done
+    # shellcheck disable=SC2046,SC2086  # configuration names: words without spaces
+    for name in $(turned "$round" ${CONFIGS:-pgsql mailroster minimal}); do run "$name" "$round"; done
 done
 
 echo

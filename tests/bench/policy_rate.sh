@@ -164,13 +164,11 @@ cfg() { C_LABEL[$1]=$2; C_PID[$1]=$3; C_PG[$1]=$4; local n=$1; shift 4; C_ARGS[$
 runset() {
     local n r s0 s1 g0 g1 line rps
     for n in "$@"; do B_RPS[$n]=-1; done
-    local cfgs=("$@") k
     for r in $(seq 1 "$REPEAT"); do
         # the order turns by one each round: the first run after a part
         # starts (PostgreSQL's settings just reloaded, the client's first
         # pass over the keys) is not always the same server's
-        k=$(( (r - 1) % ${#cfgs[@]} ))
-        for n in "${cfgs[@]:k}" "${cfgs[@]:0:k}"; do
+        for n in $(turned "$r" "$@"); do
             s0=$(proc_ticks "${C_PID[$n]}"); g0=0; [ "${C_PG[$n]}" = 1 ] && g0=$(pg_ticks)
             # shellcheck disable=SC2086  # ARGS: words without spaces
             line=$(taskset -c "$CLIENT_CPU" "$STACK_DIR/lookup_load" $SPIN ${C_ARGS[$n]} -k "$KEYS" \
