@@ -86,7 +86,7 @@
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond;        /* the first thread's; CLOCK_MONOTONIC (pol_db_start) */
     struct pol_job *head, *tail;
     int queued;
     double last_submit; /* monotonic s */
@@ -96,6 +96,8 @@ static struct {
      * later threads wait on standby, woken when a job is queued behind a
      * busy first thread, then at the oldest job's SPILL_S */
     int first_idle;
+    int lingering;      /* the first thread waits, up to LINGER_NS, for `want` jobs (cond) */
+    int want;           /* the batch it waits for: the recent batches' size */
     int busy[POL_DB_MAX_THREADS];
     pthread_cond_t standby;
     int standby_waiting;
@@ -107,7 +109,7 @@ static struct {
     int down;
     double last_log;
     unsigned long failed_since_log;
-} Q = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .gap = 1e9 };
+} Q = { .lock = PTHREAD_MUTEX_INITIALIZER, .gap = 1e9, .want = POL_DB_BATCH };
 
 double pol_db_now(void)
 {
@@ -648,13 +650,22 @@ static void *pol_db_main(void *arg)
         /* Under load a short wait fills the batch: the admissions of
          * the other smtpd processes are a few hundred microseconds
          * behind, and one statement for all of them costs little more
-         * than one for this job. Idle (the previous admission came long
-         * before this one), a job waits for nothing. A later-ranked
-         * thread comes to jobs that have waited already. */
-        if (rank == 0 && Q.queued < POL_DB_BATCH && Q.gap < LINGER_WHEN_GAP) {
-            pthread_mutex_unlock(&Q.lock);
-            nanosleep(&(struct timespec){ 0, LINGER_NS }, NULL);
-            pthread_mutex_lock(&Q.lock);
+         * than one for this job. The wait ends at LINGER_NS, or as soon
+         * as the batch is as large as the recent ones (want): when the
+         * last of 8 smtpd processes sends its END-OF-MESSAGE, the
+         * statement starts, instead of the database idling out the rest
+         * of the wait. Idle (the previous admission came long before
+         * this one), a job waits for nothing. A later-ranked thread
+         * comes to jobs that have waited already. */
+        if (rank == 0 && Q.queued < Q.want && Q.gap < LINGER_WHEN_GAP) {
+            double due = pol_db_now() + LINGER_NS / 1e9;
+            struct timespec ts = { .tv_sec = (time_t)due };
+            ts.tv_nsec = (long)((due - (double)ts.tv_sec) * 1e9);
+            Q.lingering = 1;
+            while (Q.queued < Q.want)
+                if (pthread_cond_timedwait(&Q.cond, &Q.lock, &ts) == ETIMEDOUT)
+                    break;
+            Q.lingering = 0;
         }
         /* every job queued now, up to a batch: they waited while the
          * threads were busy, and one statement answers them all */
@@ -664,6 +675,14 @@ static void *pol_db_main(void *arg)
             Q.queued--;
             j->next = NULL;
             jobs[n++] = j;
+        }
+        /* want: the largest recent batch; one less after each batch
+         * that came short of it (a client gone, the load falling) */
+        if (rank == 0) {
+            if (n > Q.want)
+                Q.want = n;
+            else if (n < Q.want && Q.want > 1)
+                Q.want--;
         }
         if (Q.head == NULL)
             Q.tail = NULL;
@@ -698,6 +717,7 @@ void pol_db_start(const char *conninfo, int nthreads, int timeout_ms, int sync_c
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&Q.standby, &ca);
+    pthread_cond_init(&Q.cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -722,7 +742,7 @@ void pol_db_submit(struct pol_job *j)
         Q.head = j;
     Q.tail = j;
     Q.queued++;
-    if (Q.first_idle)
+    if (Q.first_idle || (Q.lingering && Q.queued >= Q.want))
         pthread_cond_signal(&Q.cond);
     else if (first && Q.standby_waiting > 0)
         /* behind a busy first thread: the later ones time this job */
