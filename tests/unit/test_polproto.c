@@ -579,6 +579,45 @@ START_TEST(bad_requests)
 }
 END_TEST
 
+/* Every octet at every place of a name, from its first octet to past its
+ * sixteenth: each is judged by the rule (a-z 0-9 _), written here in the
+ * rule's own terms, on the fast path (a whole request at once). */
+START_TEST(name_octets)
+{
+    static const char fill[] = "a0_z9m";
+    char in[64];
+    size_t used;
+    const char *why;
+
+    for (int pos = 0; pos < 20; pos++) {
+        for (int c = 0; c < 256; c++) {
+            size_t n = 0;
+            for (int k = 0; k < pos; k++)
+                in[n++] = fill[k % 6];
+            in[n++] = (char)c;
+            memcpy(in + n, "bbbbb=v\n\n", 9);
+            n += 9;
+            int name = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+            enum pol_status st = parse(in, n, &used, &why);
+            if (name || (c == '=' && pos > 0)) {
+                ck_assert_msg(st == POL_OK, "octet %d at %d: %s", c, pos, why ? why : "");
+                ck_assert_int_eq(R.nattrs, 1);
+                ck_assert_uint_eq(strlen(R.attrs[0].name), name ? (size_t)pos + 6 : (size_t)pos);
+                ck_assert_str_eq(R.attrs[0].value, name ? "v" : "bbbbb=v");
+                continue;
+            }
+            ck_assert_msg(st == POL_BAD, "octet %d at %d: %d", c, pos, st);
+            const char *want = c == 0 ? "NUL byte in request"
+                             : c == '=' ? "empty attribute name"
+                             : c == '\n' && pos == 0 ? "empty request"
+                             : c == '\n' ? "line without \"=\""
+                             : "bad character in attribute name (not a-z 0-9 _)";
+            ck_assert_msg(!strcmp(why, want), "octet %d at %d: %s", c, pos, why);
+        }
+    }
+}
+END_TEST
+
 START_TEST(too_long_by_size)
 {
     size_t used;
@@ -733,6 +772,7 @@ Suite *polproto_suite(void)
     tcase_add_test(tc, crlf);
     tcase_add_test(tc, repeated_names);
     tcase_add_test(tc, bad_requests);
+    tcase_add_test(tc, name_octets);
     tcase_add_test(tc, too_long_by_size);
     tcase_add_test(tc, too_long_by_count);
     tcase_add_test(tc, reply);
