@@ -14,6 +14,7 @@
  * once, on a complete request. */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,31 @@ static size_t request_end(struct pol_req *r, const char *in, size_t p, size_t li
     }
 }
 
+/* The first "\n" or NUL in in[i..lim), or lim. Eight octets at a time
+ * where a word's octet order is known: a value is a dozen octets or so,
+ * and two memchr calls on it cost more than the search. The lowest bit set
+ * by haszero (x - 0x01.. & ~x & 0x80..) is a word's first zero octet (its
+ * false positives lie only above a true one), so the lowest of the two is
+ * the first octet that ends the value. */
+static size_t value_end(const char *in, size_t i, size_t lim)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+    while (i + 8 <= lim) {
+        uint64_t w, n;
+        memcpy(&w, in + i, 8);
+        n = w ^ (ones * '\n');
+        uint64_t stop = ((w - ones) & ~w & high) | ((n - ones) & ~n & high);
+        if (stop)
+            return i + (size_t)(__builtin_ctzll(stop) >> 3);
+        i += 8;
+    }
+#endif
+    while (i < lim && in[i] != '\n' && in[i] != 0)
+        i++;
+    return i;
+}
+
 /* A whole good attribute line at sc->line, judged in one pass (the lines
  * of nearly every request): its end (just past its "\n") and its span, or
  * 0 for anything else (a fault, an empty line, a line not all in), which
@@ -140,19 +166,12 @@ static size_t good_line(struct pol_req *r, const char *in, size_t lim, struct po
     }
     sp->line = (unsigned short)p;
     sp->eq = (unsigned short)i;
-    /* the value: its end and any NUL before it, a word at a time (memchr)
-     * rather than an octet at a time; what is counted as examined is as
-     * the octet loop had it */
-    const char *nl = memchr(in + i + 1, '\n', lim - i - 1);
-    size_t e = nl ? (size_t)(nl - in) : lim;
-    const char *z = memchr(in + i + 1, 0, e - i - 1);
-    if (z != NULL) {
-        r->examined += (size_t)(z - in) - p;
-        return 0;
-    }
-    i = e;
+    /* the value: up to its "\n", or a NUL (the careful path's), or the
+     * end of what is in; what is counted as examined is as an octet loop
+     * would have it */
+    i = value_end(in, i + 1, lim);
     r->examined += i - p;
-    if (i == lim)
+    if (i == lim || in[i] == 0)
         return 0;
     /* as judge(): one "\r" right before the "\n" is dropped */
     sp->end = (unsigned short)(in[i - 1] == '\r' && i - 1 > sp->eq ? i - 1 : i);
@@ -221,28 +240,26 @@ static enum pol_status judge(struct pol_req *r, const char *in, size_t len, size
     }
 }
 
-/* The known attribute a name is, or POL_NKNOWN. */
+/* The known attribute a name is, or POL_NKNOWN. The names differ in
+ * length; each comparison has a constant length, which the compiler does
+ * in a load or two instead of a call (once for every attribute of every
+ * request). */
+#define KNOWN(name, lit, k) (memcmp((name), lit, sizeof(lit) - 1) == 0 ? (k) : POL_NKNOWN)
 static enum pol_known known_of(const char *name, size_t len)
 {
-    static const char *const names[POL_NKNOWN] = {
-        "request", "protocol_state", "sasl_username", "sender", "recipient",
-        "recipient_count", "size", "queue_id",
-    };
-    enum pol_known k;
-
-    switch (len) {     /* the names differ in length */
-    case 7: k = POL_K_REQUEST; break;
-    case 14: k = POL_K_PROTOCOL_STATE; break;
-    case 13: k = POL_K_SASL_USERNAME; break;
-    case 6: k = POL_K_SENDER; break;
-    case 9: k = POL_K_RECIPIENT; break;
-    case 15: k = POL_K_RECIPIENT_COUNT; break;
-    case 4: k = POL_K_SIZE; break;
-    case 8: k = POL_K_QUEUE_ID; break;
+    switch (len) {
+    case 7: return KNOWN(name, "request", POL_K_REQUEST);
+    case 14: return KNOWN(name, "protocol_state", POL_K_PROTOCOL_STATE);
+    case 13: return KNOWN(name, "sasl_username", POL_K_SASL_USERNAME);
+    case 6: return KNOWN(name, "sender", POL_K_SENDER);
+    case 9: return KNOWN(name, "recipient", POL_K_RECIPIENT);
+    case 15: return KNOWN(name, "recipient_count", POL_K_RECIPIENT_COUNT);
+    case 4: return KNOWN(name, "size", POL_K_SIZE);
+    case 8: return KNOWN(name, "queue_id", POL_K_QUEUE_ID);
     default: return POL_NKNOWN;
     }
-    return memcmp(name, names[k], len) == 0 ? k : POL_NKNOWN;
 }
+#undef KNOWN
 
 /* Copy the good request in[0..used) into r->text, each line cut into
  * "name\0value\0" where judge() saw its "=" and its end. Those places are

@@ -618,6 +618,45 @@ START_TEST(name_octets)
 }
 END_TEST
 
+/* Every octet at every place of a value, to past its sixteenth: a value
+ * ends at "\n", a NUL anywhere is refused, and every other octet (a "\r"
+ * not before the "\n", "=", 8-bit octets) is part of it. */
+START_TEST(value_octets)
+{
+    static const char fill[] = "x=\r\xc3\xa9 9";
+    char in[64];
+    size_t used;
+    const char *why;
+
+    for (int pos = 0; pos < 20; pos++) {
+        for (int c = 0; c < 256; c++) {
+            size_t n = 0;
+            memcpy(in, "n=", 2);
+            n = 2;
+            for (int k = 0; k < pos; k++)
+                in[n++] = fill[k % 7];
+            in[n++] = (char)c;
+            memcpy(in + n, "bbbbbbbbbb\n\n", 12);
+            n += 12;
+            enum pol_status st = parse(in, n, &used, &why);
+            if (c == 0 || c == '\n') {
+                ck_assert_msg(st == POL_BAD, "octet %d at %d: %d", c, pos, st);
+                ck_assert_str_eq(why, c ? "line without \"=\"" : "NUL byte in request");
+                continue;
+            }
+            ck_assert_msg(st == POL_OK, "octet %d at %d: %s", c, pos, why ? why : "");
+            ck_assert_int_eq(R.nattrs, 1);
+            ck_assert_uint_eq(used, n);
+            const char *v = pol_get(&R, "n");
+            ck_assert_ptr_nonnull(v);
+            ck_assert_uint_eq(strlen(v), (size_t)pos + 11);
+            ck_assert_int_eq((unsigned char)v[pos], c);
+            ck_assert_int_eq(memcmp(v, in + 2, (size_t)pos + 11), 0);
+        }
+    }
+}
+END_TEST
+
 START_TEST(too_long_by_size)
 {
     size_t used;
@@ -773,6 +812,7 @@ Suite *polproto_suite(void)
     tcase_add_test(tc, repeated_names);
     tcase_add_test(tc, bad_requests);
     tcase_add_test(tc, name_octets);
+    tcase_add_test(tc, value_octets);
     tcase_add_test(tc, too_long_by_size);
     tcase_add_test(tc, too_long_by_count);
     tcase_add_test(tc, reply);
