@@ -579,24 +579,31 @@ START_TEST(bad_requests)
 }
 END_TEST
 
+/* in = head, pos octets of fill (cycled), the octet c, tail; its length */
+static size_t octet_at(char *in, const char *head, const char *fill, int pos, int c, const char *tail)
+{
+    size_t n = strlen(head), fl = strlen(fill), tl = strlen(tail);
+
+    memcpy(in, head, n);
+    for (int k = 0; k < pos; k++)
+        in[n++] = fill[k % fl];
+    in[n++] = (char)c;
+    memcpy(in + n, tail, tl);
+    return n + tl;
+}
+
 /* Every octet at every place of a name, from its first octet to past its
  * sixteenth: each is judged by the rule (a-z 0-9 _), written here in the
  * rule's own terms, on the fast path (a whole request at once). */
 START_TEST(name_octets)
 {
-    static const char fill[] = "a0_z9m";
     char in[64];
     size_t used;
     const char *why;
 
     for (int pos = 0; pos < 20; pos++) {
         for (int c = 0; c < 256; c++) {
-            size_t n = 0;
-            for (int k = 0; k < pos; k++)
-                in[n++] = fill[k % 6];
-            in[n++] = (char)c;
-            memcpy(in + n, "bbbbb=v\n\n", 9);
-            n += 9;
+            size_t n = octet_at(in, "", "a0_z9m", pos, c, "bbbbb=v\n\n");
             int name = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
             enum pol_status st = parse(in, n, &used, &why);
             if (name || (c == '=' && pos > 0)) {
@@ -623,21 +630,13 @@ END_TEST
  * not before the "\n", "=", 8-bit octets) is part of it. */
 START_TEST(value_octets)
 {
-    static const char fill[] = "x=\r\xc3\xa9 9";
     char in[64];
     size_t used;
     const char *why;
 
     for (int pos = 0; pos < 20; pos++) {
         for (int c = 0; c < 256; c++) {
-            size_t n = 0;
-            memcpy(in, "n=", 2);
-            n = 2;
-            for (int k = 0; k < pos; k++)
-                in[n++] = fill[k % 7];
-            in[n++] = (char)c;
-            memcpy(in + n, "bbbbbbbbbb\n\n", 12);
-            n += 12;
+            size_t n = octet_at(in, "n=", "x=\r\xc3\xa9 9", pos, c, "bbbbbbbbbb\n\n");
             enum pol_status st = parse(in, n, &used, &why);
             if (c == 0 || c == '\n') {
                 ck_assert_msg(st == POL_BAD, "octet %d at %d: %d", c, pos, st);
