@@ -663,8 +663,8 @@ static void *pol_db_main(void *arg)
             ts.tv_nsec = (long)((due - (double)ts.tv_sec) * 1e9);
             Q.lingering = 1;
             while (Q.queued < Q.want)
-                if (pthread_cond_timedwait(&Q.cond, &Q.lock, &ts) == ETIMEDOUT)
-                    break;
+                if (pthread_cond_timedwait(&Q.cond, &Q.lock, &ts) != 0)
+                    break;      /* ETIMEDOUT; never spin on another error */
             Q.lingering = 0;
         }
         /* every job queued now, up to a batch: they waited while the
