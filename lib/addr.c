@@ -120,6 +120,20 @@ static int domain_canon_add(const char *in, size_t len, struct buf *out)
         return ADDR_EMPTY;
     if (len > 1024)
         return ADDR_DOMAIN_TOO_LONG;
+    /* ASCII without NUL, nearly every domain: nothing to decode, nothing
+     * ignorable, so copied folded in one pass */
+    size_t k = 0;
+    while (k < len && (unsigned char)in[k] - 1u < 0x7fu)
+        k++;
+    if (k == len) {
+        buf_reserve(out, len);
+        char *d = out->data + start;
+        for (size_t i = 0; i < len; i++)
+            d[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
+        out->len += len;
+        out->data[out->len] = 0;
+        return ldh_check(d, len);
+    }
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         size_t n = utf8_next((const unsigned char *)in + i, len - i, &cp);
@@ -210,14 +224,19 @@ int addr_canon(const char *in, size_t len, struct buf *out, size_t *at)
     int ascii = 1;
     if (llen > 64)
         return ADDR_LOCAL_TOO_LONG;
+    buf_reserve(out, llen + 1);         /* the local part, then its "@" */
     for (size_t i = 0; i < llen; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (c < 0x20 || c == 0x7f)
+        if (c < 0x20 || c == 0x7f) {
+            out->data[out->len] = 0;
             return ADDR_LOCAL_BAD_CHAR;
+        }
         if (c >= 0x80)
             ascii = 0;
-        buf_addc(out, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c);
+        out->data[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
     }
+    out->len = llen;
+    out->data[llen] = 0;
     /* Invalid UTF-8 is no key at all: Postfix's dict_utf8 wrapper skips
      * such a lookup as not found (with a warning), and the database (UTF8
      * encoded) cannot hold it. */
