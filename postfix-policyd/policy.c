@@ -94,36 +94,52 @@ static enum pol_decision outbound(const struct pol_env *env, const char *login, 
 
     lk_work_take(&w, env->scratch);
     struct buf *canon = w.bufs.a, *owners = w.bufs.b;
-    clean(shown, sizeof(shown), login);
     if (addr_canon(login, strlen(login), canon, &at) == ADDR_OK && at > 0)
         m = mailbox_of(env->dir, canon, at, &dom);
-    if (m == NULL) {
-        snprintf(action, asize, "554 5.7.1 Login <%s> has no mailbox here", shown);
+    if (m == NULL)
         d = POL_REJECT_UNKNOWN_LOGIN;
-    } else if (!dom->enabled || !m->enabled) {
-        snprintf(action, asize, "554 5.7.1 Account <%s> is disabled", shown);
+    else if (!dom->enabled || !m->enabled)
         d = POL_REJECT_DISABLED;
-    } else if (!m->may_send) {
-        snprintf(action, asize, "554 5.7.1 Account <%s> may not send mail", shown);
+    else if (!m->may_send)
         d = POL_REJECT_MAY_NOT_SEND;
-    } else if (sender && *sender && !own_address(m, login, sender, canon) &&
-               (lk_lookup_in(env->dir, LK_SENDERS, sender, strlen(sender), env->delims, owners, w.keys) ==
-                    LK_NOTFOUND ||
-                !owns(owners->data, owners->len, canon->data))) {
-        /* the null sender (bounces) is not checked, as in Postfix */
+    else if (sender && *sender && !own_address(m, login, sender, canon) && /* "<>": as Postfix, not checked */
+             (lk_lookup_in(env->dir, LK_SENDERS, sender, strlen(sender), env->delims, owners, w.keys) ==
+                  LK_NOTFOUND ||
+              !owns(owners->data, owners->len, canon->data)))
+        d = POL_REJECT_SENDER_NOT_OWNED;
+    else if (m->send_suspended)
+        d = POL_HOLD_SUSPENDED;
+    if (d == POL_DUNNO) {
+        /* the usual answer: no text to build */
+        if (canon->len < POL_LOGIN_MAX)
+            memcpy(canon_out, canon->data, canon->len + 1);
+        else
+            *canon_out = 0;
+        lk_work_give(&w);
+        return d;
+    }
+    clean(shown, sizeof(shown), login);
+    switch (d) {
+    case POL_REJECT_UNKNOWN_LOGIN:
+        snprintf(action, asize, "554 5.7.1 Login <%s> has no mailbox here", shown);
+        break;
+    case POL_REJECT_DISABLED:
+        snprintf(action, asize, "554 5.7.1 Account <%s> is disabled", shown);
+        break;
+    case POL_REJECT_MAY_NOT_SEND:
+        snprintf(action, asize, "554 5.7.1 Account <%s> may not send mail", shown);
+        break;
+    case POL_REJECT_SENDER_NOT_OWNED:
         clean(shown_sender, sizeof(shown_sender), sender);
         snprintf(action, asize, "553 5.7.1 Sender address <%s> is not owned by user %s",
                  shown_sender, canon->data);
-        d = POL_REJECT_SENDER_NOT_OWNED;
-    } else if (m->send_suspended) {
+        break;
+    default: /* POL_HOLD_SUSPENDED */
         pol_hold_text(action, asize, canon->data, m->suspended_reason);
-        d = POL_HOLD_SUSPENDED;
+        break;
     }
-    if (d != POL_DUNNO)
-        say(env, 0, "outbound login=%s sender=<%s>: %s", m ? canon->data : shown, sender ? sender : "",
-            decision_names[d]);
-    else
-        snprintf(canon_out, POL_LOGIN_MAX, "%s", canon->len < POL_LOGIN_MAX ? canon->data : "");
+    say(env, 0, "outbound login=%s sender=<%s>: %s", m ? canon->data : shown, sender ? sender : "",
+        decision_names[d]);
     lk_work_give(&w);
     return d;
 }
@@ -273,7 +289,7 @@ ssize_t pol_request(const struct pol_env *env, const char *in, size_t len, struc
     const char *login = pol_get(env->req, "sasl_username");
     const char *sender = pol_get(env->req, "sender");
     const char *rcpt = pol_get(env->req, "recipient");
-    snprintf(action, sizeof(action), "DUNNO");
+    memcpy(action, "DUNNO", sizeof("DUNNO"));
     if (request == NULL || strcmp(request, "smtpd_access_policy") != 0 || state == NULL) {
         if (env->stats)
             env->stats->incomplete++;
