@@ -27,6 +27,12 @@
 # Fixture: 1 domain, N_MAILBOXES mailboxes, N_ALIASES aliases; keys:
 # N_KEYS, HIT_PCT % hits, shuffled.
 #
+# CONTROL=1: a second mini_server (the same program and data) runs right
+# after the first in every repetition; after the table, each repetition's
+# second/first ratio: how far two identical servers differ on this machine
+# at that time (the resolution of a pair's ratio). About half again the
+# run time.
+#
 #   tests/bench/lookup_load.sh                     (as root; ~3 min)
 #   DURATION=10 REPEAT=1 RATE=10000 tests/bench/lookup_load.sh
 #   RUNS=paced REPEAT=5 tests/bench/lookup_load.sh   (only the runs whose label has "paced")
@@ -48,6 +54,7 @@ PACED_DURATION=${PACED_DURATION:-20}
 REPEAT=${REPEAT:-2}
 RATE=${RATE:-20000}
 CLIENT_SPIN=${CLIENT_SPIN:-1}
+CONTROL=${CONTROL:-0}
 RUNS=${RUNS:-}           # a word of the run labels: only those runs
 SPIN=""; [ "$CLIENT_SPIN" = 1 ] && SPIN=-s
 DOM=example.com
@@ -74,6 +81,17 @@ taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "12
 MINI_PID=$!
 STACK_PIDS+=("$MINI_PID")
 for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini.out" && break; sleep 0.05; done
+MINI2_PID=
+if [ "$CONTROL" = 1 ]; then
+    MINI2_TCP=$(stack_free_port)
+    MINI2_SMAP=$(stack_free_port)
+    MINI2_UNIX=$STACK_DIR/mini2.sock
+    taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI2_TCP" \
+        -s "unix:$MINI2_UNIX" -s "127.0.0.1:$MINI2_SMAP" >"$STACK_DIR/mini2.out" 2>&1 &
+    MINI2_PID=$!
+    STACK_PIDS+=("$MINI2_PID")
+    for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini2.out" && break; sleep 0.05; done
+fi
 pin_pg "$SERVER_CPU"
 bench_note "mailrosterd pid $MR_PID and mini_server pid $MINI_PID on CPU $SERVER_CPU; client on CPU $CLIENT_CPU;" \
     "$DURATION s per run"
@@ -86,8 +104,10 @@ load() {
         mrd/tcp) addr=127.0.0.1:$MR_TCP_MAILBOXES ;; mini/tcp) addr=127.0.0.1:$MINI_TCP ;;
         mrd/unix) addr=unix:$MR_SMAP_UNIX ;; mini/unix) addr=unix:$MINI_UNIX ;;
         mrd/inet) addr=127.0.0.1:$MR_SMAP_PORT ;; mini/inet) addr=127.0.0.1:$MINI_SMAP ;;
+        mini2/tcp) addr=127.0.0.1:$MINI2_TCP ;; mini2/unix) addr=unix:$MINI2_UNIX ;;
+        mini2/inet) addr=127.0.0.1:$MINI2_SMAP ;;
     esac
-    if [ "$srv" = mrd ]; then pid=$MR_PID; else pid=$MINI_PID; fi
+    case $srv in mrd) pid=$MR_PID ;; mini) pid=$MINI_PID ;; *) pid=$MINI2_PID ;; esac
     s0=$(proc_ticks "$pid")
     L=$(taskset -c "$CLIENT_CPU" "$STACK_DIR/lookup_load" $SPIN -t "$proto" -a "$addr" -m mailboxes -k "$KEYS" \
         -c "$c" -p "$p" -d "$d" -r "$r" -w 1) || { echo "lookup_load failed" >&2; exit 1; }
@@ -100,7 +120,7 @@ load() {
 v() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$L"; }
 
 # warm-up of both servers' paths (and the page cache of the key file)
-for s in mrd mini; do DURATION=1 load "$s" tcp tcp 4 1 0 >/dev/null 2>&1; done
+for s in mrd mini ${MINI2_PID:+mini2}; do DURATION=1 load "$s" tcp tcp 4 1 0 >/dev/null 2>&1; done
 
 runs=(
     "tcp_table 50x1|tcp|tcp|50|1|0"
@@ -133,10 +153,11 @@ PAIR_NOTES=()
 for run in "${runs[@]}"; do
     IFS='|' read -r label proto tr c p r <<<"$run"
     case $label in *"$RUNS"*) ;; *) continue ;; esac
-    mres=() bres=()
+    mres=() bres=() cres=()
     for _ in $(seq "$REPEAT"); do
         load mrd "$proto" "$tr" "$c" "$p" "$r"; mres+=("$L|$CPU_US|$CPU_PCT")
         load mini "$proto" "$tr" "$c" "$p" "$r"; bres+=("$L|$CPU_US|$CPU_PCT")
+        if [ "$CONTROL" = 1 ]; then load mini2 "$proto" "$tr" "$c" "$p" "$r"; cres+=("$L|$CPU_US|$CPU_PCT"); fi
     done
     paced=0; [ "$r" != 0 ] && paced=1
     best "$paced" "${mres[@]}"
@@ -156,6 +177,16 @@ for run in "${runs[@]}"; do
         i=$((i + 1))
     done
     PAIR_NOTES+=("$label: $([ "$paced" = 1 ] && echo "p99 µs" || echo "lookups/s"), mailrosterd/baseline in each pair: $pairs")
+    if [ "$CONTROL" = 1 ]; then
+        pairs="" i=0
+        for x in "${cres[@]}"; do
+            L=${x%%|*}; a=$(if [ "$paced" = 1 ]; then v p99_us; else v lookups_per_s; fi)
+            L=${bres[$i]%%|*}; b=$(if [ "$paced" = 1 ]; then v p99_us; else v lookups_per_s; fi)
+            pairs+="${pairs:+, }$a/$b = $(ratio "$a" "$b")"
+            i=$((i + 1))
+        done
+        PAIR_NOTES+=("  control, the same: a second baseline/baseline in each repetition: $pairs")
+    fi
     if [ "$paced" = 1 ]; then
         # A p99 at a paced rate is mostly this machine's stalls (a few ms
         # now and then, for either server): besides the best run of each,

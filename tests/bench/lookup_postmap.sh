@@ -33,6 +33,12 @@
 # ratios compare the servers, not the moments other work ran. The pgsql
 # maps stay as they are.
 #
+# CONTROL=1: a second mini_server, the same program with the same data,
+# runs in every round against the first, transport by transport, in the
+# same turning order as the mailrosterd pairs: how far two identical
+# servers' rounds differ on this machine at that time (the resolution of a
+# round-by-round ratio). About half again the run time.
+#
 #   tests/bench/lookup_postmap.sh                 (as root; ~3.5 min)
 #   N_KEYS=20000 SLOW_KEYS=300 tests/bench/lookup_postmap.sh
 set -u
@@ -46,6 +52,7 @@ HIT_PCT=${HIT_PCT:-80}
 SLOW_KEYS=${SLOW_KEYS:-2000}
 REPEAT=${REPEAT:-3}
 RT=${RT:-0}
+CONTROL=${CONTROL:-0}
 DOM=example.com
 
 bench_db
@@ -107,10 +114,22 @@ taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "12
 MINI_PID=$!
 STACK_PIDS+=("$MINI_PID")
 for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini.out" && break; sleep 0.05; done
+MINI2_PID=
+if [ "$CONTROL" = 1 ]; then
+    MINI2_TCP=$(stack_free_port)
+    MINI2_UNIX=$STACK_DIR/mini2.sock
+    MINI2_SMAP=$(stack_free_port)
+    taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI2_TCP" \
+        -s "unix:$MINI2_UNIX" -s "127.0.0.1:$MINI2_SMAP" >"$STACK_DIR/mini2.out" 2>&1 &
+    MINI2_PID=$!
+    STACK_PIDS+=("$MINI2_PID")
+    for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini2.out" && break; sleep 0.05; done
+fi
 pin_pg "$SERVER_CPU"
 RT_WRAP=
 if [ "$RT" = 1 ]; then
     chrt -a -f -p 1 "$MR_PID" && chrt -a -f -p 1 "$MINI_PID" || exit 1
+    [ -z "$MINI2_PID" ] || chrt -a -f -p 1 "$MINI2_PID" || exit 1
     RT_WRAP="chrt -f 1"
 fi
 sql -c "CHECKPOINT"
@@ -129,7 +148,7 @@ run() {
     local label=$1 map=$2 keys=$3 kind=$4 n s0 s1 c0 c1 t0 t1 pid='' w0 w1
     n=$(wc -l <"$keys")
     case $kind in
-        pg) s0=$(pg_ticks) ;; mrd) pid=$MR_PID ;; mini) pid=$MINI_PID ;;
+        pg) s0=$(pg_ticks) ;; mrd) pid=$MR_PID ;; mini) pid=$MINI_PID ;; mini2) pid=$MINI2_PID ;;
     esac
     [ -n "$pid" ] && { s0=$(proc_ticks "$pid"); read -r _ w0 < <(sched_ns "$pid"); }
     child_ticks; c0=$CT
@@ -178,6 +197,20 @@ pair() {
     fi
     PAIR_RATIOS[$i]+=" $(ratio "$a" "$b")"
 }
+# control_pair I ROUND: the second mini_server against the first, in the
+# order the mailrosterd pair of that round had (second in place of mrd)
+declare -A CTRL_RATIOS
+control_pair() {
+    local i=$1 r=$2 a b
+    if [ $((r % 2)) = 1 ]; then
+        row "${MINI2_ROWS[$i]}" "${MINI2_MAPS[$i]}" "$KEYS" mini2; a=$LAST_RATE
+        row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
+    else
+        row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
+        row "${MINI2_ROWS[$i]}" "${MINI2_MAPS[$i]}" "$KEYS" mini2; a=$LAST_RATE
+    fi
+    CTRL_RATIOS[$i]+=" $(ratio "$a" "$b")"
+}
 # pick_best LABEL: the figures of the fastest run (other work on the
 # machine only ever slows a run down: the fastest is the least disturbed)
 pick_best() {
@@ -203,12 +236,23 @@ MRD_MAPS=("tcp:127.0.0.1:$MR_TCP_MAILBOXES" "socketmap:unix:$MR_SMAP_UNIX:mailbo
           "socketmap:inet:127.0.0.1:$MR_SMAP_PORT:mailboxes")
 MINI_ROWS=("mini_server tcp_table (ceiling)" "mini_server socketmap unix (ceiling)" "mini_server socketmap inet (ceiling)")
 MINI_MAPS=("tcp:127.0.0.1:$MINI_TCP" "socketmap:unix:$MINI_UNIX:mailboxes" "socketmap:inet:127.0.0.1:$MINI_SMAP:mailboxes")
+MINI2_ROWS=("control: second mini_server tcp_table" "control: second mini_server socketmap unix"
+            "control: second mini_server socketmap inet")
+if [ "$CONTROL" = 1 ]; then
+    MINI2_MAPS=("tcp:127.0.0.1:$MINI2_TCP" "socketmap:unix:$MINI2_UNIX:mailboxes"
+                "socketmap:inet:127.0.0.1:$MINI2_SMAP:mailboxes")
+    for m in "${MINI2_MAPS[@]}"; do head -n 2000 "$KEYS" | postmap -q - "$m" >/dev/null 2>&1; done
+fi
 FAST=("pgsql, unique index (baseline)" "${MRD_ROWS[@]}" "${MINI_ROWS[@]}")
 for round in $(seq "$REPEAT"); do
     bench_note "round $round of $REPEAT"
     row "${FAST[0]}" "pgsql:$STACK_DIR/pg-mailboxes.cf" "$KEYS" pg
-    for i in 0 1 2; do pair "$i" "$round"; done
+    for i in 0 1 2; do
+        pair "$i" "$round"
+        [ "$CONTROL" = 1 ] && control_pair "$i" "$round"
+    done
 done
+[ "$CONTROL" = 1 ] && FAST+=("${MINI2_ROWS[@]}")
 for l in "${FAST[@]}"; do pick_best "$l"; done
 row "pgsql, tutorial view (extrapolated)" "pgsql:$STACK_DIR/pg-slow.cf" "$STACK_DIR/keys.slow" pg
 pick_best "pgsql, tutorial view (extrapolated)"
@@ -229,6 +273,12 @@ echo "mailrosterd / mini_server lookups/s, round by round (each pair run back to
 for i in 0 1 2; do
     printf '  %-15s%s\n' "${TRANSPORTS[$i]}" "${PAIR_RATIOS[$i]}"
 done
+if [ "$CONTROL" = 1 ]; then
+    echo "control: a second mini_server / mini_server lookups/s, round by round (the same program and data):"
+    for i in 0 1 2; do
+        printf '  %-15s%s\n' "${TRANSPORTS[$i]}" "${CTRL_RATIOS[$i]}"
+    done
+fi
 echo "indexed pgsql: $IDX_NOTE"
 echo "tutorial view: $SLOW_NOTE; measured on $SLOW_KEYS keys in ${SECS[$SLOW_LABEL]} s," \
     "extrapolated to $N_KEYS keys: $SLOW_100K s"

@@ -24,6 +24,11 @@
 # Server CPU per request: mailrosterd's (or the peer's) utime+stime, plus
 # every PostgreSQL process's for the admissions. Nothing is asserted.
 #
+# CONTROL=1: a second mini_server -p (the same program) runs in the RCPT
+# part's rounds too, and a row per shape gives it against the first: how far
+# two identical servers differ on this machine at that time (the resolution
+# of a ratio, and of its rounds).
+#
 #   tests/bench/policy_rate.sh       (as root; installs policyd-rate-limit)
 #   PARTS=msg MRD_CONF_EXTRA='policy_db_synchronous_commit = yes' tests/bench/policy_rate.sh
 set -u
@@ -48,6 +53,7 @@ PARTS=${PARTS:-rcpt,msg,ceiling}     # which parts run
 # widens any gap between the two. Busy-polling takes that out, so the
 # ratio compares the servers' own work.
 CLIENT_SPIN=${CLIENT_SPIN:-0}
+CONTROL=${CONTROL:-0}
 SPIN=""; [ "$CLIENT_SPIN" = 1 ] && SPIN=-s
 
 if [ ! -x /usr/bin/policyd-rate-limit ] || ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null; then
@@ -81,6 +87,13 @@ taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f /dev/null -p "127.0.0.1:$P_
     >"$STACK_DIR/mini.out" 2>&1 &
 MINI_PID=$!
 STACK_PIDS+=("$MINI_PID")
+if [ "$CONTROL" = 1 ]; then
+    P_MINI2=$(stack_free_port)
+    taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f /dev/null -p "127.0.0.1:$P_MINI2" -p "unix:$STACK_DIR/mini2.policy" \
+        >"$STACK_DIR/mini2.out" 2>&1 &
+    MINI2_PID=$!
+    STACK_PIDS+=("$MINI2_PID")
+fi
 
 # policyd-rate-limit, as user nobody (it drops root by itself only to a
 # user its config names, after making directories we do not want)
@@ -139,7 +152,7 @@ pin_pg "$SERVER_CPU" 2>/dev/null || true
 fld() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 # --- sanity: every server answers DUNNO to a submission ------------------------------
-for a in "127.0.0.1:$P_MRD" "127.0.0.1:$P_MINI" "127.0.0.1:$P_PRLM" "127.0.0.1:$P_PRLP"; do
+for a in "127.0.0.1:$P_MRD" "127.0.0.1:$P_MINI" "127.0.0.1:$P_PRLM" "127.0.0.1:$P_PRLP" ${P_MINI2:+"127.0.0.1:$P_MINI2"}; do
     out=$("$STACK_DIR/lookup_load" -t policy -a "$a" -m msg -k "$KEYS" -n 20 -c 1 -p 1 2>&1)
     [ "$(fld hits "$out")" = 20 ] || { echo "$a does not answer DUNNO: $out" >&2; exit 1; }
 done
@@ -206,12 +219,25 @@ for conns in 8 32; do
     cfg ct "mini tcp ${conns}x1" "$MINI_PID" 0 -t policy -m out -a "127.0.0.1:$P_MINI" -c "$conns" -p 1
     cfg cu "mini unix ${conns}x1" "$MINI_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mini.policy" -c "$conns" -p 1
     cfg rt "policyd-rate-limit (sqlite in memory) tcp ${conns}x1" "$PRLM_PID" 0 -t policy -m out -a "127.0.0.1:$P_PRLM" -c "$conns" -p 1
-    runset mt mu ct cu rt
+    CTRL=()
+    if [ "$CONTROL" = 1 ]; then
+        cfg dt "second mini tcp ${conns}x1" "$MINI2_PID" 0 -t policy -m out -a "127.0.0.1:$P_MINI2" -c "$conns" -p 1
+        cfg du "second mini unix ${conns}x1" "$MINI2_PID" 0 -t policy -m out -a "unix:$STACK_DIR/mini2.policy" -c "$conns" -p 1
+        CTRL=(dt du)
+    fi
+    runset mt mu ct cu rt "${CTRL[@]}"
     bench_row "RCPT checks, ${conns} conns, tcp" "${B_RPS[mt]}" "${B_RPS[ct]}" "$(ratio "${B_RPS[mt]}" "${B_RPS[ct]}")" \
         "$(rounds mt ct)" "${B_RPS[rt]}" "$(ratio "${B_RPS[mt]}" "${B_RPS[rt]}")" \
         "${B_CPU[mt]} / ${B_CPU[ct]} / ${B_CPU[rt]}" "${B_P99[mt]} / ${B_P99[ct]} / ${B_P99[rt]}" "${B_ERR[mt]}"
     bench_row "RCPT checks, ${conns} conns, unix" "${B_RPS[mu]}" "${B_RPS[cu]}" "$(ratio "${B_RPS[mu]}" "${B_RPS[cu]}")" \
         "$(rounds mu cu)" "-" "-" "${B_CPU[mu]} / ${B_CPU[cu]} / -" "${B_P99[mu]} / - / -" "-"
+    if [ "$CONTROL" = 1 ]; then
+        for t in t u; do
+            bench_row "control: a second minimal server, ${conns} conns, $([ $t = t ] && echo tcp || echo unix)" \
+                "${B_RPS[d$t]}" "${B_RPS[c$t]}" "$(ratio "${B_RPS[d$t]}" "${B_RPS[c$t]}")" "$(rounds "d$t" "c$t")" \
+                "-" "-" "${B_CPU[d$t]} / ${B_CPU[c$t]} / -" "${B_P99[d$t]} / ${B_P99[c$t]} / -" "-"
+        done
+    fi
 done
 
 # --- admissions: a whole message, counted in a database -----------------------------------
