@@ -127,6 +127,18 @@ bench_mr_start() {
     MRD_WRAP="taskset -c $SERVER_CPU" mr_start "$1" "$LOG" || exit 1
 }
 
+# bench_mini_start NAME ARGS...: STACK_DIR/mini_server ARGS on the servers'
+# CPU, its output in STACK_DIR/NAME.out, stopped with the stack; returns
+# once it says it listens (5 s at most). Its pid in MINI_STARTED.
+bench_mini_start() {
+    local name=$1
+    shift
+    taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" "$@" >"$STACK_DIR/$name.out" 2>&1 &
+    MINI_STARTED=$!
+    STACK_PIDS+=("$MINI_STARTED")
+    for _ in $(seq 100); do grep -q ready "$STACK_DIR/$name.out" && break; sleep 0.05; done
+}
+
 # wait_log_from LINE REGEX TIMEOUT_S: poll (10 ms) until a log line after
 # line number LINE matches REGEX; false on timeout or when MR_PID died.
 wait_log_from() {

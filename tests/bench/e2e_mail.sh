@@ -51,11 +51,8 @@ chmod 755 "$STACK_DIR" "$STACK_DIR/mr"
     sql -c "SELECT 'mailboxes ' || m.local_part || '@example.com' || chr(9) || m.maildir FROM mailroster.mailboxes m"
     sql -c "SELECT 'aliases ' || a.local_part || '@example.com' || chr(9) || array_to_string(a.destinations, ',') FROM mailroster.aliases a"
 } >"$STACK_DIR/mini.tab"
-taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -M -f "$STACK_DIR/mini.tab" -s "unix:$STACK_DIR/mini.smap" \
-    >"$STACK_DIR/mini.out" 2>&1 &
-MINI_PID=$!
-STACK_PIDS+=("$MINI_PID")
-for _ in $(seq 1 100); do [ -S "$STACK_DIR/mini.smap" ] && break; sleep 0.05; done
+bench_mini_start mini -M -f "$STACK_DIR/mini.tab" -s "unix:$STACK_DIR/mini.smap"
+MINI_PID=$MINI_STARTED
 
 # pgsql maps on the primary keys, as the daemon's read-only role
 sql -c "ALTER ROLE mrd PASSWORD 'mrd'" >/dev/null

@@ -76,21 +76,16 @@ sql -c "COPY (SELECT m.local_part || '@' || d.name, m.maildir FROM mailroster.ma
 MINI_TCP=$(stack_free_port)
 MINI_SMAP=$(stack_free_port)
 MINI_UNIX=$STACK_DIR/mini.sock
-taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI_TCP" \
-    -s "unix:$MINI_UNIX" -s "127.0.0.1:$MINI_SMAP" >"$STACK_DIR/mini.out" 2>&1 &
-MINI_PID=$!
-STACK_PIDS+=("$MINI_PID")
-for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini.out" && break; sleep 0.05; done
+bench_mini_start mini -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI_TCP" -s "unix:$MINI_UNIX" -s "127.0.0.1:$MINI_SMAP"
+MINI_PID=$MINI_STARTED
 MINI2_PID=
 if [ "$CONTROL" = 1 ]; then
     MINI2_TCP=$(stack_free_port)
     MINI2_SMAP=$(stack_free_port)
     MINI2_UNIX=$STACK_DIR/mini2.sock
-    taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI2_TCP" \
-        -s "unix:$MINI2_UNIX" -s "127.0.0.1:$MINI2_SMAP" >"$STACK_DIR/mini2.out" 2>&1 &
-    MINI2_PID=$!
-    STACK_PIDS+=("$MINI2_PID")
-    for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini2.out" && break; sleep 0.05; done
+    bench_mini_start mini2 -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI2_TCP" -s "unix:$MINI2_UNIX" \
+        -s "127.0.0.1:$MINI2_SMAP"
+    MINI2_PID=$MINI_STARTED
 fi
 pin_pg "$SERVER_CPU"
 bench_note "mailrosterd pid $MR_PID and mini_server pid $MINI_PID on CPU $SERVER_CPU; client on CPU $CLIENT_CPU;" \
@@ -147,6 +142,21 @@ best() {
     CPU_PCT=${x#*|}
 }
 
+# pair_list PACED NAME: each repetition of the runs in the array NAME
+# against the baseline's of the same repetition (bres): "a/b = ratio", in
+# lookups/s, or p99 when PACED
+pair_list() {
+    local -n runs=$2
+    local x a b i=0 out=""
+    for x in "${runs[@]}"; do
+        L=${x%%|*}; a=$(if [ "$1" = 1 ]; then v p99_us; else v lookups_per_s; fi)
+        L=${bres[$i]%%|*}; b=$(if [ "$1" = 1 ]; then v p99_us; else v lookups_per_s; fi)
+        out+="${out:+, }$a/$b = $(ratio "$a" "$b")"
+        i=$((i + 1))
+    done
+    echo "$out"
+}
+
 PACED_NOTES=()
 PAIR_NOTES=()
 
@@ -169,24 +179,9 @@ for run in "${runs[@]}"; do
     bench_row "" "baseline" "$b_rate" "1.00" "$(v p50_us)" "$(v p99_us)" "$(v max_us)" "$CPU_US" "$CPU_PCT%" ""
     # every repetition, alternated: each pair's ratio (the machine's
     # phases move both servers; a pair ran seconds apart)
-    pairs="" i=0
-    for x in "${mres[@]}"; do
-        L=${x%%|*}; a=$(if [ "$paced" = 1 ]; then v p99_us; else v lookups_per_s; fi)
-        L=${bres[$i]%%|*}; b=$(if [ "$paced" = 1 ]; then v p99_us; else v lookups_per_s; fi)
-        pairs+="${pairs:+, }$a/$b = $(ratio "$a" "$b")"
-        i=$((i + 1))
-    done
-    PAIR_NOTES+=("$label: $([ "$paced" = 1 ] && echo "p99 µs" || echo "lookups/s"), mailrosterd/baseline in each pair: $pairs")
-    if [ "$CONTROL" = 1 ]; then
-        pairs="" i=0
-        for x in "${cres[@]}"; do
-            L=${x%%|*}; a=$(if [ "$paced" = 1 ]; then v p99_us; else v lookups_per_s; fi)
-            L=${bres[$i]%%|*}; b=$(if [ "$paced" = 1 ]; then v p99_us; else v lookups_per_s; fi)
-            pairs+="${pairs:+, }$a/$b = $(ratio "$a" "$b")"
-            i=$((i + 1))
-        done
-        PAIR_NOTES+=("  control, the same: a second baseline/baseline in each repetition: $pairs")
-    fi
+    PAIR_NOTES+=("$label: $([ "$paced" = 1 ] && echo "p99 µs" || echo "lookups/s"), mailrosterd/baseline in each pair: $(pair_list "$paced" mres)")
+    [ "$CONTROL" = 1 ] &&
+        PAIR_NOTES+=("  control, the same: a second baseline/baseline in each repetition: $(pair_list "$paced" cres)")
     if [ "$paced" = 1 ]; then
         # A p99 at a paced rate is mostly this machine's stalls (a few ms
         # now and then, for either server): besides the best run of each,

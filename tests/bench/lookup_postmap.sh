@@ -109,21 +109,16 @@ sql -c "COPY (SELECT m.local_part || '@' || d.name, m.maildir FROM mailroster.ma
 MINI_TCP=$(stack_free_port)
 MINI_UNIX=$STACK_DIR/mini.sock
 MINI_SMAP=$(stack_free_port)
-taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI_TCP" \
-    -s "unix:$MINI_UNIX" -s "127.0.0.1:$MINI_SMAP" >"$STACK_DIR/mini.out" 2>&1 &
-MINI_PID=$!
-STACK_PIDS+=("$MINI_PID")
-for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini.out" && break; sleep 0.05; done
+bench_mini_start mini -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI_TCP" -s "unix:$MINI_UNIX" -s "127.0.0.1:$MINI_SMAP"
+MINI_PID=$MINI_STARTED
 MINI2_PID=
 if [ "$CONTROL" = 1 ]; then
     MINI2_TCP=$(stack_free_port)
     MINI2_UNIX=$STACK_DIR/mini2.sock
     MINI2_SMAP=$(stack_free_port)
-    taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI2_TCP" \
-        -s "unix:$MINI2_UNIX" -s "127.0.0.1:$MINI2_SMAP" >"$STACK_DIR/mini2.out" 2>&1 &
-    MINI2_PID=$!
-    STACK_PIDS+=("$MINI2_PID")
-    for _ in $(seq 100); do grep -q ready "$STACK_DIR/mini2.out" && break; sleep 0.05; done
+    bench_mini_start mini2 -f "$STACK_DIR/mini.kv" -t "127.0.0.1:$MINI2_TCP" -s "unix:$MINI2_UNIX" \
+        -s "127.0.0.1:$MINI2_SMAP"
+    MINI2_PID=$MINI_STARTED
 fi
 pin_pg "$SERVER_CPU"
 RT_WRAP=
@@ -183,33 +178,25 @@ row() {
     RUNS[$1]+="$R_RATE $R_SECS $R_SRV $R_CLI $R_FOUND/$R_N $R_WAIT"$'\n'
     LAST_RATE=$R_RATE
 }
-# pair I ROUND: mailrosterd's map I next to mini_server's, the order
-# alternating by round (neither always runs first); adds the round's ratio
-declare -A PAIR_RATIOS
+# pair I ROUND [mini2]: mailrosterd's map I (or the second mini_server's,
+# the control) next to mini_server's, the order alternating by round
+# (neither always runs first); adds the round's ratio to PAIR_RATIOS (or
+# CTRL_RATIOS)
+declare -A PAIR_RATIOS CTRL_RATIOS
 pair() {
-    local i=$1 r=$2 a b
+    local i=$1 r=$2 side=${3:-mrd} a b
+    local -n rows=${side^^}_ROWS maps=${side^^}_MAPS
+    local rv=PAIR_RATIOS
+    [ "$side" = mrd ] || rv=CTRL_RATIOS
+    local -n ratios=$rv
     if [ $((r % 2)) = 1 ]; then
-        row "${MRD_ROWS[$i]}" "${MRD_MAPS[$i]}" "$KEYS" mrd; a=$LAST_RATE
+        row "${rows[$i]}" "${maps[$i]}" "$KEYS" "$side"; a=$LAST_RATE
         row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
     else
         row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
-        row "${MRD_ROWS[$i]}" "${MRD_MAPS[$i]}" "$KEYS" mrd; a=$LAST_RATE
+        row "${rows[$i]}" "${maps[$i]}" "$KEYS" "$side"; a=$LAST_RATE
     fi
-    PAIR_RATIOS[$i]+=" $(ratio "$a" "$b")"
-}
-# control_pair I ROUND: the second mini_server against the first, in the
-# order the mailrosterd pair of that round had (second in place of mrd)
-declare -A CTRL_RATIOS
-control_pair() {
-    local i=$1 r=$2 a b
-    if [ $((r % 2)) = 1 ]; then
-        row "${MINI2_ROWS[$i]}" "${MINI2_MAPS[$i]}" "$KEYS" mini2; a=$LAST_RATE
-        row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
-    else
-        row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
-        row "${MINI2_ROWS[$i]}" "${MINI2_MAPS[$i]}" "$KEYS" mini2; a=$LAST_RATE
-    fi
-    CTRL_RATIOS[$i]+=" $(ratio "$a" "$b")"
+    ratios[$i]+=" $(ratio "$a" "$b")"
 }
 # pick_best LABEL: the figures of the fastest run (other work on the
 # machine only ever slows a run down: the fastest is the least disturbed)
@@ -249,7 +236,7 @@ for round in $(seq "$REPEAT"); do
     row "${FAST[0]}" "pgsql:$STACK_DIR/pg-mailboxes.cf" "$KEYS" pg
     for i in 0 1 2; do
         pair "$i" "$round"
-        [ "$CONTROL" = 1 ] && control_pair "$i" "$round"
+        [ "$CONTROL" = 1 ] && pair "$i" "$round" mini2
     done
 done
 [ "$CONTROL" = 1 ] && FAST+=("${MINI2_ROWS[@]}")

@@ -83,16 +83,12 @@ mr_write_conf "$CONF" "policy_listen = inet:127.0.0.1:$P_MRD, unix:$STACK_DIR/mr
 bench_mr_start "$CONF"
 
 P_MINI=$(stack_free_port)
-taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f /dev/null -p "127.0.0.1:$P_MINI" -p "unix:$STACK_DIR/mini.policy" \
-    >"$STACK_DIR/mini.out" 2>&1 &
-MINI_PID=$!
-STACK_PIDS+=("$MINI_PID")
+bench_mini_start mini -f /dev/null -p "127.0.0.1:$P_MINI" -p "unix:$STACK_DIR/mini.policy"
+MINI_PID=$MINI_STARTED
 if [ "$CONTROL" = 1 ]; then
     P_MINI2=$(stack_free_port)
-    taskset -c "$SERVER_CPU" "$STACK_DIR/mini_server" -f /dev/null -p "127.0.0.1:$P_MINI2" -p "unix:$STACK_DIR/mini2.policy" \
-        >"$STACK_DIR/mini2.out" 2>&1 &
-    MINI2_PID=$!
-    STACK_PIDS+=("$MINI2_PID")
+    bench_mini_start mini2 -f /dev/null -p "127.0.0.1:$P_MINI2" -p "unix:$STACK_DIR/mini2.policy"
+    MINI2_PID=$MINI_STARTED
 fi
 
 # policyd-rate-limit, as user nobody (it drops root by itself only to a
