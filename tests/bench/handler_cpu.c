@@ -3,14 +3,21 @@
  * smap_request) and Postfix's RCPT request of an authenticated submission
  * (pol_request), on one thread, in CPU time.
  *
- *   handler_cpu [-n REQUESTS] [-m MAILBOXES] [-k KEYS]
+ *   handler_cpu [-n REQUESTS] [-m MAILBOXES] [-k KEYS] [-P]
  *
  * MAILBOXES mailboxes u1..uN@example.com; KEYS distinct requests cycled
  * (a fifth of the lookups miss). With KEYS near MAILBOXES and both large
  * (100,000), every record is cold, as in lookup_load.sh; with a few
  * thousand keys they stay in the cache. Built against a build tree's
  * libmrcore.a by handler_cpu.sh, which runs two trees' code alternately.
- * Prints one line: tcpt_ns=... smap_ns=... policy_ns=... */
+ * Prints one line: tcpt_ns=... smap_ns=... policy_ns=...
+ *
+ * -P: each policy request first goes through a pipe (written, then read
+ * back into a buffer, as a server reads it from its socket), so that the
+ * kernel runs between two requests as it does in the daemon; policy_ns is
+ * then the whole round less the same pipe round alone (pipe_ns, measured
+ * in turns with it): the handler's CPU with the caches and branch history
+ * the kernel leaves behind. */
 #include "config.h"
 
 #include <stdio.h>
@@ -52,16 +59,17 @@ static double cpu_ns(void)
 int main(int argc, char **argv)
 {
     long n = 1000000;
-    int nacc = 100000, nkeys = 100000, opt;
+    int nacc = 100000, nkeys = 100000, opt, via_pipe = 0;
     char addr[64], md[80];
 
-    while ((opt = getopt(argc, argv, "n:m:k:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:m:k:P")) != -1) {
         switch (opt) {
         case 'n': n = atol(optarg); break;
         case 'm': nacc = atoi(optarg); break;
         case 'k': nkeys = atoi(optarg); break;
+        case 'P': via_pipe = 1; break;
         default:
-            fprintf(stderr, "usage: handler_cpu [-n REQUESTS] [-m MAILBOXES] [-k KEYS]\n");
+            fprintf(stderr, "usage: handler_cpu [-n REQUESTS] [-m MAILBOXES] [-k KEYS] [-P]\n");
             return 2;
         }
     }
@@ -138,24 +146,66 @@ int main(int argc, char **argv)
     memset(&ps, 0, sizeof(ps));
     pol_req_init(&req);
     long dunno = 0;
-    double t0 = cpu_ns();
-    for (long i = 0; i < n; i++) {
-        struct pol_env pe = { d, "+", &ps, &req, quiet, NULL, NULL, NULL, 0, NULL, 0 SCRATCH };
-        size_t k = (size_t)(i % nkeys), len = poff[k + 1] - poff[k];
-        buf_reset(&out);
-        if (pol_request(&pe, pin.data + poff[k], len, &out) != (ssize_t)len) {
-            fprintf(stderr, "handler_cpu: policy request not consumed\n");
-            return 1;
-        }
-        dunno += out.len == 14;    /* "action=DUNNO\n\n" */
+    int pfd[2] = { -1, -1 };
+    static char rbuf[65536];
+    double pipe_ns = 0;
+    if (via_pipe && pipe(pfd) != 0) {
+        perror("handler_cpu: pipe");
+        return 1;
     }
-    ns[2] = (cpu_ns() - t0) / (double)n;
+    /* slices of the pipe alone and of pipe + handler, in turns */
+    long slice = via_pipe ? 20000 : n, done = 0, piped = 0;
+    double t_both = 0;
+    while (done < n) {
+        long m = n - done < slice ? n - done : slice;
+        for (int with = via_pipe ? 0 : 1; with < 2; with++) {
+            double t0 = cpu_ns();
+            for (long j = 0; j < m; j++) {
+                long i = done + j;
+                struct pol_env pe = { d, "+", &ps, &req, quiet, NULL, NULL, NULL, 0, NULL, 0 SCRATCH };
+                size_t k = (size_t)(i % nkeys), len = poff[k + 1] - poff[k];
+                const char *rq = pin.data + poff[k];
+                if (via_pipe) {
+                    if (write(pfd[1], rq, len) != (ssize_t)len || read(pfd[0], rbuf, sizeof(rbuf)) != (ssize_t)len) {
+                        perror("handler_cpu: pipe round");
+                        return 1;
+                    }
+                    rq = rbuf;
+                }
+                if (!with)
+                    continue;
+                buf_reset(&out);
+                if (pol_request(&pe, rq, len, &out) != (ssize_t)len) {
+                    fprintf(stderr, "handler_cpu: policy request not consumed\n");
+                    return 1;
+                }
+                dunno += out.len == 14;    /* "action=DUNNO\n\n" */
+            }
+            if (with)
+                t_both += cpu_ns() - t0;
+            else {
+                pipe_ns += cpu_ns() - t0;
+                piped += m;
+            }
+        }
+        done += m;
+    }
+    ns[2] = t_both / (double)n;
+    if (via_pipe) {
+        pipe_ns /= (double)piped;
+        ns[2] -= pipe_ns;
+        close(pfd[0]);
+        close(pfd[1]);
+    }
     if (dunno != n) {
         fprintf(stderr, "handler_cpu: %ld of %ld policy answers were not DUNNO\n", n - dunno, n);
         return 1;
     }
-    printf("tcpt_ns=%.0f smap_ns=%.0f policy_ns=%.0f found=%lu\n", ns[0], ns[1], ns[2],
+    printf("tcpt_ns=%.0f smap_ns=%.0f policy_ns=%.0f found=%lu", ns[0], ns[1], ns[2],
            st.found[LK_MAILBOXES]);
+    if (via_pipe)
+        printf(" pipe_ns=%.0f", pipe_ns);
+    printf("\n");
     pol_req_free(&req);
 #ifdef LK_NSCRATCH
     for (int i = 0; i < LK_NSCRATCH; i++)
