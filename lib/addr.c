@@ -114,7 +114,6 @@ int addr_unicode(const char *addr, struct buf *out)
 static int domain_canon_add(const char *in, size_t len, struct buf *out)
 {
     size_t start = out->len;
-    int ascii = 1;
 
     if (len == 0)
         return ADDR_EMPTY;
@@ -134,33 +133,28 @@ static int domain_canon_add(const char *in, size_t len, struct buf *out)
         out->data[out->len] = 0;
         return ldh_check(d, len);
     }
+    /* here in[k] is NUL (refused below) or 8-bit: a U-label somewhere */
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         size_t n = utf8_next((const unsigned char *)in + i, len - i, &cp);
         if (n == 0 || cp == 0)
             return ADDR_DOMAIN_BAD;
-        if (cp >= 0x80)
-            ascii = 0;
         if (ignorable(cp))
             return ADDR_DOMAIN_IGNORABLE;
         i += n;
     }
-    if (ascii) {
-        buf_add(out, in, len);
-    } else {
-        char *tmp = strndup(in, len), *alabel = NULL;
-        if (tmp == NULL)
-            return ADDR_DOMAIN_IDN;
-        int rc = idn2_lookup_u8((const uint8_t *)tmp, (uint8_t **)&alabel,
-                                IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-        free(tmp);
-        if (rc != IDN2_OK) {
-            idn2_free(alabel);
-            return ADDR_DOMAIN_IDN;
-        }
-        buf_adds(out, alabel);
+    char *tmp = strndup(in, len), *alabel = NULL;
+    if (tmp == NULL)
+        return ADDR_DOMAIN_IDN;
+    int rc = idn2_lookup_u8((const uint8_t *)tmp, (uint8_t **)&alabel,
+                            IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    free(tmp);
+    if (rc != IDN2_OK) {
         idn2_free(alabel);
+        return ADDR_DOMAIN_IDN;
     }
+    buf_adds(out, alabel);
+    idn2_free(alabel);
     for (size_t i = start; i < out->len; i++)
         if (out->data[i] >= 'A' && out->data[i] <= 'Z')
             out->data[i] += 32;
