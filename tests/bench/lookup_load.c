@@ -9,6 +9,7 @@
  *
  *   lookup_load -t tcp|smap|auth|policy -a 127.0.0.1:PORT|unix:PATH [-m MODE] -k KEYS
  *               [-c CONNS] [-p IN_FLIGHT] [-d SECONDS] [-r RATE] [-w WARMUP_S] [-s] [-n COUNT]
+ *               [-b ADDR2]
  *
  * -m: smap: the map name (default mailboxes); auth: pass (default: PASS
  * KEY imap) or user (USER KEY lmtp); policy: out (default: an authenticated
@@ -45,6 +46,15 @@
  * stop when all are answered: with COUNT = the number of keys, one pass
  * over the key file, for checking answers= against what is expected.
  * Gives up when no reply came for 10 s (stalled=1).
+ *
+ * -b ADDR2: a second server, loaded side by side with the first in the
+ * same loop: as many connections again, each server its own pass through
+ * the keys from the first and its own figures (paced: RATE each, the
+ * second's requests due half an interval after the first's). Both then
+ * share every moment of the run: a stall of the machine, a busy neighbour
+ * or a slow phase of the CPU falls on both, and the ratio of their figures
+ * compares the servers, not the moments each ran alone. Two output lines,
+ * the first server's, then the second's. Not with -n.
  *
  * The first WARMUP seconds (default 1) are not measured. -s busy-polls
  * (epoll with a zero timeout) instead of sleeping: the client then owns its
@@ -92,11 +102,12 @@ struct conn {
     uint32_t next_id;      /* auth: the next request's id */
     int head, count;
     int want_out;
+    struct target *tg;     /* the server it is connected to */
 };
 
 static enum proto proto = P_TCPT;
 static struct req *reqs;
-static size_t nreqs, next_req;
+static size_t nreqs;
 static struct conn *conns;
 static int nconns = 1, inflight = 1, ep;
 static long outstanding;  /* requests written or queued, not answered */
@@ -109,37 +120,50 @@ static uint64_t limit, sent_total; /* -n COUNT */
 
 /* latency histogram: 1 us buckets up to 1 s */
 #define HMAX 1000000
-static uint32_t *hist;
-static uint64_t hover, lat_max, lat_count;
-static uint64_t hits, misses, others, errors, measured, replies_total, id_mismatch;
-
 /* measured replies by their first word (see the top) */
 #define NWORDS 32
-static struct {
-    char w[40];
-    uint64_t n;
-} words[NWORDS];
-static int nwords;
 
-static void tally(const char *w, size_t n)
+/* One server under load (-a, and -b beside it): its own pass through the
+ * keys and its own figures. */
+struct target {
+    const char *addr;
+    size_t next_req;
+    uint32_t *hist;
+    uint64_t hover, lat_max, lat_count;
+    uint64_t hits, misses, others, errors, measured, replies_total, id_mismatch;
+    uint64_t t_last_reply;
+    struct {
+        char w[40];
+        uint64_t n;
+    } words[NWORDS];
+    int nwords;
+    /* paced: the next request's due time, those due and not yet out */
+    uint64_t due, backlog, backlog_max;
+    int rr;               /* paced: its next connection to try */
+};
+static struct target targets[2];
+static int ntargets = 1;
+
+static void tally(struct target *tg, const char *w, size_t n)
 {
-    if (n >= sizeof(words[0].w))
-        n = sizeof(words[0].w) - 1;
-    for (int i = 0; i < nwords; i++)
-        if (strlen(words[i].w) == n && memcmp(words[i].w, w, n) == 0) {
-            words[i].n++;
+    if (n >= sizeof(tg->words[0].w))
+        n = sizeof(tg->words[0].w) - 1;
+    for (int i = 0; i < tg->nwords; i++)
+        if (strlen(tg->words[i].w) == n && memcmp(tg->words[i].w, w, n) == 0) {
+            tg->words[i].n++;
             return;
         }
-    if (nwords == NWORDS) {
-        tally("(more)", 6);
+    if (tg->nwords == NWORDS) {
+        tally(tg, "(more)", 6);
         return;
     }
-    memcpy(words[nwords].w, w, n);
-    words[nwords].w[n] = 0;
+    memcpy(tg->words[tg->nwords].w, w, n);
+    tg->words[tg->nwords].w[n] = 0;
     for (size_t i = 0; i < n; i++) /* one token in the output line */
-        if ((unsigned char)words[nwords].w[i] <= ' ' || words[nwords].w[i] == ',' || words[nwords].w[i] == ':')
-            words[nwords].w[i] = '_';
-    words[nwords++].n = 1;
+        if ((unsigned char)tg->words[tg->nwords].w[i] <= ' ' || tg->words[tg->nwords].w[i] == ',' ||
+            tg->words[tg->nwords].w[i] == ':')
+            tg->words[tg->nwords].w[i] = '_';
+    tg->words[tg->nwords++].n = 1;
 }
 
 static int word_cmp(const void *a, const void *b) { return strcmp(a, b); }
@@ -383,8 +407,9 @@ static int queue_req(struct conn *c, uint64_t t)
 {
     if (limit && sent_total >= limit)
         return 0;
-    const struct req *r = &reqs[next_req];
-    next_req = next_req + 1 == nreqs ? 0 : next_req + 1;
+    struct target *tg = c->tg;
+    const struct req *r = &reqs[tg->next_req];
+    tg->next_req = tg->next_req + 1 == nreqs ? 0 : tg->next_req + 1;
     size_t need = r->len + 32; /* auth: id, command and service around the key */
     if (c->outlen + need > c->outcap) {
         c->outcap = (c->outlen + need) * 2;
@@ -433,33 +458,31 @@ static void flush_conn(struct conn *c)
     }
 }
 
-static uint64_t t_last_reply;
-
 /* kind: 1 hit, 0 miss, 2 other (auth DISABLED/DENIED), -1 error */
-static void record(uint64_t sent, uint64_t now, int kind, const char *word, size_t wlen)
+static void record(struct target *tg, uint64_t sent, uint64_t now, int kind, const char *word, size_t wlen)
 {
-    replies_total++;
-    t_last_reply = now;
+    tg->replies_total++;
+    tg->t_last_reply = now;
     if (now < t_measure || sent < t_measure || now > t_end)
         return;
-    tally(word, wlen);
+    tally(tg, word, wlen);
     uint64_t us = (now - sent) / 1000;
-    measured++;
+    tg->measured++;
     if (us < HMAX)
-        hist[us]++;
+        tg->hist[us]++;
     else
-        hover++;
-    if (us > lat_max)
-        lat_max = us;
-    lat_count++;
+        tg->hover++;
+    if (us > tg->lat_max)
+        tg->lat_max = us;
+    tg->lat_count++;
     if (kind == 1)
-        hits++;
+        tg->hits++;
     else if (kind == 0)
-        misses++;
+        tg->misses++;
     else if (kind == 2)
-        others++;
+        tg->others++;
     else
-        errors++;
+        tg->errors++;
 }
 
 /* the first token of [p, p+n): up to a space, TAB or LF */
@@ -537,7 +560,7 @@ static int parse_replies(struct conn *c, uint64_t now)
                 wl = strlen(w);
             }
             if (c->count > 0 && (i == 0 || id != c->ids[c->head])) {
-                if (id_mismatch++ < 3)
+                if (c->tg->id_mismatch++ < 3)
                     fprintf(stderr, "lookup_load: reply id %.*s, the oldest request outstanding is %u: %.*s\n",
                             (int)i, p, c->ids[c->head], (int)(used > 200 ? 200 : used - 1), p);
                 kind = -1;
@@ -590,7 +613,7 @@ static int parse_replies(struct conn *c, uint64_t now)
             fprintf(stderr, "lookup_load: reply without a request: %.*s\n", (int)(used > 200 ? 200 : used), p);
             exit(1);
         }
-        record(c->sent[c->head], now, kind, w, wl);
+        record(c->tg, c->sent[c->head], now, kind, w, wl);
         c->head = (c->head + 1) % inflight;
         c->count--;
         outstanding--;
@@ -602,34 +625,54 @@ static int parse_replies(struct conn *c, uint64_t now)
     return got;
 }
 
-static uint64_t pct(double p)
+static uint64_t pct(const struct target *tg, double p)
 {
-    uint64_t want = (uint64_t)((double)lat_count * p + 0.5), seen = 0;
+    uint64_t want = (uint64_t)((double)tg->lat_count * p + 0.5), seen = 0;
     if (want == 0)
         want = 1;
     for (uint64_t i = 0; i < HMAX; i++) {
-        seen += hist[i];
+        seen += tg->hist[i];
         if (seen >= want)
             return i;
     }
-    return lat_max;
+    return tg->lat_max;
+}
+
+/* the output line of one target (see the top); the client's CPU is the
+ * whole client's */
+static void print_target(struct target *tg, double secs, double cpu, int stalled)
+{
+    printf("proto=%s conns=%d inflight=%d rate_offered=%.0f secs=%.2f lookups=%llu lookups_per_s=%.0f "
+           "hits=%llu misses=%llu errors=%llu p50_us=%llu p90_us=%llu p99_us=%llu p999_us=%llu max_us=%llu "
+           "client_cpu_s=%.2f backlog_max=%llu replies_total=%llu others=%llu id_mismatch=%llu stalled=%d "
+           "outstanding=%ld answers=",
+           proto_names[proto], nconns, inflight, rate, secs, (unsigned long long)tg->measured,
+           secs > 0 ? (double)tg->measured / secs : 0, (unsigned long long)tg->hits, (unsigned long long)tg->misses,
+           (unsigned long long)tg->errors, (unsigned long long)pct(tg, 0.5), (unsigned long long)pct(tg, 0.9),
+           (unsigned long long)pct(tg, 0.99), (unsigned long long)pct(tg, 0.999), (unsigned long long)tg->lat_max,
+           cpu, (unsigned long long)tg->backlog_max, (unsigned long long)tg->replies_total,
+           (unsigned long long)tg->others, (unsigned long long)tg->id_mismatch, stalled, outstanding);
+    qsort(tg->words, (size_t)tg->nwords, sizeof(tg->words[0]), word_cmp);
+    for (int i = 0; i < tg->nwords; i++)
+        printf("%s%s:%llu", i ? "," : "", tg->words[i].w, (unsigned long long)tg->words[i].n);
+    printf("%s\n", tg->nwords ? "" : "-");
 }
 
 static void usage(void)
 {
     fprintf(stderr, "usage: lookup_load -t tcp|smap|auth|policy -a ADDR [-m MAP|pass|user|out|in] -k KEYS\n"
                     "                   [-c CONNS] [-p IN_FLIGHT] [-d SECONDS] [-r RATE] [-w WARMUP_SECONDS] [-s]\n"
-                    "                   [-n COUNT]\n");
+                    "                   [-n COUNT] [-b ADDR2]\n");
     exit(64);
 }
 
 int main(int argc, char **argv)
 {
-    const char *addr = NULL, *keys = NULL, *map = NULL;
+    const char *addr = NULL, *addr2 = NULL, *keys = NULL, *map = NULL;
     double secs = 10, warmup = 1;
     int ch;
 
-    while ((ch = getopt(argc, argv, "t:a:m:k:c:p:d:r:w:sn:")) != -1) {
+    while ((ch = getopt(argc, argv, "t:a:b:m:k:c:p:d:r:w:sn:")) != -1) {
         switch (ch) {
         case 't':
             if (strcmp(optarg, "tcp") == 0)
@@ -644,6 +687,7 @@ int main(int argc, char **argv)
                 usage();
             break;
         case 'a': addr = optarg; break;
+        case 'b': addr2 = optarg; break;
         case 'm': map = optarg; break;
         case 'k': keys = optarg; break;
         case 'c': nconns = atoi(optarg); break;
@@ -656,7 +700,8 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    if (addr == NULL || keys == NULL || nconns < 1 || inflight < 1 || secs <= 0 || (limit && rate > 0))
+    if (addr == NULL || keys == NULL || nconns < 1 || inflight < 1 || secs <= 0 || (limit && rate > 0) ||
+        (limit && addr2))
         usage();
     if (proto == P_AUTH) {
         if (map == NULL || strcmp(map, "pass") == 0)
@@ -678,19 +723,29 @@ int main(int argc, char **argv)
         map = "mailboxes";
     }
     load_keys(keys, map);
-    hist = calloc(HMAX, sizeof(*hist));
+    targets[0].addr = addr;
+    if (addr2) {
+        targets[1].addr = addr2;
+        ntargets = 2;
+    }
+    for (int t = 0; t < ntargets; t++)
+        targets[t].hist = calloc(HMAX, sizeof(uint32_t));
     ep = epoll_create1(EPOLL_CLOEXEC);
-    conns = calloc((size_t)nconns, sizeof(*conns));
-    for (int i = 0; i < nconns; i++) {
+    /* connection i serves target i % ntargets: the targets' connections
+     * interleave, in the order of connecting and of the first requests */
+    int nall = nconns * ntargets;
+    conns = calloc((size_t)nall, sizeof(*conns));
+    for (int i = 0; i < nall; i++) {
         struct conn *c = &conns[i];
-        c->fd = connect_to(addr);
+        c->tg = &targets[i % ntargets];
+        c->fd = connect_to(c->tg->addr);
         c->sent = calloc((size_t)inflight, sizeof(uint64_t));
         c->ids = calloc((size_t)inflight, sizeof(uint32_t));
         c->next_id = 1;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
-    uint64_t start = now_ns(), interval = 0, due = start, backlog = 0, backlog_max = 0;
+    uint64_t start = now_ns(), interval = 0;
     t_measure = start + (uint64_t)(warmup * 1e9);
     t_end = t_measure + (uint64_t)(secs * 1e9);
     int stalled = 0;
@@ -700,8 +755,10 @@ int main(int argc, char **argv)
     }
     if (rate > 0) {
         interval = (uint64_t)(1e9 / rate);
+        for (int t = 0; t < ntargets; t++)
+            targets[t].due = start + interval * (uint64_t)t / (uint64_t)ntargets;
     } else {
-        for (int i = 0; i < nconns; i++) {
+        for (int i = 0; i < nall; i++) {
             for (int j = 0; j < inflight; j++)
                 queue_req(&conns[i], start);
             flush_conn(&conns[i]);
@@ -709,7 +766,6 @@ int main(int argc, char **argv)
     }
     struct rusage ru0, ru1;
     int measuring = 0;
-    int rr = 0; /* paced: next connection to try */
     for (;;) {
         uint64_t now = now_ns();
         if (!measuring && now >= t_measure) {
@@ -720,7 +776,7 @@ int main(int argc, char **argv)
             break; /* stragglers: give up after 2 s */
         if (limit && sent_total >= limit && outstanding == 0)
             break;
-        if (limit && now > (t_last_reply > start ? t_last_reply : start) + 10000000000ULL) {
+        if (limit && now > (targets[0].t_last_reply > start ? targets[0].t_last_reply : start) + 10000000000ULL) {
             stalled = 1;
             break;
         }
@@ -728,32 +784,38 @@ int main(int argc, char **argv)
             break;
         struct timespec wait = { 0, 100000000 }; /* 100 ms */
         if (rate > 0 && now < t_end) {
-            /* everything due by now: as the backlog, then out where there is room */
-            while (due <= now) {
-                backlog++;
-                due += interval;
-            }
-            if (backlog > backlog_max)
-                backlog_max = backlog;
-            int tried = 0;
-            uint64_t first_due = due - backlog * interval;
-            while (backlog > 0 && tried < nconns) {
-                struct conn *c = &conns[rr];
-                rr = (rr + 1) % nconns;
-                if (c->count >= inflight) {
-                    tried++;
-                    continue;
+            uint64_t next_due = UINT64_MAX;
+            for (int t = 0; t < ntargets; t++) {
+                struct target *tg = &targets[t];
+                /* everything due by now: as the backlog, then out where there is room */
+                while (tg->due <= now) {
+                    tg->backlog++;
+                    tg->due += interval;
                 }
-                tried = 0;
-                queue_req(c, first_due);
-                first_due += interval;
-                backlog--;
+                if (tg->backlog > tg->backlog_max)
+                    tg->backlog_max = tg->backlog;
+                int tried = 0;
+                uint64_t first_due = tg->due - tg->backlog * interval;
+                while (tg->backlog > 0 && tried < nconns) {
+                    struct conn *c = &conns[tg->rr * ntargets + t];
+                    tg->rr = (tg->rr + 1) % nconns;
+                    if (c->count >= inflight) {
+                        tried++;
+                        continue;
+                    }
+                    tried = 0;
+                    queue_req(c, first_due);
+                    first_due += interval;
+                    tg->backlog--;
+                }
+                if (tg->due < next_due)
+                    next_due = tg->due;
             }
-            for (int i = 0; i < nconns; i++)
+            for (int i = 0; i < nall; i++)
                 if (conns[i].outlen > conns[i].outoff)
                     flush_conn(&conns[i]);
             /* sleep until the next one is due (or a reply comes) */
-            uint64_t t = now_ns(), until = due > t ? due - t : 0;
+            uint64_t t = now_ns(), until = next_due > t ? next_due - t : 0;
             wait.tv_sec = (time_t)(until / 1000000000ULL);
             wait.tv_nsec = (long)(until % 1000000000ULL);
         }
@@ -799,20 +861,8 @@ int main(int argc, char **argv)
     double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
     if (limit)
-        secs = t_last_reply > start ? (double)(t_last_reply - start) / 1e9 : 0;
-    printf("proto=%s conns=%d inflight=%d rate_offered=%.0f secs=%.2f lookups=%llu lookups_per_s=%.0f "
-           "hits=%llu misses=%llu errors=%llu p50_us=%llu p90_us=%llu p99_us=%llu p999_us=%llu max_us=%llu "
-           "client_cpu_s=%.2f backlog_max=%llu replies_total=%llu others=%llu id_mismatch=%llu stalled=%d "
-           "outstanding=%ld answers=",
-           proto_names[proto], nconns, inflight, rate, secs, (unsigned long long)measured,
-           secs > 0 ? (double)measured / secs : 0, (unsigned long long)hits, (unsigned long long)misses,
-           (unsigned long long)errors, (unsigned long long)pct(0.5), (unsigned long long)pct(0.9),
-           (unsigned long long)pct(0.99), (unsigned long long)pct(0.999), (unsigned long long)lat_max, cpu,
-           (unsigned long long)backlog_max, (unsigned long long)replies_total, (unsigned long long)others,
-           (unsigned long long)id_mismatch, stalled, outstanding);
-    qsort(words, (size_t)nwords, sizeof(words[0]), word_cmp);
-    for (int i = 0; i < nwords; i++)
-        printf("%s%s:%llu", i ? "," : "", words[i].w, (unsigned long long)words[i].n);
-    printf("%s\n", nwords ? "" : "-");
+        secs = targets[0].t_last_reply > start ? (double)(targets[0].t_last_reply - start) / 1e9 : 0;
+    for (int t = 0; t < ntargets; t++)
+        print_target(&targets[t], secs, cpu, stalled);
     return 0;
 }

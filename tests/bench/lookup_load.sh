@@ -33,7 +33,19 @@
 # at that time (the resolution of a pair's ratio). About half again the
 # run time.
 #
-#   tests/bench/lookup_load.sh                     (as root; ~3 min)
+# SIDE=1 (the default): then every run again with both servers loaded at
+# once by one client (lookup_load -b: as many connections to each, the same
+# keys in the same order, paced runs at RATE each), REPEAT times, the
+# order of the two servers in the client swapped each time. They share the
+# server's core and every moment of the run: a stall of the VM, a busy
+# neighbour or a slow phase of the host falls on both, so the ratio of
+# their lookups/s (closed loop: their share of the core turned into
+# lookups, i.e. the inverse of their CPU per lookup) or of their p99 (paced)
+# compares the servers, not the moments each ran alone. Closed-loop latency
+# there is the other server's time slice (a few ms) and means nothing.
+# With CONTROL=1 also a second baseline against the first, side by side.
+#
+#   tests/bench/lookup_load.sh                     (as root; ~6 min)
 #   DURATION=10 REPEAT=1 RATE=10000 tests/bench/lookup_load.sh
 #   RUNS=paced REPEAT=5 tests/bench/lookup_load.sh   (only the runs whose label has "paced")
 #
@@ -55,6 +67,7 @@ REPEAT=${REPEAT:-2}
 RATE=${RATE:-20000}
 CLIENT_SPIN=${CLIENT_SPIN:-1}
 CONTROL=${CONTROL:-0}
+SIDE=${SIDE:-1}
 RUNS=${RUNS:-}           # a word of the run labels: only those runs
 SPIN=""; [ "$CLIENT_SPIN" = 1 ] && SPIN=-s
 DOM=example.com
@@ -91,18 +104,24 @@ pin_pg "$SERVER_CPU"
 bench_note "mailrosterd pid $MR_PID and mini_server pid $MINI_PID on CPU $SERVER_CPU; client on CPU $CLIENT_CPU;" \
     "$DURATION s per run"
 
+# addr_of SERVER(mrd|mini|mini2) TRANSPORT(tcp|unix|inet), pid_of SERVER
+addr_of() {
+    case $1/$2 in
+        mrd/tcp) echo "127.0.0.1:$MR_TCP_MAILBOXES" ;; mini/tcp) echo "127.0.0.1:$MINI_TCP" ;;
+        mrd/unix) echo "unix:$MR_SMAP_UNIX" ;; mini/unix) echo "unix:$MINI_UNIX" ;;
+        mrd/inet) echo "127.0.0.1:$MR_SMAP_PORT" ;; mini/inet) echo "127.0.0.1:$MINI_SMAP" ;;
+        mini2/tcp) echo "127.0.0.1:$MINI2_TCP" ;; mini2/unix) echo "unix:$MINI2_UNIX" ;;
+        mini2/inet) echo "127.0.0.1:$MINI2_SMAP" ;;
+    esac
+}
+pid_of() { case $1 in mrd) echo "$MR_PID" ;; mini) echo "$MINI_PID" ;; *) echo "$MINI2_PID" ;; esac; }
+
 # load SERVER(mrd|mini) PROTO TRANSPORT(tcp|unix|inet) CONNS INFLIGHT RATE: sets L (client output), CPU_US
 load() {
     local srv=$1 proto=$2 tr=$3 c=$4 p=$5 r=$6 addr pid s0 s1 replies d=$DURATION
     [ "$r" != 0 ] && d=$PACED_DURATION
-    case $srv/$tr in
-        mrd/tcp) addr=127.0.0.1:$MR_TCP_MAILBOXES ;; mini/tcp) addr=127.0.0.1:$MINI_TCP ;;
-        mrd/unix) addr=unix:$MR_SMAP_UNIX ;; mini/unix) addr=unix:$MINI_UNIX ;;
-        mrd/inet) addr=127.0.0.1:$MR_SMAP_PORT ;; mini/inet) addr=127.0.0.1:$MINI_SMAP ;;
-        mini2/tcp) addr=127.0.0.1:$MINI2_TCP ;; mini2/unix) addr=unix:$MINI2_UNIX ;;
-        mini2/inet) addr=127.0.0.1:$MINI2_SMAP ;;
-    esac
-    case $srv in mrd) pid=$MR_PID ;; mini) pid=$MINI_PID ;; *) pid=$MINI2_PID ;; esac
+    addr=$(addr_of "$srv" "$tr")
+    pid=$(pid_of "$srv")
     s0=$(proc_ticks "$pid")
     L=$(taskset -c "$CLIENT_CPU" "$STACK_DIR/lookup_load" $SPIN -t "$proto" -a "$addr" -m mailboxes -k "$KEYS" \
         -c "$c" -p "$p" -d "$d" -r "$r" -w 1) || { echo "lookup_load failed" >&2; exit 1; }
@@ -191,6 +210,58 @@ for run in "${runs[@]}"; do
         PACED_NOTES+=("$label: p99 best/best $(ratio "$m_p99" "$(min_of $bp)"), median/median $(ratio "$(median_of $mp)" "$(median_of $bp)")")
     fi
 done
+# --- side by side --------------------------------------------------------
+# side SRV BASE PROTO TRANSPORT CONNS INFLIGHT RATE FIRST: one lookup_load
+# run against both servers at once (-b), FIRST (0 or 1) the one given as
+# -a; sets SIDE_R (SRV/BASE: lookups/s, or p99 when paced), SIDE_CPU
+# ("SRV_US/BASE_US" server CPU per lookup) and SIDE_L (SRV's line).
+side() {
+    local srv=$1 base=$2 proto=$3 tr=$4 c=$5 p=$6 r=$7 first=$8 d=$DURATION out la lb
+    local ps pb s0 b0 s1 b1 a1 a2 ka kb ra rb key=lookups_per_s
+    ps=$(pid_of "$srv") pb=$(pid_of "$base")
+    [ "$r" != 0 ] && d=$PACED_DURATION key=p99_us
+    if [ "$first" = 0 ]; then a1=$(addr_of "$srv" "$tr") a2=$(addr_of "$base" "$tr")
+    else a1=$(addr_of "$base" "$tr") a2=$(addr_of "$srv" "$tr"); fi
+    s0=$(proc_ticks "$ps") b0=$(proc_ticks "$pb")
+    out=$(taskset -c "$CLIENT_CPU" "$STACK_DIR/lookup_load" $SPIN -t "$proto" -a "$a1" -b "$a2" -m mailboxes \
+        -k "$KEYS" -c "$c" -p "$p" -d "$d" -r "$r" -w 1) || { echo "lookup_load failed" >&2; exit 1; }
+    s1=$(proc_ticks "$ps") b1=$(proc_ticks "$pb")
+    if [ "$first" = 0 ]; then la=$(sed -n 1p <<<"$out") lb=$(sed -n 2p <<<"$out")
+    else la=$(sed -n 2p <<<"$out") lb=$(sed -n 1p <<<"$out"); fi
+    bench_note "side by side $srv/$base $proto/$tr ${c}x$p rate=$r: $srv: $la"
+    bench_note "  $base: $lb"
+    L=$la; ka=$(v "$key") ra=$(v replies_total)
+    L=$lb; kb=$(v "$key") rb=$(v replies_total)
+    SIDE_R=$(ratio "$ka" "$kb")
+    SIDE_CPU="$(ticks_to_us_per $((s1 - s0)) "$ra")/$(ticks_to_us_per $((b1 - b0)) "$rb")"
+    SIDE_L=$la
+}
+
+SIDE_NOTES=()
+if [ "$SIDE" = 1 ]; then
+    for run in "${runs[@]}"; do
+        IFS='|' read -r label proto tr c p r <<<"$run"
+        case $label in *"$RUNS"*) ;; *) continue ;; esac
+        rs=() cpus=() ctl=() p99s=""
+        for i in $(seq "$REPEAT"); do
+            first=$(( (i + 1) % 2 ))
+            side mrd mini "$proto" "$tr" "$c" "$p" "$r" "$first"
+            rs+=("$SIDE_R"); cpus+=("$SIDE_CPU")
+            L=$SIDE_L; p99s+="${p99s:+, }$(v p50_us)/$(v p99_us)"
+            if [ "$CONTROL" = 1 ]; then
+                side mini2 mini "$proto" "$tr" "$c" "$p" "$r" "$first"
+                ctl+=("$SIDE_R")
+            fi
+        done
+        what="lookups/s"; [ "$r" != 0 ] && what="p99"
+        SIDE_NOTES+=("$label: $what mailrosterd/baseline $(median_of "${rs[@]}") (each run: ${rs[*]})")
+        SIDE_NOTES+=("  server CPU us/lookup, mailrosterd/baseline: ${cpus[*]}$([ "$r" != 0 ] &&
+            echo "; mailrosterd p50/p99 us: $p99s")")
+        [ "$CONTROL" = 1 ] &&
+            SIDE_NOTES+=("  control, a second baseline/baseline side by side: $(median_of "${ctl[@]}") (each run: ${ctl[*]})")
+    done
+fi
+
 echo
 echo "lookup_load: $N_KEYS keys ($HIT_PCT % hits) cycled, $DURATION s per run ($PACED_DURATION s paced), best of $REPEAT; servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU;" \
     "baseline = tests/bench/mini_server.c (minimal in-memory epoll server, no Postfix semantics)"
@@ -198,6 +269,10 @@ bench_table "run" "server" "lookups/s" "vs baseline" "p50 us" "p99 us" "max us" 
 for x in "${PAIR_NOTES[@]}" "${PACED_NOTES[@]}"; do echo "$x"; done
 echo "latency: closed loop from write to reply; paced runs from the scheduled send time;" \
     "client $([ -n "$SPIN" ] && echo busy-polling || echo sleeping in epoll)"
+if [ "$SIDE" = 1 ]; then
+    echo "side by side (one client loads both servers at once, the same connections and keys each; median of $REPEAT runs):"
+    for x in "${SIDE_NOTES[@]}"; do echo "$x"; done
+fi
 if grep -qE 'error|warning' "$LOG"; then
     echo "mailrosterd log warnings/errors:"
     grep -E 'error|warning' "$LOG" | sort | uniq -c | head -20
