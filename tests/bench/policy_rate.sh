@@ -29,6 +29,12 @@
 # two identical servers differ on this machine at that time (the resolution
 # of a ratio, and of its rounds).
 #
+# SIDE=1 (the default): the RCPT shapes also side by side: one client loads
+# mailrosterd and the minimal server at once (lookup_load -b), REPEAT runs
+# with their order in the client swapped each run. Both then share every
+# stall and slow phase of the machine, and the ratio compares the servers
+# (with CONTROL=1 also the second minimal server against the first so).
+#
 #   tests/bench/policy_rate.sh       (as root; installs policyd-rate-limit)
 #   PARTS=msg MRD_CONF_EXTRA='policy_db_synchronous_commit = yes' tests/bench/policy_rate.sh
 set -u
@@ -54,6 +60,7 @@ PARTS=${PARTS:-rcpt,msg,ceiling}     # which parts run
 # ratio compares the servers' own work.
 CLIENT_SPIN=${CLIENT_SPIN:-0}
 CONTROL=${CONTROL:-0}
+SIDE=${SIDE:-1}
 SPIN=""; [ "$CLIENT_SPIN" = 1 ] && SPIN=-s
 
 if [ ! -x /usr/bin/policyd-rate-limit ] || ! /usr/bin/python3 -c 'import psycopg2' 2>/dev/null; then
@@ -206,6 +213,34 @@ rounds() {
 }
 half() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 2 }'; }
 
+# side_rcpt WHO CONNS TRANSPORT ADDR PID BASE_ADDR: REPEAT runs of the RCPT
+# request against ADDR and the minimal server at once (lookup_load -b, the
+# two in the client's order swapped each run); a line in SIDE_NOTES with
+# ADDR's requests/s over the minimal server's in each run and its median,
+# and both servers' CPU per request
+SIDE_NOTES=()
+side_rcpt() {
+    local who=$1 conns=$2 tr=$3 a=$4 pid=$5 b=$6 r out la lb s0 s1 m0 m1 x1 x2 rs=() cpus=""
+    for r in $(seq 1 "$REPEAT"); do
+        s0=$(proc_ticks "$pid"); m0=$(proc_ticks "$MINI_PID")
+        if [ $((r % 2)) = 1 ]; then x1=$a x2=$b; else x1=$b x2=$a; fi
+        # shellcheck disable=SC2086  # SPIN: one option or none
+        out=$(taskset -c "$CLIENT_CPU" "$STACK_DIR/lookup_load" $SPIN -t policy -m out -a "$x1" -b "$x2" \
+            -c "$conns" -p 1 -k "$KEYS" -d "$DURATION" -w "$WARMUP") || { echo "lookup_load failed: side by side" >&2; exit 1; }
+        s1=$(proc_ticks "$pid"); m1=$(proc_ticks "$MINI_PID")
+        if [ $((r % 2)) = 1 ]; then la=$(sed -n 1p <<<"$out") lb=$(sed -n 2p <<<"$out")
+        else la=$(sed -n 2p <<<"$out") lb=$(sed -n 1p <<<"$out"); fi
+        bench_note "side by side, $who ${conns}x1 $tr, run $r: $la"
+        bench_note "  minimal: $lb"
+        rs+=("$(ratio "$(fld lookups_per_s "$la")" "$(fld lookups_per_s "$lb")")")
+        cpus+="${cpus:+ }$(ticks_to_us_per $((s1 - s0)) "$(fld replies_total "$la")")/$(ticks_to_us_per $((m1 - m0)) "$(fld replies_total "$lb")")"
+    done
+    local head="RCPT checks, mailrosterd"
+    [ "$who" = mrd ] || head="  control, a second minimal server"
+    SIDE_NOTES+=("$head/minimal, $conns conns, $tr: $(median_of "${rs[@]}") (each run: ${rs[*]});\
+ server CPU µs/request, each run: $cpus")
+}
+
 # --- in-memory checks: RCPT of a submission ---------------------------------------------
 durable off
 for conns in 8 32; do
@@ -233,6 +268,14 @@ for conns in 8 32; do
                 "${B_RPS[d$t]}" "${B_RPS[c$t]}" "$(ratio "${B_RPS[d$t]}" "${B_RPS[c$t]}")" "$(rounds "d$t" "c$t")" \
                 "-" "-" "${B_CPU[d$t]} / ${B_CPU[c$t]} / -" "${B_P99[d$t]} / ${B_P99[c$t]} / -" "-"
         done
+    fi
+    if [ "$SIDE" = 1 ]; then
+        side_rcpt mrd "$conns" tcp "127.0.0.1:$P_MRD" "$MR_PID" "127.0.0.1:$P_MINI"
+        side_rcpt mrd "$conns" unix "unix:$STACK_DIR/mr/policy" "$MR_PID" "unix:$STACK_DIR/mini.policy"
+        if [ "$CONTROL" = 1 ]; then
+            side_rcpt control "$conns" tcp "127.0.0.1:$P_MINI2" "$MINI2_PID" "127.0.0.1:$P_MINI"
+            side_rcpt control "$conns" unix "unix:$STACK_DIR/mini2.policy" "$MINI2_PID" "unix:$STACK_DIR/mini.policy"
+        fi
     fi
 done
 
@@ -299,5 +342,9 @@ echo "policy service: mailrosterd vs minimal parse-and-DUNNO server vs policyd-r
 echo "($N_ACCOUNTS accounts, 100 msgs/h each; ${DURATION}s runs, best of $REPEAT rounds, the servers in turns in each round; PostgreSQL durable=$DURABLE for the admissions;" \
     "client $([ -n "$SPIN" ] && echo busy-polling || echo "sleeping in epoll, as smtpd"))"
 bench_table "shape" "mailrosterd" "minimal" "vs minimal" "each round: median, lowest" "policyd-rate-limit" "vs prl" "server CPU µs/req (mrd/min/prl)" "p99 µs (mrd/min/prl)" "mrd non-DUNNO"
+if [ ${#SIDE_NOTES[@]} -gt 0 ]; then
+    echo "side by side (one client loads both servers at once, as many connections to each, the same requests; median of $REPEAT runs):"
+    for x in "${SIDE_NOTES[@]}"; do echo "$x"; done
+fi
 echo
 bench_footer
