@@ -39,6 +39,31 @@
 # servers' rounds differ on this machine at that time (the resolution of a
 # round-by-round ratio). About half again the run time.
 #
+# SIDE=1 (the default; SIDE=0 leaves it out): after the rounds, side by
+# side. Run one after the other, two identical servers differ by up to
+# +-15 % a round here (CONTROL=1 shows it): the machine has phases, and a
+# run gets the phase it gets. So for each transport, REPEAT times, two
+# `postmap -q -` run at once, one against mailrosterd, one against
+# mini_server, both on postmap's CPU, both reading the keys repeated (so
+# that neither runs out); after SIDE_WARM (1) s the two outputs are read,
+# and again SIDE_SECONDS (8) s later. Every hit is one output line and
+# both servers answer alike, so the ratio of the bytes the two wrote in
+# that window is the ratio of their lookups/s. Both servers share every
+# moment of the window: the machine's phases fall on both, and the ratio
+# compares the servers. But they share their core too, so it is a
+# contest: CPU one server spends, even after it has answered, is time the
+# other waits for the core (a mini_server made slower by CPU spent on each
+# reply came out at 0.89-0.93 against the plain one with 3 us before its
+# reply, 0.76-0.89 with 10 us before it, and 1.08-1.12 with 10 us after
+# it); read the ratio with the CPU per lookup beside it. With CONTROL=1 also the second
+# mini_server against the first (the A/A pair), the same way; the two
+# then often run in lockstep (byte for byte the same output), so its 1.00
+# says the method adds no noise of its own, not how small a gap shows
+# (the 10 us above do). Server CPU
+# per lookup: utime + stime in the window over the window's lookups (its
+# output lines over the key file's hit fraction). 3 * REPEAT windows of
+# ~10 s (twice with CONTROL=1).
+#
 #   tests/bench/lookup_postmap.sh                 (as root; ~3.5 min)
 #   N_KEYS=20000 SLOW_KEYS=300 tests/bench/lookup_postmap.sh
 set -u
@@ -53,6 +78,9 @@ SLOW_KEYS=${SLOW_KEYS:-2000}
 REPEAT=${REPEAT:-3}
 RT=${RT:-0}
 CONTROL=${CONTROL:-0}
+SIDE=${SIDE:-1}
+SIDE_WARM=${SIDE_WARM:-1}
+SIDE_SECONDS=${SIDE_SECONDS:-8}
 DOM=example.com
 
 bench_db
@@ -85,8 +113,13 @@ idx_q=$(sed -n 's/^query = //p' "$STACK_DIR/pg-mailboxes.cf" | sed "s/%u/${sampl
 slow_q=$(sed -n 's/^query = //p' "$STACK_DIR/pg-slow.cf" | sed "s/%s/$sample/")
 idx_plan=$(psql -X -At -U mrd -d "$MR_DB" -c "EXPLAIN (COSTS OFF) $idx_q")
 slow_plan=$(psql -X -At -U mrd -d "$MR_DB" -c "EXPLAIN (COSTS OFF) $slow_q")
-bench_note "plan of the indexed query:"; sed 's/^/#   /' <<<"$idx_plan" >&2
-bench_note "plan of the tutorial query:"; sed 's/^/#   /' <<<"$slow_plan" >&2
+# (sed: a prefix on every line of the plans)
+bench_note "plan of the indexed query:"
+# shellcheck disable=SC2001
+sed 's/^/#   /' <<<"$idx_plan" >&2
+bench_note "plan of the tutorial query:"
+# shellcheck disable=SC2001
+sed 's/^/#   /' <<<"$slow_plan" >&2
 if grep -q 'mailboxes_domain_id_local_part_key' <<<"$idx_plan"; then
     IDX_NOTE="EXPLAIN: Index Scan using mailboxes_domain_id_local_part_key (+ domains_name_key)"
 else
@@ -196,6 +229,7 @@ pair() {
         row "${MINI_ROWS[$i]}" "${MINI_MAPS[$i]}" "$KEYS" mini; b=$LAST_RATE
         row "${rows[$i]}" "${maps[$i]}" "$KEYS" "$side"; a=$LAST_RATE
     fi
+    # shellcheck disable=SC2004  # an associative array: [i] would be the key "i"
     ratios[$i]+=" $(ratio "$a" "$b")"
 }
 # pick_best LABEL: the figures of the fastest run (other work on the
@@ -219,6 +253,7 @@ done
 # hits one run of a map, not all of them); the fastest run of each counts
 TRANSPORTS=("tcp_table" "socketmap unix" "socketmap inet")
 MRD_ROWS=("mailrosterd tcp_table" "mailrosterd socketmap unix" "mailrosterd socketmap inet")
+# shellcheck disable=SC2034  # used through local -n (pair, side_pair)
 MRD_MAPS=("tcp:127.0.0.1:$MR_TCP_MAILBOXES" "socketmap:unix:$MR_SMAP_UNIX:mailboxes"
           "socketmap:inet:127.0.0.1:$MR_SMAP_PORT:mailboxes")
 MINI_ROWS=("mini_server tcp_table (ceiling)" "mini_server socketmap unix (ceiling)" "mini_server socketmap inet (ceiling)")
@@ -246,6 +281,126 @@ pick_best "pgsql, tutorial view (extrapolated)"
 SLOW_LABEL="pgsql, tutorial view (extrapolated)"
 SLOW_100K=$(awk -v r="${RATE[$SLOW_LABEL]}" -v n="$N_KEYS" 'BEGIN { printf "%.0f", n / r }')
 
+# --- side by side (SIDE=1) ------------------------------------------------------
+# What a reading is worth: postmap does not flush per line. postmap_queries()
+# (postfix/src/postmap/postmap.c) prints each hit with
+#   vstream_printf("%s	%s\n", STR(keybuf), value);
+# and flushes VSTREAM_OUT once, after the last key; VSTREAM_OUT's buffer is
+# VSTREAM_BUFSIZE, 4096 bytes (util/vstream.h), written when full. So the
+# output file grows in 4096-byte blocks (stdbuf does nothing here: vstream
+# is not stdio), a reading is short by less than 4096 bytes, and a window's
+# bytes are off by less than 4096. An 8 s window held 1.2-4.8 MB here
+# (4,000-14,000 lookups/s each, 80 % hits, ~50 bytes a line; load 2-3):
+# < 0.35 %. The run prints the bound it had (a warning above 0.5 %).
+SIDE_BLOCK=4096
+# side_start MAP OUT: one postmap on the client CPU reading SIDE_KEYS into
+# OUT (OUT.err); its pid in SIDE_PID and STACK_PIDS (cleanup on an abort)
+side_start() {
+    ${RT_WRAP} taskset -c "$CLIENT_CPU" postmap -q - "$1" <"$SIDE_KEYS" >"$2" 2>"$2.err" &
+    SIDE_PID=$!
+    STACK_PIDS+=("$SIDE_PID")
+}
+# side_running PID: still there and not a zombie (one that ran out of keys
+# or failed has exited)
+side_running() { local s; s=$(ps -o stat= -p "$1") && [ "${s:0:1}" != Z ]; }
+# side_lookups FILE FROM TO: the lookups behind the output bytes FROM..TO
+# (the lines in them over the keys' hit fraction)
+side_lookups() {
+    tail -c +$(($2 + 1)) "$1" | head -c $(($3 - $2)) | wc -l | awk -v f="$SIDE_HIT" '{ printf "%.0f", $1 / f }'
+}
+# side_pair I ROUND [mini2]: mailrosterd's map I (or the second
+# mini_server's, the control) and mini_server's at once: the window's
+# output bytes A / B into SIDE_RATIOS (or SIDE_CTRL), each server's CPU
+# us/lookup into SIDE_CPU_<server>
+declare -A SIDE_RATIOS SIDE_CTRL SIDE_CPU_MRD SIDE_CPU_MINI SIDE_CPU_MINI2
+SIDE_ERR=0 SIDE_MIN_BYTES=
+side_pair() {
+    local i=$1 r=$2 a=${3:-mrd} sa=$MR_PID sb=$MINI_PID n=${#STACK_PIDS[@]}
+    local fa fb pa pb a0 b0 a1 b1 ca0 cb0 ca1 cb1 t0 t1 da db la lb q ok=1 e
+    local -n maps=${a^^}_MAPS cpu_a=SIDE_CPU_${a^^}
+    [ "$a" = mrd ] || sa=$MINI2_PID
+    fa=$STACK_DIR/side.$a.out fb=$STACK_DIR/side.mini.out
+    # started a few ms apart (the warm-up covers it), in the round's order
+    if [ $((r % 2)) = 1 ]; then
+        side_start "${maps[$i]}" "$fa"; pa=$SIDE_PID
+        side_start "${MINI_MAPS[$i]}" "$fb"; pb=$SIDE_PID
+    else
+        side_start "${MINI_MAPS[$i]}" "$fb"; pb=$SIDE_PID
+        side_start "${maps[$i]}" "$fa"; pa=$SIDE_PID
+    fi
+    sleep "$SIDE_WARM"
+    # both sizes from one stat: the same moment for both
+    t0=${EPOCHREALTIME/./}
+    { read -r a0; read -r b0; } < <(stat -c %s "$fa" "$fb")
+    ca0=$(proc_ticks "$sa"); cb0=$(proc_ticks "$sb")
+    sleep "$SIDE_SECONDS"
+    t1=${EPOCHREALTIME/./}
+    { read -r a1; read -r b1; } < <(stat -c %s "$fa" "$fb")
+    ca1=$(proc_ticks "$sa"); cb1=$(proc_ticks "$sb")
+    side_running "$pa" && side_running "$pb" || ok=0
+    kill "$pa" "$pb" 2>/dev/null
+    wait "$pa" "$pb" 2>/dev/null
+    STACK_PIDS=("${STACK_PIDS[@]:0:n}")
+    da=$((a1 - a0)) db=$((b1 - b0))
+    for e in "$fa.err" "$fb.err"; do
+        [ -s "$e" ] && bench_note "side by side: postmap said: $(sort "$e" | uniq -c | head -3 | tr '\n' ' ')"
+    done
+    if [ "$ok" = 0 ] || [ "$da" -le 0 ] || [ "$db" -le 0 ]; then
+        bench_note "side by side ${TRANSPORTS[$i]} $a/mini round $r: no valid window (a postmap ended early or wrote nothing)"
+        q=- la=- lb=-
+    else
+        q=$(ratio "$da" "$db")
+        la=$(side_lookups "$fa" "$a0" "$a1") lb=$(side_lookups "$fb" "$b0" "$b1")
+        SIDE_ERR=$(awk -v e="$SIDE_ERR" -v b="$SIDE_BLOCK" -v x="$da" -v y="$db" \
+            'BEGIN { m = (x < y ? x : y); printf "%.3f", (b / m * 100 > e ? b / m * 100 : e) }')
+        for e in "$da" "$db"; do
+            if [ -z "$SIDE_MIN_BYTES" ] || [ "$e" -lt "$SIDE_MIN_BYTES" ]; then SIDE_MIN_BYTES=$e; fi
+        done
+    fi
+    if [ "$a" = mrd ]; then
+        SIDE_RATIOS[$i]+=" $q"
+        SIDE_CPU_MINI[$i]+=" $(ticks_to_us_per $((cb1 - cb0)) "${lb/-/0}")"
+    else
+        SIDE_CTRL[$i]+=" $q"
+    fi
+    # shellcheck disable=SC2004  # an associative array: [i] would be the key "i"
+    cpu_a[$i]+=" $(ticks_to_us_per $((ca1 - ca0)) "${la/-/0}")"
+    bench_note "side by side ${TRANSPORTS[$i]} round $r, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e6 }') s:" \
+        "$a output $a0..$a1 ($da bytes, $la lookups), mini $b0..$b1 ($db bytes, $lb lookups); $a/mini $q"
+}
+# side_median RATIO...: the median of those that are numbers, "-" if none
+side_median() {
+    local v=() x
+    for x in "$@"; do [ "$x" = - ] || v+=("$x"); done
+    if [ ${#v[@]} = 0 ]; then echo -; return; fi
+    median_of "${v[@]}" | awk '{ s = sprintf("%.3f", $1); sub(/0$/, "", s); print s }'
+}
+
+if [ "$SIDE" = 1 ]; then
+    # the keys' hit fraction, from the sequential mini_server runs
+    SIDE_HIT=$(awk -v f="${FOUND[${MINI_ROWS[0]}]}" 'BEGIN { split(f, x, "/"); printf "%.4g", (x[2] > 0 ? x[1] / x[2] : 0) }')
+    # enough keys that neither postmap runs out: 60,000 lookups/s (twice
+    # what one postmap alone does here) for the whole run of a pair
+    SIDE_REPS=$(awk -v n="$N_KEYS" -v s=$((SIDE_WARM + SIDE_SECONDS + 5)) 'BEGIN { r = 60000 * s / n; r = (r == int(r) ? r : int(r) + 1); print (r < 2 ? 2 : r) }')
+    SIDE_KEYS=$STACK_DIR/keys.side
+    for _ in $(seq "$SIDE_REPS"); do cat "$KEYS"; done >"$SIDE_KEYS"
+    bench_note "side by side: keys $SIDE_REPS times ($(wc -l <"$SIDE_KEYS") lines), hit fraction $SIDE_HIT;" \
+        "${SIDE_WARM} s warm-up, ${SIDE_SECONDS} s windows, $REPEAT rounds"
+    for round in $(seq "$REPEAT"); do
+        for i in 0 1 2; do
+            # with the control: which pair comes first turns by round
+            if [ "$CONTROL" = 1 ] && [ $((round % 2)) = 0 ]; then
+                side_pair "$i" "$round" mini2
+                side_pair "$i" "$round"
+            else
+                side_pair "$i" "$round"
+                [ "$CONTROL" = 1 ] && side_pair "$i" "$round" mini2
+            fi
+        done
+    done
+    rm -f "$SIDE_KEYS" "$STACK_DIR"/side.*
+fi
+
 base=${RATE["pgsql, unique index (baseline)"]}
 for l in "${FAST[@]}" "$SLOW_LABEL"; do
     bench_row "$l" "${FOUND[$l]}" "${SECS[$l]}" "${RATE[$l]}" "$(ratio "${RATE[$l]}" "$base")" \
@@ -271,6 +426,29 @@ echo "tutorial view: $SLOW_NOTE; measured on $SLOW_KEYS keys in ${SECS[$SLOW_LAB
     "extrapolated to $N_KEYS keys: $SLOW_100K s"
 echo "server CPU for pgsql = every PostgreSQL process of the private cluster (backend, checkpointer, ...)"
 echo "server waited for CPU = runnable, but another process had the server's core (schedstat): other work on the machine"
+if [ "$SIDE" = 1 ]; then
+    for i in 0 1 2; do
+        l="side by side (both postmaps at once, $SIDE_SECONDS s windows): ${TRANSPORTS[$i]} mailrosterd/mini_server per round:${SIDE_RATIOS[$i]}"
+        # shellcheck disable=SC2086  # the rounds' figures, one word each
+        l+=", median $(side_median ${SIDE_RATIOS[$i]})"
+        if [ "$CONTROL" = 1 ]; then
+            # shellcheck disable=SC2086
+            l+="; control mini2/mini:${SIDE_CTRL[$i]}, median $(side_median ${SIDE_CTRL[$i]})"
+        fi
+        echo "$l"
+    done
+    echo "side by side, server CPU us/lookup per round (utime+stime in the window / its output lines over the keys' hit fraction $SIDE_HIT):"
+    for i in 0 1 2; do
+        l="  $(printf '%-15s' "${TRANSPORTS[$i]}")mailrosterd${SIDE_CPU_MRD[$i]}; mini_server${SIDE_CPU_MINI[$i]}"
+        [ "$CONTROL" = 1 ] && l+="; mini2${SIDE_CPU_MINI2[$i]}"
+        echo "$l"
+    done
+    echo "side by side: postmap writes its output in $SIDE_BLOCK-byte blocks; a window's bytes are off by < $SIDE_BLOCK," \
+        "at most $SIDE_ERR % of the smallest window (${SIDE_MIN_BYTES:--} bytes)"
+    if awk -v e="$SIDE_ERR" 'BEGIN { exit !(e > 0.5) }'; then
+        echo "WARNING: side by side: the windows are too short for the $SIDE_BLOCK-byte blocks (> 0.5 %): raise SIDE_SECONDS"
+    fi
+fi
 if grep -qE 'error|warning' "$LOG"; then
     echo "mailrosterd log warnings/errors:"
     grep -E 'error|warning' "$LOG" | sort | uniq -c | head -20
