@@ -216,8 +216,8 @@ bench_footer() {
         "at end $(cut -d' ' -f1-3 /proc/loadavg) (anything above ~1 is other work competing for the cores)"
 }
 
-# ratio A B: A/B with 2 significant decimals, "-" when B is 0 or empty
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+# ratio A B: A/B with 2 significant decimals, "-" when B is 0 or empty or A is not a number
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a ~ /^[0-9.]+$/) printf "%.2f", a / b; else print "-" }'; }
 
 # median_of N...: the median of the numbers; min_of N...: the least
 median_of() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }

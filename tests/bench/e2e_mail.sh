@@ -141,6 +141,8 @@ done
 
 echo
 echo "end to end: smtp-source ($SESSIONS sessions, $MESSAGES messages, one fresh mailbox each) -> Postfix -> LMTP sink"
+# (a configuration left out of CONFIGS shows "-")
+for name in pgsql mailroster minimal; do BEST[$name]=${BEST[$name]:--} BEST_CPU[$name]=${BEST_CPU[$name]:--}; done
 bench_row "pgsql maps (primary keys), no policy" "${BEST[pgsql]}" "1.00" "$(ratio "${BEST[pgsql]}" "${BEST[minimal]}")" "${BEST_CPU[pgsql]} (PostgreSQL)"
 bench_row "mailroster socketmap maps + policy at RCPT" "${BEST[mailroster]}" "$(ratio "${BEST[mailroster]}" "${BEST[pgsql]}")" \
     "$(ratio "${BEST[mailroster]}" "${BEST[minimal]}")" "${BEST_CPU[mailroster]} (mailrosterd)"
