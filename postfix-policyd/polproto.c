@@ -231,10 +231,119 @@ static size_t good_line(struct pol_req *r, const char *in, size_t lim, struct po
     return i + 1;
 }
 
+/* A whole plain request (what Postfix sends: no "\r", no NUL, every line
+ * NAME=VALUE, the empty line in) judged a 64-octet word at a time, without
+ * a branch per line: per word, masks of the octets that end a name (X),
+ * the newlines (NL), the "=" (EQ) and the octets that need the careful
+ * path ("\r" or NUL: BAD). Lines start at 0 and after each newline (S);
+ * the first X at or after each line start is X & ~(X - S), taken as one
+ * long subtraction over the words (a borrow stops at the next X, and every
+ * line's newline is one). The request is good when each line's first X is
+ * an "=" that is not at the line's start; its end is the first line start
+ * on a newline (the empty line). The spans are then the set bits, in
+ * order: S for the starts, the firsts for the "=", NL for the ends.
+ * Returns 0 for anything else (not all in, a fault, a "\r", too many
+ * lines), and judge() decides as it always has. */
+struct pol_masks {
+    uint64_t x, nl, eq, bad;
+};
+
+static void masks_of(struct pol_masks *m, const char *in, size_t base, size_t lim)
+{
+    unsigned char pad[64];
+    const unsigned char *s = (const unsigned char *)in + base;
+    uint64_t x = 0, nl = 0, eq = 0, bad = 0;
+
+    if (lim - base < 64) {      /* never read past lim; NULs past it */
+        memset(pad, 0, sizeof(pad));
+        memcpy(pad, s, lim - base);
+        s = pad;
+    }
+#ifdef POL_SSE2
+    const __m128i a_off = _mm_set1_epi8((char)(0x80 - 'a')), a_top = _mm_set1_epi8((char)(-128 + 26));
+    const __m128i d_off = _mm_set1_epi8((char)(0x80 - '0')), d_top = _mm_set1_epi8((char)(-128 + 10));
+    const __m128i us = _mm_set1_epi8('_'), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    const __m128i eqc = _mm_set1_epi8('='), nul = _mm_setzero_si128();
+    for (int k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * k));
+        __m128i name = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(_mm_add_epi8(v, a_off), a_top),
+                                                 _mm_cmplt_epi8(_mm_add_epi8(v, d_off), d_top)),
+                                    _mm_cmpeq_epi8(v, us));
+        x |= (uint64_t)(uint16_t)~_mm_movemask_epi8(name) << (16 * k);
+        nl |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) << (16 * k);
+        eq |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, eqc)) << (16 * k);
+        bad |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, nul)))
+               << (16 * k);
+    }
+#else
+    for (int k = 0; k < 64; k++) {
+        x |= (uint64_t)!name_char(s[k]) << k;
+        nl |= (uint64_t)(s[k] == '\n') << k;
+        eq |= (uint64_t)(s[k] == '=') << k;
+        bad |= (uint64_t)(s[k] == '\r' || s[k] == 0) << k;
+    }
+#endif
+    m->x = x;
+    m->nl = nl;
+    m->eq = eq;
+    m->bad = bad;
+}
+
+/* the positions base + each set bit of bits, in order, into one field of
+ * spans[*n...]; 0 when more than POL_MAX_ATTRS */
+#define SPAN_BITS(bits, field, n)                                  \
+    for (uint64_t b_ = (bits); b_; b_ &= b_ - 1) {                 \
+        if ((n) == POL_MAX_ATTRS)                                  \
+            return 0;                                              \
+        r->spans[(n)++].field = (unsigned short)(base + (size_t)__builtin_ctzll(b_)); \
+    }
+
+static int judge_plain(struct pol_req *r, const char *in, size_t lim, size_t *used, int *nattrs)
+{
+    uint64_t carry = 1;         /* position 0 starts a line */
+    uint64_t borrow = 0;
+    int ns = 0, nq = 0, nn = 0;
+    struct pol_masks m;
+
+    for (size_t base = 0; base < lim; base += 64) {
+        masks_of(&m, in, base, lim);
+        r->examined += (lim - base < 64 ? lim - base : 64);
+        uint64_t s = m.nl << 1 | carry;
+        carry = m.nl >> 63;
+        uint64_t t = m.x - s, d = t - borrow;
+        borrow = (m.x < s) | (t < borrow);
+        uint64_t first = m.x & ~d;
+        /* the octets of this request in this word: up to its empty line */
+        uint64_t end = s & m.nl, keep = ~(uint64_t)0;
+        if (end) {
+            unsigned e = (unsigned)__builtin_ctzll(end);
+            if (base + e == 0)
+                return 0;       /* an empty request */
+            keep = e == 63 ? ~((uint64_t)1 << 63) : ((uint64_t)1 << e) - 1;
+        }
+        if (base + 64 > lim && !end)
+            return 0;           /* not all in (past lim the pad is NUL: bad anyway) */
+        if ((m.bad | (first & ~m.eq) | (first & s)) & keep)
+            return 0;
+        SPAN_BITS(s & keep, line, ns);
+        SPAN_BITS(first & keep, eq, nq);
+        SPAN_BITS(m.nl & keep, end, nn);
+        if (end) {
+            if (ns != nq || nq != nn)
+                return 0;       /* cannot be: every line has one of each */
+            *used = base + (size_t)__builtin_ctzll(end) + 1;
+            *nattrs = ns;
+            return 1;
+        }
+    }
+    return 0;
+}
+#undef SPAN_BITS
+
 /* The verdict on in[0..len) and the number of attributes, going on from
  * r->scan; *used as pol_parse's. */
 static enum pol_status judge(struct pol_req *r, const char *in, size_t len, size_t *used,
-                             const char **why, int *nattrs)
+                             const char **why, int *nattrs, int *plain)
 {
     /* bytes beyond the limit are never looked at: a request cannot reach them */
     size_t lim = len < POL_MAX_REQUEST ? len : POL_MAX_REQUEST;
@@ -243,6 +352,10 @@ static enum pol_status judge(struct pol_req *r, const char *in, size_t len, size
 
     if (sc->next > lim)     /* not the stream judged so far */
         pol_req_reset(r);
+    if (sc->line == 0 && sc->next == 0 && judge_plain(r, in, lim, used, nattrs)) {
+        *plain = 1;
+        return POL_OK;
+    }
     for (;;) {
         size_t p = sc->line;
         if (sc->next == p && sc->nattrs < POL_MAX_ATTRS) {
@@ -317,10 +430,11 @@ static enum pol_known known_of(const char *name, size_t len)
 
 /* Copy the good request in[0..used) into r->text, each line cut into
  * "name\0value\0" where judge() saw its "=" and its end. Those places are
- * checked, not trusted: should a caller break the resuming contract, the
+ * checked, not trusted, unless judge_plain() found them in this call on
+ * these bytes (plain): should a caller break the resuming contract, the
  * verdict may be wrong, but every write stays inside the copy. Returns -1
  * when the text is not the nattrs good lines judged. */
-static int split(struct pol_req *r, const char *in, size_t used, int nattrs)
+static int split(struct pol_req *r, const char *in, size_t used, int nattrs, int plain)
 {
     size_t from = 0;
 
@@ -337,8 +451,8 @@ static int split(struct pol_req *r, const char *in, size_t used, int nattrs)
     for (int i = 0; i < nattrs; i++) {
         const struct pol_span *sp = &r->spans[i];
         char *t = r->text;
-        if (sp->line < from || sp->eq <= sp->line || sp->end <= sp->eq || sp->end >= used ||
-            t[sp->eq] != '=' || (t[sp->end] != '\n' && t[sp->end] != '\r'))
+        if (!plain && (sp->line < from || sp->eq <= sp->line || sp->end <= sp->eq || sp->end >= used ||
+                       t[sp->eq] != '=' || (t[sp->end] != '\n' && t[sp->end] != '\r')))
             return -1;
         from = (size_t)sp->end + 1;
         t[sp->eq] = 0;
@@ -357,7 +471,7 @@ enum pol_status pol_parse(struct pol_req *r, const char *in, size_t len, size_t 
                           const char **why)
 {
     enum pol_status st;
-    int nattrs = 0;
+    int nattrs = 0, plain = 0;
 
     r->nattrs = 0;
     *used = 0;
@@ -366,11 +480,11 @@ enum pol_status pol_parse(struct pol_req *r, const char *in, size_t len, size_t 
         pol_req_reset(r);
         return POL_NEED_MORE;
     }
-    st = judge(r, in, len, used, why, &nattrs);
+    st = judge(r, in, len, used, why, &nattrs, &plain);
     if (st == POL_NEED_MORE)
         return st;
     pol_req_reset(r);   /* a verdict: the next call starts a new request */
-    if (st == POL_OK && split(r, in, *used, nattrs) < 0) {
+    if (st == POL_OK && split(r, in, *used, nattrs, plain) < 0) {
         *why = "request changed between calls (caller error)";
         return POL_BAD;
     }

@@ -757,6 +757,102 @@ START_TEST(too_long_by_count)
 }
 END_TEST
 
+/* A reading of the rules written for this test alone, octet by octet:
+ * the verdict on in[0..len) (len well below POL_MAX_REQUEST), *used, and
+ * each attribute's name and value as offsets. */
+struct ref_attr {
+    size_t name, name_len, value, value_len;
+};
+
+static enum pol_status ref_parse(const char *in, size_t len, size_t *used, struct ref_attr *a, int *n)
+{
+    size_t s = 0;
+    *n = 0;
+    *used = 0;
+    for (;;) {
+        const char *nl = memchr(in + s, '\n', len - s);
+        size_t e, c;
+        for (size_t i = s; i < (nl ? (size_t)(nl - in) : len); i++)
+            if (in[i] == 0)
+                return POL_BAD;
+        if (nl == NULL)
+            return POL_NEED_MORE;
+        e = (size_t)(nl - in);
+        c = e > s && in[e - 1] == '\r' ? e - 1 : e;
+        if (c == s) {
+            *used = e + 1;
+            return *n ? POL_OK : POL_BAD;
+        }
+        size_t q = s;
+        while (q < c && ((in[q] >= 'a' && in[q] <= 'z') || (in[q] >= '0' && in[q] <= '9') || in[q] == '_'))
+            q++;
+        if (q == s || q == c || in[q] != '=' || *n == POL_MAX_ATTRS)
+            return POL_BAD;
+        a[*n].name = s;
+        a[*n].name_len = q - s;
+        a[*n].value = q + 1;
+        a[*n].value_len = c - q - 1;
+        (*n)++;
+        s = e + 1;
+    }
+}
+
+/* Requests whose lines end, split and go wrong at every place relative to
+ * the parser's 64-octet words (lines of 1-140 octets, from a fixed seed),
+ * whole and with one octet changed: the verdict, the end and the
+ * attributes are the reference's, in one piece and trickling in. */
+START_TEST(word_edges)
+{
+    static const char swaps[] = { '=', '\n', 'A', '\r', 0, '-', 'a', '_' };
+    struct buf b;
+    struct ref_attr ra[POL_MAX_ATTRS];
+    unsigned seed = 12345;
+    buf_init(&b);
+    for (int round = 0; round < 600; round++) {
+        buf_reset(&b);
+        int lines = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 9;
+        for (int l = 0; l < lines; l++) {
+            int nlen = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 70;
+            int vlen = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 140;
+            for (int k = 0; k < nlen; k++)
+                buf_addc(&b, "abcdefghijklmnopqrstuvwxyz0123456789_"[(k * 7 + l) % 37]);
+            buf_addc(&b, '=');
+            for (int k = 0; k < vlen; k++)
+                buf_addc(&b, " =x:Y@.+"[(k + l) % 8]);
+            buf_addc(&b, '\n');
+        }
+        buf_addc(&b, '\n');
+        size_t whole = b.len;
+        buf_adds(&b, "next=1\n\n");   /* a request behind it, as pipelined */
+        for (int v = 0; v < 1 + (int)sizeof(swaps); v++) {
+            char *in = malloc(b.len);
+            ck_assert_ptr_nonnull(in);
+            memcpy(in, b.data, b.len);
+            if (v > 0)      /* one octet of the first request changed */
+                in[((seed = seed * 1103515245u + 12345u) >> 16) % whole] = swaps[v - 1];
+            size_t used, rused;
+            int rn;
+            const char *why;
+            enum pol_status want = ref_parse(in, b.len, &rused, ra, &rn);
+            enum pol_status st = parse(in, b.len, &used, &why);
+            ck_assert_msg(st == want, "round %d variant %d: status %d, expected %d", round, v, st, want);
+            if (st == POL_OK) {
+                ck_assert_uint_eq(used, rused);
+                ck_assert_int_eq(R.nattrs, rn);
+                for (int i = 0; i < rn; i++) {
+                    ck_assert_uint_eq(strlen(R.attrs[i].name), ra[i].name_len);
+                    ck_assert(memcmp(R.attrs[i].name, in + ra[i].name, ra[i].name_len) == 0);
+                    ck_assert_uint_eq(strlen(R.attrs[i].value), ra[i].value_len);
+                    ck_assert(memcmp(R.attrs[i].value, in + ra[i].value, ra[i].value_len) == 0);
+                }
+            }
+            free(in);
+        }
+    }
+    buf_free(&b);
+}
+END_TEST
+
 START_TEST(reply)
 {
     struct buf out;
@@ -826,6 +922,7 @@ Suite *polproto_suite(void)
     tcase_add_test(tc, value_octets);
     tcase_add_test(tc, too_long_by_size);
     tcase_add_test(tc, too_long_by_count);
+    tcase_add_test(tc, word_edges);
     tcase_add_test(tc, reply);
     tcase_add_test(tc, init_free);
     suite_add_tcase(s, tc);
