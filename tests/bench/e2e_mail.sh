@@ -16,6 +16,12 @@
 # Server CPU: mailrosterd's (or PostgreSQL's, or mini_server's) per
 # message. Nothing is asserted.
 #
+# CONTROL=1: a fourth configuration, "minimal2", the minimal one again
+# against a second mini_server (the same program and data), in the same
+# turns: its ratio to minimal, round by round, is how far two identical
+# configurations differ on this machine at that time (the resolution of a
+# round's ratio).
+#
 #   tests/bench/e2e_mail.sh       (as root)
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -24,6 +30,7 @@ bench_init e2e_mail
 MESSAGES=${MESSAGES:-3000}
 SESSIONS=${SESSIONS:-10}
 REPEAT=${REPEAT:-2}
+CONTROL=${CONTROL:-0}
 STACK_KEEP=${STACK_KEEP:-0}
 N_MAILBOXES=$(( MESSAGES + 1000 ))
 
@@ -53,6 +60,11 @@ chmod 755 "$STACK_DIR" "$STACK_DIR/mr"
 } >"$STACK_DIR/mini.tab"
 bench_mini_start mini -M -f "$STACK_DIR/mini.tab" -s "unix:$STACK_DIR/mini.smap"
 MINI_PID=$MINI_STARTED
+MINI2_PID=
+if [ "$CONTROL" = 1 ]; then
+    bench_mini_start mini2 -M -f "$STACK_DIR/mini.tab" -s "unix:$STACK_DIR/mini2.smap"
+    MINI2_PID=$MINI_STARTED
+fi
 
 # pgsql maps on the primary keys, as the daemon's read-only role
 sql -c "ALTER ROLE mrd PASSWORD 'mrd'" >/dev/null
@@ -84,12 +96,13 @@ conf_of() { # NAME: the main.cf lines of one configuration
         printf '%s\n' "virtual_mailbox_domains = $s:domains" "virtual_mailbox_maps = $s:mailboxes" \
         "virtual_alias_maps = $s:aliases" \
         "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service { unix:$P_POL, timeout=10s, default_action=DUNNO }" ;;
-    minimal) local s="socketmap:unix:$STACK_DIR/mini.smap"
+    minimal | minimal2) local s="socketmap:unix:$STACK_DIR/mini.smap"
+        [ "$1" = minimal2 ] && s="socketmap:unix:$STACK_DIR/mini2.smap"
         printf '%s\n' "virtual_mailbox_domains = $s:domains" "virtual_mailbox_maps = $s:mailboxes" \
         "virtual_alias_maps = $s:aliases" "smtpd_recipient_restrictions = reject_unauth_destination" ;;
     esac
 }
-server_pid() { case $1 in mailroster) echo "$MR_PID" ;; minimal) echo "$MINI_PID" ;; esac; }
+server_pid() { case $1 in mailroster) echo "$MR_PID" ;; minimal) echo "$MINI_PID" ;; minimal2) echo "$MINI2_PID" ;; esac; }
 
 count_sent() { local n; n=$(grep -c 'status=sent' "$STACK_POSTFIX_LOG" 2>/dev/null); echo "${n:-0}"; }
 declare -A BEST BEST_CPU RATE_OF
@@ -99,7 +112,7 @@ run() { # NAME ROUND
 $(conf_of "$name")" || { echo "Postfix ($name) did not start" >&2; exit 1; }
     # every map answers before the clock starts
     for m in domains mailboxes; do postmap -c "$STACK_POSTFIX_CONF" -q "$([ $m = domains ] && echo example.com || echo 1u@example.com)" \
-        "$(postconf -c "$STACK_POSTFIX_CONF" -h virtual_mailbox_$([ $m = domains ] && echo domains || echo maps))" >/dev/null ||
+        "$(postconf -c "$STACK_POSTFIX_CONF" -h virtual_mailbox_"$([ $m = domains ] && echo domains || echo maps)")" >/dev/null ||
         { echo "$name: the $m map does not answer" >&2; exit 1; }; done
     local before
     before=$(count_sent)
@@ -136,7 +149,9 @@ $(conf_of "$name")" || { echo "Postfix ($name) did not start" >&2; exit 1; }
 # cache's state is not what it was before it).
 for round in $(seq 1 "$REPEAT"); do
     # shellcheck disable=SC2046,SC2086  # configuration names: words without spaces
-    for name in $(turned "$round" ${CONFIGS:-pgsql mailroster minimal}); do run "$name" "$round"; done
+    for name in $(turned "$round" ${CONFIGS:-pgsql mailroster minimal} $([ "$CONTROL" = 1 ] && echo minimal2)); do
+        run "$name" "$round"
+    done
 done
 
 echo
@@ -154,6 +169,14 @@ if [ -n "${RATE_OF[mailroster.1]:-}" ] && [ -n "${RATE_OF[minimal.1]:-}" ]; then
         rs+=" $(ratio "${RATE_OF[mailroster.$round]}" "${RATE_OF[minimal.$round]}")"
     done
     echo "mailroster / minimal msg/s, round by round:$rs; median $(median_of $rs)"
+fi
+if [ "$CONTROL" = 1 ] && [ -n "${RATE_OF[minimal2.1]:-}" ] && [ -n "${RATE_OF[minimal.1]:-}" ]; then
+    rs=""
+    for round in $(seq 1 "$REPEAT"); do
+        rs+=" $(ratio "${RATE_OF[minimal2.$round]}" "${RATE_OF[minimal.$round]}")"
+    done
+    # shellcheck disable=SC2086  # the rounds' ratios, one word each
+    echo "control, minimal2 / minimal msg/s (the same configuration twice), round by round:$rs; median $(median_of $rs)"
 fi
 echo
 bench_footer
