@@ -140,6 +140,32 @@ static size_t request_end(struct pol_req *r, const char *in, size_t p, size_t li
 #define POL_SSE2 1
 #endif
 
+/* in[base..base+64), or a copy of what is in of it padded with NULs:
+ * never a read past lim */
+static const unsigned char *window_octets(const char *in, size_t base, size_t lim, unsigned char pad[64])
+{
+    const unsigned char *s = (const unsigned char *)in + base;
+
+    if (lim - base >= 64)
+        return s;
+    memset(pad, 0, 64);
+    memcpy(pad, s, lim - base);
+    return pad;
+}
+
+#ifdef POL_SSE2
+/* Which octets of v are in [a-z0-9_]: x + (0x80 - lo) puts [lo, lo + n)
+ * at the bottom of the signed octets, where one compare finds it. */
+static inline __m128i name_class(__m128i v)
+{
+    const __m128i a_off = _mm_set1_epi8((char)(0x80 - 'a')), a_top = _mm_set1_epi8((char)(-128 + 26));
+    const __m128i d_off = _mm_set1_epi8((char)(0x80 - '0')), d_top = _mm_set1_epi8((char)(-128 + 10));
+    return _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(_mm_add_epi8(v, a_off), a_top),
+                                     _mm_cmplt_epi8(_mm_add_epi8(v, d_off), d_top)),
+                        _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
+}
+#endif
+
 struct pol_win {
     size_t base;                /* in[base..base+64); (size_t)-1: none loaded */
     uint64_t name_end, value_end;
@@ -150,25 +176,14 @@ __attribute__((noinline)) static void win_load(struct pol_win *w, const char *in
                                                size_t lim)
 {
     unsigned char pad[64];
-    const unsigned char *s = (const unsigned char *)in + base;
+    const unsigned char *s = window_octets(in, base, lim, pad);
     uint64_t ne = 0, ve = 0;
 
-    if (lim - base < 64) {      /* never read past lim */
-        memset(pad, 0, sizeof(pad));
-        memcpy(pad, s, lim - base);
-        s = pad;
-    }
 #ifdef POL_SSE2
-    /* x + (0x80 - lo) puts [lo, lo + n) at the bottom of the signed
-     * octets, where one compare finds it */
-    const __m128i a_off = _mm_set1_epi8((char)(0x80 - 'a')), a_top = _mm_set1_epi8((char)(-128 + 26));
-    const __m128i d_off = _mm_set1_epi8((char)(0x80 - '0')), d_top = _mm_set1_epi8((char)(-128 + 10));
-    const __m128i us = _mm_set1_epi8('_'), nl = _mm_set1_epi8('\n'), nul = _mm_setzero_si128();
+    const __m128i nl = _mm_set1_epi8('\n'), nul = _mm_setzero_si128();
     for (int k = 0; k < 4; k++) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * k));
-        __m128i name = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(_mm_add_epi8(x, a_off), a_top),
-                                                 _mm_cmplt_epi8(_mm_add_epi8(x, d_off), d_top)),
-                                    _mm_cmpeq_epi8(x, us));
+        __m128i name = name_class(x);
         __m128i end = _mm_or_si128(_mm_cmpeq_epi8(x, nl), _mm_cmpeq_epi8(x, nul));
         ne |= (uint64_t)(uint16_t)~_mm_movemask_epi8(name) << (16 * k);
         ve |= (uint64_t)(uint16_t)_mm_movemask_epi8(end) << (16 * k);
@@ -251,24 +266,15 @@ struct pol_masks {
 static void masks_of(struct pol_masks *m, const char *in, size_t base, size_t lim)
 {
     unsigned char pad[64];
-    const unsigned char *s = (const unsigned char *)in + base;
+    const unsigned char *s = window_octets(in, base, lim, pad);
     uint64_t x = 0, nl = 0, eq = 0, bad = 0;
 
-    if (lim - base < 64) {      /* never read past lim; NULs past it */
-        memset(pad, 0, sizeof(pad));
-        memcpy(pad, s, lim - base);
-        s = pad;
-    }
 #ifdef POL_SSE2
-    const __m128i a_off = _mm_set1_epi8((char)(0x80 - 'a')), a_top = _mm_set1_epi8((char)(-128 + 26));
-    const __m128i d_off = _mm_set1_epi8((char)(0x80 - '0')), d_top = _mm_set1_epi8((char)(-128 + 10));
-    const __m128i us = _mm_set1_epi8('_'), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
     const __m128i eqc = _mm_set1_epi8('='), nul = _mm_setzero_si128();
     for (int k = 0; k < 4; k++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * k));
-        __m128i name = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(_mm_add_epi8(v, a_off), a_top),
-                                                 _mm_cmplt_epi8(_mm_add_epi8(v, d_off), d_top)),
-                                    _mm_cmpeq_epi8(v, us));
+        __m128i name = name_class(v);
         x |= (uint64_t)(uint16_t)~_mm_movemask_epi8(name) << (16 * k);
         nl |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) << (16 * k);
         eq |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, eqc)) << (16 * k);
