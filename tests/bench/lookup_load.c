@@ -638,8 +638,8 @@ static uint64_t pct(const struct target *tg, double p)
     return tg->lat_max;
 }
 
-/* the output line of one target (see the top); the client's CPU is the
- * whole client's */
+/* the output line of one target (see the top); client_cpu_s, stalled and
+ * outstanding are the whole client's, the same on both lines with -b */
 static void print_target(struct target *tg, double secs, double cpu, int stalled)
 {
     printf("proto=%s conns=%d inflight=%d rate_offered=%.0f secs=%.2f lookups=%llu lookups_per_s=%.0f "
